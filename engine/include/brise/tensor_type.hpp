@@ -1,0 +1,36 @@
+// Tensor element types as GGUF/ggml number them, and their block layouts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace brise {
+
+// Values are ggml's type ids, so they can be written to and read from GGUF unchanged.
+enum class TensorType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q8_0 = 8,
+  BF16 = 30,
+};
+
+struct TensorTypeInfo {
+  std::string_view name;   // "f32", "f16", "bf16", "q8_0", "q4_0"
+  uint32_t block_elems;    // elements per block (1 for plain float types)
+  uint32_t block_bytes;    // bytes per block
+};
+
+// Returns nullopt for ids brise does not support (every other ggml type).
+std::optional<TensorType> tensor_type_from_id(uint32_t ggml_type_id);
+std::optional<TensorType> tensor_type_from_name(std::string_view name);
+const TensorTypeInfo& tensor_type_info(TensorType type);
+inline std::string_view tensor_type_name(TensorType type) { return tensor_type_info(type).name; }
+
+// Bytes used by a row of `n_elems` elements, or nullopt when n_elems is not a whole number of
+// blocks or the size overflows uint64.
+std::optional<uint64_t> tensor_row_bytes(TensorType type, uint64_t n_elems);
+
+}  // namespace brise

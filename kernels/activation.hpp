@@ -1,0 +1,20 @@
+// Element-wise and reduction kernels: softmax, SwiGLU, argmax.
+#pragma once
+
+#include <cstddef>
+
+namespace brise::kernels {
+
+// In place, numerically stable (subtracts the max).
+void softmax(float* x, size_t n);
+void softmax_ref(float* x, size_t n);
+
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). `out` may alias either input.
+void silu_mul(const float* gate, const float* up, float* out, size_t n);
+void silu_mul_ref(const float* gate, const float* up, float* out, size_t n);
+
+// Index of the largest value (the first one on ties); NaN is never chosen over a number.
+size_t argmax(const float* x, size_t n);
+size_t argmax_ref(const float* x, size_t n);
+
+}  // namespace brise::kernels

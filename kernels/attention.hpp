@@ -1,0 +1,42 @@
+// Attention of a group of query heads that share one KV head (grouped-query attention), over a
+// sequence of cached key/value rows, with an online (running max) softmax.
+#pragma once
+
+#include <cstddef>
+#include <span>
+
+namespace brise::kernels {
+
+enum class KVType { F32, F16 };
+
+// `count` consecutive key positions: key i at k + i * row_stride, value i at v + i * row_stride
+// (elements of the view's type; each row holds head_dim values).
+struct KVSegment {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  size_t count = 0;
+};
+
+// The keys one query attends to, oldest first, as up to a few contiguous segments (a rolling
+// cache wraps; the chunk being prefilled lives in its own buffer).
+struct KVView {
+  KVType type = KVType::F32;
+  size_t head_dim = 0;
+  size_t row_stride = 0;  // elements between consecutive rows of a segment
+  std::span<const KVSegment> segments;
+};
+
+// For each of the `group` query heads g (q + g * q_stride):
+//   out[g] = sum_j softmax_j(scale * q[g] . k_j) v_j   over all keys of `kv` in order.
+// Reads each K and V row once for the whole group. Keys are processed in tiles of kAttentionTile
+// counted from the first key of the view, so the result depends only on the sequence of keys,
+// never on how it is split into segments. No heap allocation.
+void attention(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
+               float* out, size_t out_stride);
+// Scalar reference: scores, plain softmax, weighted sum.
+void attention_ref(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
+                   float* out, size_t out_stride);
+
+inline constexpr size_t kAttentionTile = 32;
+
+}  // namespace brise::kernels
