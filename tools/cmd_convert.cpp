@@ -1,7 +1,76 @@
-// Placeholder until this subcommand is implemented.
+// brise convert CHECKPOINT_DIR -o OUT.gguf [--type T] [--sliding-window N|none] ...
+#include <omp.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "brise/convert.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "progress.hpp"
 
 namespace brise::cli {
-int cmd_convert(const Args&) { throw UsageError("'convert' is not implemented yet"); }
+
+int cmd_convert(const Args& args) {
+  std::string dir, output, type, window, tokenizer, name;
+  int64_t context = 0, threads = 0;
+  ArgParser p("convert", "CHECKPOINT_DIR -o OUT.gguf [options]",
+              "Converts a Hugging Face (config.json + model*.safetensors) or Mistral-native\n"
+              "(params.json + consolidated.safetensors) checkpoint and its tokenizer.model into\n"
+              "one GGUF file. The file appears only when the conversion succeeded.");
+  p.positional("CHECKPOINT_DIR", &dir, "folder holding the checkpoint");
+  p.option("-o,--output", &output, "OUT.gguf", "file to write (required)");
+  p.option("--type", &type, "TYPE",
+           "f32, f16, bf16, q8_0 or q4_0 for the matrices (default: the checkpoint's dtype;\n"
+           "      norm weights stay f32)");
+  p.option("--sliding-window", &window, "N|none",
+           "sliding attention window to record (default: the checkpoint's)");
+  p.option("--context-length", &context, "N", "context length to record (default: the config's)", 1,
+           1 << 24);
+  p.option("--tokenizer", &tokenizer, "FILE", "tokenizer.model to use (default: the folder's)");
+  p.option("--name", &name, "NAME", "general.name (default: the folder's name)");
+  p.option("-t,--threads", &threads, "N", "threads for quantization (default: all cores)", 1, 1024);
+  if (!p.parse(args)) return 0;
+  if (output.empty()) throw UsageError("missing -o OUT.gguf");
+
+  ConvertOptions options;
+  if (!type.empty()) {
+    options.type = tensor_type_from_name(type);
+    if (!options.type)
+      throw UsageError("--type must be f32, f16, bf16, q8_0 or q4_0, got '" + type + "'");
+  }
+  if (!window.empty()) {
+    if (window == "none") {
+      options.sliding_window = std::optional<uint32_t>{};
+    } else {
+      const auto ids = parse_id_list(window, "--sliding-window");
+      if (ids.size() != 1 || ids[0] <= 0)
+        throw UsageError("--sliding-window must be a positive number or 'none'");
+      options.sliding_window = static_cast<uint32_t>(ids[0]);
+    }
+  }
+  if (context > 0) options.context_length = static_cast<uint32_t>(context);
+  options.tokenizer = tokenizer;
+  options.name = name;
+  if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+
+  ProgressLine line;
+  const auto result = convert_checkpoint(dir, output, options, [&](const ConvertProgress& pr) {
+    if (pr.tensor_index >= pr.n_tensors) return;
+    char buf[256];
+    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
+    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
+                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
+                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                  format_bytes(static_cast<uint64_t>(rate)).c_str());
+    line.update(buf);
+  });
+  line.finish();
+  for (const auto& note : result.notes) std::cerr << "note: " << note << "\n";
+  std::printf("wrote %s: %zu tensors, %s, %s, in %.1f s\n", output.c_str(), result.n_tensors,
+              std::string(tensor_type_name(result.type)).c_str(),
+              format_bytes(result.file_bytes).c_str(), result.seconds);
+  return 0;
+}
+
 }  // namespace brise::cli

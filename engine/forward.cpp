@@ -1,0 +1,166 @@
+// The Mistral forward pass over a chunk of tokens (one token when decoding).
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "brise/error.hpp"
+#include "engine/parallel_ops.hpp"
+#include "engine/session_state.hpp"
+#include "kernels/activation.hpp"
+#include "kernels/fp16.hpp"
+#include "kernels/norm.hpp"
+#include "kernels/rope.hpp"
+
+namespace brise {
+namespace {
+
+void add_rows(float* x, const float* h, size_t count) {
+  for (size_t i = 0; i < count; ++i) x[i] += h[i];
+}
+
+// Corrupt weights show up as NaN/Inf in the residual stream: name the layer where they appear.
+void check_finite(const float* x, size_t count, const std::string& where) {
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(x[i]))
+      throw Error("numeric fault: NaN or Inf in the activations after " + where +
+                  " (corrupt weights?)");
+}
+
+}  // namespace
+
+void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
+  const ModelConfig& c = model->config();
+  const size_t n = ids.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
+  const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  act.ensure(n, c, options.kv_type);
+  cache.reserve(pos0 + n);
+  Activations& a = act;
+
+  for (size_t t = 0; t < n; ++t) {
+    embedding_row(model->token_embedding(), ids[t], &a.x[t * dim]);
+    kernels::rope_angles(pos0 + t, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
+                         &a.rope_sin[t * hd / 2]);
+  }
+
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = model->layers()[l];
+
+    // h = x + wo · attention(rope(wq · xn), rope(wk · xn), wv · xn),  xn = rmsnorm(x) *
+    // attention_norm
+#pragma omp parallel for num_threads(team_size(n * dim, threads))
+    for (size_t t = 0; t < n; ++t)
+      kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
+    parallel_matmul(w.wq, a.xn.data(), n, a.q.data(), threads);
+    parallel_matmul(w.wk, a.xn.data(), n, a.k.data(), threads);
+    parallel_matmul(w.wv, a.xn.data(), n, a.v.data(), threads);
+    for (size_t t = 0; t < n; ++t) {
+      kernels::rope_apply(&a.q[t * q_dim], c.n_heads, hd, &a.rope_cos[t * hd / 2],
+                          &a.rope_sin[t * hd / 2]);
+      kernels::rope_apply(&a.k[t * kv_dim], c.n_kv_heads, hd, &a.rope_cos[t * hd / 2],
+                          &a.rope_sin[t * hd / 2]);
+    }
+    attention(l, n, pos0);
+    parallel_matmul(w.wo, a.att.data(), n, a.h.data(), threads);
+    add_rows(a.x.data(), a.h.data(), n * dim);
+
+    // x = h + w2 · (silu(w1 · xn) * (w3 · xn)),  xn = rmsnorm(h) * ffn_norm
+#pragma omp parallel for num_threads(team_size(n * dim, threads))
+    for (size_t t = 0; t < n; ++t)
+      kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
+    parallel_matmul(w.w1, a.xn.data(), n, a.gate.data(), threads);
+    parallel_matmul(w.w3, a.xn.data(), n, a.up.data(), threads);
+    for (size_t t = 0; t < n; ++t)  // row by row: each row's SIMD/tail split is fixed
+      kernels::silu_mul(&a.gate[t * ffn], &a.up[t * ffn], &a.gate[t * ffn], ffn);
+    parallel_matmul(w.w2, a.gate.data(), n, a.h.data(), threads);
+    add_rows(a.x.data(), a.h.data(), n * dim);
+
+    check_finite(a.x.data(), n * dim,
+                 "layer " + std::to_string(l) + " (blk." + std::to_string(l) + ")");
+  }
+
+  // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.
+  const size_t first = rows == LogitRows::All ? 0 : n - 1;
+  for (size_t t = first; t < n; ++t)
+    kernels::rmsnorm(&a.x[t * dim], model->output_norm(), dim, c.norm_eps, &a.xn[t * dim]);
+  float* out = rows == LogitRows::All ? all_logits.data() : logits.data();
+  parallel_matmul(model->output(), &a.xn[first * dim], n - first, out, threads);
+  check_finite(out, (n - first) * c.vocab_size, "the output layer");
+}
+
+// Grouped-query attention of every query of the chunk. Keys of earlier positions come from the
+// cache; keys of the chunk itself from the chunk's own K/V rows (staged in the cache's type), so
+// a chunk longer than the window still sees exactly positions i - W < j <= i. Every query walks
+// its keys oldest first, so the result does not depend on how the prompt was chunked.
+void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
+  const ModelConfig& c = model->config();
+  const size_t hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), group = c.group_size();
+  const size_t eb = cache.element_bytes();
+  Activations& a = act;
+
+  const std::byte* k_chunk = reinterpret_cast<const std::byte*>(a.k.data());
+  const std::byte* v_chunk = reinterpret_cast<const std::byte*>(a.v.data());
+  if (options.kv_type == KVCacheType::F16) {
+    kernels::convert_f32_to_f16(a.k.data(), a.k16.data(), n * kv_dim);
+    kernels::convert_f32_to_f16(a.v.data(), a.v16.data(), n * kv_dim);
+    k_chunk = reinterpret_cast<const std::byte*>(a.k16.data());
+    v_chunk = reinterpret_cast<const std::byte*>(a.v16.data());
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const uint64_t slots = cache.max_slots();
+  const size_t keys = std::min<uint64_t>(pos0 + n, window.value_or(UINT32_MAX));
+  const int team = team_size(n * keys * q_dim, threads);
+
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team)
+  for (size_t t = 0; t < n; ++t) {
+    for (size_t h = 0; h < c.n_kv_heads; ++h) {
+      const uint64_t pos = pos0 + t;
+      const uint64_t first = window && pos + 1 > *window ? pos + 1 - *window : 0;
+      const size_t head = h * hd * eb;
+      kernels::KVSegment segments[3];
+      size_t count = 0;
+      if (first < pos0) {  // cached positions [first, pos0), possibly wrapping around the ring
+        const uint64_t s0 = cache.slot(first), len = pos0 - first;
+        const uint64_t run = std::min(len, slots - s0);
+        segments[count++] = {cache.key(layer, s0) + head, cache.value(layer, s0) + head, run};
+        if (len > run)
+          segments[count++] = {cache.key(layer, 0) + head, cache.value(layer, 0) + head, len - run};
+      }
+      const uint64_t c0 = std::max(first, pos0) - pos0;  // chunk rows [c0, t]
+      segments[count++] = {k_chunk + (c0 * kv_dim) * eb + head, v_chunk + (c0 * kv_dim) * eb + head,
+                           t - c0 + 1};
+      const kernels::KVView view{cache.kernel_type(), hd, kv_dim, {segments, count}};
+      const size_t q_off = t * q_dim + h * group * hd;
+      kernels::attention(&a.q[q_off], hd, group, view, scale, &a.att[q_off], hd);
+    }
+  }
+
+  // Store the chunk's keys and values (later positions overwrite earlier ones in the ring).
+  for (size_t t = 0; t < n; ++t) {
+    const uint32_t s = cache.slot(pos0 + t);
+    std::memcpy(cache.key(layer, s), k_chunk + t * kv_dim * eb, kv_dim * eb);
+    std::memcpy(cache.value(layer, s), v_chunk + t * kv_dim * eb, kv_dim * eb);
+  }
+}
+
+void Activations::ensure(size_t n, const ModelConfig& c, KVCacheType kv_type) {
+  if (n <= tokens) return;
+  tokens = n;
+  x.resize(n * c.dim);
+  xn.resize(n * c.dim);
+  h.resize(n * c.dim);
+  q.resize(n * c.q_dim());
+  att.resize(n * c.q_dim());
+  k.resize(n * c.kv_dim());
+  v.resize(n * c.kv_dim());
+  gate.resize(n * c.hidden_dim);
+  up.resize(n * c.hidden_dim);
+  rope_cos.resize(n * c.head_dim / 2);
+  rope_sin.resize(n * c.head_dim / 2);
+  if (kv_type == KVCacheType::F16) {
+    k16.resize(n * c.kv_dim());
+    v16.resize(n * c.kv_dim());
+  }
+}
+
+}  // namespace brise

@@ -1,0 +1,52 @@
+// Conversion of a Hugging Face or Mistral-native checkpoint folder into one GGUF file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brise/tensor_type.hpp"
+
+namespace brise {
+
+struct ConvertOptions {
+  // Element type of the matrices; default: the checkpoint's own dtype. Norm weights are f32.
+  std::optional<TensorType> type;
+  // Overrides the checkpoint's sliding window: a value, or nullopt inside for "none" (full
+  // attention). Absent: keep the checkpoint's.
+  std::optional<std::optional<uint32_t>> sliding_window;
+  std::optional<uint32_t> context_length;  // overrides the config's
+  std::filesystem::path tokenizer;         // default: tokenizer.model in the checkpoint folder
+  std::string name;                        // general.name; default: the folder's name
+};
+
+struct ConvertProgress {
+  size_t tensor_index = 0;  // 0-based index of the tensor being written
+  size_t n_tensors = 0;
+  std::string_view tensor_name;
+  uint64_t bytes_done = 0;   // bytes of the output file written so far
+  uint64_t bytes_total = 0;  // size of the finished output file
+  double seconds = 0;
+};
+
+struct ConvertResult {
+  size_t n_tensors = 0;
+  uint64_t file_bytes = 0;
+  double seconds = 0;
+  TensorType type = TensorType::F32;
+  std::vector<std::string> notes;  // e.g. tensors kept in f16 because rows are not whole blocks
+};
+
+// Reads the checkpoint in `checkpoint_dir` and writes `output` (GGUF v3, architecture llama,
+// llama.cpp's tensor names, interleaved q/k rows). The output is written to a temporary file in
+// the destination folder and renamed on success: on any error nothing is left at `output` (an
+// existing file there stays intact). Throws brise::Error naming the problem.
+ConvertResult convert_checkpoint(const std::filesystem::path& checkpoint_dir,
+                                 const std::filesystem::path& output, const ConvertOptions& options,
+                                 const std::function<void(const ConvertProgress&)>& progress = {});
+
+}  // namespace brise

@@ -1,0 +1,56 @@
+// Generation loop: prefill a prompt, then sample and decode until a stop condition, streaming
+// UTF-8-complete text.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brise/sampler.hpp"
+#include "brise/session.hpp"
+
+namespace brise {
+
+struct GenerateOptions {
+  SamplingParams sampling;
+  uint32_t max_tokens = 256;
+  bool stop_at_eos = true;
+  std::vector<int32_t> stop_ids;          // e.g. BOS for stories260k
+  std::vector<std::string> stop_strings;  // generation ends when the text contains one (it is cut)
+};
+
+enum class StopReason { Eos, StopId, StopString, MaxTokens, Callback, ContextFull };
+// "eos", "stop_id", "stop_string", "max_tokens", "callback", "context_full".
+std::string_view stop_reason_name(StopReason reason);
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> generated_ids;  // including the stop token when one ended generation
+  std::string text;                    // the generated text (stop token/string excluded)
+  StopReason stop_reason = StopReason::MaxTokens;
+  double prefill_seconds = 0;  // in Session::prefill of the prompt (steady_clock)
+  double decode_seconds = 0;   // in Session::decode calls
+  // One-token forward passes: the last generated token is not fed (generation ends there).
+  uint32_t decoded_tokens = 0;
+  double prefill_tok_s() const;  // prompt tokens per second (0 when nothing was timed)
+  double decode_tok_s() const;   // decoded_tokens per second (0 when nothing was timed)
+};
+
+// `on_text` receives text as it becomes complete; returning false stops generation.
+// The session continues from its current position (so chat turns accumulate): the prompt is
+// prefilled after what the session holds. An empty prompt is an error on an empty session (pass
+// at least BOS); on a session that has logits it continues from them. The first generated
+// piece keeps its leading space only when it continues text (not after BOS alone). Text that
+// could still be the start of a stop string is held back until it is known not to be one.
+// Generation stops, in this order of checks after each sampled token: EOS (stop_at_eos), a stop
+// id, a completed stop string, the callback, max_tokens, and a full context (full attention
+// only: the token that does not fit is still returned, not fed). Throws brise::Error on invalid
+// options, a prompt that does not fit the context, or non-finite logits.
+GenerateResult generate(Session& session, std::span<const int32_t> prompt,
+                        const GenerateOptions& options,
+                        const std::function<bool(std::string_view)>& on_text = {});
+
+}  // namespace brise

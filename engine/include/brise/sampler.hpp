@@ -1,0 +1,38 @@
+// Turning logits into the next token: greedy or seeded random sampling with the usual filters.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace brise {
+
+struct SamplingParams {
+  float temperature = 0.0f;     // 0: greedy (argmax)
+  int32_t top_k = 0;            // keep the k most likely (0: off)
+  float top_p = 1.0f;           // nucleus: smallest set with probability >= p (1: off)
+  float min_p = 0.0f;           // drop tokens with p < min_p * p_max (0: off)
+  float repeat_penalty = 1.0f;  // CTRL-style penalty on recent tokens (1: off)
+  int32_t repeat_last_n = 64;   // how many recent tokens the penalty looks at
+  uint64_t seed = 0;
+};
+
+// Deterministic: the same params, seed, logits and history give the same tokens everywhere.
+class Sampler {
+ public:
+  // Throws brise::Error on invalid params (negative temperature, top_p outside (0, 1], ...).
+  explicit Sampler(SamplingParams params);
+  // `history`: the tokens so far (for the repetition penalty). Throws on non-finite logits.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<float, int32_t>> candidates_;  // scratch: (logit, id)
+  std::vector<double> probs_;                          // scratch: probabilities of candidates_
+};
+
+}  // namespace brise

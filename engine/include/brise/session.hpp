@@ -1,0 +1,72 @@
+// A session: one sequence's KV cache, scratch buffers and position, over a shared Model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "brise/model.hpp"
+
+namespace brise {
+
+enum class KVCacheType { F32, F16 };
+
+struct SessionOptions {
+  // Full attention: most positions the cache may hold (default: the model's context length).
+  // Going past it is an error, never a silent wrap.
+  std::optional<uint32_t> context_length;
+  // Overrides the model's sliding window: a value, or nullopt inside for full attention.
+  std::optional<std::optional<uint32_t>> sliding_window;
+  uint32_t prefill_chunk = 512;  // tokens per forward pass during prefill (>= 1)
+  KVCacheType kv_type = KVCacheType::F32;
+  int threads = 0;  // 0: OpenMP's default
+};
+
+class Session {
+ public:
+  // Throws brise::Error on invalid options (chunk 0, window 0, context beyond the model's).
+  explicit Session(std::shared_ptr<const Model> model, SessionOptions options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Feeds tokens at the next positions, in chunks of prefill_chunk, and returns the logits
+  // after the last one. Token ids are checked (brise::Error for id >= vocab, an empty span, or
+  // going past the context of a full-attention session); on error the session is unchanged.
+  std::span<const float> prefill(std::span<const int32_t> tokens);
+  // Like prefill, but calls `row(t, logits)` with the logits after every token t.
+  void prefill_all_logits(std::span<const int32_t> tokens,
+                          const std::function<void(size_t, std::span<const float>)>& row);
+  // Feeds one token (same checks as prefill).
+  std::span<const float> decode(int32_t token);
+
+  // Logits after the last fed token (empty before any).
+  std::span<const float> logits() const;
+  uint32_t position() const;  // tokens fed so far
+  // Every id fed so far, in order.
+  const std::vector<int32_t>& tokens() const;
+
+  // Forgets everything (position 0).
+  void reset();
+  // Goes back to `position` tokens, as if only the first `position` tokens had been fed. A
+  // rolling (sliding-window) cache has overwritten old keys, so it can only go back while the
+  // keys needed are still there; otherwise brise::Error (reset and prefill again).
+  void rewind(uint32_t position);
+
+  std::optional<uint32_t> sliding_window() const;
+  // Positions the KV cache can hold: the window for a rolling cache, else the context length.
+  uint32_t kv_capacity() const;
+  // Bytes of KV cache currently allocated (all layers, K and V).
+  uint64_t kv_cache_bytes() const;
+  const Model& model() const;
+  const SessionOptions& options() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace brise

@@ -1,0 +1,109 @@
+#include "brise/model.hpp"
+
+#include <set>
+
+#include "brise/error.hpp"
+#include "brise/gguf.hpp"
+
+namespace brise {
+namespace {
+
+// Looks up a matrix of `rows` x `cols` (GGUF dims [cols, rows]) and checks its shape.
+WeightView matrix(const gguf::File& file, const std::string& name, uint32_t rows, uint32_t cols,
+                  std::set<std::string>& used) {
+  const gguf::TensorInfo& t = file.tensor(name);
+  used.insert(name);
+  if (t.dims.size() != 2 || t.dims[0] != cols || t.dims[1] != rows)
+    throw Error(file.name() + ": tensor '" + name + "' has dims " +
+                [&] {
+                  std::string s = "[";
+                  for (size_t i = 0; i < t.dims.size(); ++i)
+                    s += (i ? ", " : "") + std::to_string(t.dims[i]);
+                  return s + "]";
+                }() +
+                " but the hyperparameters need [" + std::to_string(cols) + ", " +
+                std::to_string(rows) + "]");
+  WeightView w;
+  w.data = t.data;
+  w.type = t.type;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = t.n_bytes / rows;
+  return w;
+}
+
+const float* norm(const gguf::File& file, const std::string& name, uint32_t dim,
+                  std::set<std::string>& used) {
+  const gguf::TensorInfo& t = file.tensor(name);
+  used.insert(name);
+  if (t.dims.size() != 1 || t.dims[0] != dim)
+    throw Error(file.name() + ": tensor '" + name + "' must be a vector of " + std::to_string(dim) +
+                " values");
+  if (t.type != TensorType::F32)
+    throw Error(file.name() + ": tensor '" + name + "' is " +
+                std::string(tensor_type_name(t.type)) + "; norm weights must be f32");
+  return reinterpret_cast<const float*>(t.data);
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& path) {
+  std::shared_ptr<Model> m(new Model());
+  m->file_ = gguf::File::open(path);
+  const gguf::File& file = *m->file_;
+  m->config_ = read_model_config(file);
+  const ModelConfig& c = m->config_;
+
+  if (file.find("tokenizer.ggml.tokens")) {
+    m->tokenizer_ = std::make_unique<Tokenizer>(read_vocabulary(file));
+    if (m->tokenizer_->vocab_size() != c.vocab_size)
+      throw Error(file.name() + ": the tokenizer has " +
+                  std::to_string(m->tokenizer_->vocab_size()) +
+                  " tokens but the model's vocab_size is " + std::to_string(c.vocab_size));
+  }
+
+  std::set<std::string> used;
+  m->token_embd_ = matrix(file, "token_embd.weight", c.vocab_size, c.dim, used);
+  for (uint32_t i = 0; i < c.n_layers; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attention_norm = norm(file, b + "attn_norm.weight", c.dim, used);
+    l.wq = matrix(file, b + "attn_q.weight", c.q_dim(), c.dim, used);
+    l.wk = matrix(file, b + "attn_k.weight", c.kv_dim(), c.dim, used);
+    l.wv = matrix(file, b + "attn_v.weight", c.kv_dim(), c.dim, used);
+    l.wo = matrix(file, b + "attn_output.weight", c.dim, c.q_dim(), used);
+    l.ffn_norm = norm(file, b + "ffn_norm.weight", c.dim, used);
+    l.w1 = matrix(file, b + "ffn_gate.weight", c.hidden_dim, c.dim, used);
+    l.w2 = matrix(file, b + "ffn_down.weight", c.dim, c.hidden_dim, used);
+    l.w3 = matrix(file, b + "ffn_up.weight", c.hidden_dim, c.dim, used);
+    m->layers_.push_back(l);
+  }
+  m->output_norm_ = norm(file, "output_norm.weight", c.dim, used);
+  if (file.find_tensor("output.weight")) {
+    m->output_ = matrix(file, "output.weight", c.vocab_size, c.dim, used);
+  } else {
+    // llama.cpp omits the classifier of models with tied embeddings.
+    m->output_ = m->token_embd_;
+    m->tied_ = true;
+  }
+  for (const auto& t : file.tensors())
+    if (!used.count(t.name))
+      throw Error(file.name() + ": unexpected tensor '" + t.name +
+                  "' (not part of the Mistral architecture)");
+  return m;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tokenizer_) throw Error(file_->name() + ": the model file holds no tokenizer");
+  return *tokenizer_;
+}
+
+uint64_t Model::weight_bytes_per_token() const {
+  uint64_t bytes = output_.bytes() + token_embd_.row_bytes + uint64_t{config_.dim} * 4;
+  for (const auto& l : layers_)
+    bytes += l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.w1.bytes() +
+             l.w2.bytes() + l.w3.bytes() + uint64_t{config_.dim} * 8;
+  return bytes;
+}
+
+}  // namespace brise

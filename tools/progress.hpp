@@ -1,0 +1,27 @@
+// Progress lines on a terminal: redrawn in place on stderr, silent when stderr is not a tty.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace brise::cli {
+
+class ProgressLine {
+ public:
+  ProgressLine();
+  ~ProgressLine();
+  bool enabled() const { return enabled_; }
+  // Redraws the line (rate-limited to a few updates per second unless `force`).
+  void update(const std::string& text, bool force = false);
+  // Ends the line so that later output starts on a fresh line.
+  void finish();
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+  int64_t last_ms_ = -1000;
+};
+
+std::string format_bytes(uint64_t bytes);  // "512.0 MB", "14.50 GB"
+
+}  // namespace brise::cli
