@@ -22,8 +22,19 @@ inline constexpr uint32_t kVersion = 3;
 inline constexpr uint32_t kDefaultAlignment = 32;
 
 enum class ValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 std::string_view value_type_name(ValueType type);
 
@@ -65,7 +76,7 @@ struct TensorInfo {
   std::string name;
   std::vector<uint64_t> dims;  // GGUF order: dims[0] varies fastest (row length)
   TensorType type = TensorType::F32;
-  uint64_t offset = 0;         // relative to the start of the data section
+  uint64_t offset = 0;  // relative to the start of the data section
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   const std::byte* data = nullptr;  // points into the mapping (reader only)
@@ -76,12 +87,16 @@ struct TensorInfo {
 
 // Limits applied while parsing, before anything is allocated.
 struct ReadLimits {
-  uint64_t max_string_bytes = 1u << 20;        // one metadata string
-  uint64_t max_array_items = 1u << 24;         // one metadata array
-  uint32_t max_array_depth = 4;                // nested arrays
+  uint64_t max_string_bytes = 1u << 20;  // one metadata string
+  uint64_t max_array_items = 1u << 24;   // one metadata array
+  uint32_t max_array_depth = 4;          // nested arrays
   uint64_t max_tensors = 1u << 16;
   uint64_t max_metadata = 1u << 16;
   uint32_t max_dims = 4;
+  // For inspection tools (brise info): accept tensors of ggml types that brise cannot compute
+  // with (q4_K, iq2_xs, ...) when their block layout is known; TensorInfo::type then holds the raw
+  // ggml id (name it with ggml_type_name). Off by default: such files are errors for the engine.
+  bool accept_foreign_tensor_types = false;
 };
 
 // A GGUF file opened read-only and memory-mapped. Every count, length, dimension, offset and size
@@ -161,5 +176,8 @@ class Writer {
 
 // Zero bytes to write after a tensor of `n_bytes` so that the next one stays aligned.
 uint64_t padding_after(uint64_t n_bytes, uint32_t alignment);
+
+// ggml's name for any tensor type id ("f32", "q4_K", "iq2_xs", ...), or "unknown".
+std::string_view ggml_type_name(uint32_t ggml_type_id);
 
 }  // namespace brise::gguf

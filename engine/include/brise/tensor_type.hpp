@@ -18,16 +18,18 @@ enum class TensorType : uint32_t {
 };
 
 struct TensorTypeInfo {
-  std::string_view name;   // "f32", "f16", "bf16", "q8_0", "q4_0"
-  uint32_t block_elems;    // elements per block (1 for plain float types)
-  uint32_t block_bytes;    // bytes per block
+  std::string_view name;  // "f32", "f16", "bf16", "q8_0", "q4_0"
+  uint32_t block_elems;   // elements per block (1 for plain float types)
+  uint32_t block_bytes;   // bytes per block
 };
 
 // Returns nullopt for ids brise does not support (every other ggml type).
 std::optional<TensorType> tensor_type_from_id(uint32_t ggml_type_id);
 std::optional<TensorType> tensor_type_from_name(std::string_view name);
 const TensorTypeInfo& tensor_type_info(TensorType type);
-inline std::string_view tensor_type_name(TensorType type) { return tensor_type_info(type).name; }
+inline std::string_view tensor_type_name(TensorType type) {
+  return tensor_type_info(type).name;
+}
 
 // Bytes used by a row of `n_elems` elements, or nullopt when n_elems is not a whole number of
 // blocks or the size overflows uint64.
