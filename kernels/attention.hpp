@@ -30,7 +30,11 @@ struct KVView {
 //   out[g] = sum_j softmax_j(scale * q[g] . k_j) v_j   over all keys of `kv` in order.
 // Reads each K and V row once for the whole group. Keys are processed in tiles of kAttentionTile
 // counted from the first key of the view, so the result depends only on the sequence of keys,
-// never on how it is split into segments. No heap allocation.
+// never on how it is split into segments (bit-identical). No heap allocation.
+// Preconditions: at least one key (an empty view is a caller bug; it yields zeros); `out` does
+// not overlap `q` or the KV rows (it is used as the accumulator); row_stride >= head_dim.
+// Up to 8 heads share each pass over a tile's rows; up to 64 heads share one pass over the keys
+// (a larger group re-reads the keys once per 64 heads).
 void attention(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
                float* out, size_t out_stride);
 // Scalar reference: scores, plain softmax, weighted sum.

@@ -10,7 +10,9 @@ namespace brise::kernels {
 // large positions stay accurate.
 void rope_angles(size_t pos, size_t head_dim, double theta, float* cos_out, float* sin_out);
 
-// Rotates `n_heads` heads of `head_dim` values each (head h at x + h * head_dim), in place.
+// Rotates `n_heads` heads of `head_dim` values each (head h at x + h * head_dim), in place:
+// (a, b) = (x[2i], x[2i+1]) -> (a cos_i - b sin_i, a sin_i + b cos_i). head_dim is even in every
+// supported model; an odd head_dim leaves the last value of each head unchanged.
 void rope_apply(float* x, size_t n_heads, size_t head_dim, const float* cos_in,
                 const float* sin_in);
 void rope_apply_ref(float* x, size_t n_heads, size_t head_dim, const float* cos_in,

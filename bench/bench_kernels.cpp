@@ -1,0 +1,163 @@
+// Small kernels and attention, SIMD vs scalar reference in the same run. Bytes/s counts the
+// bytes each call must read and write (for attention: the K and V rows).
+//
+//   build/bench/bench_kernels [--benchmark_filter=Attention]
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/activation.hpp"
+#include "kernels/attention.hpp"
+#include "kernels/fp16.hpp"
+#include "kernels/norm.hpp"
+#include "kernels/rope.hpp"
+
+namespace {
+
+using namespace brise::kernels;
+
+std::vector<float> random_vector(size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// ---- RMSNorm, n = 4096 (Mistral 7B hidden size) ----
+
+template <auto Fn>
+void BM_RmsNorm(benchmark::State& state) {
+  const size_t n = 4096;
+  const auto x = random_vector(n, -2.0f, 2.0f, 1);
+  const auto w = random_vector(n, 0.5f, 1.5f, 2);
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    Fn(x.data(), w.data(), n, 1e-5f, out.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 3 * n * sizeof(float)));
+}
+BENCHMARK(BM_RmsNorm<rmsnorm>)->Name("RmsNorm/simd/4096");
+BENCHMARK(BM_RmsNorm<rmsnorm_ref>)->Name("RmsNorm/ref/4096");
+
+// ---- RoPE, 32 heads x 128 ----
+
+template <auto Fn>
+void BM_Rope(benchmark::State& state) {
+  const size_t heads = 32, head_dim = 128;
+  std::vector<float> c(head_dim / 2), s(head_dim / 2);
+  rope_angles(1234, head_dim, 1e6, c.data(), s.data());
+  auto x = random_vector(heads * head_dim, -2.0f, 2.0f, 3);
+  for (auto _ : state) {
+    // Rotating in place repeatedly keeps the values bounded (a rotation preserves norms).
+    Fn(x.data(), heads, head_dim, c.data(), s.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(
+      static_cast<int64_t>(state.iterations() * 2 * heads * head_dim * sizeof(float)));
+}
+BENCHMARK(BM_Rope<rope_apply>)->Name("Rope/simd/32x128");
+BENCHMARK(BM_Rope<rope_apply_ref>)->Name("Rope/ref/32x128");
+
+void BM_RopeAngles(benchmark::State& state) {
+  std::vector<float> c(64), s(64);
+  size_t pos = 0;
+  for (auto _ : state) {
+    rope_angles(pos++, 128, 1e6, c.data(), s.data());
+    benchmark::DoNotOptimize(c.data());
+  }
+}
+BENCHMARK(BM_RopeAngles)->Name("RopeAngles/128");
+
+// ---- SwiGLU, n = 14336 (Mistral 7B FFN width) ----
+
+template <auto Fn>
+void BM_SiluMul(benchmark::State& state) {
+  const size_t n = 14336;
+  const auto g = random_vector(n, -6.0f, 6.0f, 4);
+  const auto u = random_vector(n, -2.0f, 2.0f, 5);
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    Fn(g.data(), u.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 3 * n * sizeof(float)));
+}
+BENCHMARK(BM_SiluMul<silu_mul>)->Name("SiluMul/simd/14336");
+BENCHMARK(BM_SiluMul<silu_mul_ref>)->Name("SiluMul/ref/14336");
+
+// ---- softmax and argmax over a 32768-entry vocabulary ----
+
+template <auto Fn>
+void BM_Softmax(benchmark::State& state) {
+  const size_t n = 32768;
+  const auto x = random_vector(n, -10.0f, 10.0f, 6);
+  std::vector<float> y(n);
+  for (auto _ : state) {
+    y = x;
+    Fn(y.data(), n);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 2 * n * sizeof(float)));
+}
+BENCHMARK(BM_Softmax<softmax>)->Name("Softmax/simd/32768");
+BENCHMARK(BM_Softmax<softmax_ref>)->Name("Softmax/ref/32768");
+
+template <auto Fn>
+void BM_Argmax(benchmark::State& state) {
+  const size_t n = 32768;
+  const auto x = random_vector(n, -10.0f, 10.0f, 7);
+  for (auto _ : state) benchmark::DoNotOptimize(Fn(x.data(), n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n * sizeof(float)));
+}
+BENCHMARK(BM_Argmax<argmax>)->Name("Argmax/simd/32768");
+BENCHMARK(BM_Argmax<argmax_ref>)->Name("Argmax/ref/32768");
+
+// ---- attention: group 4, head_dim 128, one decode query against `keys` cached rows ----
+
+// Args: keys, 0 = f32 rows / 1 = f16 rows.
+template <auto Fn>
+void BM_Attention(benchmark::State& state) {
+  const size_t keys = static_cast<size_t>(state.range(0));
+  const bool f16 = state.range(1) != 0;
+  const size_t group = 4, head_dim = 128;
+  const auto k = random_vector(keys * head_dim, -1.0f, 1.0f, 8);
+  const auto v = random_vector(keys * head_dim, -1.0f, 1.0f, 9);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  convert_f32_to_f16(k.data(), k16.data(), k.size());
+  convert_f32_to_f16(v.data(), v16.data(), v.size());
+  const auto q = random_vector(group * head_dim, -1.0f, 1.0f, 10);
+  const KVSegment seg =
+      f16 ? KVSegment{k16.data(), v16.data(), keys} : KVSegment{k.data(), v.data(), keys};
+  const KVView view{f16 ? KVType::F16 : KVType::F32, head_dim, head_dim,
+                    std::span<const KVSegment>(&seg, 1)};
+  std::vector<float> out(group * head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (auto _ : state) {
+    Fn(q.data(), head_dim, group, view, scale, out.data(), head_dim);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const size_t elem = f16 ? 2 : 4;
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 2 * keys * head_dim * elem));
+  state.counters["keys/s"] = benchmark::Counter(static_cast<double>(state.iterations() * keys),
+                                                benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Attention<attention>)
+    ->Name("Attention/simd/g4_d128")
+    ->ArgNames({"keys", "f16"})
+    ->ArgsProduct({{512, 4096, 32768}, {0, 1}});
+BENCHMARK(BM_Attention<attention_ref>)
+    ->Name("Attention/ref/g4_d128")
+    ->ArgNames({"keys", "f16"})
+    ->ArgsProduct({{512, 4096, 32768}, {0, 1}});
+
+}  // namespace
+
+BENCHMARK_MAIN();
