@@ -1,0 +1,144 @@
+// The fast path (Model + Session: SIMD kernels, chunked prefill, rolling KV cache) against the
+// plain Eigen reference forward pass, on synthetic models with shapes stories260k lacks.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "brise/model.hpp"
+#include "brise/session.hpp"
+#include "brise/synth.hpp"
+#include "engine/reference/reference_model.hpp"
+#include "support/stories.hpp"
+#include "support/testdata.hpp"
+
+namespace fs = std::filesystem;
+using namespace brise;
+
+namespace {
+
+struct Shape {
+  const char* name;
+  uint32_t dim, layers, heads, kv_heads, head_dim, ffn, vocab;
+  std::optional<uint32_t> window;
+  bool tied = false;
+};
+
+// Awkward on purpose: head_dim != dim / heads, one KV head, odd FFN widths, vocabularies that
+// are not a multiple of 8, windows shorter and longer than the prompt.
+const Shape kShapes[] = {
+    {"head_dim_not_dim_over_heads", 48, 2, 4, 2, 24, 100, 301, std::nullopt},
+    {"one_kv_head", 64, 2, 8, 1, 8, 96, 263, std::nullopt},
+    {"window_shorter_than_prompt", 64, 3, 4, 2, 16, 160, 300, 5},
+    {"window_longer_than_prompt", 64, 2, 4, 4, 16, 64, 299, 64},
+    {"tied_group_of_three", 96, 2, 6, 2, 16, 128, 261, 9, true},
+};
+
+// Quantized types need rows that are whole 32-blocks.
+bool quantizable(const Shape& s) {
+  return s.dim % 32 == 0 && s.ffn % 32 == 0 && (s.heads * s.head_dim) % 32 == 0;
+}
+
+fs::path write_model(const fs::path& dir, const Shape& s, TensorType type) {
+  SynthSpec spec;
+  spec.config.name = s.name;
+  spec.config.dim = s.dim;
+  spec.config.n_layers = s.layers;
+  spec.config.n_heads = s.heads;
+  spec.config.n_kv_heads = s.kv_heads;
+  spec.config.head_dim = s.head_dim;
+  spec.config.hidden_dim = s.ffn;
+  spec.config.vocab_size = s.vocab;
+  spec.config.context_length = 256;
+  spec.config.rope_theta = 10000.0;
+  spec.config.sliding_window = s.window;
+  spec.type = type;
+  spec.seed = 7;
+  spec.tied_embeddings = s.tied;
+  const fs::path path =
+      dir / (std::string(s.name) + "-" + std::string(tensor_type_name(type)) + ".gguf");
+  write_synthetic_model(path, spec);
+  return path;
+}
+
+std::vector<float> fast_logits(const std::shared_ptr<const Model>& model,
+                               const std::vector<int32_t>& tokens, SessionOptions options) {
+  Session session(model, options);
+  std::vector<float> out;
+  session.prefill_all_logits(tokens, [&](size_t, std::span<const float> row) {
+    out.insert(out.end(), row.begin(), row.end());
+  });
+  return out;
+}
+
+// Logits spread about +-4 on these models; the two paths sum in different orders.
+constexpr float kTolerance = 2e-4f;
+
+}  // namespace
+
+TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
+  const auto scratch = test::scratch_dir("fast_vs_reference");
+  std::mt19937 rng(42);
+  for (const Shape& s : kShapes) {
+    for (TensorType type :
+         {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0}) {
+      if ((type == TensorType::Q8_0 || type == TensorType::Q4_0) && !quantizable(s)) continue;
+      SCOPED_TRACE(std::string(s.name) + " " + std::string(tensor_type_name(type)));
+      const auto path = write_model(scratch, s, type);
+      auto model = Model::load(path);
+      auto file = gguf::File::open(path);
+      const auto reference = reference::load(*file);
+
+      std::vector<int32_t> tokens{1};
+      std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(s.vocab) - 1);
+      while (tokens.size() < 40) tokens.push_back(id(rng));
+      const Eigen::MatrixXf expected = reference::forward(reference, tokens, s.window);
+
+      std::vector<float> first;
+      for (uint32_t chunk : {1u, 3u, 16u, 40u}) {
+        SessionOptions options;
+        options.prefill_chunk = chunk;
+        const auto got = fast_logits(model, tokens, options);
+        ASSERT_EQ(got.size(), tokens.size() * s.vocab);
+        float worst = 0;
+        for (size_t t = 0; t < tokens.size(); ++t)
+          for (size_t v = 0; v < s.vocab; ++v)
+            worst = std::max(
+                worst, std::fabs(got[t * s.vocab + v] - expected(static_cast<Eigen::Index>(t),
+                                                                 static_cast<Eigen::Index>(v))));
+        EXPECT_LE(worst, kTolerance) << "chunk " << chunk;
+        if (first.empty())
+          first = got;
+        else
+          EXPECT_EQ(std::memcmp(first.data(), got.data(), got.size() * 4), 0) << "chunk " << chunk;
+      }
+    }
+  }
+}
+
+TEST(FastVsReference, RuntimeWindowOverrideMatchesReference) {
+  const auto scratch = test::scratch_dir("fast_vs_reference_override");
+  const Shape full{"full", 64, 2, 4, 2, 16, 96, 300, std::nullopt};
+  const auto path = write_model(scratch, full, TensorType::F32);
+  auto model = Model::load(path);
+  auto file = gguf::File::open(path);
+  const auto reference = reference::load(*file);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 50; ++i) tokens.push_back(1 + (i * 53) % 299);
+  for (uint32_t w : {1u, 4u, 17u, 50u, 80u}) {
+    SessionOptions options;
+    options.sliding_window = std::optional<uint32_t>(w);
+    options.prefill_chunk = 6;
+    const auto got = fast_logits(model, tokens, options);
+    const Eigen::MatrixXf expected = reference::forward(reference, tokens, w);
+    float worst = 0;
+    for (size_t t = 0; t < tokens.size(); ++t)
+      for (size_t v = 0; v < 300; ++v)
+        worst =
+            std::max(worst, std::fabs(got[t * 300 + v] - expected(static_cast<Eigen::Index>(t),
+                                                                  static_cast<Eigen::Index>(v))));
+    EXPECT_LE(worst, kTolerance) << "window " << w;
+  }
+}
