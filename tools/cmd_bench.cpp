@@ -1,7 +1,125 @@
-// Placeholder until this subcommand is implemented.
+// brise bench: prefill and decode speed of a model, against this machine's measured roofline.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "brise/session.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "engine/roofline.hpp"
+#include "progress.hpp"
+#include "session_args.hpp"
 
 namespace brise::cli {
-int cmd_bench(const Args&) { throw UsageError("'bench' is not implemented yet"); }
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Multiply-adds of the matrices for one token (the classifier included).
+double matrix_macs_per_token(const Model& m) {
+  double macs = static_cast<double>(m.output().rows) * m.output().cols;
+  for (const auto& l : m.layers())
+    for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3})
+      macs += static_cast<double>(w->rows) * w->cols;
+  return macs;
+}
+
+}  // namespace
+
+int cmd_bench(const Args& args) {
+  SessionArgs session_args;
+  int64_t n_prompt = 512, n_decode = 128;
+  bool json = false;
+  ArgParser p(
+      "bench", "-m MODEL.gguf [-p N] [-n N] [-t THREADS] [--json]",
+      "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
+      "speed (tok/s) and the bandwidth it implies (bytes of weights read per token x tok/s)\n"
+      "as a fraction of this machine's read bandwidth, which it measures first.");
+  session_args.add_to(p);
+  p.option("-p,--prompt-tokens", &n_prompt, "N", "prompt tokens to prefill (default 512)", 1,
+           1 << 20);
+  p.option("-n,--decode-tokens", &n_decode, "N", "tokens to decode (default 128)", 1, 1 << 20);
+  p.flag("--json", &json, "print one JSON object instead of text");
+  if (!p.parse(args)) return 0;
+
+  SessionOptions options = session_args.session_options();
+  auto model = session_args.load_model();
+  Session session(model, options);
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+
+  ProgressLine line;
+  line.update("measuring read bandwidth and FMA peak...", true);
+  const double read_bw = measure_read_bandwidth_gbs(threads);
+  const double fma_peak = measure_fma_peak_gflops(threads);
+
+  const auto& c = model->config();
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  for (auto& t : prompt) t = token(rng);
+
+  // Touch every weight page once so that the timed runs read memory, not the disk.
+  line.update("warming up (mapping the weights)...", true);
+  session.prefill(std::span(prompt).first(1));
+  session.decode(prompt[0]);
+  session.reset();
+
+  line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
+  auto t0 = Clock::now();
+  session.prefill(prompt);
+  const double prefill_s = seconds_since(t0);
+
+  t0 = Clock::now();
+  for (int64_t i = 0; i < n_decode; ++i) {
+    session.decode(token(rng));
+    line.update("decode " + std::to_string(i + 1) + "/" + std::to_string(n_decode));
+  }
+  const double decode_s = seconds_since(t0);
+  line.finish();
+
+  const double prefill_tok_s = n_prompt / prefill_s;
+  const double decode_tok_s = n_decode / decode_s;
+  const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
+  const double decode_gb_s = bytes_per_token * decode_tok_s / 1e9;
+  const double prefill_gflop_s = 2.0 * matrix_macs_per_token(*model) * prefill_tok_s / 1e9;
+
+  if (json) {
+    nlohmann::json j{{"model", session_args.model},
+                     {"threads", threads},
+                     {"prompt_tokens", n_prompt},
+                     {"decode_tokens", n_decode},
+                     {"prefill_tok_s", prefill_tok_s},
+                     {"prefill_gflop_s", prefill_gflop_s},
+                     {"fma_peak_gflop_s", fma_peak},
+                     {"flop_fraction", prefill_gflop_s / fma_peak},
+                     {"decode_tok_s", decode_tok_s},
+                     {"decode_gb_s", decode_gb_s},
+                     {"weight_bytes_per_token", bytes_per_token},
+                     {"read_bw_gb_s", read_bw},
+                     {"bw_fraction", decode_gb_s / read_bw}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("model    %s: %u layers, dim %u, %s of weights read per token\n",
+              session_args.model.c_str(), c.n_layers, c.dim,
+              format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str());
+  std::printf("machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n", threads,
+              read_bw, fma_peak);
+  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f GFLOP/s (%.0f%% of peak)\n",
+              static_cast<long long>(n_prompt), prefill_s, prefill_tok_s, prefill_gflop_s,
+              100.0 * prefill_gflop_s / fma_peak);
+  std::printf("decode   %lld tokens in %.2f s: %.2f tok/s, %.1f GB/s (%.0f%% of read bandwidth)\n",
+              static_cast<long long>(n_decode), decode_s, decode_tok_s, decode_gb_s,
+              100.0 * decode_gb_s / read_bw);
+  return 0;
+}
+
 }  // namespace brise::cli

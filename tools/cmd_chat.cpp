@@ -1,7 +1,107 @@
-// Placeholder until this subcommand is implemented.
+// brise chat -m M.gguf [--system TEXT]: multi-turn chat reading one user message per line.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "brise/chat.hpp"
+#include "brise/error.hpp"
+#include "brise/generate.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "session_args.hpp"
 
 namespace brise::cli {
-int cmd_chat(const Args&) { throw UsageError("'chat' is not implemented yet"); }
+namespace {
+
+void write_stdout(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int cmd_chat(const Args& args) {
+  SessionArgs session_args;
+  SamplingArgs sampling_args;
+  std::string system;
+  int64_t n_predict = 512;
+  ArgParser p("chat", "-m MODEL.gguf [--system TEXT] [options]",
+              "Chats with a Mistral instruct model: reads one user message per line from stdin\n"
+              "(a \"> \" prompt is shown when stdin is a terminal), streams each answer to stdout\n"
+              "and keeps the whole conversation in one session, feeding only the new tokens of\n"
+              "each turn. The format (v1 or v3 [INST] control tokens) follows the vocabulary.\n"
+              "Ends at end of input.");
+  session_args.add_to(p);
+  p.option("--system", &system, "TEXT", "system prompt");
+  p.option("-n,--n-predict", &n_predict, "N", "most tokens per answer (default: 512)", 1,
+           UINT32_MAX);
+  sampling_args.add_to(p);
+  if (!p.parse(args)) return 0;
+
+  const SessionOptions session_options = session_args.session_options();
+  GenerateOptions options;
+  options.sampling = sampling_args.params();
+  options.max_tokens = static_cast<uint32_t>(n_predict);
+  options.stop_at_eos = true;
+
+  const auto model = session_args.load_model();
+  const Tokenizer& tokenizer = model->tokenizer();
+  const ChatTemplate tmpl = detect_chat_template(tokenizer);
+  Session session(model, session_options);
+  const bool full_attention = !session.sliding_window();
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+
+  std::vector<ChatMessage> messages;
+  if (!system.empty()) messages.push_back({ChatMessage::Role::System, system});
+  std::string line;
+  while (true) {
+    if (interactive) write_stdout("> ");
+    if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+
+    messages.push_back({ChatMessage::Role::User, line});
+    std::vector<int32_t> ids = format_chat(tokenizer, tmpl, messages);
+    if (full_attention && ids.size() >= session.kv_capacity()) {
+      // The conversation no longer fits: start over with the system prompt and this message.
+      std::fprintf(stderr,
+                   "brise chat: the conversation (%zu tokens) no longer fits the context of %u; "
+                   "starting a new one\n",
+                   ids.size(), session.kv_capacity());
+      messages.erase(messages.begin() + (system.empty() ? 0 : 1), messages.end() - 1);
+      ids = format_chat(tokenizer, tmpl, messages);
+      session.reset();
+      if (ids.size() >= session.kv_capacity())
+        throw Error("the message (" + std::to_string(ids.size()) +
+                    " tokens with the template) does not fit the context of " +
+                    std::to_string(session.kv_capacity()) + " tokens");
+    }
+    const size_t to_feed = reuse_session_prefix(session, ids);
+    const std::span<const int32_t> suffix(ids.data() + ids.size() - to_feed, to_feed);
+
+    // SentencePiece answers start with "▁": drop that one space, as decoding the answer alone
+    // would (and as mistral-common stores the answer).
+    bool first = true;
+    const auto result = generate(session, suffix, options, [&](std::string_view text) {
+      if (first && !text.empty()) {
+        first = false;
+        if (text.front() == ' ') text.remove_prefix(1);
+      }
+      write_stdout(text);
+      return true;
+    });
+    std::string answer = result.text;
+    if (!answer.empty() && answer.front() == ' ') answer.erase(0, 1);
+    write_stdout("\n");
+    if (result.stop_reason == StopReason::ContextFull)
+      std::fprintf(stderr, "brise chat: [the context is full]\n");
+    messages.push_back({ChatMessage::Role::Assistant, answer});
+  }
+  if (interactive) write_stdout("\n");
+  return 0;
+}
+
 }  // namespace brise::cli

@@ -16,9 +16,14 @@ struct SamplingParams {
   float min_p = 0.0f;           // drop tokens with p < min_p * p_max (0: off)
   float repeat_penalty = 1.0f;  // CTRL-style penalty on recent tokens (1: off)
   int32_t repeat_last_n = 64;   // how many recent tokens the penalty looks at
-  uint64_t seed = 0;
+  uint64_t seed = 0;            // seeds the generator once, in the constructor
 };
 
+// Order of operations: repetition penalty (each distinct token of the last repeat_last_n of the
+// history once: logit > 0 ? logit / penalty : logit * penalty), then greedy argmax (first index
+// on ties) when temperature is 0; otherwise temperature, top-k, softmax, top-p, min-p, and one
+// draw u in [0, 1) from the top 53 bits of mt19937_64 (no std:: distribution, whose output
+// differs between standard libraries) over the candidates sorted by logit, then id.
 // Deterministic: the same params, seed, logits and history give the same tokens everywhere.
 class Sampler {
  public:

@@ -34,8 +34,10 @@ class Session {
   Session& operator=(Session&&) noexcept;
 
   // Feeds tokens at the next positions, in chunks of prefill_chunk, and returns the logits
-  // after the last one. Token ids are checked (brise::Error for id >= vocab, an empty span, or
-  // going past the context of a full-attention session); on error the session is unchanged.
+  // after the last one. Token ids are checked first (brise::Error for id >= vocab, an empty
+  // span, or going past the context of a full-attention session) and then the session is
+  // unchanged. A numeric fault during the forward pass (NaN/Inf from corrupt weights) is a
+  // brise::Error naming the layer, after which the session is reset.
   std::span<const float> prefill(std::span<const int32_t> tokens);
   // Like prefill, but calls `row(t, logits)` with the logits after every token t.
   void prefill_all_logits(std::span<const int32_t> tokens,

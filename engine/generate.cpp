@@ -1,0 +1,185 @@
+// The generation loop: prefill, then sample / check stops / stream text / decode one token.
+#include "brise/generate.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "brise/error.hpp"
+
+namespace brise {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Holds back generated text while it may still turn out to be the start of a stop string, and
+// cuts the text before the first stop string that completes.
+class StopStrings {
+ public:
+  explicit StopStrings(const std::vector<std::string>& stops) : stops_(stops) {
+    for (const auto& s : stops_) {
+      if (s.empty()) throw Error("generate: a stop string must not be empty");
+      longest_ = std::max(longest_, s.size());
+    }
+  }
+
+  // Adds text; returns what is certain to be output.
+  std::string push(std::string_view text) {
+    held_ += text;
+    if (stops_.empty()) return std::exchange(held_, {});
+    size_t cut = std::string::npos;
+    for (const auto& s : stops_) cut = std::min(cut, held_.find(s));
+    if (cut != std::string::npos) {
+      stopped_ = true;
+      std::string out = held_.substr(0, cut);
+      held_.clear();
+      return out;
+    }
+    // Keep the longest tail that is a proper prefix of some stop string. Stop strings are valid
+    // UTF-8, so that tail starts on a character boundary.
+    size_t keep = std::min(held_.size(), longest_ - 1);
+    for (; keep > 0; --keep) {
+      const std::string_view tail = std::string_view(held_).substr(held_.size() - keep);
+      if (std::any_of(stops_.begin(), stops_.end(),
+                      [&](const std::string& s) { return s.compare(0, keep, tail) == 0; }))
+        break;
+    }
+    std::string out = held_.substr(0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+    return out;
+  }
+
+  // Generation ended for another reason: what was held back is plain text after all.
+  std::string finish() { return std::exchange(held_, {}); }
+  bool stopped() const { return stopped_; }
+
+ private:
+  const std::vector<std::string>& stops_;
+  size_t longest_ = 0;
+  std::string held_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::StopId:
+      return "stop_id";
+    case StopReason::StopString:
+      return "stop_string";
+    case StopReason::MaxTokens:
+      return "max_tokens";
+    case StopReason::Callback:
+      return "callback";
+    case StopReason::ContextFull:
+      return "context_full";
+  }
+  return "unknown";
+}
+
+double GenerateResult::prefill_tok_s() const {
+  return prefill_seconds > 0 ? static_cast<double>(prompt_ids.size()) / prefill_seconds : 0.0;
+}
+
+double GenerateResult::decode_tok_s() const {
+  return decode_seconds > 0 ? static_cast<double>(decoded_tokens) / decode_seconds : 0.0;
+}
+
+GenerateResult generate(Session& session, std::span<const int32_t> prompt,
+                        const GenerateOptions& options,
+                        const std::function<bool(std::string_view)>& on_text) {
+  Sampler sampler(options.sampling);  // validates the parameters first
+  StopStrings stop_strings(options.stop_strings);
+  const Model& model = session.model();
+  const Tokenizer* tokenizer = model.has_tokenizer() ? &model.tokenizer() : nullptr;
+  if (!tokenizer && !options.stop_strings.empty())
+    throw Error("generate: stop strings need a model with a tokenizer");
+  if (prompt.empty() && session.position() == 0)
+    throw Error("generate: the prompt is empty (it needs at least BOS)");
+
+  GenerateResult result;
+  result.prompt_ids.assign(prompt.begin(), prompt.end());
+
+  std::span<const float> logits;
+  if (prompt.empty()) {
+    logits = session.logits();  // continue where the session stands
+    if (logits.empty())
+      throw Error("generate: the prompt is empty and the session has no logits to continue from");
+  } else {
+    const auto start = Clock::now();
+    logits = session.prefill(prompt);
+    result.prefill_seconds = seconds_since(start);
+  }
+
+  // The decoder sees everything fed so far, so the first generated piece keeps its leading space
+  // exactly when it continues earlier text (not after BOS alone).
+  std::optional<Tokenizer::StreamDecoder> decoder;
+  if (tokenizer) {
+    decoder.emplace(*tokenizer, /*at_start=*/true);
+    for (int32_t id : session.tokens()) decoder->push(id);
+  }
+
+  bool listening = true;
+  auto emit = [&](const std::string& text) {
+    if (text.empty()) return;
+    result.text += text;
+    if (listening && on_text) listening = on_text(text);
+  };
+
+  std::vector<int32_t> history = session.tokens();  // for the repetition penalty
+  const int32_t eos = tokenizer ? tokenizer->eos_id() : -1;
+  const auto& stop_ids = options.stop_ids;
+  StopReason reason = StopReason::MaxTokens;
+  while (result.generated_ids.size() < options.max_tokens) {
+    const int32_t id = sampler.sample(logits, history);
+    result.generated_ids.push_back(id);
+    history.push_back(id);
+    if (options.stop_at_eos && id == eos) {
+      reason = StopReason::Eos;
+      break;
+    }
+    if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
+      reason = StopReason::StopId;
+      break;
+    }
+    if (decoder) {
+      emit(stop_strings.push(decoder->push(id)));
+      if (stop_strings.stopped()) {
+        reason = StopReason::StopString;
+        break;
+      }
+      if (!listening) {
+        reason = StopReason::Callback;
+        break;
+      }
+    }
+    if (result.generated_ids.size() >= options.max_tokens) break;  // no need to feed the last
+    if (!session.sliding_window() && session.position() >= session.kv_capacity()) {
+      reason = StopReason::ContextFull;
+      break;
+    }
+    const auto start = Clock::now();
+    logits = session.decode(id);
+    result.decode_seconds += seconds_since(start);
+    ++result.decoded_tokens;
+  }
+
+  if (decoder && reason != StopReason::StopString) {
+    emit(stop_strings.push(decoder->flush()));
+    if (!stop_strings.stopped()) emit(stop_strings.finish());
+    if (stop_strings.stopped()) reason = StopReason::StopString;
+  }
+  result.stop_reason = reason;
+  return result;
+}
+
+}  // namespace brise

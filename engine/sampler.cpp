@@ -1,0 +1,140 @@
+// Sampling: greedy argmax, or repetition penalty -> temperature -> top-k -> softmax -> top-p ->
+// min-p -> one draw. Everything that decides the outcome is computed here, in a fixed order and
+// with a total order on candidates, so that a seed gives the same tokens with any standard
+// library (std::*_distribution is deliberately avoided: its algorithms are unspecified).
+#include "brise/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+#include "brise/error.hpp"
+#include "kernels/activation.hpp"
+
+namespace brise {
+namespace {
+
+void validate(const SamplingParams& p) {
+  if (!std::isfinite(p.temperature) || p.temperature < 0)
+    throw Error("sampling: temperature must be a finite number >= 0, got " +
+                std::to_string(p.temperature));
+  if (p.top_k < 0) throw Error("sampling: top_k must be >= 0, got " + std::to_string(p.top_k));
+  if (!(p.top_p > 0 && p.top_p <= 1))
+    throw Error("sampling: top_p must be in (0, 1], got " + std::to_string(p.top_p));
+  if (!(p.min_p >= 0 && p.min_p <= 1))
+    throw Error("sampling: min_p must be in [0, 1], got " + std::to_string(p.min_p));
+  if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0)
+    throw Error("sampling: repeat_penalty must be a finite number > 0, got " +
+                std::to_string(p.repeat_penalty));
+  if (p.repeat_last_n < 0)
+    throw Error("sampling: repeat_last_n must be >= 0, got " + std::to_string(p.repeat_last_n));
+}
+
+// Higher logit first; on equal logits the lower id first, so the order never depends on the
+// sorting algorithm.
+bool before(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+  return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+// A double in [0, 1) from the top 53 bits: the same value on every platform.
+double unit_interval(uint64_t bits) {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+}  // namespace
+
+Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
+  validate(params_);
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const size_t n = logits.size();
+  if (n == 0) throw Error("sampling: no logits");
+  for (float x : logits)
+    if (!std::isfinite(x)) throw Error("sampling: logits contain NaN/Inf");
+  for (int32_t id : history)
+    if (id < 0 || static_cast<size_t>(id) >= n)
+      throw Error("sampling: history token id " + std::to_string(id) +
+                  " is outside the vocabulary of " + std::to_string(n));
+
+  const bool penalize = params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0;
+  if (params_.temperature == 0 && !penalize)
+    return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+
+  candidates_.resize(n);
+  for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
+
+  // CTRL-style penalty, once per distinct token of the recent history (as llama.cpp does).
+  if (penalize) {
+    const size_t last_n = std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+    std::unordered_set<int32_t> seen;
+    for (int32_t id : history.subspan(history.size() - last_n)) {
+      if (!seen.insert(id).second) continue;
+      float& l = candidates_[static_cast<size_t>(id)].first;
+      l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+    }
+  }
+
+  if (params_.temperature == 0) {
+    // Greedy after the penalty: the first index among the largest.
+    size_t best = 0;
+    for (size_t i = 1; i < n; ++i)
+      if (candidates_[i].first > candidates_[best].first) best = i;
+    return candidates_[best].second;
+  }
+
+  for (auto& c : candidates_) c.first /= params_.temperature;
+
+  size_t kept = n;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+    kept = static_cast<size_t>(params_.top_k);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(kept),
+                      candidates_.end(), before);
+  } else {
+    std::sort(candidates_.begin(), candidates_.end(), before);
+  }
+
+  // Softmax over the kept candidates, in double so that the cut-offs below are stable.
+  std::vector<double>& probs = probs_;
+  probs.resize(kept);
+  const double max_logit = candidates_[0].first;
+  double sum = 0;
+  for (size_t i = 0; i < kept; ++i) {
+    probs[i] = std::exp(static_cast<double>(candidates_[i].first) - max_logit);
+    sum += probs[i];
+  }
+  for (size_t i = 0; i < kept; ++i) probs[i] /= sum;
+
+  // Top-p: the smallest prefix (most likely first) whose probability reaches top_p.
+  if (params_.top_p < 1.0f) {
+    double cumulative = 0;
+    size_t i = 0;
+    while (i < kept) {
+      cumulative += probs[i++];
+      if (cumulative >= params_.top_p) break;
+    }
+    kept = i;
+  }
+
+  // Min-p: drop what is less likely than min_p times the most likely (which always stays).
+  if (params_.min_p > 0) {
+    const double threshold = static_cast<double>(params_.min_p) * probs[0];
+    size_t i = 1;
+    while (i < kept && probs[i] >= threshold) ++i;
+    kept = i;
+  }
+
+  // One draw from what is left, renormalised.
+  double total = 0;
+  for (size_t i = 0; i < kept; ++i) total += probs[i];
+  const double target = unit_interval(rng_()) * total;
+  double cumulative = 0;
+  for (size_t i = 0; i < kept; ++i) {
+    cumulative += probs[i];
+    if (target < cumulative) return candidates_[i].second;
+  }
+  return candidates_[kept - 1].second;  // rounding left target at the very top
+}
+
+}  // namespace brise
