@@ -44,7 +44,8 @@ ArgParser::ArgParser(std::string command, std::string usage, std::string summary
     : command_(std::move(command)), usage_(std::move(usage)), summary_(std::move(summary)) {}
 
 void ArgParser::flag(std::string names, bool* out, std::string help) {
-  options_.push_back({split_names(names), "", std::move(help), [out](const std::string&) { *out = true; }});
+  options_.push_back(
+      {split_names(names), "", std::move(help), [out](const std::string&) { *out = true; }});
 }
 
 void ArgParser::option(std::string names, std::string* out, std::string metavar, std::string help) {
@@ -62,15 +63,14 @@ void ArgParser::option(std::string names, int64_t* out, std::string metavar, std
                        int64_t min_value, int64_t max_value) {
   auto list = split_names(names);
   const std::string shown = list.back();
-  options_.push_back({std::move(list), std::move(metavar), std::move(help),
-                      [=](const std::string& v) {
-                        const int64_t value = parse_int(v, shown);
-                        if (value < min_value || value > max_value)
-                          throw UsageError("option " + shown + " must be in [" +
-                                           std::to_string(min_value) + ", " +
-                                           std::to_string(max_value) + "], got " + v);
-                        *out = value;
-                      }});
+  options_.push_back(
+      {std::move(list), std::move(metavar), std::move(help), [=](const std::string& v) {
+         const int64_t value = parse_int(v, shown);
+         if (value < min_value || value > max_value)
+           throw UsageError("option " + shown + " must be in [" + std::to_string(min_value) + ", " +
+                            std::to_string(max_value) + "], got " + v);
+         *out = value;
+       }});
 }
 
 void ArgParser::option(std::string names, double* out, std::string metavar, std::string help) {
@@ -126,7 +126,8 @@ bool ArgParser::parse(const std::vector<std::string>& args) {
         continue;
       }
       if (!inline_value) {
-        if (i + 1 >= args.size()) throw UsageError("option " + name + " needs a value (" + opt->metavar + ")");
+        if (i + 1 >= args.size())
+          throw UsageError("option " + name + " needs a value (" + opt->metavar + ")");
         value = args[++i];
       }
       opt->set(value);
@@ -168,12 +169,15 @@ std::vector<int32_t> parse_id_list(std::string_view text, std::string_view optio
       continue;
     }
     size_t j = i;
-    while (j < text.size() && text[j] != ' ' && text[j] != ',' && text[j] != '\t' && text[j] != '\n') ++j;
+    while (j < text.size() && text[j] != ' ' && text[j] != ',' && text[j] != '\t' &&
+           text[j] != '\n')
+      ++j;
     const std::string_view item = text.substr(i, j - i);
     int64_t value = 0;
     auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (ec != std::errc() || ptr != item.data() + item.size() || value < 0 || value > INT32_MAX)
-      throw UsageError(std::string(option_name) + ": '" + std::string(item) + "' is not a token id");
+      throw UsageError(std::string(option_name) + ": '" + std::string(item) +
+                       "' is not a token id");
     ids.push_back(static_cast<int32_t>(value));
     i = j;
   }

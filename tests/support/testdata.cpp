@@ -64,13 +64,15 @@ fs::path scratch_dir(const std::string& test_name) {
   return dir;
 }
 
-fs::path cli_path() { return fs::path(BRISE_CLI_PATH); }
+fs::path cli_path() {
+  return fs::path(BRISE_CLI_PATH);
+}
 
 CommandResult run_command(const std::string& command) {
   // stderr goes to a temporary file so that both streams can be inspected.
-  const fs::path err_path = fs::temp_directory_path() /
-                            ("brise-test-stderr-" + std::to_string(::getpid()) + "-" +
-                             std::to_string(std::rand()));
+  const fs::path err_path =
+      fs::temp_directory_path() /
+      ("brise-test-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
   const std::string full = command + " 2>'" + err_path.string() + "'";
   CommandResult result;
   FILE* pipe = ::popen(full.c_str(), "r");

@@ -41,14 +41,14 @@ CommandResult run_command(const std::string& command);
 }  // namespace brise::test
 
 // Use at the top of a test body: `BRISE_REQUIRE_TESTDATA(dir);` declares `dir`.
-#define BRISE_REQUIRE_TESTDATA(var)                                                 \
-  std::filesystem::path var;                                                        \
-  {                                                                                 \
-    std::string brise_why_;                                                         \
-    auto brise_dir_ = ::brise::test::testdata_dir(&brise_why_);                     \
-    if (!brise_dir_) {                                                              \
-      if (::brise::test::testdata_required()) FAIL() << brise_why_;                 \
-      GTEST_SKIP() << "SKIPPED (no test data): " << brise_why_;                    \
-    }                                                                               \
-    var = *brise_dir_;                                                              \
+#define BRISE_REQUIRE_TESTDATA(var)                                 \
+  std::filesystem::path var;                                        \
+  {                                                                 \
+    std::string brise_why_;                                         \
+    auto brise_dir_ = ::brise::test::testdata_dir(&brise_why_);     \
+    if (!brise_dir_) {                                              \
+      if (::brise::test::testdata_required()) FAIL() << brise_why_; \
+      GTEST_SKIP() << "SKIPPED (no test data): " << brise_why_;     \
+    }                                                               \
+    var = *brise_dir_;                                              \
   }
