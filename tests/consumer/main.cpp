@@ -1,16 +1,38 @@
-// Built against an installed brise by the install_consumer test: opens the model given on the
-// command line (if any) and prints what the public API reports.
-#include <brise/gguf.hpp>
-#include <brise/tensor_type.hpp>
+// An example program outside the brise tree, built against an installed brise with
+// find_package(brise) (see CMakeLists.txt here): loads a model and streams a greedy
+// continuation of a prompt.
+//
+//   consumer MODEL.gguf [PROMPT] [N_TOKENS]
+#include <brise/error.hpp>
+#include <brise/generate.hpp>
+#include <brise/model.hpp>
 
-#include <iostream>
+#include <cstdio>
+#include <string>
 
 int main(int argc, char** argv) {
-  std::cout << "brise consumer: q8_0 block is " << brise::tensor_type_info(brise::TensorType::Q8_0).block_bytes
-            << " bytes\n";
-  if (argc > 1) {
-    auto file = brise::gguf::File::open(argv[1]);
-    std::cout << file->tensors().size() << " tensors\n";
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL.gguf [PROMPT] [N_TOKENS]\n", argv[0]);
+    return 2;
+  }
+  try {
+    auto model = brise::Model::load(argv[1]);
+    brise::Session session(model, {.prefill_chunk = 64});
+    const std::string prompt = argc > 2 ? argv[2] : "Once upon a time";
+    brise::GenerateOptions options;
+    options.max_tokens = argc > 3 ? static_cast<uint32_t>(std::stoul(argv[3])) : 16;
+    options.sampling.temperature = 0;  // greedy
+    const auto ids = model->tokenizer().encode(prompt, /*add_bos=*/true);
+    std::fputs(prompt.c_str(), stdout);
+    const auto result = brise::generate(session, ids, options, [](std::string_view text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return true;
+    });
+    std::printf("\n[%zu tokens, decode %.1f tok/s]\n", result.generated_ids.size(),
+                result.decode_tok_s());
+  } catch (const brise::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

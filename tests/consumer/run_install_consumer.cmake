@@ -1,8 +1,8 @@
-# Installs the already-built brise into a scratch prefix, then configures and builds the consumer
-# project against it with find_package(brise).
+# Installs the already-built brise into a scratch prefix, configures and builds the consumer
+# example against it with find_package(brise), then runs it on a tiny synthetic model.
 file(REMOVE_RECURSE "${WORK_DIR}")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BRISE_BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
-                RESULT_VARIABLE rc)
+                RESULT_VARIABLE rc OUTPUT_QUIET)
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
@@ -16,8 +16,15 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" RESULT_VARI
 if(rc)
   message(FATAL_ERROR "building the consumer failed: ${rc}")
 endif()
-execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out)
-message("${out}")
+# The installed CLI writes the model the example runs on.
+execute_process(COMMAND "${WORK_DIR}/prefix/bin/brise" synth --preset tiny -o "${WORK_DIR}/tiny.gguf"
+                RESULT_VARIABLE rc OUTPUT_QUIET)
 if(rc)
-  message(FATAL_ERROR "the consumer program failed: ${rc}")
+  message(FATAL_ERROR "brise synth failed: ${rc}")
+endif()
+execute_process(COMMAND "${WORK_DIR}/build/consumer" "${WORK_DIR}/tiny.gguf" "Hello" 8
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+message("${out}")
+if(rc OR NOT out MATCHES "\\[[0-9]+ tokens")
+  message(FATAL_ERROR "the consumer example failed (${rc}): ${out}")
 endif()
