@@ -55,7 +55,12 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path) {
   const ModelConfig& c = m->config_;
 
   if (file.find("tokenizer.ggml.tokens")) {
-    m->tokenizer_ = std::make_unique<Tokenizer>(read_vocabulary(file));
+    Vocabulary vocab = read_vocabulary(file);
+    try {
+      m->tokenizer_ = std::make_unique<Tokenizer>(std::move(vocab));
+    } catch (const Error& e) {  // the tokenizer's own checks do not know the file's name
+      throw Error(file.name() + ": " + e.what());
+    }
     if (m->tokenizer_->vocab_size() != c.vocab_size)
       throw Error(file.name() + ": the tokenizer has " +
                   std::to_string(m->tokenizer_->vocab_size()) +
@@ -96,6 +101,26 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path) {
 const Tokenizer& Model::tokenizer() const {
   if (!tokenizer_) throw Error(file_->name() + ": the model file holds no tokenizer");
   return *tokenizer_;
+}
+
+void Model::prefetch(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  uint64_t total = 0, done = 0;
+  for (const auto& t : file_->tensors()) total += t.n_bytes;
+  constexpr uint64_t kPage = 4096, kReport = 64u << 20;
+  uint64_t next_report = 0;
+  volatile uint8_t sink = 0;  // keeps the page reads from being optimised away
+  for (const auto& t : file_->tensors()) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(t.data);
+    for (uint64_t off = 0; off < t.n_bytes; off += kPage) {
+      sink = sink + bytes[off];
+      if (progress && done + off >= next_report) {
+        progress(done + off, total);
+        next_report = done + off + kReport;
+      }
+    }
+    done += t.n_bytes;
+  }
+  if (progress) progress(total, total);
 }
 
 uint64_t Model::weight_bytes_per_token() const {

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "brise/error.hpp"
+#include "progress.hpp"
 
 namespace brise::cli {
 
@@ -52,7 +53,18 @@ SessionOptions SessionArgs::session_options() const {
 
 std::shared_ptr<const Model> SessionArgs::load_model() const {
   if (model.empty()) throw UsageError("missing -m MODEL.gguf");
-  return Model::load(model);
+  auto loaded = Model::load(model);
+  // On a terminal, page the weights in with a progress line (a 7B model takes a while to come
+  // off the disk); elsewhere they are paged in on demand.
+  ProgressLine line;
+  if (line.enabled()) {
+    loaded->prefetch([&](uint64_t done, uint64_t total) {
+      line.update("loading " + model + ": " + format_bytes(done) + " / " + format_bytes(total),
+                  done == total);
+    });
+    line.finish();
+  }
+  return loaded;
 }
 
 void SamplingArgs::add_to(ArgParser& p) {

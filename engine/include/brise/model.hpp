@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -53,6 +54,12 @@ class Model {
   const float* output_norm() const { return output_norm_; }  // [dim]
   const WeightView& output() const { return output_; }       // [vocab x dim]
   bool tied_embeddings() const { return tied_; }
+
+  // Reads every page of the weights once (from disk into the page cache), calling
+  // progress(bytes_done, bytes_total) along the way, so that the first tokens do not pay for the
+  // disk and a terminal can show how loading goes. Optional: weights are paged in on demand
+  // otherwise.
+  void prefetch(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
   // Bytes of weights read to decode one token: every layer matrix, the norms, the classifier
   // and one embedding row.
