@@ -44,6 +44,8 @@ struct Vocabulary {
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = false;
   bool byte_fallback = true;
+  // Text that decode() gives for the unknown piece (SentencePiece TrainerSpec.unk_surface).
+  std::string unk_surface = " \xE2\x81\x87 ";
 
   size_t size() const { return pieces.size(); }
 };
@@ -58,6 +60,10 @@ Vocabulary read_sentencepiece_model(const std::filesystem::path& path);
 // remove_extra_whitespaces} and brise.tokenizer.byte_fallback.
 Vocabulary read_vocabulary(const gguf::File& file);
 void write_vocabulary(gguf::Writer& writer, const Vocabulary& vocab);
+
+// Loads a vocabulary from a GGUF file (recognised by its "GGUF" magic) or else from a
+// SentencePiece tokenizer.model.
+Vocabulary load_vocabulary(const std::filesystem::path& path);
 
 class Tokenizer {
  public:
@@ -78,8 +84,8 @@ class Tokenizer {
   // Throws brise::Error on an id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids) const;
 
-  std::string_view piece(int32_t id) const;       // throws on an out-of-range id
-  TokenKind kind(int32_t id) const;               // throws on an out-of-range id
+  std::string_view piece(int32_t id) const;  // throws on an out-of-range id
+  TokenKind kind(int32_t id) const;          // throws on an out-of-range id
   // Id of a piece by its exact text (e.g. "[INST]"), or -1.
   int32_t find_piece(std::string_view piece) const;
 
@@ -99,6 +105,8 @@ class Tokenizer {
     const Tokenizer* tokenizer_;
     bool at_start_;
     std::string pending_;
+    bool bos_ws_seen_ = false;  // the previous piece consumed the text's leading space
+    bool emitted_ = false;      // some text has been returned already
   };
 
  private:

@@ -1,0 +1,110 @@
+// Tokenizer throughput on 1 MiB of French news text (the corpus article repeated) with the
+// mistral-v1 tokenizer. Bytes/s counts input text bytes for encode, output text bytes for decode.
+//
+//   build/bench/bench_tokenizer [--benchmark_filter=Encode]
+// The data folder is $BRISE_TESTDATA, else ../shared beside the source tree.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brise/tokenizer.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kTextBytes = size_t{1} << 20;
+
+std::optional<fs::path> data_dir() {
+  const char* env = std::getenv("BRISE_TESTDATA");
+  const fs::path dir = (env && *env) ? fs::path(env) : fs::path(BRISE_SOURCE_DIR) / ".." / "shared";
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "corpus" / "mistral-news-fr.txt", ec)) return std::nullopt;
+  return dir;
+}
+
+struct Fixture {
+  std::unique_ptr<brise::Tokenizer> tokenizer;
+  std::string text;
+  std::vector<int32_t> ids;
+  std::string missing;  // why the data could not be loaded
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture out;
+    const auto dir = data_dir();
+    if (!dir) {
+      out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
+      return out;
+    }
+    out.tokenizer = std::make_unique<brise::Tokenizer>(
+        brise::read_sentencepiece_model(*dir / "tokenizers" / "mistral-v1" / "tokenizer.model"));
+    std::ifstream in(*dir / "corpus" / "mistral-news-fr.txt", std::ios::binary);
+    const std::string article((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+    while (out.text.size() < kTextBytes) out.text += article;
+    out.ids = out.tokenizer->encode(out.text);
+    return out;
+  }();
+  return f;
+}
+
+void BM_Encode(benchmark::State& state) {
+  const Fixture& f = fixture();
+  if (!f.tokenizer) {
+    state.SkipWithError(f.missing.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto ids = f.tokenizer->encode(f.text);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
+  state.counters["tokens"] = static_cast<double>(f.ids.size());
+}
+BENCHMARK(BM_Encode)->Name("Encode/mistral-v1/news-fr-1MiB")->Unit(benchmark::kMillisecond);
+
+void BM_Decode(benchmark::State& state) {
+  const Fixture& f = fixture();
+  if (!f.tokenizer) {
+    state.SkipWithError(f.missing.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto text = f.tokenizer->decode(f.ids);
+    benchmark::DoNotOptimize(text.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
+}
+BENCHMARK(BM_Decode)->Name("Decode/mistral-v1/news-fr-1MiB")->Unit(benchmark::kMillisecond);
+
+void BM_StreamDecode(benchmark::State& state) {
+  const Fixture& f = fixture();
+  if (!f.tokenizer) {
+    state.SkipWithError(f.missing.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    brise::Tokenizer::StreamDecoder stream(*f.tokenizer, true);
+    size_t bytes = 0;
+    for (const int32_t id : f.ids) bytes += stream.push(id).size();
+    bytes += stream.flush().size();
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
+}
+BENCHMARK(BM_StreamDecode)
+    ->Name("StreamDecode/mistral-v1/news-fr-1MiB")
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
