@@ -14,6 +14,7 @@
 #include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
 #include "engine/checkpoint.hpp"
+#include "kernels/fp16.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/testdata.hpp"
 
@@ -318,4 +319,50 @@ TEST(Convert, InconsistentConfigMissingFilesAndOwnInput) {
   std::ofstream(scratch / "existing.gguf") << "keep me";
   expect_error(scratch / "notok", scratch / "existing.gguf", "no tokenizer.model");
   EXPECT_EQ(read_file_text(scratch / "existing.gguf"), "keep me");
+}
+
+TEST(Convert, F16CheckpointStaysF16AndLlamaStyleConfigWorks) {
+  BRISE_REQUIRE_TESTDATA(data);
+  const auto scratch = scratch_dir("convert_f16_source");
+  const auto ck = scratch / "ck";
+  copy_folder(data / "models/stories260k/hf", ck);
+  // An f16 copy of the checkpoint (exactly representable values: f32 -> f16 -> stored bits),
+  // with a Llama-style config: no head_dim, LlamaForCausalLM.
+  auto tensors = read_safetensors(ck / "model.safetensors");
+  for (auto& t : tensors) {
+    std::vector<std::byte> half(t.data.size() / 2);
+    for (size_t i = 0; i < half.size() / 2; ++i) {
+      float f;
+      std::memcpy(&f, t.data.data() + 4 * i, 4);
+      const uint16_t h = brise::kernels::f32_to_f16(f);
+      std::memcpy(half.data() + 2 * i, &h, 2);
+    }
+    t.data = std::move(half);
+    t.dtype = "F16";
+  }
+  write_safetensors(ck / "model.safetensors", tensors);
+  auto config = read_file_text(ck / "config.json");
+  config.replace(config.find("\"head_dim\": 8,"), 14, "");
+  config.replace(config.find("MistralForCausalLM"), 18, "LlamaForCausalLM");
+  std::ofstream(ck / "config.json") << config;
+
+  auto file = brise::gguf::File::open(convert(ck, scratch / "f16.gguf"));
+  EXPECT_EQ(file->get_uint("general.file_type"), 1u);
+  std::map<std::string, const StTensor*> source;
+  for (const auto& t : tensors) source[t.name] = &t;
+  // Matrices keep their f16 bits; the ones not un-permuted are the checkpoint's bytes.
+  const auto& gate = file->tensor("blk.1.ffn_gate.weight");
+  ASSERT_EQ(gate.type, TensorType::F16);
+  const auto* src = source.at("model.layers.1.mlp.gate_proj.weight");
+  ASSERT_EQ(gate.n_bytes, src->data.size());
+  EXPECT_EQ(std::memcmp(gate.data, src->data.data(), gate.n_bytes), 0);
+  // Norms are widened to f32 exactly.
+  const auto& norm = file->tensor("output_norm.weight");
+  ASSERT_EQ(norm.type, TensorType::F32);
+  uint16_t h;
+  std::memcpy(&h, source.at("model.norm.weight")->data.data(), 2);
+  float f;
+  std::memcpy(&f, norm.data, 4);
+  EXPECT_EQ(f, brise::kernels::f16_to_f32(h));
+  EXPECT_EQ(brise::read_model_config(*file).head_dim, 8u);
 }
