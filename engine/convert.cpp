@@ -11,33 +11,12 @@
 #include "brise/tokenizer.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/output_file.hpp"
-#include "kernels/fp16.hpp"
+#include "engine/tensor_encoding.hpp"
 #include "kernels/quantize.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;
 namespace {
-
-// llama.cpp's general.file_type values (enum llama_ftype).
-uint32_t file_type_id(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::BF16:
-      return 32;
-  }
-  return 0;
-}
-
-bool is_quantized(TensorType t) {
-  return t == TensorType::Q8_0 || t == TensorType::Q4_0;
-}
 
 // Row `r` of the interleaved (native/GGUF) layout is row `source_row(r)` of a Hugging Face
 // q_proj/k_proj matrix, whose heads were permuted for rotate-half RoPE:
@@ -49,22 +28,6 @@ uint64_t source_row(uint64_t r, uint64_t rows, uint32_t unpermute_heads) {
   return h * hd + j * (hd / 2) + i;
 }
 
-void to_f32(TensorType src, const std::byte* in, float* out, size_t n) {
-  switch (src) {
-    case TensorType::F32:
-      std::memcpy(out, in, n * 4);
-      return;
-    case TensorType::F16:
-      kernels::convert_f16_to_f32(reinterpret_cast<const uint16_t*>(in), out, n);
-      return;
-    case TensorType::BF16:
-      kernels::convert_bf16_to_f32(reinterpret_cast<const uint16_t*>(in), out, n);
-      return;
-    default:
-      throw Error("unsupported source dtype");
-  }
-}
-
 // Converts one row of `cols` source elements into the target encoding.
 void convert_row(TensorType src, const std::byte* in, TensorType dst, std::byte* out, size_t cols,
                  float* scratch) {
@@ -72,24 +35,8 @@ void convert_row(TensorType src, const std::byte* in, TensorType dst, std::byte*
     std::memcpy(out, in, cols * tensor_type_info(src).block_bytes);
     return;
   }
-  to_f32(src, in, scratch, cols);
-  switch (dst) {
-    case TensorType::F32:
-      std::memcpy(out, scratch, cols * 4);
-      return;
-    case TensorType::F16:
-      kernels::convert_f32_to_f16(scratch, reinterpret_cast<uint16_t*>(out), cols);
-      return;
-    case TensorType::BF16:
-      kernels::convert_f32_to_bf16(scratch, reinterpret_cast<uint16_t*>(out), cols);
-      return;
-    case TensorType::Q8_0:
-      kernels::quantize_row_q8_0(scratch, reinterpret_cast<kernels::BlockQ8_0*>(out), cols);
-      return;
-    case TensorType::Q4_0:
-      kernels::quantize_row_q4_0(scratch, reinterpret_cast<kernels::BlockQ4_0*>(out), cols);
-      return;
-  }
+  decode_row(src, in, scratch, cols);
+  encode_row(scratch, dst, out, cols);
 }
 
 struct Planned {
@@ -143,8 +90,7 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
 
   gguf::Writer writer;
   write_model_config(writer, config);
-  writer.set("general.file_type", file_type_id(result.type));
-  if (is_quantized(result.type)) writer.set("general.quantization_version", uint32_t{2});
+  write_file_type(writer, result.type);
   write_vocabulary(writer, vocab);
 
   std::vector<Planned> plan;

@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/fp16.hpp"
+#include "engine/tensor_encoding.hpp"
 #include "kernels/matmul.hpp"
-#include "kernels/quantize.hpp"
 
 namespace brise {
 
@@ -20,7 +19,8 @@ void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float
   const kernels::WeightMatrix m{w.data, w.type, w.rows, w.cols, w.row_bytes};
   const size_t align = kernels::kMatmulRowAlign;
   const size_t blocks = (w.rows + align - 1) / align;
-  const int team = std::min(team_size(n_tokens * w.rows * w.cols, threads), static_cast<int>(blocks));
+  const int team =
+      std::min(team_size(n_tokens * w.rows * w.cols, threads), static_cast<int>(blocks));
   if (team <= 1) {
     kernels::matmul(m, x, w.cols, n_tokens, y, w.rows, 0, w.rows);
     return;
@@ -36,25 +36,9 @@ void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float
 }
 
 void embedding_row(const WeightView& e, int32_t token, float* out) {
-  const std::byte* row =
-      static_cast<const std::byte*>(e.data) + static_cast<size_t>(token) * e.row_bytes;
-  switch (e.type) {
-    case TensorType::F32:
-      std::memcpy(out, row, size_t{e.cols} * 4);
-      return;
-    case TensorType::F16:
-      kernels::convert_f16_to_f32(reinterpret_cast<const uint16_t*>(row), out, e.cols);
-      return;
-    case TensorType::BF16:
-      kernels::convert_bf16_to_f32(reinterpret_cast<const uint16_t*>(row), out, e.cols);
-      return;
-    case TensorType::Q8_0:
-      kernels::dequantize_row_q8_0(reinterpret_cast<const kernels::BlockQ8_0*>(row), out, e.cols);
-      return;
-    case TensorType::Q4_0:
-      kernels::dequantize_row_q4_0(reinterpret_cast<const kernels::BlockQ4_0*>(row), out, e.cols);
-      return;
-  }
+  decode_row(e.type,
+             static_cast<const std::byte*>(e.data) + static_cast<size_t>(token) * e.row_bytes, out,
+             e.cols);
 }
 
 }  // namespace brise

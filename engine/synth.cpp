@@ -8,7 +8,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "engine/output_file.hpp"
-#include "kernels/fp16.hpp"
+#include "engine/tensor_encoding.hpp"
 #include "kernels/quantize.hpp"
 
 namespace brise {
@@ -94,47 +94,6 @@ std::vector<Planned> plan_tensors(const SynthSpec& spec) {
   // Last, so that tying changes no other tensor's index (and so no other tensor's values).
   if (!spec.tied_embeddings) p.push_back({"output.weight", dim, c.vocab_size, Kind::Classifier, m});
   return p;
-}
-
-void encode_row(const float* x, TensorType type, std::byte* out, uint64_t n) {
-  switch (type) {
-    case TensorType::F32:
-      std::copy_n(reinterpret_cast<const std::byte*>(x), n * sizeof(float), out);
-      return;
-    case TensorType::F16:
-      kernels::convert_f32_to_f16(x, reinterpret_cast<uint16_t*>(out), n);
-      return;
-    case TensorType::BF16:
-      kernels::convert_f32_to_bf16(x, reinterpret_cast<uint16_t*>(out), n);
-      return;
-    case TensorType::Q8_0:
-      kernels::quantize_row_q8_0(x, reinterpret_cast<kernels::BlockQ8_0*>(out), n);
-      return;
-    case TensorType::Q4_0:
-      kernels::quantize_row_q4_0(x, reinterpret_cast<kernels::BlockQ4_0*>(out), n);
-      return;
-  }
-}
-
-// llama.cpp's general.file_type (enum llama_ftype), as the converter writes it.
-uint32_t file_type_id(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::BF16:
-      return 32;
-  }
-  return 0;
-}
-
-bool is_quantized(TensorType t) {
-  return t == TensorType::Q8_0 || t == TensorType::Q4_0;
 }
 
 // Letter strings in order of length, then alphabetically: "a".."z", "aa".."zz", "aaa"...
@@ -229,8 +188,7 @@ void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& sp
 
   gguf::Writer writer;
   write_model_config(writer, spec.config);
-  writer.set("general.file_type", file_type_id(spec.type));
-  if (is_quantized(spec.type)) writer.set("general.quantization_version", uint32_t{2});
+  write_file_type(writer, spec.type);
   writer.set("brise.synthetic.seed", spec.seed);
   write_vocabulary(writer, synthetic_vocabulary(spec.config.vocab_size));
   for (const Planned& t : plan) {
