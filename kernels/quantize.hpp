@@ -29,7 +29,11 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, size_t n);
 void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, size_t n);
 void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, size_t n);
 
+// value = fp16(d) * q, computed as one f32 multiply per element (the SIMD versions give the
+// same bits as the scalar references).
 void dequantize_row_q8_0(const BlockQ8_0* x, float* y, size_t n);
 void dequantize_row_q4_0(const BlockQ4_0* x, float* y, size_t n);
+void dequantize_row_q8_0_ref(const BlockQ8_0* x, float* y, size_t n);
+void dequantize_row_q4_0_ref(const BlockQ4_0* x, float* y, size_t n);
 
 }  // namespace brise::kernels

@@ -1,0 +1,51 @@
+#include "bench/support/roofline_counters.hpp"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "engine/roofline.hpp"
+
+namespace brise::bench {
+
+const Roofline& machine_roofline(int threads) {
+  static std::mutex mu;
+  static std::map<int, Roofline> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(threads);
+  if (it != cache.end()) return it->second;
+  Roofline r;
+  r.read_gbs = measure_read_bandwidth_gbs(threads);
+  r.fma_gflops = measure_fma_peak_gflops(threads);
+  const std::string t = std::to_string(threads);
+  benchmark::AddCustomContext("read_bw_gbs_" + t + "t", std::to_string(r.read_gbs));
+  benchmark::AddCustomContext("fma_peak_gflops_" + t + "t", std::to_string(r.fma_gflops));
+  return cache.emplace(threads, r).first->second;
+}
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+LoopTimer::LoopTimer() : start_(now_seconds()) {}
+double LoopTimer::seconds() const {
+  return now_seconds() - start_;
+}
+
+void set_roofline_counters(benchmark::State& state, double seconds, double bytes_per_iter,
+                           double flops_per_iter, int threads) {
+  const Roofline& r = machine_roofline(threads);
+  if (seconds <= 0 || state.iterations() == 0) return;
+  const double per_second = static_cast<double>(state.iterations()) / seconds;
+  const double gbs = bytes_per_iter * per_second / 1e9;
+  const double gflops = flops_per_iter * per_second / 1e9;
+  state.counters["GB/s"] = gbs;
+  state.counters["GFLOP/s"] = gflops;
+  if (r.read_gbs > 0) state.counters["BW%"] = 100 * gbs / r.read_gbs;
+  if (r.fma_gflops > 0) state.counters["FMA%"] = 100 * gflops / r.fma_gflops;
+}
+
+}  // namespace brise::bench

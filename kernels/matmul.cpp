@@ -1,0 +1,328 @@
+// y = W x for one token (GEMV) or a chunk of tokens (GEMM) with one register-tiled microkernel.
+//
+// Determinism: each (row, token) dot product owns one accumulator batch. Lane l of it sums
+// w[k] * x[k] for k = l, l + kLanes, l + 2 kLanes, ... in increasing k with one FMA per step; the
+// cols % kLanes leftover elements come last as one zero-padded batch; the batch is then reduced
+// by xsimd::hadd. The tile shape (R rows x T tokens), the token and k blocking, and the row range
+// decide only which dot products are computed together and where the accumulator batch waits
+// between k blocks (registers or an exact spill to memory), never the arithmetic, so GEMV, GEMM
+// and any split of rows give bit-identical results.
+#include "kernels/matmul.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "brise/error.hpp"
+#include "kernels/matmul_weights.hpp"
+
+namespace brise::kernels {
+namespace {
+
+using matmul_detail::Batch;
+using matmul_detail::fmadd;
+using matmul_detail::kLanes;
+using matmul_detail::load_partial;
+using matmul_detail::load_pinned;
+
+// Where a tile's accumulators come from and go to.
+struct TileArgs {
+  const uint8_t* w;  // first row of the tile
+  size_t row_bytes;
+  const float* x;  // first token of the tile
+  size_t x_stride;
+  size_t k_begin;  // whole chunks in [k_begin, k_end)
+  size_t k_end;
+  size_t tail;  // 0, or elements [k_end, k_end + tail) as one zero-padded batch (last block)
+  float* acc;   // spilled accumulators [R][acc_row_stride][kLanes] or nullptr
+  size_t acc_row_stride;
+  size_t prefetch;  // bytes to prefetch ahead of each weight row, or 0
+  bool acc_in;      // start from the spilled accumulators (else from zero)
+  bool acc_out;     // spill the accumulators (else reduce them into y)
+  float* y;         // y for the first row and token of the tile
+  size_t y_stride;
+};
+
+using TileFn = void (*)(const TileArgs&);
+
+// kPrefetch is a template parameter, not a branch in the loop: any extra code in the loop can
+// make GCC keep the accumulators in memory instead of registers (checked in the disassembly).
+template <class W, size_t R, size_t T, bool kPrefetch>
+void tile(const TileArgs& a) {
+  Batch acc[R][T];
+  for (size_t r = 0; r < R; ++r)
+    for (size_t t = 0; t < T; ++t)
+      acc[r][t] =
+          a.acc_in ? Batch::load_aligned(a.acc + (r * a.acc_row_stride + t) * kLanes) : Batch(0.0f);
+
+  const uint8_t* rows[R];
+  for (size_t r = 0; r < R; ++r) rows[r] = a.w + r * a.row_bytes;
+
+  for (size_t k = a.k_begin; k < a.k_end; k += W::kChunk) {
+    if constexpr (kPrefetch) {
+      // Decode streams each weight once: ask for it early so enough lines are in flight.
+      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch;
+      for (size_t r = 0; r < R; ++r) __builtin_prefetch(rows[r] + ahead);
+    }
+    if constexpr (W::kSteps == 1) {
+      // Each activation batch and each weight batch is loaded once per step.
+      Batch xv[T];
+      for (size_t t = 0; t < T; ++t) xv[t] = load_pinned(a.x + t * a.x_stride + k);
+      for (size_t r = 0; r < R; ++r) {
+        Batch w[1];
+        W::load(rows[r], k, w);
+        for (size_t t = 0; t < T; ++t) acc[r][t] = fmadd(w[0], xv[t], acc[r][t]);
+      }
+    } else {
+      // Quantized: dequantize a whole block per row once, then use its batches in order.
+      Batch w[R][W::kSteps];
+      for (size_t r = 0; r < R; ++r) W::load(rows[r], k, w[r]);
+      for (size_t s = 0; s < W::kSteps; ++s) {
+        for (size_t t = 0; t < T; ++t) {
+          const Batch xv = Batch::load_unaligned(a.x + t * a.x_stride + k + s * kLanes);
+          for (size_t r = 0; r < R; ++r) acc[r][t] = fmadd(w[r][s], xv, acc[r][t]);
+        }
+      }
+    }
+  }
+  if (a.tail) {
+    Batch w[R];
+    for (size_t r = 0; r < R; ++r) w[r] = W::load_tail(rows[r], a.k_end, a.tail);
+    for (size_t t = 0; t < T; ++t) {
+      const Batch xv = load_partial(a.x + t * a.x_stride + a.k_end, a.tail);
+      for (size_t r = 0; r < R; ++r) acc[r][t] = fmadd(w[r], xv, acc[r][t]);
+    }
+  }
+
+  if (a.acc_out) {
+    for (size_t r = 0; r < R; ++r)
+      for (size_t t = 0; t < T; ++t)
+        acc[r][t].store_aligned(a.acc + (r * a.acc_row_stride + t) * kLanes);
+  } else {
+    for (size_t r = 0; r < R; ++r)
+      for (size_t t = 0; t < T; ++t) a.y[t * a.y_stride + r] = xsimd::hadd(acc[r][t]);
+  }
+}
+
+// Tile shapes: R in 1..kMaxR rows, T in 1..kMaxT tokens, R * T <= 24 accumulators; the
+// prefetching variants (decode) only up to kMaxPrefetchT tokens.
+constexpr size_t kMaxR = 8;
+constexpr size_t kMaxT = 4;
+constexpr size_t kMaxPrefetchT = 2;
+
+template <class W, bool kPrefetch, size_t R, size_t... Ts>
+constexpr std::array<TileFn, kMaxT> tiles_for_rows(std::index_sequence<Ts...>) {
+  return {(R * (Ts + 1) <= 24 && (!kPrefetch || Ts + 1 <= kMaxPrefetchT)
+               ? &tile<W, R, Ts + 1, kPrefetch>
+               : nullptr)...};
+}
+
+template <class W, bool kPrefetch, size_t... Rs>
+constexpr std::array<std::array<TileFn, kMaxT>, kMaxR> tile_table(std::index_sequence<Rs...>) {
+  return {tiles_for_rows<W, kPrefetch, Rs + 1>(std::make_index_sequence<kMaxT>{})...};
+}
+
+template <class W>
+struct TileTable {
+  static constexpr auto kPlain = tile_table<W, false>(std::make_index_sequence<kMaxR>{});
+  static constexpr auto kPrefetching = tile_table<W, true>(std::make_index_sequence<kMaxR>{});
+  static TileFn get(size_t r, size_t t, bool prefetch) {
+    return (prefetch ? kPrefetching : kPlain)[r - 1][t - 1];
+  }
+};
+
+// Tiling, tuned on Zen 5 (AVX-512, 48 KiB L1D, 1 MiB L2 per core) with bench/bench_matmul.cpp.
+// Decode (1-2 tokens) is memory-bound: 8 weight rows stream per tile, software-prefetched
+// (measured: 1, 2, 4 or 12-16 rows per tile, or no prefetch, stream slower).
+constexpr size_t kDecodeTileRows = 8;
+constexpr size_t kDecodeMaxTokens = 2;
+// Prefill: 6 rows x 4 tokens = 24 accumulators; a step loads 6 weight and 4 activation batches
+// (each once, see load_pinned) for 24 FMAs (measured: 4x6, 8x3, 4x4, 6x3 are slower).
+constexpr size_t kGemmTileRows = 6;
+constexpr size_t kGemmTileTokens = 4;
+// Activations of a token block are reused across a row panel from L2.
+constexpr size_t kTokenBlock = 48;
+// Columns per k block: rows up to 1.5x this run in one block, longer rows (Mistral's w2, 14336)
+// in blocks whose accumulators wait in memory for a panel of rows. (Measured: 512-2048 column
+// blocks, which keep a tile's rows in L1, lose more to the accumulator traffic than they gain.)
+constexpr size_t kKBlock = 4096;
+constexpr size_t kPanelRows = 24;
+
+static_assert(kTokenBlock % kGemmTileTokens == 0 && kPanelRows % kGemmTileRows == 0);
+static_assert(kDecodeTileRows <= kMaxR && kGemmTileRows <= kMaxR && kGemmTileTokens <= kMaxT);
+static_assert(kDecodeTileRows * kDecodeMaxTokens <= 24 && kGemmTileRows * kGemmTileTokens <= 24);
+static_assert(kDecodeMaxTokens <= kMaxPrefetchT);
+
+// Blocking parameters of one call.
+struct Blocking {
+  size_t tile_rows;    // R of the main tiles (the rows left at a panel's end use a smaller R)
+  size_t tile_tokens;  // T of the main tiles
+  size_t panel_rows;   // rows whose accumulators are spilled together between k blocks
+  size_t token_block;  // tokens whose activations are reused across a row panel
+  size_t k_block;      // elements per k block (a multiple of every kChunk)
+  size_t prefetch;     // software prefetch distance in bytes (0: none)
+};
+
+template <class W>
+Blocking choose_blocking(size_t n_tokens, size_t cols) {
+  Blocking b{};
+  if (n_tokens <= kDecodeMaxTokens) {
+    b.prefetch = W::kPrefetchBytes;
+    b.tile_rows = kDecodeTileRows;
+    b.tile_tokens = n_tokens;
+    b.panel_rows = kDecodeTileRows;
+    b.token_block = n_tokens;
+    b.k_block = std::max(cols, W::kChunk);  // one block (never 0, so the k loop advances)
+    return b;
+  }
+  b.tile_rows = kGemmTileRows;
+  b.tile_tokens = std::min(n_tokens, kGemmTileTokens);
+  b.panel_rows = kPanelRows;
+  b.token_block = kTokenBlock;
+  b.k_block = kKBlock;
+  if (cols <= kKBlock + kKBlock / 2) b.k_block = std::max(cols, W::kChunk);  // one block
+  return b;
+}
+
+template <class W>
+void run_blocks(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end, const Blocking& b,
+                float* spill) {
+  const size_t cols = w.cols;
+  const size_t full = cols - cols % W::kChunk;  // whole chunks; the rest is the zero-padded tail
+  const size_t tail = cols - full;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const bool blocked_k = spill != nullptr;
+
+  for (size_t tb = 0; tb < n_tokens; tb += b.token_block) {
+    const size_t tb_end = std::min(n_tokens, tb + b.token_block);
+    for (size_t rp = row_begin; rp < row_end; rp += b.panel_rows) {
+      const size_t rp_end = std::min(row_end, rp + b.panel_rows);
+      // One pass when the whole row fits one k block (also when there are no whole chunks).
+      for (size_t kb = 0; kb == 0 || kb < full; kb += b.k_block) {
+        const size_t kb_end = std::min(full, kb + b.k_block);
+        const bool first = kb == 0;
+        const bool last = kb_end == full;
+        for (size_t r = rp; r < rp_end;) {
+          const size_t nr = std::min(b.tile_rows, rp_end - r);
+          for (size_t t = tb; t < tb_end; t += b.tile_tokens) {
+            const size_t nt = std::min(b.tile_tokens, tb_end - t);
+            TileArgs a;
+            a.w = base + r * w.row_bytes;
+            a.row_bytes = w.row_bytes;
+            a.x = x + t * x_stride;
+            a.x_stride = x_stride;
+            a.k_begin = kb;
+            a.k_end = kb_end;
+            a.tail = last ? tail : 0;
+            a.acc = blocked_k ? spill + ((r - rp) * b.token_block + (t - tb)) * kLanes : nullptr;
+            a.acc_row_stride = b.token_block;
+            a.prefetch = b.prefetch;
+            a.acc_in = blocked_k && !first;
+            a.acc_out = blocked_k && !last;
+            a.y = y + t * y_stride + r;
+            a.y_stride = y_stride;
+            TileTable<W>::get(nr, nt, b.prefetch != 0)(a);
+          }
+          r += nr;
+        }
+      }
+    }
+  }
+}
+
+template <class W>
+void run(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+         size_t y_stride, size_t row_begin, size_t row_end) {
+  const Blocking b = choose_blocking<W>(n_tokens, w.cols);
+  const size_t full = w.cols - w.cols % W::kChunk;
+  if (b.k_block >= full) {
+    run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, nullptr);
+    return;
+  }
+  alignas(64) float spill[kPanelRows * kTokenBlock * kLanes];  // 72 KiB with AVX-512
+  run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, spill);
+}
+
+void check_args(const WeightMatrix& w, const float* x, size_t n_tokens, const float* y,
+                size_t row_begin, size_t row_end) {
+  const auto need = tensor_row_bytes(w.type, w.cols);
+  if (!need)
+    throw Error("matmul: cols " + std::to_string(w.cols) + " is not a whole number of " +
+                std::string(tensor_type_name(w.type)) + " blocks");
+  if (w.row_bytes < *need) throw Error("matmul: row_bytes smaller than one row of weights");
+  if (row_begin > row_end || row_end > w.rows)
+    throw Error("matmul: row range [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
+                ") outside the matrix's " + std::to_string(w.rows) + " rows");
+  if (row_begin < row_end && n_tokens > 0 && (!w.data || !x || !y))
+    throw Error("matmul: null weight, activation or output pointer");
+}
+
+// A T stored at p, whatever p's alignment (row_bytes need not keep rows aligned).
+template <class T>
+T read_at(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+float ref_weight(const WeightMatrix& w, size_t r, size_t k) {
+  const auto* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  switch (w.type) {
+    case TensorType::F32:
+      return read_at<float>(row + k * sizeof(float));
+    case TensorType::F16:
+      return f16_to_f32(read_at<uint16_t>(row + k * sizeof(uint16_t)));
+    case TensorType::BF16:
+      return bf16_to_f32(read_at<uint16_t>(row + k * sizeof(uint16_t)));
+    case TensorType::Q8_0: {
+      const auto b = read_at<BlockQ8_0>(row + k / kQuantBlock * sizeof(BlockQ8_0));
+      return static_cast<float>(b.qs[k % kQuantBlock]) * f16_to_f32(b.d);
+    }
+    case TensorType::Q4_0: {
+      const auto b = read_at<BlockQ4_0>(row + k / kQuantBlock * sizeof(BlockQ4_0));
+      const size_t j = k % kQuantBlock;
+      const int q = j < kQuantBlock / 2 ? (b.qs[j] & 0x0F) : (b.qs[j - kQuantBlock / 2] >> 4);
+      return static_cast<float>(q - 8) * f16_to_f32(b.d);
+    }
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+            size_t y_stride, size_t row_begin, size_t row_end) {
+  check_args(w, x, n_tokens, y, row_begin, row_end);
+  if (row_begin == row_end || n_tokens == 0) return;
+  using namespace matmul_detail;
+  switch (w.type) {
+    case TensorType::F32:
+      return run<F32Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case TensorType::F16:
+      return run<F16Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case TensorType::BF16:
+      return run<BF16Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case TensorType::Q8_0:
+      return run<Q8_0Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case TensorType::Q4_0:
+      return run<Q4_0Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+  }
+  throw Error("matmul: unsupported weight type");
+}
+
+void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end) {
+  check_args(w, x, n_tokens, y, row_begin, row_end);
+  for (size_t t = 0; t < n_tokens; ++t) {
+    for (size_t r = row_begin; r < row_end; ++r) {
+      float sum = 0.0f;
+      for (size_t k = 0; k < w.cols; ++k) sum += ref_weight(w, r, k) * x[t * x_stride + k];
+      y[t * y_stride + r] = sum;
+    }
+  }
+}
+
+}  // namespace brise::kernels
