@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <stdexcept>
 
 namespace brise::test {
@@ -58,9 +59,24 @@ std::vector<float> read_f32_file(const fs::path& path) {
 }
 
 fs::path scratch_dir(const std::string& test_name) {
-  fs::path dir = fs::path(BRISE_BINARY_DIR) / "test-scratch" / test_name;
+  // ctest runs the cases of one test program as parallel processes, so each process gets its
+  // own folder; all are removed when the process exits (set BRISE_KEEP_SCRATCH to keep them).
+  struct Folders {
+    std::mutex mutex;
+    std::vector<fs::path> paths;
+    ~Folders() {
+      if (const char* keep = std::getenv("BRISE_KEEP_SCRATCH"); keep && *keep) return;
+      std::error_code ec;
+      for (const auto& p : paths) fs::remove_all(p, ec);
+    }
+  };
+  static Folders folders;
+  fs::path dir =
+      fs::path(BRISE_BINARY_DIR) / "test-scratch" / (test_name + "." + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
+  std::lock_guard lock(folders.mutex);
+  folders.paths.push_back(dir);
   return dir;
 }
 
