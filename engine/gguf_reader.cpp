@@ -266,6 +266,10 @@ class Parser {
     if (count > limits_.max_array_items)
       fail_here("array of " + u64s(count) + " items exceeds the limit of " +
                 u64s(limits_.max_array_items) + " items");
+    total_array_items_ += count;  // no overflow: each count is at most max_array_items
+    if (total_array_items_ > limits_.max_total_array_items)
+      fail_here("metadata arrays hold more than " + u64s(limits_.max_total_array_items) +
+                " items in all (the limit)");
     array.items.reserve(count);
     index_path_.push_back(0);
     for (uint64_t i = 0; i < count; ++i) {
@@ -431,6 +435,7 @@ class Parser {
 
   File& f_;
   const ReadLimits& limits_;
+  uint64_t total_array_items_ = 0;
   std::span<const std::byte> bytes_;
   uint64_t pos_ = 0;
   uint64_t n_tensors_ = 0;

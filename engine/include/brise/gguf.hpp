@@ -89,7 +89,12 @@ struct TensorInfo {
 struct ReadLimits {
   uint64_t max_string_bytes = 1u << 20;  // one metadata string
   uint64_t max_array_items = 1u << 24;   // one metadata array
-  uint32_t max_array_depth = 4;          // nested arrays
+  // All array items of the file together. Each decoded item takes sizeof(Value) (40) bytes of
+  // heap, however few bytes it has in the file (a u8 item has one), so this budget bounds the
+  // heap a file of metadata can claim: the file's size plus 40 x 2^22 = 160 MiB at most. Real
+  // models need well under 2^21 (a 128k vocabulary and 280k merges are ~0.7 million).
+  uint64_t max_total_array_items = 1u << 22;
+  uint32_t max_array_depth = 4;  // nested arrays
   uint64_t max_tensors = 1u << 16;
   uint64_t max_metadata = 1u << 16;
   uint32_t max_dims = 4;
