@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "brise/error.hpp"
 #include "engine/parallel_ops.hpp"
@@ -27,6 +28,19 @@ void check_finite(const float* x, size_t count, const std::string& where) {
                   " (corrupt weights?)");
 }
 
+// The residual stream must also stay small enough for the next RMSNorm: a row whose sum of
+// squares overflows f32 would be normalised to zeros, silently (huge but finite weights).
+void check_residual(const float* x, size_t rows, size_t dim, const std::string& where) {
+  check_finite(x, rows * dim, where);
+  for (size_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (size_t i = 0; i < dim; ++i) sum += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+    if (sum > std::numeric_limits<float>::max())
+      throw Error("numeric fault: activations too large for f32 (overflow) after " + where +
+                  " (corrupt weights?)");
+  }
+}
+
 }  // namespace
 
 void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
@@ -48,7 +62,7 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
 
     // h = x + wo · attention(rope(wq · xn), rope(wk · xn), wv · xn),  xn = rmsnorm(x) *
     // attention_norm
-#pragma omp parallel for num_threads(team_size(n * dim, threads))
+#pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
     parallel_matmul(w.wq, a.xn.data(), n, a.q.data(), threads);
@@ -65,7 +79,7 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
     add_rows(a.x.data(), a.h.data(), n * dim);
 
     // x = h + w2 · (silu(w1 · xn) * (w3 · xn)),  xn = rmsnorm(h) * ffn_norm
-#pragma omp parallel for num_threads(team_size(n * dim, threads))
+#pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
     parallel_matmul(w.w1, a.xn.data(), n, a.gate.data(), threads);
@@ -75,8 +89,8 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
     parallel_matmul(w.w2, a.gate.data(), n, a.h.data(), threads);
     add_rows(a.x.data(), a.h.data(), n * dim);
 
-    check_finite(a.x.data(), n * dim,
-                 "layer " + std::to_string(l) + " (blk." + std::to_string(l) + ")");
+    check_residual(a.x.data(), n, dim,
+                   "layer " + std::to_string(l) + " (blk." + std::to_string(l) + ")");
   }
 
   // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.

@@ -57,6 +57,13 @@ constexpr size_t kBufferSize = 8u << 20;
 }  // namespace
 
 OutputFile::OutputFile(std::filesystem::path destination) : destination_(std::move(destination)) {
+  // The rename at commit() replaces whatever is at the destination: never a device, FIFO,
+  // socket or folder (e.g. -o /dev/null run as root would replace the device node).
+  struct stat st {};
+  if (::stat(destination_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw Error(destination_.string() +
+                ": exists and is not a regular file (a device, FIFO, socket or folder); brise "
+                "writes a new file and renames it into place, so give the path of a file");
   const auto folder = destination_.has_parent_path() ? destination_.parent_path() : ".";
   std::string pattern =
       (folder / ("." + destination_.filename().string() + ".tmp-XXXXXX")).string();

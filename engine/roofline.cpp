@@ -90,7 +90,7 @@ double measure_read_bandwidth_gbs(int threads) {
 
   // Many short passes, keeping the best: on a shared machine some pass runs undisturbed.
   double best = 0.0;
-  constexpr int kPasses = 10;  // the first is a warm-up
+  constexpr int kPasses = 20;  // the first is a warm-up
   for (int pass = 0; pass < kPasses; ++pass) {
     float total = 0.0f;
     const double t0 = now_seconds();
@@ -119,7 +119,7 @@ double measure_fma_peak_gflops(int threads) {
   double best = 0.0;
   // Many short runs, keeping the best (some run undisturbed on a shared machine); the first
   // warms up the clock.
-  constexpr int kRuns = 40;
+  constexpr int kRuns = 150;
   for (int run = 0; run < kRuns; ++run) {
     float sink = 0.0f;
     const double t0 = now_seconds();

@@ -10,7 +10,7 @@ namespace brise {
 double measure_read_bandwidth_gbs(int threads);
 
 // f32 FMA peak in GFLOP/s (an FMA counts 2 flops): `threads` OpenMP threads each run independent
-// FMA chains held in registers; the best of many short runs after a warm-up. Takes ~0.1 s.
+// FMA chains held in registers; the best of many short runs after a warm-up. Takes ~0.2 s.
 double measure_fma_peak_gflops(int threads);
 
 }  // namespace brise
