@@ -1,0 +1,455 @@
+// The fuzz targets: one function per input format, each taking arbitrary bytes. They are shared
+// by the libFuzzer executables (tests/fuzz/fuzz_main.cpp) and by the regression test of the
+// normal build (tests/test_fuzz_regressions.cpp), which replays every input checked into
+// tests/fuzz/regressions/<target>/.
+//
+// The contract every target checks: hostile input may only ever raise brise::Error. Any other
+// exception escapes (libFuzzer reports it as a crash, the regression test as a failure); memory
+// errors and undefined behaviour are caught by ASan/UBSan; allocations beyond -malloc_limit_mb
+// and slow inputs by libFuzzer. Where a result can be checked independently, it is (UTF-8
+// validity, decode == streamed decode, encode/decode round trips).
+#pragma once
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brise/error.hpp"
+#include "brise/gguf.hpp"
+#include "brise/model.hpp"
+#include "brise/session.hpp"
+#include "brise/tokenizer.hpp"
+#include "engine/checkpoint.hpp"
+#include "engine/safetensors.hpp"
+
+namespace brise::fuzz {
+
+using Bytes = std::span<const uint8_t>;
+
+// A broken invariant (not a rejected input): escapes the targets' catch clauses on purpose.
+struct InvariantViolation : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+inline void require(bool ok, const std::string& what) {
+  if (!ok) throw InvariantViolation(what);
+}
+
+inline std::span<const std::byte> as_bytes(Bytes b) {
+  return {reinterpret_cast<const std::byte*>(b.data()), b.size()};
+}
+inline std::string_view as_text(Bytes b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF), written here
+// independently of the tokenizer's own validator.
+inline bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// A folder for the targets that must go through a path (configs, Model::load): in /dev/shm when
+// it exists, one per process, removed at exit.
+inline const std::filesystem::path& scratch_folder() {
+  struct Folder {
+    std::filesystem::path path;
+    Folder() {
+      std::error_code ec;
+      const std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec)
+                                             ? std::filesystem::path("/dev/shm")
+                                             : std::filesystem::temp_directory_path();
+      path = base / ("brise-fuzz-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(path);
+    }
+    ~Folder() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Folder folder;
+  return folder.path;
+}
+
+inline void write_file(const std::filesystem::path& path, Bytes bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) throw std::runtime_error("fuzz harness: cannot write " + path.string());
+}
+
+// Sums of the bytes read are stored here so that the reads are not optimised away.
+inline volatile uint64_t g_sink = 0;
+
+// --- shared checks of a tokenizer ----------------------------------------------------------------
+
+// Encodes a few texts and decodes every id (bounded, for speed) at once and as a stream. A
+// tokenizer that was constructed without error must do all of this without raising anything.
+inline void exercise_tokenizer(const Tokenizer& tok) {
+  static const char* const kTexts[] = {"",
+                                       " ",
+                                       "Hello world",
+                                       "  two  spaces\n\ttab",
+                                       "caf\xC3\xA9 \xF0\x9F\x98\x80 \xE4\xB8\xAD",
+                                       "[INST] <s> </s>"};
+  try {
+    for (const char* text : kTexts) {
+      const auto ids = tok.encode(text, tok.bos_id() >= 0);
+      for (const int32_t id : ids)
+        require(id >= 0 && size_t(id) < tok.vocab_size(),
+                "encode produced an id outside the vocab");
+      (void)tok.decode(ids);
+    }
+    const size_t n = std::min<size_t>(tok.vocab_size(), 4096);
+    std::vector<int32_t> all(n);
+    for (size_t i = 0; i < n; ++i) all[i] = static_cast<int32_t>(i);
+    (void)tok.decode(all);
+    Tokenizer::StreamDecoder stream(tok, true);
+    for (const int32_t id : all) (void)stream.push(id);
+    (void)stream.flush();
+  } catch (const Error& e) {
+    throw InvariantViolation(std::string("an accepted tokenizer raised: ") + e.what());
+  }
+}
+
+// --- (a) GGUF -------------------------------------------------------------------------------
+
+inline void touch_value(const gguf::Value& v, uint64_t& sink) {
+  sink += static_cast<uint64_t>(v.type());
+  (void)gguf::value_type_name(v.type());
+  switch (v.type()) {
+    case gguf::ValueType::STRING:
+      for (const char c : v.as_string("v")) sink += static_cast<uint8_t>(c);
+      break;
+    case gguf::ValueType::ARRAY:
+      for (const auto& item : v.as_array("v").items) touch_value(item, sink);
+      break;
+    case gguf::ValueType::F32:
+    case gguf::ValueType::F64:
+      sink += static_cast<uint64_t>(v.as_float("v") != 0);
+      break;
+    case gguf::ValueType::BOOL:
+      sink += v.as_bool("v");
+      break;
+    default:
+      try {
+        sink += v.as_uint("v");
+      } catch (const Error&) {
+        sink += static_cast<uint64_t>(v.as_int("v"));
+      }
+  }
+}
+
+inline void touch_file(const gguf::File& f) {
+  uint64_t sink = f.version() + f.alignment() + f.data_offset();
+  for (const auto& [key, value] : f.metadata()) {
+    sink += key.size();
+    require(f.find(key) != nullptr, "metadata key not found again: " + key);
+    touch_value(value, sink);
+  }
+  for (const auto& t : f.tensors()) {
+    require(t.data != nullptr || t.n_bytes == 0, "tensor without data");
+    require(f.find_tensor(t.name) == &t, "tensor not found again: " + t.name);
+    const auto* begin = reinterpret_cast<const uint8_t*>(t.data);
+    for (uint64_t i = 0; i < t.n_bytes; ++i) sink += begin[i];
+    (void)t.row_length();
+    (void)t.n_rows();
+  }
+  g_sink = sink;
+}
+
+// Parses as the engine does (and as `brise info` does, accepting foreign tensor types), reads
+// every value, sums every tensor byte, then the model config and the tokenizer.
+inline void gguf_target(Bytes data) {
+  std::shared_ptr<const gguf::File> file;
+  try {
+    file = gguf::File::parse(as_bytes(data), "fuzz.gguf");
+  } catch (const Error&) {
+    try {
+      gguf::ReadLimits foreign;
+      foreign.accept_foreign_tensor_types = true;
+      touch_file(*gguf::File::parse(as_bytes(data), "fuzz.gguf", foreign));
+    } catch (const Error&) {
+    }
+    return;
+  }
+  touch_file(*file);
+  try {
+    (void)read_model_config(*file);
+  } catch (const Error&) {
+  }
+  std::unique_ptr<Tokenizer> tok;
+  try {
+    tok = std::make_unique<Tokenizer>(read_vocabulary(*file));
+  } catch (const Error&) {
+    return;
+  }
+  exercise_tokenizer(*tok);
+}
+
+// --- (b) safetensors header and shard index -------------------------------------------------
+
+inline void safetensors_target(Bytes data) {
+  try {
+    const auto f = SafetensorsFile::parse(as_bytes(data), "fuzz.safetensors");
+    uint64_t sink = 0;
+    for (const auto& t : f->tensors()) {
+      require(f->find(t.name) != nullptr, "tensor not found again");
+      uint64_t elements = 1;
+      for (const uint64_t d : t.shape) elements *= d;
+      require(elements == t.n_elements, "n_elements disagrees with the shape");
+      for (const std::byte b : t.data) sink += static_cast<uint8_t>(b);
+    }
+    g_sink = sink;
+  } catch (const Error&) {
+  }
+  try {
+    const auto index = parse_shard_index(as_text(data), "fuzz.index.json");
+    for (const auto& [tensor, shard] : index)
+      require(!shard.empty() && shard.find('/') == std::string::npos && shard != "..",
+              "shard index accepted a path: " + shard);
+  } catch (const Error&) {
+  }
+}
+
+// --- (c) config.json / params.json ---------------------------------------------------------
+
+// The first byte chooses the file name (config.json or params.json); the rest is its content.
+inline void config_target(Bytes data) {
+  if (data.empty()) return;
+  const std::filesystem::path dir = scratch_folder() / "checkpoint";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir);
+  write_file(dir / ((data[0] & 1) ? "params.json" : "config.json"), data.subspan(1));
+  try {
+    CheckpointLayout layout;
+    bool tied = false;
+    const ModelConfig c = read_checkpoint_config(dir, &layout, &tied);
+    c.validate("fuzz");  // what was returned must be a valid config
+  } catch (const Error&) {
+  }
+}
+
+// --- (d) SentencePiece model ----------------------------------------------------------------
+
+inline void sentencepiece_target(Bytes data) {
+  std::unique_ptr<Tokenizer> tok;
+  try {
+    Vocabulary vocab = parse_sentencepiece_model(as_bytes(data), "fuzz.model");
+    require(vocab.scores.size() == vocab.pieces.size() && vocab.kinds.size() == vocab.pieces.size(),
+            "parsed vocabulary has inconsistent sizes");
+    tok = std::make_unique<Tokenizer>(std::move(vocab));
+  } catch (const Error&) {
+    return;
+  }
+  exercise_tokenizer(*tok);
+}
+
+// --- (e), (f) tokenizer encode and decode with fixed real tokenizers ------------------------
+
+struct FixedTokenizers {
+  std::unique_ptr<Tokenizer> mistral_v3, tok512;
+};
+
+// Loaded once from $BRISE_TESTDATA (the libFuzzer mains call this from LLVMFuzzerInitialize;
+// the regression test calls it after locating the data).
+inline FixedTokenizers& fixed_tokenizers() {
+  static FixedTokenizers t;
+  return t;
+}
+inline void load_fixed_tokenizers(const std::filesystem::path& data) {
+  auto& t = fixed_tokenizers();
+  if (t.mistral_v3) return;
+  t.mistral_v3 = std::make_unique<Tokenizer>(
+      read_sentencepiece_model(data / "tokenizers/mistral-v3/tokenizer.model"));
+  t.tok512 = std::make_unique<Tokenizer>(
+      read_sentencepiece_model(data / "tokenizers/tok512/tokenizer.model"));
+}
+
+// First byte: bit 0x80 adds BOS, value % 4 == 3 picks tok512 (which collapses whitespace),
+// else Mistral v3. The rest is the text.
+inline void encode_target(Bytes data) {
+  if (data.empty()) return;
+  const auto& fixed = fixed_tokenizers();
+  require(fixed.mistral_v3 != nullptr, "fixed tokenizers not loaded");
+  const bool small = (data[0] & 3) == 3;
+  const Tokenizer& tok = small ? *fixed.tok512 : *fixed.mistral_v3;
+  const bool bos = (data[0] & 0x80) != 0;
+  const std::string_view text = as_text(data.subspan(1));
+  std::vector<int32_t> ids;
+  try {
+    ids = tok.encode(text, bos);
+  } catch (const Error&) {
+    require(!valid_utf8(text), "encode rejected valid UTF-8");
+    return;
+  }
+  require(valid_utf8(text), "encode accepted invalid UTF-8");
+  for (const int32_t id : ids)
+    require(id >= 0 && size_t(id) < tok.vocab_size(), "encode produced an id outside the vocab");
+  require(!bos || (!ids.empty() && ids[0] == tok.bos_id()), "BOS missing");
+  const std::string decoded = tok.decode(ids);
+  require(valid_utf8(decoded), "decode produced invalid UTF-8");
+  // Mistral's tokenizer keeps whitespace and falls back to bytes, so every text comes back
+  // unchanged, except that a literal U+2581 in the text decodes as a space.
+  if (!small && text.find("\xE2\x96\x81") == std::string_view::npos)
+    require(decoded == text, "round trip changed the text");
+}
+
+// Each pair of bytes after the first is one id: values below 0xFF00 are taken modulo the vocab
+// size, the rest map to out-of-range ids (-1, vocab, INT32_MIN, ...). First byte: value % 4 == 3
+// picks tok512, else Mistral v3; bit 0x80 starts the stream decoder mid-text.
+inline void decode_target(Bytes data) {
+  if (data.empty()) return;
+  const auto& fixed = fixed_tokenizers();
+  require(fixed.mistral_v3 != nullptr, "fixed tokenizers not loaded");
+  const Tokenizer& tok = (data[0] & 3) == 3 ? *fixed.tok512 : *fixed.mistral_v3;
+  const auto vocab = static_cast<int32_t>(tok.vocab_size());
+  const int32_t bad[] = {-1, vocab, vocab + 1, INT32_MIN, INT32_MAX, -vocab};
+  std::vector<int32_t> ids;
+  size_t first_bad = SIZE_MAX;
+  for (size_t i = 1; i + 1 < data.size(); i += 2) {
+    const unsigned v = data[i] | (unsigned{data[i + 1]} << 8);
+    if (v < 0xFF00) {
+      ids.push_back(static_cast<int32_t>(v % static_cast<unsigned>(vocab)));
+    } else {
+      if (first_bad == SIZE_MAX) first_bad = ids.size();
+      ids.push_back(bad[(v - 0xFF00) % std::size(bad)]);
+    }
+  }
+  std::string whole;
+  try {
+    whole = tok.decode(ids);
+    require(first_bad == SIZE_MAX, "decode accepted an id outside the vocabulary");
+    require(valid_utf8(whole), "decode produced invalid UTF-8");
+  } catch (const Error&) {
+    require(first_bad != SIZE_MAX, "decode rejected valid ids");
+  }
+  const bool at_start = (data[0] & 0x80) == 0;
+  Tokenizer::StreamDecoder stream(tok, at_start);
+  std::string streamed;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    try {
+      const std::string part = stream.push(ids[i]);
+      require(i != first_bad, "StreamDecoder accepted an id outside the vocabulary");
+      streamed += part;
+    } catch (const Error&) {
+      require(i == first_bad, "StreamDecoder rejected a valid id");
+      return;
+    }
+  }
+  streamed += stream.flush();
+  require(valid_utf8(streamed), "StreamDecoder produced invalid UTF-8");
+  if (at_start) require(streamed == whole, "streamed decode differs from decode");
+}
+
+// --- (g) model load and forward pass ---------------------------------------------------------
+
+// The input is a GGUF file followed by a tail: the last byte b gives the number of tokens
+// (b % 8 + 1), the KV cache type (bit 3) and the prefill chunk ((b >> 4) % 4 + 1); the 2 bytes
+// per token before it are the token ids (modulo the vocab size; 0xFFFF is an out-of-range id).
+// The file goes through Model::load (a path: it is written to /dev/shm), then prefill and one
+// decode step.
+inline void model_target(Bytes data) {
+  if (data.empty()) return;
+  const uint8_t b = data.back();
+  const size_t n_tokens = b % 8 + 1;
+  Bytes file = data.first(data.size() - 1);
+  std::vector<uint16_t> raw(n_tokens, 1);
+  if (file.size() >= 2 * n_tokens) {
+    const Bytes tail = file.last(2 * n_tokens);
+    for (size_t i = 0; i < n_tokens; ++i) raw[i] = tail[2 * i] | (uint16_t{tail[2 * i + 1]} << 8);
+    file = file.first(file.size() - 2 * n_tokens);
+  }
+  const std::filesystem::path path = scratch_folder() / "model.gguf";
+  write_file(path, file);
+  std::shared_ptr<const Model> model;
+  try {
+    model = Model::load(path);
+  } catch (const Error&) {
+    return;
+  }
+  const uint32_t vocab = model->config().vocab_size;
+  std::vector<int32_t> ids(n_tokens);
+  for (size_t i = 0; i < n_tokens; ++i)
+    ids[i] = raw[i] == 0xFFFF ? static_cast<int32_t>(vocab) : raw[i] % vocab;
+  SessionOptions options;
+  options.threads = 1;
+  options.kv_type = (b & 8) ? KVCacheType::F16 : KVCacheType::F32;
+  options.prefill_chunk = (b >> 4) % 4 + 1;
+  try {
+    Session session(model, options);
+    const auto logits = session.prefill(ids);
+    require(logits.size() == vocab, "logits size");
+    int32_t best = 0;
+    for (uint32_t i = 0; i < vocab; ++i) {
+      require(std::isfinite(logits[i]), "non-finite logit returned without an error");
+      if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+    }
+    (void)session.decode(best);
+    if (model->has_tokenizer()) (void)model->tokenizer().decode(session.tokens());
+  } catch (const Error&) {
+  }
+}
+
+// --- registry --------------------------------------------------------------------------------
+
+struct Target {
+  const char* name;
+  void (*run)(Bytes);
+  bool needs_testdata;  // uses the fixed tokenizers
+};
+
+inline constexpr Target kTargets[] = {
+    {"gguf", gguf_target, false},     {"safetensors", safetensors_target, false},
+    {"config", config_target, false}, {"sentencepiece", sentencepiece_target, false},
+    {"encode", encode_target, true},  {"decode", decode_target, true},
+    {"model", model_target, false},
+};
+
+inline const Target* find_target(std::string_view name) {
+  for (const auto& t : kTargets)
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+}  // namespace brise::fuzz

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tests/sanitize.sh [asan|tsan|all]   (default: all)
+#
+# The test suite under sanitizers, each in its own build folder (RelWithDebInfo: -O2 -g):
+#
+# asan: gcc (the compiler of the normal build; the fuzz build, tests/fuzz/run.sh, covers clang
+#   with the same sanitizers) with AddressSanitizer + UndefinedBehaviorSanitizer
+#   (-DBRISE_SANITIZE=address;undefined, which also sets -fno-sanitize-recover=all, so any report
+#   fails the test), the whole suite through ctest, every test included. Leak detection is on:
+#   OpenMP's runtime (libgomp) does not trip it. $BRISE_ASAN_EXCLUDE, a ctest -E regex, can skip
+#   tests if the suite ever gets too slow under ASan.
+#
+# tsan: ThreadSanitizer on the multi-threaded tests: all of test_session (Session.Concurrent*:
+#   several sessions on std::threads sharing one Model; Session.LogitsAreBitIdentical*: OpenMP
+#   teams of 1-3 threads), test_convert and test_synth (parallel quantization/generation loops),
+#   and the fuzz regression replay.
+#   Compiler: clang 14 with LLVM's OpenMP runtime (libomp), NOT gcc: libgomp is not instrumented,
+#   so TSan cannot see its barriers and reports false races in every parallel loop. libomp is not
+#   instrumented either, but it ships Archer (libarcher.so, loaded automatically by libomp when
+#   the program is built with -fsanitize=thread), which tells TSan about OpenMP's synchronisation
+#   (fork/join, barriers, reductions, locks). With ignore_noninstrumented_modules=1 (Archer's own
+#   advice) TSan also skips the runtime's internal accesses. So the OpenMP threads stay on
+#   (OMP_NUM_THREADS=2) and the TSan run checks both the std::thread concurrency between sessions
+#   and the OpenMP parallel loops inside each; a deliberate race in an `omp parallel for` is
+#   reported in this setup (checked when this was set up).
+#
+# Environment: JOBS (parallel build/test jobs, default 2), BRISE_TESTDATA (default ../shared),
+# BRISE_ASAN_BUILD / BRISE_TSAN_BUILD (build folders, default build-asan / build-tsan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BRISE_TESTDATA="${BRISE_TESTDATA:-$(cd .. && pwd)/shared}"
+jobs=${JOBS:-2}
+what=${1:-all}
+
+run_asan() {
+  local build=${BRISE_ASAN_BUILD:-build-asan}
+  echo "=== ASan + UBSan (gcc): build $build"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBRISE_SANITIZE="address;undefined" -DBRISE_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$build" -j"$jobs"
+  echo "=== ASan + UBSan: ctest"
+  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir "$build" -j"$jobs" --output-on-failure \
+    ${BRISE_ASAN_EXCLUDE:+-E "$BRISE_ASAN_EXCLUDE"}
+}
+
+run_tsan() {
+  local build=${BRISE_TSAN_BUILD:-build-tsan}
+  echo "=== TSan (clang + libomp + Archer): build $build"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRISE_SANITIZE=thread -DBRISE_BUILD_BENCH=OFF >/dev/null
+  local tests=(test_session test_convert test_synth test_fuzz_regressions)
+  cmake --build "$build" -j"$jobs" --target brise_cli "${tests[@]}"
+  echo "=== TSan: multi-threaded tests"
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
+  export OMP_NUM_THREADS=2
+  # All of test_session: Concurrent*, LogitsAreBitIdentical* and every forward pass of the
+  # reference cases with OpenMP teams.
+  "$build/tests/test_session"
+  "$build/tests/test_convert"
+  "$build/tests/test_synth"
+  "$build/tests/test_fuzz_regressions"
+}
+
+case "$what" in
+  asan) run_asan ;;
+  tsan) run_tsan ;;
+  all) run_asan && run_tsan ;;
+  *)
+    echo "usage: tests/sanitize.sh [asan|tsan|all]" >&2
+    exit 2
+    ;;
+esac
+echo "=== sanitizers: all passed"
