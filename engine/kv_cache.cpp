@@ -5,8 +5,7 @@
 namespace brise {
 
 KVCache::KVCache(uint32_t n_layers, uint32_t kv_dim, uint32_t max_slots, KVCacheType type)
-    : kv_dim_(kv_dim),
-      max_slots_(max_slots),
+    : max_slots_(max_slots),
       type_(type),
       row_bytes_(size_t{kv_dim} * (type == KVCacheType::F16 ? 2 : 4)),
       keys_(n_layers),

@@ -43,7 +43,6 @@ class KVCache {
     return v.data() + slot * row_bytes_;
   }
 
-  uint32_t kv_dim_;
   uint32_t max_slots_;
   KVCacheType type_;
   size_t row_bytes_;

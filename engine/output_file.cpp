@@ -65,8 +65,10 @@ OutputFile::OutputFile(std::filesystem::path destination) : destination_(std::mo
                 ": exists and is not a regular file (a device, FIFO, socket or folder); brise "
                 "writes a new file and renames it into place, so give the path of a file");
   const auto folder = destination_.has_parent_path() ? destination_.parent_path() : ".";
-  std::string pattern =
-      (folder / ("." + destination_.filename().string() + ".tmp-XXXXXX")).string();
+  std::string name = ".";  // built by appends: gcc 12 warns falsely (-Wrestrict) on "." + string
+  name += destination_.filename().string();
+  name += ".tmp-XXXXXX";
+  std::string pattern = (folder / name).string();
   // Block the cleanup signals while the file appears and the handler learns its name.
   sigset_t block, old;
   sigemptyset(&block);

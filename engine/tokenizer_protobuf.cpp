@@ -28,7 +28,11 @@ std::string_view wire_type_name(WireType type) {
 
 std::string Reader::where() const {
   std::string w(where_);
-  if (index_ >= 0) w += "[" + std::to_string(index_) + "]";
+  if (index_ >= 0) {  // appends: gcc 12 warns falsely (-Wrestrict) on "[" + string
+    w += '[';
+    w += std::to_string(index_);
+    w += ']';
+  }
   return w;
 }
 

@@ -3,7 +3,9 @@
 // sliding windows 8 and 32, and bf16 weights. Plus weight decoding from hand-built GGUF blocks
 // and properties of the attention mask that hold for any model.
 // GCC 12 reports false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 reductions.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,9 @@
 // Written to be read next to one_file_ref.py: same names, same order of operations, no caches,
 // no fused kernels. Activations are [T x features] matrices, one row per position.
 // GCC 12 reports false -Wmaybe-uninitialized warnings inside Eigen's AVX-512 GEMM kernels.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "engine/reference/reference_model.hpp"
 
