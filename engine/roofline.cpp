@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 namespace brise {
 namespace {
@@ -67,6 +68,48 @@ Buffer allocate(size_t bytes) {
 }
 
 }  // namespace
+
+double measure_region_read_gbs(std::span<const std::span<const std::byte>> regions, int threads,
+                               int passes) {
+  threads = std::max(threads, 1);
+  constexpr size_t kPiece = size_t{16} << 20;
+  std::vector<std::span<const std::byte>> pieces;
+  size_t total = 0;
+  for (const auto& r : regions) {
+    for (size_t off = 0; off < r.size(); off += kPiece)
+      pieces.push_back(r.subspan(off, std::min(kPiece, r.size() - off)));
+    total += r.size();
+  }
+  if (total == 0) return 0.0;
+  double best = 0.0;
+  for (int pass = 0; pass < passes; ++pass) {
+    float sum = 0.0f;
+    const double t0 = now_seconds();
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(+ : sum)
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      // Weights are only byte-aligned in general: unaligned loads of whole batches, bytes after.
+      const std::byte* p = pieces[i].data();
+      const size_t n = pieces[i].size();
+      constexpr size_t kStep = 4 * kLanes * sizeof(float);
+      Batch a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+      size_t off = 0;
+      for (; off + kStep <= n; off += kStep) {
+        const auto* f = reinterpret_cast<const float*>(p + off);
+        a0 += Batch::load_unaligned(f);
+        a1 += Batch::load_unaligned(f + kLanes);
+        a2 += Batch::load_unaligned(f + 2 * kLanes);
+        a3 += Batch::load_unaligned(f + 3 * kLanes);
+      }
+      float s = xsimd::hadd(a0 + a1 + a2 + a3);
+      for (; off < n; ++off) s += static_cast<float>(std::to_integer<int>(p[off]));
+      sum += s;
+    }
+    const double dt = now_seconds() - t0;
+    g_sink = sum;
+    best = std::max(best, static_cast<double>(total) / dt / 1e9);
+  }
+  return best;
+}
 
 double measure_read_bandwidth_gbs(int threads) {
   threads = std::max(threads, 1);
