@@ -22,6 +22,7 @@
 #include "brise/synth.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/safetensors.hpp"
+#include "support/gguf_bytes.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -104,7 +105,13 @@ namespace brise {
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::byte>;
+using test::append_str;
+using test::append_u32;
+using test::append_u64;
+using test::Bytes;
+using test::find_string;
+using test::put_u32;
+using test::put_u64;
 
 struct HeapUse {
   int64_t peak = 0;     // most bytes live at once, above the level at the start
@@ -130,34 +137,6 @@ std::string measured(const std::function<void()>& fn, HeapUse* use) {
 constexpr int64_t kSmall = 1 << 20;          // what a rejected claim may allocate: 1 MB
 constexpr int64_t kLoadConstant = 16 << 20;  // the constant of the load bound: 16 MB
 
-void put_u32(Bytes& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b.at(at + i) = static_cast<std::byte>(v >> (8 * i));
-}
-void put_u64(Bytes& b, size_t at, uint64_t v) {
-  for (int i = 0; i < 8; ++i) b.at(at + i) = static_cast<std::byte>(v >> (8 * i));
-}
-void append_u32(Bytes& b, uint32_t v) {
-  b.resize(b.size() + 4);
-  put_u32(b, b.size() - 4, v);
-}
-void append_u64(Bytes& b, uint64_t v) {
-  b.resize(b.size() + 8);
-  put_u64(b, b.size() - 8, v);
-}
-void append_str(Bytes& b, std::string_view s) {
-  append_u64(b, s.size());
-  for (const char c : s) b.push_back(static_cast<std::byte>(c));
-}
-size_t find_string(const Bytes& b, std::string_view text) {
-  std::string needle(8, '\0');
-  for (int i = 0; i < 8; ++i)
-    needle[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  needle += text;
-  const std::string_view hay(reinterpret_cast<const char*>(b.data()), b.size());
-  const size_t at = hay.find(needle);
-  if (at == std::string_view::npos) throw std::runtime_error("not found: " + std::string(text));
-  return at;
-}
 void write_bytes(const fs::path& path, const Bytes& bytes) {
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()),

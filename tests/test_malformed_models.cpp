@@ -25,13 +25,17 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "brise/synth.hpp"
+#include "support/gguf_bytes.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::byte>;
+using test::Bytes;
+using test::find_string;
+using test::put_u32;
+using test::put_u64;
 
 // --- an editable model ---------------------------------------------------------------------
 
@@ -124,25 +128,6 @@ void write_bytes(const fs::path& path, const Bytes& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << path;
-}
-
-void put_u32(Bytes& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b.at(at + i) = static_cast<std::byte>(v >> (8 * i));
-}
-void put_u64(Bytes& b, size_t at, uint64_t v) {
-  for (int i = 0; i < 8; ++i) b.at(at + i) = static_cast<std::byte>(v >> (8 * i));
-}
-// Offset of a gguf_string (u64 length + text) holding `text` in the header.
-size_t find_string(const Bytes& b, std::string_view text) {
-  std::string needle(8, '\0');
-  for (int i = 0; i < 8; ++i)
-    needle[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  needle += text;
-  const std::string_view hay(reinterpret_cast<const char*>(b.data()), b.size());
-  const size_t at = hay.find(needle);
-  if (at == std::string_view::npos)
-    throw std::runtime_error("string not found: " + std::string(text));
-  return at;
 }
 
 // Sets an f16 value (the scale of a q8_0 block) at byte `at` of a tensor's data.
