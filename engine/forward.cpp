@@ -20,25 +20,36 @@ void add_rows(float* x, const float* h, size_t count) {
   for (size_t i = 0; i < count; ++i) x[i] += h[i];
 }
 
-// Corrupt weights show up as NaN/Inf in the residual stream: name the layer where they appear.
-void check_finite(const float* x, size_t count, const std::string& where) {
-  for (size_t i = 0; i < count; ++i)
-    if (!std::isfinite(x[i]))
-      throw Error("numeric fault: NaN or Inf in the activations after " + where +
-                  " (corrupt weights?)");
+// Corrupt weights show up as NaN/Inf in the activations: name where they appear.
+[[noreturn]] void nonfinite_fault(const std::string& where) {
+  throw Error("numeric fault: NaN or Inf in the activations after " + where +
+              " (corrupt weights?)");
 }
 
-// The residual stream must also stay small enough for the next RMSNorm: a row whose sum of
-// squares overflows f32 would be normalised to zeros, silently (huge but finite weights).
-void check_residual(const float* x, size_t rows, size_t dim, const std::string& where) {
-  check_finite(x, rows * dim, where);
+void check_finite(const float* x, size_t count, const std::string& where) {
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(x[i])) nonfinite_fault(where);
+}
+
+// The residual stream after layer `layer` must be finite and also small enough for the next
+// RMSNorm: a row whose sum of squares overflows f32 would be normalised to zeros, silently (huge
+// but finite weights). One pass: the double sum of squares of finite floats cannot overflow, so
+// it is non-finite exactly when the row holds a NaN or Inf. A NaN/Inf anywhere is reported before
+// an overflow; the message is only built on a fault.
+void check_residual(const float* x, size_t rows, size_t dim, size_t layer) {
+  const auto where = [&] {
+    return "layer " + std::to_string(layer) + " (blk." + std::to_string(layer) + ")";
+  };
+  bool overflow = false;
   for (size_t r = 0; r < rows; ++r) {
     double sum = 0;
     for (size_t i = 0; i < dim; ++i) sum += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
-    if (sum > std::numeric_limits<float>::max())
-      throw Error("numeric fault: activations too large for f32 (overflow) after " + where +
-                  " (corrupt weights?)");
+    if (!std::isfinite(sum)) nonfinite_fault(where());
+    overflow = overflow || sum > std::numeric_limits<float>::max();
   }
+  if (overflow)
+    throw Error("numeric fault: activations too large for f32 (overflow) after " + where() +
+                " (corrupt weights?)");
 }
 
 }  // namespace
@@ -89,8 +100,7 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
     parallel_matmul(w.w2, a.gate.data(), n, a.h.data(), threads);
     add_rows(a.x.data(), a.h.data(), n * dim);
 
-    check_residual(a.x.data(), n, dim,
-                   "layer " + std::to_string(l) + " (blk." + std::to_string(l) + ")");
+    check_residual(a.x.data(), n, dim, l);
   }
 
   // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.
