@@ -160,16 +160,29 @@ inline uint16_t block_scale(const uint8_t* block) {
   return d;
 }
 
-struct Q8_0Weights {
-  static_assert(offsetof(BlockQ8_0, d) == 0 && offsetof(BlockQ8_0, qs) == 2);
+// What the two quantized formats share: one chunk is one block of 32 weights (fp16 scale d, then
+// the codes qs), and rows are whole blocks.
+template <typename Block>
+struct QuantizedWeights {
+  static_assert(offsetof(Block, d) == 0 && offsetof(Block, qs) == 2);
   static constexpr size_t kChunk = kQuantBlock;
-  static constexpr size_t kChunkBytes = sizeof(BlockQ8_0);
+  static constexpr size_t kChunkBytes = sizeof(Block);
   static constexpr size_t kPrefetchBytes = 32768;
   static constexpr size_t kSteps = kQuantBlock / kLanes;
+  // The block holding weight k of a row.
+  static const uint8_t* block_at(const uint8_t* row, size_t k) {
+    return row + k / kQuantBlock * sizeof(Block);
+  }
+  static const uint8_t* codes(const uint8_t* block) { return block + offsetof(Block, qs); }
+  // Never called: quantized rows are whole blocks, so there is no tail.
+  static Batch load_tail(const uint8_t*, size_t, size_t) { return Batch(0.0f); }
+};
+
+struct Q8_0Weights : QuantizedWeights<BlockQ8_0> {
   static void load(const uint8_t* row, size_t k, Batch* out) {
-    const uint8_t* block = row + k / kQuantBlock * sizeof(BlockQ8_0);
+    const uint8_t* block = block_at(row, k);
     const uint16_t dh = block_scale(block);
-    const uint8_t* qs = block + offsetof(BlockQ8_0, qs);
+    const uint8_t* qs = codes(block);
 #if defined(BRISE_MATMUL_AVX512)
     const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(dh)));
     for (size_t s = 0; s < kSteps; ++s) {
@@ -190,22 +203,13 @@ struct Q8_0Weights {
     for (size_t s = 0; s < kSteps; ++s) out[s] = Batch::load_aligned(buf + s * kLanes);
 #endif
   }
-  // Never called: quantized rows are whole blocks, so there is no tail.
-  static Batch load_tail(const uint8_t*, size_t, size_t) {
-    return Batch(0.0f);
-  }
 };
 
-struct Q4_0Weights {
-  static_assert(offsetof(BlockQ4_0, d) == 0 && offsetof(BlockQ4_0, qs) == 2);
-  static constexpr size_t kChunk = kQuantBlock;
-  static constexpr size_t kChunkBytes = sizeof(BlockQ4_0);
-  static constexpr size_t kPrefetchBytes = 32768;
-  static constexpr size_t kSteps = kQuantBlock / kLanes;
+struct Q4_0Weights : QuantizedWeights<BlockQ4_0> {
   static void load(const uint8_t* row, size_t k, Batch* out) {
-    const uint8_t* block = row + k / kQuantBlock * sizeof(BlockQ4_0);
+    const uint8_t* block = block_at(row, k);
     const uint16_t dh = block_scale(block);
-    const uint8_t* qs = block + offsetof(BlockQ4_0, qs);
+    const uint8_t* qs = codes(block);
 #if defined(BRISE_MATMUL_AVX512)
     static_assert(kSteps == 2);
     const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(dh)));
@@ -225,10 +229,6 @@ struct Q4_0Weights {
     }
     for (size_t s = 0; s < kSteps; ++s) out[s] = Batch::load_aligned(buf + s * kLanes);
 #endif
-  }
-  // Never called: quantized rows are whole blocks, so there is no tail.
-  static Batch load_tail(const uint8_t*, size_t, size_t) {
-    return Batch(0.0f);
   }
 };
 
