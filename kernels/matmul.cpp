@@ -60,12 +60,8 @@ void tile(const TileArgs& a) {
   const uint8_t* rows[R];
   for (size_t r = 0; r < R; ++r) rows[r] = a.w + r * a.row_bytes;
 
-  for (size_t k = a.k_begin; k < a.k_end; k += W::kChunk) {
-    if constexpr (kPrefetch) {
-      // Decode streams each weight once: ask for it early so enough lines are in flight.
-      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch;
-      for (size_t r = 0; r < R; ++r) __builtin_prefetch(rows[r] + ahead);
-    }
+  // One step of chunk k for every row and token of the tile.
+  const auto step = [&](size_t k) __attribute__((always_inline)) {
     if constexpr (W::kSteps == 1) {
       // Each activation batch and each weight batch is loaded once per step.
       Batch xv[T];
@@ -86,6 +82,33 @@ void tile(const TileArgs& a) {
         }
       }
     }
+  };
+
+  size_t k = a.k_begin;
+  if constexpr (kPrefetch) {
+    // Decode streams each weight once: ask for it early so enough lines are in flight. A tile's
+    // rows lie back to back in memory and so do the tiles that follow, so once the distance runs
+    // past the end of a row it moves on to the same row of the next tile (R rows further): that
+    // tile then starts with its first lines on the way instead of cold (+20 % on 8 KiB rows).
+    // A distance longer than a row (quantized types) already reaches later tiles as it is.
+    const size_t first_past_row =
+        a.prefetch >= a.row_bytes
+            ? a.k_end
+            : (a.row_bytes - a.prefetch + W::kChunkBytes - 1) / W::kChunkBytes * W::kChunk;
+    const size_t k_wrap = std::clamp(first_past_row, a.k_begin, a.k_end);
+    for (; k < k_wrap; k += W::kChunk) {
+      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch;
+      for (size_t r = 0; r < R; ++r) __builtin_prefetch(rows[r] + ahead);
+      step(k);
+    }
+    const size_t next_tile = (R - 1) * a.row_bytes;
+    for (; k < a.k_end; k += W::kChunk) {
+      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch + next_tile;
+      for (size_t r = 0; r < R; ++r) __builtin_prefetch(rows[r] + ahead);
+      step(k);
+    }
+  } else {
+    for (; k < a.k_end; k += W::kChunk) step(k);
   }
   if (a.tail) {
     Batch w[R];
