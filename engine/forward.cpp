@@ -76,9 +76,8 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
 #pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmul(w.wq, a.xn.data(), n, a.q.data(), threads);
-    parallel_matmul(w.wk, a.xn.data(), n, a.k.data(), threads);
-    parallel_matmul(w.wv, a.xn.data(), n, a.v.data(), threads);
+    parallel_matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}}, a.xn.data(), n,
+                     threads);
     for (size_t t = 0; t < n; ++t) {
       kernels::rope_apply(&a.q[t * q_dim], c.n_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
@@ -93,8 +92,7 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
 #pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmul(w.w1, a.xn.data(), n, a.gate.data(), threads);
-    parallel_matmul(w.w3, a.xn.data(), n, a.up.data(), threads);
+    parallel_matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}}, a.xn.data(), n, threads);
     for (size_t t = 0; t < n; ++t)  // row by row: each row's SIMD/tail split is fixed
       kernels::silu_mul(&a.gate[t * ffn], &a.up[t * ffn], &a.gate[t * ffn], ffn);
     parallel_matmul(w.w2, a.gate.data(), n, a.h.data(), threads);

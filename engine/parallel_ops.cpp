@@ -15,23 +15,52 @@ int team_size(size_t work, int threads) {
   return static_cast<int>(std::clamp<size_t>(work / kMinWorkPerThread, 1, std::max(threads, 1)));
 }
 
-void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, int threads) {
-  const kernels::WeightMatrix m{w.data, w.type, w.rows, w.cols, w.row_bytes};
+namespace {
+
+// Rows per block of a matrix: about kBlockBytes of weights, so a block streams long enough to
+// amortise taking it (and the cold start of its rows), in multiples of the kernel's row tile.
+size_t block_rows(const WeightView& w) {
+  constexpr size_t kBlockBytes = size_t{512} << 10;
   const size_t align = kernels::kMatmulRowAlign;
-  const size_t blocks = (w.rows + align - 1) / align;
-  const int team =
-      std::min(team_size(n_tokens * w.rows * w.cols, threads), static_cast<int>(blocks));
+  const size_t rows = std::max<size_t>(1, kBlockBytes / std::max<size_t>(w.row_bytes, 1));
+  return std::max(align, rows / align * align);
+}
+
+size_t block_count(const WeightView& w) {
+  return (w.rows + block_rows(w) - 1) / block_rows(w);
+}
+
+void matmul_rows(const MatmulOutput& o, const float* x, size_t n_tokens, size_t begin, size_t end) {
+  const kernels::WeightMatrix m{o.w.data, o.w.type, o.w.rows, o.w.cols, o.w.row_bytes};
+  kernels::matmul(m, x, o.w.cols, n_tokens, o.y, o.w.rows, begin, end);
+}
+
+}  // namespace
+
+void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
+                      int threads) {
+  size_t work = 0, blocks = 0;
+  for (const auto& o : outputs) {
+    work += n_tokens * o.w.rows * o.w.cols;
+    blocks += block_count(o.w);
+  }
+  const int team = std::min(team_size(work, threads), static_cast<int>(blocks));
   if (team <= 1) {
-    kernels::matmul(m, x, w.cols, n_tokens, y, w.rows, 0, w.rows);
+    for (const auto& o : outputs) matmul_rows(o, x, n_tokens, 0, o.w.rows);
     return;
   }
-#pragma omp parallel num_threads(team)
-  {
-    const size_t t = static_cast<size_t>(omp_get_thread_num());
-    const size_t nt = static_cast<size_t>(omp_get_num_threads());
-    const size_t begin = std::min<size_t>(w.rows, blocks * t / nt * align);
-    const size_t end = std::min<size_t>(w.rows, blocks * (t + 1) / nt * align);
-    if (begin < end) kernels::matmul(m, x, w.cols, n_tokens, y, w.rows, begin, end);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (size_t b = 0; b < blocks; ++b) {
+    size_t first = b;  // the block's index within its matrix
+    for (const auto& o : outputs) {
+      const size_t count = block_count(o.w);
+      if (first < count) {
+        const size_t rows = block_rows(o.w);
+        matmul_rows(o, x, n_tokens, first * rows, std::min<size_t>(o.w.rows, (first + 1) * rows));
+        break;
+      }
+      first -= count;
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 
 #include "brise/model.hpp"
 
@@ -11,10 +12,24 @@ namespace brise {
 // operations (tiny models, single tokens of small matrices) run on the calling thread.
 int team_size(size_t work, int threads);
 
-// y[t][r] = W[r] . x[t] for n tokens, rows split across `threads` OpenMP threads in contiguous
-// ranges. The kernel sums every dot product the same way whatever the split, so the result does
-// not depend on the thread count.
-void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, int threads);
+// One product of a parallel_matmuls call: y[t][r] = W[r] . x[t], y holding W.rows per token.
+struct MatmulOutput {
+  const WeightView& w;
+  float* y;
+};
+
+// The products of several matrices with one input x of n tokens (wq, wk, wv; w1, w3) as one
+// parallel loop over blocks of rows of all of them: no barrier between the matrices, and a thread
+// that falls behind (a shared machine) is made up for by the others taking more blocks. The
+// kernel sums every dot product the same way whatever rows it is given, so the result depends
+// neither on the thread count nor on which thread took which block.
+void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
+                      int threads);
+
+inline void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float* y,
+                            int threads) {
+  parallel_matmuls({{w, y}}, x, n_tokens, threads);
+}
 
 // Row `token` of an embedding matrix of any type, as f32.
 void embedding_row(const WeightView& embedding, int32_t token, float* out);
