@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "engine/tensor_encoding.hpp"
@@ -17,50 +18,62 @@ int team_size(size_t work, int threads) {
 
 namespace {
 
-// Rows per block of a matrix: about kBlockBytes of weights, so a block streams long enough to
-// amortise taking it (and the cold start of its rows), in multiples of the kernel's row tile.
-size_t block_rows(const WeightView& w) {
-  constexpr size_t kBlockBytes = size_t{512} << 10;
-  const size_t align = kernels::kMatmulRowAlign;
-  const size_t rows = std::max<size_t>(1, kBlockBytes / std::max<size_t>(w.row_bytes, 1));
-  return std::max(align, rows / align * align);
-}
-
-size_t block_count(const WeightView& w) {
-  return (w.rows + block_rows(w) - 1) / block_rows(w);
-}
-
 void matmul_rows(const MatmulOutput& o, const float* x, size_t n_tokens, size_t begin, size_t end) {
   const kernels::WeightMatrix m{o.w.data, o.w.type, o.w.rows, o.w.cols, o.w.row_bytes};
   kernels::matmul(m, x, o.w.cols, n_tokens, o.y, o.w.rows, begin, end);
+}
+
+// The rows of all the outputs, one after the other, in units of the kernel's row alignment.
+size_t units_of(const MatmulOutput& o) {
+  return (o.w.rows + kernels::kMatmulRowAlign - 1) / kernels::kMatmulRowAlign;
+}
+
+// Units [begin, end) of the concatenated outputs, matrix by matrix.
+void matmul_units(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
+                  size_t begin, size_t end) {
+  const size_t align = kernels::kMatmulRowAlign;
+  size_t first = 0;  // the current output's first unit
+  for (const auto& o : outputs) {
+    const size_t units = units_of(o);
+    const size_t b = std::max(begin, first), e = std::min(end, first + units);
+    if (b < e)
+      matmul_rows(o, x, n_tokens, (b - first) * align,
+                  std::min<size_t>(o.w.rows, (e - first) * align));
+    first += units;
+  }
 }
 
 }  // namespace
 
 void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
                       int threads) {
-  size_t work = 0, blocks = 0;
+  size_t work = 0, units = 0, unit_bytes = 0;
   for (const auto& o : outputs) {
     work += n_tokens * o.w.rows * o.w.cols;
-    blocks += block_count(o.w);
+    units += units_of(o);
+    unit_bytes = std::max<size_t>(unit_bytes, o.w.row_bytes * kernels::kMatmulRowAlign);
   }
-  const int team = std::min(team_size(work, threads), static_cast<int>(blocks));
+  const int team = std::min(team_size(work, threads), static_cast<int>(units));
   if (team <= 1) {
-    for (const auto& o : outputs) matmul_rows(o, x, n_tokens, 0, o.w.rows);
+    matmul_units(outputs, x, n_tokens, 0, units);
     return;
   }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
-  for (size_t b = 0; b < blocks; ++b) {
-    size_t first = b;  // the block's index within its matrix
-    for (const auto& o : outputs) {
-      const size_t count = block_count(o.w);
-      if (first < count) {
-        const size_t rows = block_rows(o.w);
-        matmul_rows(o, x, n_tokens, first * rows, std::min<size_t>(o.w.rows, (first + 1) * rows));
-        break;
-      }
-      first -= count;
-    }
+  // Guided self-scheduling: a thread takes a share of what is left (half of it divided among the
+  // team, but at least ~256 KiB of weights), so the first pieces are long contiguous runs that
+  // stream well, and the last are short enough to even out threads that fell behind.
+  constexpr size_t kMinPieceBytes = size_t{256} << 10;
+  const size_t min_take = std::max<size_t>(1, kMinPieceBytes / std::max<size_t>(unit_bytes, 1));
+  const size_t divisor = 2 * static_cast<size_t>(team);
+  std::atomic<size_t> next{0};
+#pragma omp parallel num_threads(team)
+  for (;;) {
+    size_t begin = next.load(std::memory_order_relaxed), take = 0;
+    do {
+      if (begin >= units) break;
+      take = std::min(units - begin, std::max(min_take, (units - begin) / divisor));
+    } while (!next.compare_exchange_weak(begin, begin + take, std::memory_order_relaxed));
+    if (begin >= units) break;
+    matmul_units(outputs, x, n_tokens, begin, begin + take);
   }
 }
 
