@@ -104,17 +104,16 @@ void tile(const TileArgs& a) {
             ? a.k_end
             : (a.row_bytes - a.prefetch + W::kChunkBytes - 1) / W::kChunkBytes * W::kChunk;
     const size_t k_wrap = std::clamp(first_past_row, a.k_begin, a.k_end);
-    for (; k < k_wrap; k += W::kChunk) {
-      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch;
-      for (size_t r = 0; r < R; ++r) prefetch_at(rows[r], ahead);
-      step(k);
-    }
-    const size_t next_tile = (R - 1) * a.row_bytes;
-    for (; k < a.k_end; k += W::kChunk) {
-      const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch + next_tile;
-      for (size_t r = 0; r < R; ++r) prefetch_at(rows[r], ahead);
-      step(k);
-    }
+    // Steps up to k_stop, prefetching `extra` bytes further than the distance.
+    const auto prefetching_steps = [&](size_t k_stop, size_t extra) __attribute__((always_inline)) {
+      for (; k < k_stop; k += W::kChunk) {
+        const size_t ahead = (k / W::kChunk) * W::kChunkBytes + a.prefetch + extra;
+        for (size_t r = 0; r < R; ++r) prefetch_at(rows[r], ahead);
+        step(k);
+      }
+    };
+    prefetching_steps(k_wrap, 0);
+    prefetching_steps(a.k_end, (R - 1) * a.row_bytes);  // into the next tile's rows
   } else {
     for (; k < a.k_end; k += W::kChunk) step(k);
   }
