@@ -19,10 +19,10 @@ struct MatmulOutput {
 };
 
 // The products of several matrices with one input x of n tokens (wq, wk, wv; w1, w3) as one
-// parallel loop over blocks of rows of all of them: no barrier between the matrices, and a thread
-// that falls behind (a shared machine) is made up for by the others taking more blocks. The
-// kernel sums every dot product the same way whatever rows it is given, so the result depends
-// neither on the thread count nor on which thread took which block.
+// parallel loop over pieces of their rows taken one after the other: no barrier between the
+// matrices, and a thread that falls behind (a shared machine) is made up for by the others taking
+// more pieces. The kernel sums every dot product the same way whatever rows it is given, so the
+// result depends neither on the thread count nor on which thread took which piece.
 void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
                       int threads);
 
