@@ -179,7 +179,9 @@ TEST(ReferenceModel, HuggingFaceLayoutGivesTheSameLogits) {
 
 // A window at least as long as the sequence is full attention (the mask is the same matrix);
 // a window of 1 lets each position see only itself, so row t is the logits of tokens[t] alone
-// (RoPE cannot matter when a query meets only its own key).
+// (RoPE cannot matter when a query meets only its own key). The two are different Eigen
+// products (12 rows against 1), whose blocking rounds differently: 1e-4, the tolerance of every
+// reference comparison (1.3e-5 seen on an AVX-512 Intel host).
 TEST(ReferenceModel, WindowMaskProperties) {
   BRISE_REQUIRE_TESTDATA(data);
   const ReferenceModel& m = model_for(data, "models/stories260k/native");
@@ -193,7 +195,7 @@ TEST(ReferenceModel, WindowMaskProperties) {
   for (size_t t = 0; t < ids.size(); ++t) {
     const std::vector<int32_t> one = {ids[t]};
     const auto alone = brise::reference::forward(m, one, {});
-    EXPECT_LE((self_only.row(t) - alone.row(0)).cwiseAbs().maxCoeff(), 1e-5f) << "row " << t;
+    EXPECT_LE((self_only.row(t) - alone.row(0)).cwiseAbs().maxCoeff(), 1e-4f) << "row " << t;
   }
 }
 
