@@ -14,6 +14,7 @@
 #include "kernels/fp16.hpp"
 #include "kernels/norm.hpp"
 #include "kernels/rope.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace {
 
@@ -135,7 +136,7 @@ void BM_Attention(benchmark::State& state) {
   const auto q = random_vector(group * head_dim, -1.0f, 1.0f, 10);
   const KVSegment seg =
       f16 ? KVSegment{k16.data(), v16.data(), keys} : KVSegment{k.data(), v.data(), keys};
-  const KVView view{f16 ? KVType::F16 : KVType::F32, head_dim, head_dim,
+  const KVView view{f16 ? find_type("f16") : find_type("f32"), head_dim, head_dim,
                     std::span<const KVSegment>(&seg, 1)};
   std::vector<float> out(group * head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));

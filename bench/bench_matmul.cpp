@@ -1,18 +1,24 @@
-// matmul on Mistral-7B shapes for every weight type, GEMV (decode, 1 token) and GEMM (prefill
-// chunk), with 1 or 2 OpenMP threads splitting the rows, and an Eigen f32 baseline in the same run.
+// matmul on Mistral-7B shapes for every kernel set this CPU runs x every type of the registry
+// (quantized types on both paths: int8 activations, and exact f32 ones) x 1, 8, 64, 512 tokens x
+// 1 or 2 threads, through parallel_matmuls, the same parallel split the forward pass uses; and
+// Eigen's f32 product beside it.
 //
-// Counters: GB/s = weight bytes read per second, GFLOP/s, BW% / FMA% = the fraction of the read
-// bandwidth / FMA peak measured in this process (bench/support/roofline_counters.hpp).
-// GEMV cycles through enough copies of the weights (>= 512 MiB in all) that every call streams
-// them from DRAM, as a decode step through a 7B model does.
+// Names: matmul/SET/TYPE[/exact]/ROWSxCOLS/tokens:N/threads:T and eigen_f32/ROWSxCOLS/...
+// Counters: GB/s = weight bytes read per second; GFLOP/s (int8 path: GOP/s, a multiply-add is 2);
+// BW% and peak% = the fraction of the read bandwidth and of the FMA (or int8) peak measured in
+// this process for that kernel set and thread count (bench/support/roofline_counters.hpp). The
+// int8 path's time includes quantizing the activations (once per input, as in the forward pass).
+// With up to 8 tokens the weights cycle through copies totalling >= 512 MiB, so every call
+// streams them from DRAM as a decode step through a 7B model does.
 //
-//   build/bench/bench_matmul --benchmark_filter='gemv/f16' --benchmark_min_time=0.5
+//   build/bench/bench_matmul --benchmark_filter='matmul/avx512/q4_0/4096x4096'
+//   --benchmark_min_time=0.3 build/bench/bench_matmul --benchmark_format=json > m.json &&
+//   bench/roofline_plot.sh m.json
 // First: it includes the intrinsics headers with GCC 12's false -Wmaybe-uninitialized muted,
 // which Eigen's AVX-512 code would otherwise trigger.
 #include "kernels/simd.hpp"
 
 #include <benchmark/benchmark.h>
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -23,25 +29,24 @@
 #include <vector>
 
 #include "bench/support/roofline_counters.hpp"
-#include "brise/tensor_type.hpp"
-#include "kernels/fp16.hpp"
+#include "engine/parallel_ops.hpp"
+#include "kernels/kernel_set.hpp"
 #include "kernels/matmul.hpp"
-#include "kernels/quantize.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace {
 
-using brise::TensorType;
 using namespace brise::kernels;
+using brise::bench::Peak;
 
 struct Shape {
   size_t rows, cols;
 };
-// Mistral-7B: wq/wo, wk/wv, w1/w3, w2, output.
-constexpr Shape kShapes[] = {
-    {4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {32000, 4096}};
-constexpr TensorType kTypes[] = {TensorType::F32, TensorType::F16, TensorType::BF16,
-                                 TensorType::Q8_0, TensorType::Q4_0};
-constexpr size_t kGemvFootprint = size_t{512} << 20;
+// Mistral-7B: wq/wo, wk/wv, w1/w3, w2.
+constexpr Shape kShapes[] = {{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}};
+constexpr size_t kTokenCounts[] = {1, 8, 64, 512};
+constexpr size_t kStreamFootprint = size_t{512} << 20;
+constexpr size_t kMaxStreamedTokens = 8;
 
 std::string shape_name(const Shape& s) {
   return std::to_string(s.rows) + "x" + std::to_string(s.cols);
@@ -61,49 +66,52 @@ struct Rng {
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
+using Buffer = std::unique_ptr<uint8_t, FreeDeleter>;
 
-// `copies` copies of one random weight matrix in `type`, each 64-byte aligned.
+Buffer allocate(size_t bytes) {
+  return Buffer(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+}
+
+// `copies` copies of one random weight matrix, as the forward pass holds it (quantized: packed).
 struct Weights {
-  std::unique_ptr<uint8_t, FreeDeleter> data;
+  Buffer data;
   size_t copy_bytes = 0;
   size_t copies = 0;
-  WeightMatrix matrix(size_t copy, const Shape& s, TensorType type) const {
-    return WeightMatrix{data.get() + copy * copy_bytes, type, s.rows, s.cols,
-                        *brise::tensor_row_bytes(type, s.cols)};
+  WeightMatrix matrix;  // copy 0
+  WeightMatrix copy(size_t c) const {
+    WeightMatrix m = matrix;
+    m.data = data.get() + c * copy_bytes;
+    return m;
   }
 };
 
-Weights make_weights(TensorType type, const Shape& s, size_t copies) {
-  const size_t row_bytes = *brise::tensor_row_bytes(type, s.cols);
-  Weights w;
-  w.copy_bytes = (s.rows * row_bytes + 63) / 64 * 64;
-  w.copies = copies;
-  w.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, w.copy_bytes * copies)));
-  Rng rng;
-  std::vector<float> row(s.cols);
-#pragma omp parallel for firstprivate(rng, row)
+Weights make_weights(const TypeTraits& type, const Shape& s, size_t copies) {
+  const size_t row_bytes = *brise::kernels::row_bytes(type, s.cols);
+  WeightMatrix file{nullptr, &type, s.rows, s.cols, row_bytes, false};
+  Buffer stored = allocate(s.rows * row_bytes);
+  file.data = stored.get();
+#pragma omp parallel for
   for (size_t r = 0; r < s.rows; ++r) {
+    Rng rng;
     rng.s += r * 0x632BE59BD9B4E019ull;
+    std::vector<float> row(s.cols);
     for (auto& v : row) v = rng.next();
-    uint8_t* dst = w.data.get() + r * row_bytes;
-    switch (type) {
-      case TensorType::F32:
-        std::memcpy(dst, row.data(), s.cols * sizeof(float));
-        break;
-      case TensorType::F16:
-        convert_f32_to_f16(row.data(), reinterpret_cast<uint16_t*>(dst), s.cols);
-        break;
-      case TensorType::BF16:
-        convert_f32_to_bf16(row.data(), reinterpret_cast<uint16_t*>(dst), s.cols);
-        break;
-      case TensorType::Q8_0:
-        quantize_row_q8_0(row.data(), reinterpret_cast<BlockQ8_0*>(dst), s.cols);
-        break;
-      case TensorType::Q4_0:
-        quantize_row_q4_0(row.data(), reinterpret_cast<BlockQ4_0*>(dst), s.cols);
-        break;
-    }
+    encode_row(type, row.data(), stored.get() + r * row_bytes, s.cols);
   }
+  Weights w;
+  w.matrix = file;
+  if (type.quantized) {
+    w.matrix.packed = true;
+    w.copy_bytes = (packed_bytes(file) + 63) / 64 * 64;
+    w.data = allocate(w.copy_bytes * copies);
+    pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
+  } else {
+    w.copy_bytes = (file.bytes() + 63) / 64 * 64;
+    w.data = allocate(w.copy_bytes * copies);
+    std::memcpy(w.data.get(), stored.get(), file.bytes());
+  }
+  w.copies = copies;
+  w.matrix.data = w.data.get();
   for (size_t c = 1; c < copies; ++c)
     std::memcpy(w.data.get() + c * w.copy_bytes, w.data.get(), w.copy_bytes);
   return w;
@@ -116,49 +124,43 @@ std::vector<float> make_activations(size_t n) {
   return x;
 }
 
-// Contiguous row ranges, one per thread, aligned to kMatmulRowAlign.
-void row_range(size_t rows, int threads, int t, size_t* begin, size_t* end) {
-  const size_t per = (rows / static_cast<size_t>(threads) + kMatmulRowAlign - 1) / kMatmulRowAlign *
-                     kMatmulRowAlign;
-  *begin = std::min(rows, per * static_cast<size_t>(t));
-  *end = t == threads - 1 ? rows : std::min(rows, *begin + per);
-}
-
-void run_matmul(const WeightMatrix& w, const float* x, size_t n_tokens, float* y, int threads) {
-#pragma omp parallel num_threads(threads)
-  {
-    size_t begin, end;
-    row_range(w.rows, threads, omp_get_thread_num(), &begin, &end);
-    matmul(w, x, w.cols, n_tokens, y, w.rows, begin, end);
-  }
-}
-
-void bm_brise(benchmark::State& state, TensorType type, Shape s, size_t n_tokens, int threads) {
-  const size_t row_bytes = *brise::tensor_row_bytes(type, s.cols);
-  const size_t bytes = s.rows * row_bytes;
-  const size_t copies = n_tokens == 1 ? std::max<size_t>(1, kGemvFootprint / bytes) : 1;
-  const Weights w = make_weights(type, s, copies);
+void bm_brise(benchmark::State& state, std::string set, const TypeTraits* type, bool exact, Shape s,
+              size_t n_tokens, int threads) {
+  use_kernel_set(set);
+  const size_t bytes = s.rows * *row_bytes(*type, s.cols);
+  const size_t copies =
+      n_tokens <= kMaxStreamedTokens ? std::max<size_t>(1, kStreamFootprint / bytes) : 1;
+  const Weights w = make_weights(*type, s, copies);
   const auto x = make_activations(n_tokens * s.cols);
   std::vector<float> y(n_tokens * s.rows);
+  const bool int8 = type->quantized && !exact;
+  std::vector<int8_t> q(int8 ? n_tokens * s.cols : 0);
+  std::vector<float> d(int8 ? n_tokens * s.cols / kQ8Block : 0);
+  std::vector<int32_t> sums(d.size());
+  const Q8Activations xq{q.data(), d.data(), sums.data(), s.cols};
   brise::bench::machine_roofline(threads);
   size_t copy = 0;
   const brise::bench::LoopTimer timer;
   for (auto _ : state) {
-    run_matmul(w.matrix(copy, s, type), x.data(), n_tokens, y.data(), threads);
+    if (int8) quantize_activations(x.data(), s.cols, n_tokens, xq);
+    const brise::MatmulInput input{x.data(), int8 ? &xq : nullptr, n_tokens};
+    brise::parallel_matmul(w.copy(copy), input, y.data(), threads);
     copy = copy + 1 == copies ? 0 : copy + 1;
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   brise::bench::set_roofline_counters(state, timer.seconds(), static_cast<double>(bytes),
                                       2.0 * static_cast<double>(s.rows * s.cols * n_tokens),
-                                      threads);
+                                      threads, int8 ? Peak::Int8 : Peak::Fma);
 }
 
 // Eigen's own f32 product (column-major MatrixXf, Eigen's threading set to `threads`; Eigen
-// parallelises GEMM only, its GEMV runs on one thread).
+// parallelises GEMM only, its GEMV runs on one thread), compiled for this machine.
 void bm_eigen(benchmark::State& state, Shape s, size_t n_tokens, int threads) {
+  use_kernel_set(kernel_set().name);  // the roofline of the best set
   const size_t bytes = s.rows * s.cols * sizeof(float);
-  const size_t copies = n_tokens == 1 ? std::max<size_t>(1, kGemvFootprint / bytes) : 1;
+  const size_t copies =
+      n_tokens <= kMaxStreamedTokens ? std::max<size_t>(1, kStreamFootprint / bytes) : 1;
   std::vector<Eigen::MatrixXf> w(copies);
   const Eigen::Index rows = static_cast<Eigen::Index>(s.rows);
   const Eigen::Index cols = static_cast<Eigen::Index>(s.cols);
@@ -186,27 +188,35 @@ void register_all() {
   auto add = [](const std::string& name, auto fn) {
     benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
   };
+  const std::string best(kernel_set().name);
   for (int threads : {1, 2}) {
-    const std::string th = "/threads:" + std::to_string(threads);
+    std::string th = "/threads:";
+    th += std::to_string(threads);
     for (const Shape& s : kShapes) {
-      // GEMM chunk: 128 tokens on every shape, 64 and 512 on the square one.
-      std::vector<size_t> gemm_tokens = {128};
-      if (s.rows == 4096 && s.cols == 4096) gemm_tokens = {64, 128, 512};
-      for (TensorType type : kTypes) {
-        const std::string tn(brise::tensor_type_name(type));
-        add("gemv/" + tn + "/" + shape_name(s) + th,
-            [=](benchmark::State& st) { bm_brise(st, type, s, 1, threads); });
-        for (size_t n : gemm_tokens)
-          add("gemm/" + tn + "/" + shape_name(s) + "/tokens:" + std::to_string(n) + th,
-              [=](benchmark::State& st) { bm_brise(st, type, s, n, threads); });
+      for (size_t n : kTokenCounts) {
+        // Appended piecewise: gcc 12 warns falsely (-Wrestrict) on "/" + std::string.
+        std::string tail = "/";
+        tail += shape_name(s);
+        tail += "/tokens:" + std::to_string(n) + th;
+        for (const KernelSetInfo& set : built_kernel_sets()) {
+          if (!set.runs_here) continue;
+          const std::string sn(set.name);
+          for (const TypeTraits& type : all_types()) {
+            for (bool exact : {false, true}) {
+              if (exact && !type.quantized) continue;
+              const std::string name =
+                  "matmul/" + sn + "/" + std::string(type.name) + (exact ? "/exact" : "") + tail;
+              add(name, [=, t = &type](benchmark::State& st) {
+                bm_brise(st, sn, t, exact, s, n, threads);
+              });
+            }
+          }
+        }
+        add("eigen_f32" + tail, [=](benchmark::State& st) { bm_eigen(st, s, n, threads); });
       }
-      add("gemv/eigen_f32/" + shape_name(s) + th,
-          [=](benchmark::State& st) { bm_eigen(st, s, 1, threads); });
-      for (size_t n : gemm_tokens)
-        add("gemm/eigen_f32/" + shape_name(s) + "/tokens:" + std::to_string(n) + th,
-            [=](benchmark::State& st) { bm_eigen(st, s, n, threads); });
     }
   }
+  use_kernel_set(best);
 }
 
 }  // namespace
@@ -214,9 +224,7 @@ void register_all() {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  // Measured before the run so that the figures appear in the context header.
-  brise::bench::machine_roofline(1);
-  brise::bench::machine_roofline(2);
+  benchmark::AddCustomContext("kernel_set_best", std::string(kernel_set().name));
   register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -12,7 +12,6 @@
 #include "engine/checkpoint.hpp"
 #include "engine/output_file.hpp"
 #include "engine/tensor_encoding.hpp"
-#include "kernels/quantize.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;
@@ -99,7 +98,7 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
     const uint64_t rows = w.shape.size() == 2 ? w.shape[0] : 1;
     const uint64_t cols = w.shape.back();
     TensorType type = w.is_norm ? TensorType::F32 : result.type;
-    if (is_quantized(type) && cols % kernels::kQuantBlock != 0) {
+    if (cols % tensor_type_info(type).block_elems != 0) {
       type = TensorType::F16;
       fallback_notes.insert(w.gguf_name.substr(w.gguf_name.find('.') + 1));
     }
@@ -109,7 +108,9 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
     writer.add_tensor(w.gguf_name, dims, type);
   }
   for (const auto& n : fallback_notes)
-    result.notes.push_back("rows of " + n + " are not a multiple of 32: stored as f16 instead of " +
+    result.notes.push_back("rows of " + n + " are not a multiple of " +
+                           std::to_string(tensor_type_info(result.type).block_elems) +
+                           ": stored as f16 instead of " +
                            std::string(tensor_type_name(result.type)));
 
   const std::vector<std::byte> header = writer.header_bytes();

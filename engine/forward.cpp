@@ -1,11 +1,13 @@
 // The Mistral forward pass over a chunk of tokens (one token when decoding).
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "brise/error.hpp"
+#include "engine/model_weights.hpp"
 #include "engine/parallel_ops.hpp"
 #include "engine/session_state.hpp"
 #include "kernels/activation.hpp"
@@ -56,28 +58,40 @@ void check_residual(const float* x, size_t rows, size_t dim, size_t layer) {
 
 void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
   const ModelConfig& c = model->config();
+  const ModelWeights& weights = model->weights();
   const size_t n = ids.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
   const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
   act.ensure(n, c, options.kv_type);
   cache.reserve(pos0 + n);
   Activations& a = act;
 
+  // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
+  // of the matrices is quantized (unless the session is exact).
+  kernels::Q8Activations q8;
+  const auto input = [&](const float* x, size_t cols,
+                         std::initializer_list<const kernels::WeightMatrix*> ws) {
+    bool quantize = false;
+    for (const auto* w : ws) quantize = quantize || (w->packed && !options.exact);
+    if (quantize) q8 = a.quantize(x, n, cols, threads);
+    return MatmulInput{x, quantize ? &q8 : nullptr, n};
+  };
+
   for (size_t t = 0; t < n; ++t) {
-    embedding_row(model->token_embedding(), ids[t], &a.x[t * dim]);
+    embedding_row(weights.token_embedding, ids[t], &a.x[t * dim]);
     kernels::rope_angles(pos0 + t, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
                          &a.rope_sin[t * hd / 2]);
   }
 
   for (uint32_t l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = model->layers()[l];
+    const LayerWeights& w = weights.layers[l];
 
     // h = x + wo · attention(rope(wq · xn), rope(wk · xn), wv · xn),  xn = rmsnorm(x) *
     // attention_norm
 #pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}}, a.xn.data(), n,
-                     threads);
+    parallel_matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}},
+                     input(a.xn.data(), dim, {&w.wq, &w.wk, &w.wv}), threads);
     for (size_t t = 0; t < n; ++t) {
       kernels::rope_apply(&a.q[t * q_dim], c.n_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
@@ -85,17 +99,18 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
                           &a.rope_sin[t * hd / 2]);
     }
     attention(l, n, pos0);
-    parallel_matmul(w.wo, a.att.data(), n, a.h.data(), threads);
+    parallel_matmul(w.wo, input(a.att.data(), q_dim, {&w.wo}), a.h.data(), threads);
     add_rows(a.x.data(), a.h.data(), n * dim);
 
     // x = h + w2 · (silu(w1 · xn) * (w3 · xn)),  xn = rmsnorm(h) * ffn_norm
 #pragma omp parallel for num_threads(team_size(n* dim, threads))
     for (size_t t = 0; t < n; ++t)
       kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}}, a.xn.data(), n, threads);
+    parallel_matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}},
+                     input(a.xn.data(), dim, {&w.w1, &w.w3}), threads);
     for (size_t t = 0; t < n; ++t)  // row by row: each row's SIMD/tail split is fixed
       kernels::silu_mul(&a.gate[t * ffn], &a.up[t * ffn], &a.gate[t * ffn], ffn);
-    parallel_matmul(w.w2, a.gate.data(), n, a.h.data(), threads);
+    parallel_matmul(w.w2, input(a.gate.data(), ffn, {&w.w2}), a.h.data(), threads);
     add_rows(a.x.data(), a.h.data(), n * dim);
 
     check_residual(a.x.data(), n, dim, l);
@@ -104,9 +119,14 @@ void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitR
   // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.
   const size_t first = rows == LogitRows::All ? 0 : n - 1;
   for (size_t t = first; t < n; ++t)
-    kernels::rmsnorm(&a.x[t * dim], model->output_norm(), dim, c.norm_eps, &a.xn[t * dim]);
+    kernels::rmsnorm(&a.x[t * dim], weights.output_norm, dim, c.norm_eps, &a.xn[t * dim]);
   float* out = rows == LogitRows::All ? all_logits.data() : logits.data();
-  parallel_matmul(model->output(), &a.xn[first * dim], n - first, out, threads);
+  const size_t n_out = n - first;
+  const float* xn_out = &a.xn[first * dim];
+  kernels::Q8Activations q8_out;
+  const bool quantize_out = weights.output.packed && !options.exact;
+  if (quantize_out) q8_out = a.quantize(xn_out, n_out, dim, threads);
+  parallel_matmul(weights.output, {xn_out, quantize_out ? &q8_out : nullptr, n_out}, out, threads);
   check_finite(out, (n - first) * c.vocab_size, "the output layer");
 }
 
@@ -122,7 +142,7 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
 
   const std::byte* k_chunk = reinterpret_cast<const std::byte*>(a.k.data());
   const std::byte* v_chunk = reinterpret_cast<const std::byte*>(a.v.data());
-  if (options.kv_type == KVCacheType::F16) {
+  if (options.kv_type == TensorType::F16) {
     kernels::convert_f32_to_f16(a.k.data(), a.k16.data(), n * kv_dim);
     kernels::convert_f32_to_f16(a.v.data(), a.v16.data(), n * kv_dim);
     k_chunk = reinterpret_cast<const std::byte*>(a.k16.data());
@@ -151,7 +171,7 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
       const uint64_t c0 = std::max(first, pos0) - pos0;  // chunk rows [c0, t]
       segments[count++] = {k_chunk + (c0 * kv_dim) * eb + head, v_chunk + (c0 * kv_dim) * eb + head,
                            t - c0 + 1};
-      const kernels::KVView view{cache.kernel_type(), hd, kv_dim, {segments, count}};
+      const kernels::KVView view{&cache.type(), hd, kv_dim, {segments, count}};
       const size_t q_off = t * q_dim + h * group * hd;
       kernels::attention(&a.q[q_off], hd, group, view, scale, &a.att[q_off], hd);
     }
@@ -165,7 +185,7 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
   }
 }
 
-void Activations::ensure(size_t n, const ModelConfig& c, KVCacheType kv_type) {
+void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
   if (n <= tokens) return;
   tokens = n;
   x.resize(n * c.dim);
@@ -179,10 +199,26 @@ void Activations::ensure(size_t n, const ModelConfig& c, KVCacheType kv_type) {
   up.resize(n * c.hidden_dim);
   rope_cos.resize(n * c.head_dim / 2);
   rope_sin.resize(n * c.head_dim / 2);
-  if (kv_type == KVCacheType::F16) {
+  if (kv_type == TensorType::F16) {
     k16.resize(n * c.kv_dim());
     v16.resize(n * c.kv_dim());
   }
+  const size_t widest = std::max<size_t>({c.dim, c.q_dim(), c.hidden_dim});
+  q8_codes.resize(n * widest);
+  q8_scales.resize(n * widest / kernels::kQ8Block + 1);
+  q8_sums.resize(n * widest / kernels::kQ8Block + 1);
+}
+
+kernels::Q8Activations Activations::quantize(const float* rows, size_t n, size_t cols,
+                                             int threads) {
+  const kernels::Q8Activations out{q8_codes.data(), q8_scales.data(), q8_sums.data(), cols};
+  const size_t blocks = cols / kernels::kQ8Block;
+  // Token by token: each row's quantization is the same whatever the team.
+#pragma omp parallel for num_threads(team_size(n* cols * 16, threads))
+  for (size_t t = 0; t < n; ++t)
+    kernels::quantize_activations(rows + t * cols, cols, 1,
+                                  {out.q + t * cols, out.d + t * blocks, out.s + t * blocks, cols});
+  return out;
 }
 
 }  // namespace brise

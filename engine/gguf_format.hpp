@@ -61,9 +61,10 @@ inline uint64_t min_encoded_bytes(ValueType type) {
   return 1;
 }
 
-// Block layouts of every ggml tensor type (ggml-common.h; gguf-py's GGML_QUANT_SIZES), so that
-// inspection tools can size tensors of types brise does not compute with. Ids 4, 5, 31-33 and
-// 36-38 were removed from ggml and are absent.
+// Block layouts of the ggml tensor types brise does not compute with (ggml-common.h; gguf-py's
+// GGML_QUANT_SIZES), so that inspection tools can size their tensors; the types brise computes
+// with are the kernels' registry (kernels/type_traits.hpp). Ids 4, 5, 31-33 and 36-38 were
+// removed from ggml and are absent.
 struct GgmlTypeLayout {
   uint32_t id;
   std::string_view name;
@@ -71,22 +72,20 @@ struct GgmlTypeLayout {
   uint32_t block_bytes;
 };
 
-inline constexpr std::array<GgmlTypeLayout, 34> kGgmlTypes{{
-    {0, "f32", 1, 4},         {1, "f16", 1, 2},         {2, "q4_0", 32, 18},
+inline constexpr std::array<GgmlTypeLayout, 27> kForeignGgmlTypes{{
     {3, "q4_1", 32, 20},      {6, "q5_0", 32, 22},      {7, "q5_1", 32, 24},
-    {8, "q8_0", 32, 34},      {9, "q8_1", 32, 36},      {10, "q2_K", 256, 84},
-    {11, "q3_K", 256, 110},   {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},
-    {14, "q6_K", 256, 210},   {15, "q8_K", 256, 292},   {16, "iq2_xxs", 256, 66},
-    {17, "iq2_xs", 256, 74},  {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},
-    {20, "iq4_nl", 32, 18},   {21, "iq3_s", 256, 110},  {22, "iq2_s", 256, 82},
-    {23, "iq4_xs", 256, 136}, {24, "i8", 1, 1},         {25, "i16", 1, 2},
-    {26, "i32", 1, 4},        {27, "i64", 1, 8},        {28, "f64", 1, 8},
-    {29, "iq1_m", 256, 56},   {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},
-    {35, "tq2_0", 256, 66},   {39, "mxfp4", 32, 17},
+    {9, "q8_1", 32, 36},      {10, "q2_K", 256, 84},    {11, "q3_K", 256, 110},
+    {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},   {14, "q6_K", 256, 210},
+    {15, "q8_K", 256, 292},   {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
+    {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},   {20, "iq4_nl", 32, 18},
+    {21, "iq3_s", 256, 110},  {22, "iq2_s", 256, 82},   {23, "iq4_xs", 256, 136},
+    {24, "i8", 1, 1},         {25, "i16", 1, 2},        {26, "i32", 1, 4},
+    {27, "i64", 1, 8},        {28, "f64", 1, 8},        {29, "iq1_m", 256, 56},
+    {34, "tq1_0", 256, 54},   {35, "tq2_0", 256, 66},   {39, "mxfp4", 32, 17},
 }};
 
-inline const GgmlTypeLayout* find_ggml_type(uint32_t id) {
-  for (const auto& t : kGgmlTypes)
+inline const GgmlTypeLayout* find_foreign_ggml_type(uint32_t id) {
+  for (const auto& t : kForeignGgmlTypes)
     if (t.id == id && t.block_bytes != 0) return &t;
   return nullptr;
 }

@@ -39,7 +39,7 @@ std::string dims_text(const std::vector<uint64_t>& dims) {
 }
 
 std::string supported_types_text() {
-  return "brise reads f32, f16, bf16, q8_0, q4_0";
+  return "brise reads " + tensor_type_names();
 }
 
 }  // namespace
@@ -359,7 +359,7 @@ class Parser {
       name = info.name;
       block_elems = info.block_elems;
       block_bytes = info.block_bytes;
-    } else if (const GgmlTypeLayout* g = find_ggml_type(type_id);
+    } else if (const GgmlTypeLayout* g = find_foreign_ggml_type(type_id);
                g && limits_.accept_foreign_tensor_types) {
       name = g->name;
       block_elems = g->block_elems;
@@ -463,13 +463,18 @@ std::shared_ptr<const File> File::open(const std::filesystem::path& path,
   return Parser::make(std::move(mapping), bytes, path.string(), limits);
 }
 
+void File::release(const TensorInfo& tensor) const {
+  if (mapping_) mapping_->file.release({tensor.data, tensor.n_bytes});
+}
+
 std::shared_ptr<const File> File::parse(std::span<const std::byte> bytes, std::string name,
                                         const ReadLimits& limits) {
   return Parser::make(nullptr, bytes, std::move(name), limits);
 }
 
 std::string_view ggml_type_name(uint32_t ggml_type_id) {
-  const GgmlTypeLayout* g = find_ggml_type(ggml_type_id);
+  if (const auto type = tensor_type_from_id(ggml_type_id)) return tensor_type_name(*type);
+  const GgmlTypeLayout* g = find_foreign_ggml_type(ggml_type_id);
   return g ? g->name : "unknown";
 }
 

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "engine/tensor_encoding.hpp"
+
 namespace brise {
 
-KVCache::KVCache(uint32_t n_layers, uint32_t kv_dim, uint32_t max_slots, KVCacheType type)
+KVCache::KVCache(uint32_t n_layers, uint32_t kv_dim, uint32_t max_slots, TensorType type)
     : max_slots_(max_slots),
-      type_(type),
-      row_bytes_(size_t{kv_dim} * (type == KVCacheType::F16 ? 2 : 4)),
+      type_(&type_traits(type)),
+      row_bytes_(size_t{kv_dim} * type_->block_bytes),
       keys_(n_layers),
       values_(n_layers) {}
 

@@ -11,22 +11,22 @@
 
 #include "brise/session.hpp"
 #include "kernels/attention.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise {
 
 class KVCache {
  public:
-  KVCache(uint32_t n_layers, uint32_t kv_dim, uint32_t max_slots, KVCacheType type);
+  // type: f32 or f16.
+  KVCache(uint32_t n_layers, uint32_t kv_dim, uint32_t max_slots, TensorType type);
 
   // Makes room for positions [0, end) (up to max_slots).
   void reserve(uint64_t end);
 
   uint32_t max_slots() const { return max_slots_; }
   uint32_t slot(uint64_t pos) const { return static_cast<uint32_t>(pos % max_slots_); }
-  size_t element_bytes() const { return type_ == KVCacheType::F16 ? 2 : 4; }
-  kernels::KVType kernel_type() const {
-    return type_ == KVCacheType::F16 ? kernels::KVType::F16 : kernels::KVType::F32;
-  }
+  size_t element_bytes() const { return type_->block_bytes; }
+  const kernels::TypeTraits& type() const { return *type_; }
 
   // Row of kv_dim elements for `slot` of `layer`.
   std::byte* key(uint32_t layer, uint32_t slot) { return row(keys_[layer], slot); }
@@ -44,7 +44,7 @@ class KVCache {
   }
 
   uint32_t max_slots_;
-  KVCacheType type_;
+  const kernels::TypeTraits* type_;
   size_t row_bytes_;
   uint32_t allocated_slots_ = 0;
   std::vector<std::vector<std::byte>> keys_, values_;

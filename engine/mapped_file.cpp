@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -42,6 +43,19 @@ MappedFile::MappedFile(const std::filesystem::path& path) {
     fail(path, std::string("mmap failed: ") + std::strerror(errno));
   }
   data_ = static_cast<const std::byte*>(p);
+}
+
+void MappedFile::release(std::span<const std::byte> part) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(part.data());
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + part.size()) / page * page;
+  if (!data_ || last <= first || begin < reinterpret_cast<uintptr_t>(data_) ||
+      begin + part.size() > reinterpret_cast<uintptr_t>(data_) + size_)
+    return;
+  // The mapping is private and never written, so the pages are the file's own: dropping them
+  // loses nothing (a failure only leaves them resident).
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

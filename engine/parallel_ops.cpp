@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstring>
 
-#include "engine/tensor_encoding.hpp"
 #include "kernels/matmul.hpp"
 
 namespace brise {
@@ -18,9 +17,11 @@ int team_size(size_t work, int threads) {
 
 namespace {
 
-void matmul_rows(const MatmulOutput& o, const float* x, size_t n_tokens, size_t begin, size_t end) {
-  const kernels::WeightMatrix m{o.w.data, o.w.type, o.w.rows, o.w.cols, o.w.row_bytes};
-  kernels::matmul(m, x, o.w.cols, n_tokens, o.y, o.w.rows, begin, end);
+void matmul_rows(const MatmulOutput& o, const MatmulInput& x, size_t begin, size_t end) {
+  if (o.w.packed && x.q8)
+    kernels::matmul_q8(o.w, *x.q8, x.n_tokens, o.y, o.w.rows, begin, end);
+  else
+    kernels::matmul(o.w, x.f32, o.w.cols, x.n_tokens, o.y, o.w.rows, begin, end);
 }
 
 // The rows of all the outputs, one after the other, in units of the kernel's row alignment.
@@ -29,33 +30,32 @@ size_t units_of(const MatmulOutput& o) {
 }
 
 // Units [begin, end) of the concatenated outputs, matrix by matrix.
-void matmul_units(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
-                  size_t begin, size_t end) {
+void matmul_units(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x, size_t begin,
+                  size_t end) {
   const size_t align = kernels::kMatmulRowAlign;
   size_t first = 0;  // the current output's first unit
   for (const auto& o : outputs) {
     const size_t units = units_of(o);
     const size_t b = std::max(begin, first), e = std::min(end, first + units);
     if (b < e)
-      matmul_rows(o, x, n_tokens, (b - first) * align,
-                  std::min<size_t>(o.w.rows, (e - first) * align));
+      matmul_rows(o, x, (b - first) * align, std::min<size_t>(o.w.rows, (e - first) * align));
     first += units;
   }
 }
 
 }  // namespace
 
-void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
+void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
                       int threads) {
   size_t work = 0, units = 0, unit_bytes = 0;
   for (const auto& o : outputs) {
-    work += n_tokens * o.w.rows * o.w.cols;
+    work += x.n_tokens * o.w.rows * o.w.cols;
     units += units_of(o);
     unit_bytes = std::max<size_t>(unit_bytes, o.w.row_bytes * kernels::kMatmulRowAlign);
   }
   const int team = std::min(team_size(work, threads), static_cast<int>(units));
   if (team <= 1) {
-    matmul_units(outputs, x, n_tokens, 0, units);
+    matmul_units(outputs, x, 0, units);
     return;
   }
   // Guided self-scheduling: a thread takes a share of what is left (half of it divided among the
@@ -73,14 +73,14 @@ void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* 
       take = std::min(units - begin, std::max(min_take, (units - begin) / divisor));
     } while (!next.compare_exchange_weak(begin, begin + take, std::memory_order_relaxed));
     if (begin >= units) break;
-    matmul_units(outputs, x, n_tokens, begin, begin + take);
+    matmul_units(outputs, x, begin, begin + take);
   }
 }
 
-void embedding_row(const WeightView& e, int32_t token, float* out) {
-  decode_row(e.type,
-             static_cast<const std::byte*>(e.data) + static_cast<size_t>(token) * e.row_bytes, out,
-             e.cols);
+void embedding_row(const kernels::WeightMatrix& e, int32_t token, float* out) {
+  kernels::decode_row(
+      *e.type, static_cast<const std::byte*>(e.data) + static_cast<size_t>(token) * e.row_bytes,
+      out, e.cols);
 }
 
 }  // namespace brise

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <initializer_list>
 
-#include "brise/model.hpp"
+#include "kernels/matmul.hpp"
 
 namespace brise {
 
@@ -14,24 +14,33 @@ int team_size(size_t work, int threads);
 
 // One product of a parallel_matmuls call: y[t][r] = W[r] . x[t], y holding W.rows per token.
 struct MatmulOutput {
-  const WeightView& w;
+  const kernels::WeightMatrix& w;
   float* y;
 };
 
-// The products of several matrices with one input x of n tokens (wq, wk, wv; w1, w3) as one
+// A matmul input: n_tokens rows of f32 activations (row t at f32 + t * cols), and, when `q8` is
+// set, the same rows quantized to int8 (kernels::quantize_activations), which quantized matrices
+// are multiplied with; without it they are multiplied with the f32 rows (the exact mode).
+struct MatmulInput {
+  const float* f32 = nullptr;
+  const kernels::Q8Activations* q8 = nullptr;
+  size_t n_tokens = 0;
+};
+
+// The products of several matrices with one input of n tokens (wq, wk, wv; w1, w3) as one
 // parallel loop over pieces of their rows taken one after the other: no barrier between the
 // matrices, and a thread that falls behind (a shared machine) is made up for by the others taking
-// more pieces. The kernel sums every dot product the same way whatever rows it is given, so the
-// result depends neither on the thread count nor on which thread took which piece.
-void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const float* x, size_t n_tokens,
+// more pieces. The kernels sum every dot product the same way whatever rows they are given, so
+// the result depends neither on the thread count nor on which thread took which piece.
+void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
                       int threads);
 
-inline void parallel_matmul(const WeightView& w, const float* x, size_t n_tokens, float* y,
+inline void parallel_matmul(const kernels::WeightMatrix& w, const MatmulInput& x, float* y,
                             int threads) {
-  parallel_matmuls({{w, y}}, x, n_tokens, threads);
+  parallel_matmuls({{w, y}}, x, threads);
 }
 
-// Row `token` of an embedding matrix of any type, as f32.
-void embedding_row(const WeightView& embedding, int32_t token, float* out);
+// Row `token` of an embedding matrix of any type (unpacked), as f32.
+void embedding_row(const kernels::WeightMatrix& embedding, int32_t token, float* out);
 
 }  // namespace brise

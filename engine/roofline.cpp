@@ -3,8 +3,6 @@
 #include <omp.h>
 #include <sys/mman.h>
 
-#include "kernels/simd.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -12,47 +10,17 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/probes.hpp"
+
 namespace brise {
 namespace {
-
-using Batch = xsimd::batch<float>;
-constexpr size_t kLanes = Batch::size;
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// One fused multiply-add instruction (xsimd 8.1's AVX-512 fma relies on compiler contraction).
-Batch fmadd(Batch a, Batch b, Batch c) {
-#if defined(__AVX512F__)
-  static_assert(kLanes == 16);
-  return _mm512_fmadd_ps(a, b, c);
-#elif defined(__AVX2__) && defined(__FMA__)
-  static_assert(kLanes == 8);
-  return _mm256_fmadd_ps(a, b, c);
-#else
-  return xsimd::fma(a, b, c);
-#endif
-}
-
 // Keeps results alive so the measured loops cannot be optimised away.
 volatile float g_sink;
-
-// Unaligned loads: they cost nothing extra on aligned data, and mapped weights are aligned to
-// GGUF's 32 bytes, not to a 64-byte batch.
-float sum_range(const float* p, size_t n) {
-  // Eight independent accumulators hide the add latency; the loop is load-bound.
-  constexpr size_t kAcc = 8;
-  Batch acc[kAcc];
-  for (auto& a : acc) a = Batch(0.0f);
-  size_t i = 0;
-  for (; i + kAcc * kLanes <= n; i += kAcc * kLanes)
-    for (size_t j = 0; j < kAcc; ++j) acc[j] += Batch::load_unaligned(p + i + j * kLanes);
-  float s = 0.0f;
-  for (; i < n; ++i) s += p[i];
-  for (auto& a : acc) s += xsimd::hadd(a);
-  return s;
-}
 
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -91,7 +59,7 @@ double measure_region_read_gbs(std::span<const std::span<const std::byte>> regio
     for (size_t i = 0; i < pieces.size(); ++i) {
       const std::byte* p = pieces[i].data();
       const size_t n = pieces[i].size(), floats = n / sizeof(float);
-      float s = sum_range(reinterpret_cast<const float*>(p), floats);
+      float s = kernels::sum_floats(reinterpret_cast<const float*>(p), floats);
       for (size_t off = floats * sizeof(float); off < n; ++off)
         s += static_cast<float>(std::to_integer<int>(p[off]));
       sum += s;
@@ -113,8 +81,8 @@ double measure_read_bandwidth_gbs(int threads) {
   if (!buf) return 0.0;
   float* data = buf.get();
   const size_t n = bytes / sizeof(float);
-  // Each thread's part is a whole number of batches, so loads stay aligned.
-  const size_t part = (n / static_cast<size_t>(threads)) / kLanes * kLanes;
+  // Each thread's part is a whole number of 64-byte lines, so loads stay aligned.
+  const size_t part = (n / static_cast<size_t>(threads)) / 16 * 16;
 
   // First touch by the thread that will read the part (places pages near it on NUMA machines).
 #pragma omp parallel num_threads(threads)
@@ -132,7 +100,7 @@ double measure_read_bandwidth_gbs(int threads) {
 #pragma omp parallel num_threads(threads) reduction(+ : total)
     {
       const size_t begin = part * static_cast<size_t>(omp_get_thread_num());
-      total += sum_range(data + begin, part);
+      total += kernels::sum_floats(data + begin, part);
     }
     const double dt = now_seconds() - t0;
     g_sink = total;
@@ -143,38 +111,47 @@ double measure_read_bandwidth_gbs(int threads) {
   return best;
 }
 
-double measure_fma_peak_gflops(int threads) {
-  threads = std::max(threads, 1);
-  // Enough independent chains to cover FMA latency x FMA ports on current x86 cores.
-  constexpr size_t kChains = 16;
-  constexpr size_t kIters = size_t{1} << 19;  // ~1.3 ms per run at 200 GFLOP/s per core
-  volatile float vb = 0.9999999f;
-  volatile float vc = 1e-7f;
+namespace {
 
-  double best = 0.0;
-  // Many short runs, keeping the best (some run undisturbed on a shared machine); the first
-  // warms up the clock.
+// The best rate (operations per second / 1e9) of `threads` threads running probe(iterations) at
+// once, over many short runs (some run undisturbed on a shared machine; the first warms up).
+template <class Probe>
+double peak_rate(int threads, Probe probe) {
+  threads = std::max(threads, 1);
+  constexpr size_t kIters = size_t{1} << 17;
   constexpr int kRuns = 150;
+  double best = 0.0;
   for (int run = 0; run < kRuns; ++run) {
-    float sink = 0.0f;
+    double ops = 0.0;
     const double t0 = now_seconds();
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    {
-      const Batch b(static_cast<float>(vb));
-      const Batch c(static_cast<float>(vc));
-      Batch acc[kChains];
-      for (size_t j = 0; j < kChains; ++j) acc[j] = Batch(static_cast<float>(j));
-      for (size_t i = 0; i < kIters; ++i)
-        for (size_t j = 0; j < kChains; ++j) acc[j] = fmadd(acc[j], b, c);
-      for (auto& a : acc) sink += xsimd::hadd(a);
-    }
-    g_sink = sink;
+#pragma omp parallel num_threads(threads) reduction(+ : ops)
+    ops += probe(kIters);
     const double dt = now_seconds() - t0;
-    const double flops =
-        2.0 * static_cast<double>(kLanes * kChains * kIters) * static_cast<double>(threads);
-    if (run > 0) best = std::max(best, flops / dt / 1e9);
+    if (run > 0) best = std::max(best, ops / dt / 1e9);
   }
   return best;
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(int threads) {
+  volatile float vb = 0.9999999f;
+  volatile float vc = 1e-7f;
+  return peak_rate(threads, [&](size_t iterations) {
+    float sink = 0.0f;
+    const double flops = kernels::fma_peak_probe(iterations, vb, vc, &sink);
+    g_sink = sink;
+    return flops;
+  });
+}
+
+double measure_int8_peak_gops(int threads) {
+  return peak_rate(threads, [](size_t iterations) {
+    int32_t sink = 0;
+    const double ops = kernels::int8_peak_probe(iterations, &sink);
+    g_sink = static_cast<float>(sink);
+    return ops;
+  });
 }
 
 }  // namespace brise

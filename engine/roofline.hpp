@@ -1,5 +1,6 @@
-// Measured machine roofline: sustained DRAM read bandwidth and f32 FMA peak, so benchmarks and
-// `brise bench` can report what fraction of the hardware a kernel reaches.
+// Measured machine roofline: sustained DRAM read bandwidth, f32 FMA peak and int8 dot-product peak,
+// measured with the kernel set in use, so benchmarks and `brise bench` can report what fraction of
+// the hardware a kernel reaches.
 #pragma once
 
 #include <cstddef>
@@ -23,5 +24,9 @@ double measure_region_read_gbs(std::span<const std::span<const std::byte>> regio
 // f32 FMA peak in GFLOP/s (an FMA counts 2 flops): `threads` OpenMP threads each run independent
 // FMA chains held in registers; the best of many short runs after a warm-up. Takes ~0.2 s.
 double measure_fma_peak_gflops(int threads);
+
+// Int8 dot-product peak in GOP/s (a multiply-add counts 2), measured the same way with the kernel
+// set's int8 instruction (vpdpbusd, or vpmaddubsw + vpmaddwd): the ceiling of quantized prefill.
+double measure_int8_peak_gops(int threads);
 
 }  // namespace brise

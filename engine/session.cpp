@@ -38,6 +38,9 @@ Session::State::State(std::shared_ptr<const Model> m, SessionOptions o, std::opt
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   if (!model) throw Error("Session needs a model");
   if (options.prefill_chunk == 0) throw Error("prefill chunk size must be at least 1");
+  if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
+    throw Error("the KV cache holds f32 or f16, not " +
+                std::string(tensor_type_name(options.kv_type)));
   const auto window = effective_window(*model, options);
   const uint32_t context = effective_context(*model, options);
   // A rolling cache needs exactly W slots; a full-attention cache one per position of context.

@@ -8,6 +8,7 @@
 
 #include "brise/session.hpp"
 #include "engine/kv_cache.hpp"
+#include "kernels/matmul.hpp"
 
 namespace brise {
 
@@ -17,7 +18,13 @@ struct Activations {
   std::vector<float> x, xn, q, k, v, att, h, gate, up;  // residual, normed, projections, ...
   std::vector<float> rope_cos, rope_sin;                // [token][head_dim / 2]
   std::vector<uint16_t> k16, v16;                       // chunk K/V staged as f16 for an f16 cache
-  void ensure(size_t n, const ModelConfig& c, KVCacheType kv_type);
+  // One matmul input at a time, quantized to int8 (xn, att or gate: up to the widest of them).
+  std::vector<int8_t> q8_codes;
+  std::vector<float> q8_scales;
+  std::vector<int32_t> q8_sums;
+  void ensure(size_t n, const ModelConfig& c, TensorType kv_type);
+  // The first n rows of `x` (cols values each) quantized into the q8 buffers.
+  kernels::Q8Activations quantize(const float* rows, size_t n, size_t cols, int threads);
 };
 
 enum class LogitRows { Last, All };

@@ -9,7 +9,6 @@
 #include "brise/gguf.hpp"
 #include "engine/output_file.hpp"
 #include "engine/tensor_encoding.hpp"
-#include "kernels/quantize.hpp"
 
 namespace brise {
 namespace {
@@ -178,13 +177,12 @@ void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& sp
   const std::string where = "synthetic model " + out.string();
   spec.config.validate(where);
   const std::vector<Planned> plan = plan_tensors(spec);
-  if (is_quantized(spec.type)) {
-    for (const Planned& t : plan)
-      if (t.type == spec.type && t.cols % kernels::kQuantBlock != 0)
-        throw Error(where + ": rows of " + t.name + " have " + std::to_string(t.cols) +
-                    " elements, not a multiple of " + std::to_string(kernels::kQuantBlock) +
-                    " as " + std::string(tensor_type_name(spec.type)) + " needs");
-  }
+  const uint32_t block = tensor_type_info(spec.type).block_elems;
+  for (const Planned& t : plan)
+    if (t.type == spec.type && t.cols % block != 0)
+      throw Error(where + ": rows of " + t.name + " have " + std::to_string(t.cols) +
+                  " elements, not a multiple of " + std::to_string(block) + " as " +
+                  std::string(tensor_type_name(spec.type)) + " needs");
 
   gguf::Writer writer;
   write_model_config(writer, spec.config);

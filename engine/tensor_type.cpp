@@ -1,54 +1,36 @@
+// The public view of the kernels' type registry (kernels/type_traits.hpp).
 #include "brise/tensor_type.hpp"
 
-#include <array>
-#include <limits>
+#include "kernels/type_traits.hpp"
 
 namespace brise {
-namespace {
-
-struct Entry {
-  TensorType type;
-  TensorTypeInfo info;
-};
-
-// Block layouts from the GGUF specification: Q8_0 = fp16 scale + 32 int8;
-// Q4_0 = fp16 scale + 16 bytes holding 32 nibbles.
-constexpr std::array<Entry, 5> kTypes{{
-    {TensorType::F32, {"f32", 1, 4}},
-    {TensorType::F16, {"f16", 1, 2}},
-    {TensorType::BF16, {"bf16", 1, 2}},
-    {TensorType::Q8_0, {"q8_0", 32, 34}},
-    {TensorType::Q4_0, {"q4_0", 32, 18}},
-}};
-
-}  // namespace
 
 std::optional<TensorType> tensor_type_from_id(uint32_t ggml_type_id) {
-  for (const auto& e : kTypes)
-    if (static_cast<uint32_t>(e.type) == ggml_type_id) return e.type;
-  return std::nullopt;
+  if (!kernels::find_type(ggml_type_id)) return std::nullopt;
+  return static_cast<TensorType>(ggml_type_id);
 }
 
 std::optional<TensorType> tensor_type_from_name(std::string_view name) {
-  for (const auto& e : kTypes)
-    if (e.info.name == name) return e.type;
-  return std::nullopt;
+  const kernels::TypeTraits* t = kernels::find_type(name);
+  if (!t) return std::nullopt;
+  return static_cast<TensorType>(t->ggml_id);
 }
 
-const TensorTypeInfo& tensor_type_info(TensorType type) {
-  for (const auto& e : kTypes)
-    if (e.type == type) return e.info;
+TensorTypeInfo tensor_type_info(TensorType type) {
+  const kernels::TypeTraits* t = kernels::find_type(static_cast<uint32_t>(type));
   // Only reachable through a cast of an unchecked integer: callers validate ids first.
-  static constexpr TensorTypeInfo kUnknown{"unknown", 1, 0};
-  return kUnknown;
+  if (!t) return {"unknown", 1, 0};
+  return {t->name, t->block_elems, t->block_bytes};
 }
 
 std::optional<uint64_t> tensor_row_bytes(TensorType type, uint64_t n_elems) {
-  const auto& info = tensor_type_info(type);
-  if (info.block_bytes == 0 || n_elems % info.block_elems != 0) return std::nullopt;
-  const uint64_t blocks = n_elems / info.block_elems;
-  if (blocks > std::numeric_limits<uint64_t>::max() / info.block_bytes) return std::nullopt;
-  return blocks * info.block_bytes;
+  const kernels::TypeTraits* t = kernels::find_type(static_cast<uint32_t>(type));
+  if (!t) return std::nullopt;
+  return kernels::row_bytes(*t, n_elems);
+}
+
+std::string tensor_type_names() {
+  return kernels::type_names_text();
 }
 
 }  // namespace brise

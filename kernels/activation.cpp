@@ -4,10 +4,45 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/simd.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
 
 namespace brise::kernels {
 
+namespace {
+// Keeps the first maximum, and lets any number replace a NaN.
+inline bool replaces(float candidate, float best) {
+  return candidate > best || (best != best && candidate == candidate);
+}
+}  // namespace
+
+#if defined(BRISE_ISA_GENERIC)
+void softmax_ref(float* x, size_t n) {
+  if (n == 0) return;
+  double m = x[0];
+  for (size_t i = 1; i < n; ++i) m = std::max(m, static_cast<double>(x[i]));
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - m);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(std::exp(x[i] - m) / sum);
+}
+
+void silu_mul_ref(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+size_t argmax_ref(const float* x, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (replaces(x[i], x[best])) best = i;
+  }
+  return best;
+}
+#endif
+
+namespace BRISE_ISA {
 namespace {
 
 using Batch = xsimd::batch<float>;
@@ -33,11 +68,6 @@ struct ArgMax {
   size_t index;
   float value;
 };
-
-// Keeps the first maximum, and lets any number replace a NaN.
-inline bool replaces(float candidate, float best) {
-  return candidate > best || (best != best && candidate == candidate);
-}
 
 // SIMD argmax of x[begin, begin + n), n >= kWidth and n < 2^24 (lane indices are kept exactly
 // in f32). Each lane tracks the first maximum of its own elements; lane ties resolve to the
@@ -100,15 +130,6 @@ void softmax(float* x, size_t n) {
   for (; i < n; ++i) x[i] *= inv;
 }
 
-void softmax_ref(float* x, size_t n) {
-  if (n == 0) return;
-  double m = x[0];
-  for (size_t i = 1; i < n; ++i) m = std::max(m, static_cast<double>(x[i]));
-  double sum = 0.0;
-  for (size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - m);
-  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(std::exp(x[i] - m) / sum);
-}
-
 void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   const Batch one(1.0f);
   size_t i = 0;
@@ -118,13 +139,6 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
     (g / (one + xsimd::exp(-g)) * u).store_unaligned(out + i);
   }
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
-
-void silu_mul_ref(const float* gate, const float* up, float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    const double g = gate[i];
-    out[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
-  }
 }
 
 size_t argmax(const float* x, size_t n) {
@@ -148,12 +162,5 @@ size_t argmax(const float* x, size_t n) {
   return best.index;
 }
 
-size_t argmax_ref(const float* x, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; ++i) {
-    if (replaces(x[i], x[best])) best = i;
-  }
-  return best;
-}
-
+}  // namespace BRISE_ISA
 }  // namespace brise::kernels

@@ -7,11 +7,65 @@
 #include <vector>
 
 #include "kernels/fp16.hpp"
-#include "kernels/simd.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
 #include "kernels/simd_f16.hpp"
+#include "kernels/types/f16.hpp"
 
 namespace brise::kernels {
 
+namespace {
+bool is_f16(const KVView& kv) {
+  return kv.type && kv.type->ggml_id == BRISE_ISA::F16::kGgmlId;
+}
+}  // namespace
+
+#if defined(BRISE_ISA_GENERIC)
+namespace {
+// Reads element d of a row of the view as f32 (reference path).
+float kv_element(const KVView& kv, const void* base, size_t row, size_t d) {
+  const size_t at = row * kv.row_stride + d;
+  if (is_f16(kv)) return f16_to_f32(static_cast<const uint16_t*>(base)[at]);
+  return static_cast<const float*>(base)[at];
+}
+}  // namespace
+
+void attention_ref(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
+                   float* out, size_t out_stride) {
+  const size_t head_dim = kv.head_dim;
+  for (size_t g = 0; g < group; ++g) {
+    const float* qg = q + g * q_stride;
+    std::vector<double> scores;
+    for (const KVSegment& seg : kv.segments) {
+      for (size_t r = 0; r < seg.count; ++r) {
+        double dot = 0.0;
+        for (size_t d = 0; d < head_dim; ++d)
+          dot += static_cast<double>(qg[d]) * kv_element(kv, seg.k, r, d);
+        scores.push_back(dot * scale);
+      }
+    }
+    double max = -std::numeric_limits<double>::infinity();
+    for (double s : scores) max = std::max(max, s);
+    double sum = 0.0;
+    for (double& s : scores) {
+      s = std::exp(s - max);
+      sum += s;
+    }
+    std::vector<double> acc(head_dim, 0.0);
+    size_t j = 0;
+    for (const KVSegment& seg : kv.segments) {
+      for (size_t r = 0; r < seg.count; ++r, ++j) {
+        for (size_t d = 0; d < head_dim; ++d) acc[d] += scores[j] * kv_element(kv, seg.v, r, d);
+      }
+    }
+    float* og = out + g * out_stride;
+    for (size_t d = 0; d < head_dim; ++d)
+      og[d] = sum > 0.0 ? static_cast<float>(acc[d] / sum) : 0.0f;
+  }
+}
+#endif
+
+namespace BRISE_ISA {
 namespace {
 
 using Batch = xsimd::batch<float>;
@@ -220,56 +274,16 @@ void attention_typed(const float* q, size_t q_stride, size_t group, const KVView
   }
 }
 
-// Reads element d of a row of the view as f32 (reference path).
-float kv_element(const KVView& kv, const void* base, size_t row, size_t d) {
-  const size_t at = row * kv.row_stride + d;
-  if (kv.type == KVType::F16) return f16_to_f32(static_cast<const uint16_t*>(base)[at]);
-  return static_cast<const float*>(base)[at];
-}
-
 }  // namespace
 
 void attention(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
                float* out, size_t out_stride) {
-  if (kv.type == KVType::F16) {
+  if (is_f16(kv)) {
     attention_typed<F16Rows>(q, q_stride, group, kv, scale, out, out_stride);
   } else {
     attention_typed<F32Rows>(q, q_stride, group, kv, scale, out, out_stride);
   }
 }
 
-void attention_ref(const float* q, size_t q_stride, size_t group, const KVView& kv, float scale,
-                   float* out, size_t out_stride) {
-  const size_t head_dim = kv.head_dim;
-  for (size_t g = 0; g < group; ++g) {
-    const float* qg = q + g * q_stride;
-    std::vector<double> scores;
-    for (const KVSegment& seg : kv.segments) {
-      for (size_t r = 0; r < seg.count; ++r) {
-        double dot = 0.0;
-        for (size_t d = 0; d < head_dim; ++d)
-          dot += static_cast<double>(qg[d]) * kv_element(kv, seg.k, r, d);
-        scores.push_back(dot * scale);
-      }
-    }
-    double max = -std::numeric_limits<double>::infinity();
-    for (double s : scores) max = std::max(max, s);
-    double sum = 0.0;
-    for (double& s : scores) {
-      s = std::exp(s - max);
-      sum += s;
-    }
-    std::vector<double> acc(head_dim, 0.0);
-    size_t j = 0;
-    for (const KVSegment& seg : kv.segments) {
-      for (size_t r = 0; r < seg.count; ++r, ++j) {
-        for (size_t d = 0; d < head_dim; ++d) acc[d] += scores[j] * kv_element(kv, seg.v, r, d);
-      }
-    }
-    float* og = out + g * out_stride;
-    for (size_t d = 0; d < head_dim; ++d)
-      og[d] = sum > 0.0 ? static_cast<float>(acc[d] / sum) : 0.0f;
-  }
-}
-
+}  // namespace BRISE_ISA
 }  // namespace brise::kernels

@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <span>
 
-namespace brise::kernels {
+#include "kernels/type_traits.hpp"
 
-enum class KVType { F32, F16 };
+namespace brise::kernels {
 
 // `count` consecutive key positions: key i at k + i * row_stride, value i at v + i * row_stride
 // (elements of the view's type; each row holds head_dim values).
@@ -20,7 +20,7 @@ struct KVSegment {
 // The keys one query attends to, oldest first, as up to a few contiguous segments (a rolling
 // cache wraps; the chunk being prefilled lives in its own buffer).
 struct KVView {
-  KVType type = KVType::F32;
+  const TypeTraits* type = nullptr;  // f32 or f16 (std::invalid_argument otherwise)
   size_t head_dim = 0;
   size_t row_stride = 0;  // elements between consecutive rows of a segment
   std::span<const KVSegment> segments;

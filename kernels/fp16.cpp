@@ -1,18 +1,13 @@
+// Scalar conversions and references (once, in the generic set), bulk SIMD conversions (per set).
 #include "kernels/fp16.hpp"
 
 #include <cstring>
 
-// Before the intrinsics headers (GCC 12 false positives, see there).
-#include "kernels/simd.hpp"
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#define BRISE_FP16_AVX512 1
-#endif
-#if defined(BRISE_FP16_AVX512) || defined(__F16C__)
-#include <immintrin.h>
-#endif
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
 
 namespace brise::kernels {
+#if defined(BRISE_ISA_GENERIC)
 namespace {
 
 uint32_t float_bits(float x) {
@@ -96,10 +91,13 @@ void convert_f32_to_bf16_ref(const float* x, uint16_t* y, size_t n) {
 void convert_bf16_to_f32_ref(const uint16_t* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = bf16_to_f32(x[i]);
 }
+#endif  // BRISE_ISA_GENERIC
+
+namespace BRISE_ISA {
 
 void convert_f32_to_f16(const float* x, uint16_t* y, size_t n) {
   size_t i = 0;
-#if defined(BRISE_FP16_AVX512)
+#if defined(BRISE_AVX512)
   constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   for (; i + 16 <= n; i += 16) {
     const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), kRound);
@@ -122,7 +120,7 @@ void convert_f32_to_f16(const float* x, uint16_t* y, size_t n) {
 
 void convert_f16_to_f32(const uint16_t* x, float* y, size_t n) {
   size_t i = 0;
-#if defined(BRISE_FP16_AVX512)
+#if defined(BRISE_AVX512)
   for (; i + 16 <= n; i += 16) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
     _mm512_storeu_ps(y + i, _mm512_cvtph_ps(h));
@@ -143,7 +141,7 @@ void convert_f16_to_f32(const uint16_t* x, float* y, size_t n) {
 
 void convert_f32_to_bf16(const float* x, uint16_t* y, size_t n) {
   size_t i = 0;
-#if defined(BRISE_FP16_AVX512)
+#if defined(BRISE_AVX512)
   // Integer rounding (not vcvtneps2bf16, which flushes subnormals to zero).
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
   const __m512i inf = _mm512_set1_epi32(0x7F800000);
@@ -172,7 +170,7 @@ void convert_f32_to_bf16(const float* x, uint16_t* y, size_t n) {
 
 void convert_bf16_to_f32(const uint16_t* x, float* y, size_t n) {
   size_t i = 0;
-#if defined(BRISE_FP16_AVX512)
+#if defined(BRISE_AVX512)
   for (; i + 16 <= n; i += 16) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
     _mm512_storeu_si512(y + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -188,4 +186,5 @@ void convert_bf16_to_f32(const uint16_t* x, float* y, size_t n) {
   convert_bf16_to_f32_ref(x + i, y + i, n - i);
 }
 
+}  // namespace BRISE_ISA
 }  // namespace brise::kernels

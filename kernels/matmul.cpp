@@ -1,4 +1,6 @@
-// y = W x for one token (GEMV) or a chunk of tokens (GEMM) with one register-tiled microkernel.
+// y = W x for float weights (f32, f16, bf16) and f32 activations: one token (GEMV) or a chunk of
+// tokens (GEMM) with one register-tiled microkernel; quantized weights go to matmul_packed.cpp.
+// Also the scalar references of both, and the row encoders of every type.
 //
 // Determinism: each (row, token) dot product owns one accumulator batch. Lane l of it sums
 // w[k] * x[k] for k = l, l + kLanes, l + 2 kLanes, ... in increasing k with one FMA per step; the
@@ -11,22 +13,20 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
-#include "brise/error.hpp"
-#include "kernels/matmul_weights.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
+#include "kernels/matmul_checks.hpp"
+#include "kernels/types/all_types.hpp"
 
-namespace brise::kernels {
+namespace brise::kernels::BRISE_ISA {
 namespace {
-
-using matmul_detail::Batch;
-using matmul_detail::fmadd;
-using matmul_detail::kLanes;
-using matmul_detail::load_partial;
-using matmul_detail::load_pinned;
 
 // Where a tile's accumulators come from and go to.
 struct TileArgs {
@@ -68,27 +68,16 @@ void tile(const TileArgs& a) {
   const uint8_t* rows[R];
   for (size_t r = 0; r < R; ++r) rows[r] = a.w + r * a.row_bytes;
 
-  // One step of chunk k for every row and token of the tile.
+  // One step of chunk k for every row and token of the tile: each activation batch and each
+  // weight batch is loaded once.
+  static_assert(W::kSteps == 1, "float weights: one batch per chunk");
   const auto step = [&](size_t k) __attribute__((always_inline)) {
-    if constexpr (W::kSteps == 1) {
-      // Each activation batch and each weight batch is loaded once per step.
-      Batch xv[T];
-      for (size_t t = 0; t < T; ++t) xv[t] = load_pinned(a.x + t * a.x_stride + k);
-      for (size_t r = 0; r < R; ++r) {
-        Batch w[1];
-        W::load(rows[r], k, w);
-        for (size_t t = 0; t < T; ++t) acc[r][t] = fmadd(w[0], xv[t], acc[r][t]);
-      }
-    } else {
-      // Quantized: dequantize a whole block per row once, then use its batches in order.
-      Batch w[R][W::kSteps];
-      for (size_t r = 0; r < R; ++r) W::load(rows[r], k, w[r]);
-      for (size_t s = 0; s < W::kSteps; ++s) {
-        for (size_t t = 0; t < T; ++t) {
-          const Batch xv = Batch::load_unaligned(a.x + t * a.x_stride + k + s * kLanes);
-          for (size_t r = 0; r < R; ++r) acc[r][t] = fmadd(w[r][s], xv, acc[r][t]);
-        }
-      }
+    Batch xv[T];
+    for (size_t t = 0; t < T; ++t) xv[t] = load_pinned(a.x + t * a.x_stride + k);
+    for (size_t r = 0; r < R; ++r) {
+      Batch w[1];
+      W::load(rows[r], k, w);
+      for (size_t t = 0; t < T; ++t) acc[r][t] = fmadd(w[0], xv[t], acc[r][t]);
     }
   };
 
@@ -276,83 +265,47 @@ void run(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens
   run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, spill);
 }
 
-void check_args(const WeightMatrix& w, const float* x, size_t n_tokens, const float* y,
-                size_t row_begin, size_t row_end) {
-  const auto need = tensor_row_bytes(w.type, w.cols);
-  if (!need)
-    throw Error("matmul: cols " + std::to_string(w.cols) + " is not a whole number of " +
-                std::string(tensor_type_name(w.type)) + " blocks");
-  if (w.row_bytes < *need) throw Error("matmul: row_bytes smaller than one row of weights");
-  if (row_begin > row_end || row_end > w.rows)
-    throw Error("matmul: row range [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
-                ") outside the matrix's " + std::to_string(w.rows) + " rows");
-  if (row_begin < row_end && n_tokens > 0 && (!w.data || !x || !y))
-    throw Error("matmul: null weight, activation or output pointer");
-}
-
-// A T stored at p, whatever p's alignment (row_bytes need not keep rows aligned).
-template <class T>
-T read_at(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-float ref_weight(const WeightMatrix& w, size_t r, size_t k) {
-  const auto* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
-  switch (w.type) {
-    case TensorType::F32:
-      return read_at<float>(row + k * sizeof(float));
-    case TensorType::F16:
-      return f16_to_f32(read_at<uint16_t>(row + k * sizeof(uint16_t)));
-    case TensorType::BF16:
-      return bf16_to_f32(read_at<uint16_t>(row + k * sizeof(uint16_t)));
-    case TensorType::Q8_0: {
-      const auto b = read_at<BlockQ8_0>(row + k / kQuantBlock * sizeof(BlockQ8_0));
-      return static_cast<float>(b.qs[k % kQuantBlock]) * f16_to_f32(b.d);
-    }
-    case TensorType::Q4_0: {
-      const auto b = read_at<BlockQ4_0>(row + k / kQuantBlock * sizeof(BlockQ4_0));
-      const size_t j = k % kQuantBlock;
-      const int q = j < kQuantBlock / 2 ? (b.qs[j] & 0x0F) : (b.qs[j - kQuantBlock / 2] >> 4);
-      return static_cast<float>(q - 8) * f16_to_f32(b.d);
-    }
-  }
-  return 0.0f;
-}
-
 }  // namespace
 
 void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
             size_t y_stride, size_t row_begin, size_t row_end) {
-  check_args(w, x, n_tokens, y, row_begin, row_end);
+  check_matmul_args(w, n_tokens, x != nullptr, y, row_begin, row_end);
   if (row_begin == row_end || n_tokens == 0) return;
-  using namespace matmul_detail;
-  switch (w.type) {
-    case TensorType::F32:
-      return run<F32Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
-    case TensorType::F16:
-      return run<F16Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
-    case TensorType::BF16:
-      return run<BF16Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
-    case TensorType::Q8_0:
-      return run<Q8_0Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
-    case TensorType::Q4_0:
-      return run<Q4_0Weights>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+  if (w.type->quantized) {
+    matmul_packed_exact(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    return;
   }
-  throw Error("matmul: unsupported weight type");
+  switch (w.type->ggml_id) {
+    case F32::kGgmlId:
+      return run<F32>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case F16::kGgmlId:
+      return run<F16>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    case BF16::kGgmlId:
+      return run<BF16>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+  }
+  throw std::invalid_argument("matmul: no f32-activation kernel for " + std::string(w.type->name));
 }
 
-void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
-                size_t y_stride, size_t row_begin, size_t row_end) {
-  check_args(w, x, n_tokens, y, row_begin, row_end);
-  for (size_t t = 0; t < n_tokens; ++t) {
-    for (size_t r = row_begin; r < row_end; ++r) {
-      float sum = 0.0f;
-      for (size_t k = 0; k < w.cols; ++k) sum += ref_weight(w, r, k) * x[t * x_stride + k];
-      y[t * y_stride + r] = sum;
-    }
+void encode_row(const TypeTraits& type, const float* x, void* out, size_t n) {
+  switch (type.ggml_id) {
+#define BRISE_ENCODE_CASE(Codec) \
+  case Codec::kGgmlId:           \
+    return Codec::encode_row(x, out, n);
+    BRISE_TENSOR_TYPES(BRISE_ENCODE_CASE)
+#undef BRISE_ENCODE_CASE
   }
+  throw std::invalid_argument("encode_row: unknown type " + std::string(type.name));
 }
 
-}  // namespace brise::kernels
+void decode_row(const TypeTraits& type, const void* in, float* out, size_t n) {
+  switch (type.ggml_id) {
+#define BRISE_DECODE_CASE(Codec) \
+  case Codec::kGgmlId:           \
+    return Codec::decode_row(in, out, n);
+    BRISE_TENSOR_TYPES(BRISE_DECODE_CASE)
+#undef BRISE_DECODE_CASE
+  }
+  throw std::invalid_argument("decode_row: unknown type " + std::string(type.name));
+}
+
+}  // namespace brise::kernels::BRISE_ISA

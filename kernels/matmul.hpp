@@ -1,35 +1,101 @@
-// Weight matrix x activations: y = W x for one token (GEMV, decode) or a chunk of tokens
-// (blocked GEMM, prefill), f32 activations and accumulation, weights in any TensorType.
+// Weight matrix x activations: y = W x for one token (GEMV, decode) or a chunk of tokens (GEMM,
+// prefill).
+//
+// Float weights (f32, f16, bf16) are read as they are stored and multiplied with f32 activations
+// and f32 FMAs. Quantized weights (kernels/type_traits.hpp: quantized) are packed at load into
+// groups of 16 rows (kernels/types/packed.hpp) and multiplied either
+//  - with int8 activations (matmul_q8): the input is quantized once per matmul input to int8
+//    blocks of 32 with an f32 scale (quantize_activations, shared by every matrix that reads the
+//    input), each block's dot product is an exact integer sum, and the blocks are scaled and
+//    added in f32; or
+//  - with f32 activations (matmul, the exact mode): weights dequantized exactly to f32.
+//
+// Determinism contract (every kernel set, every type): the value of y[t][r] depends only on row r
+// of W and token t of x, never on n_tokens, on the row range, or on which other rows and tokens
+// are computed in the same call. So one token at a time, a chunk of any size, and any split of
+// the rows across threads give bit-identical results. Each path fixes its summation order:
+//  - float weights: lane l of one accumulator batch sums w[k] * x[k] for k = l, l + lanes, ...
+//    with one FMA per step, the cols % lanes leftover as one zero-padded batch last, then a
+//    horizontal add of the lanes;
+//  - quantized, int8: for blocks b = 0, 1, ... in order,
+//      acc = fma(float(isum_b), d_w[b] * d_x[b], acc)
+//    where isum_b is the exact integer dot product of the block's codes with the int8 activations;
+//  - quantized, exact: for k = 0, 1, ... in order, acc = fma(float(code_k) * d_w, x[k], acc).
+// The two quantized orders are the scalar references' too, so SIMD and reference are equal bit
+// for bit there, on every kernel set.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
-#include "brise/tensor_type.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::kernels {
 
-// `rows` rows of `cols` elements of `type`; row r starts at data + r * row_bytes.
+// `rows` rows of `cols` elements of `type`. Unpacked: row r starts at data + r * row_bytes.
+// Packed (quantized types only, see pack_matrix): groups of 16 rows, row_bytes still the size of
+// one row's blocks.
 struct WeightMatrix {
   const void* data = nullptr;
-  TensorType type = TensorType::F32;
+  const TypeTraits* type = nullptr;
   size_t rows = 0;
   size_t cols = 0;
   size_t row_bytes = 0;
+  bool packed = false;
+  // Bytes at data: rows * row_bytes, the rows rounded up to a whole group when packed.
+  size_t bytes() const;
 };
+
+inline constexpr size_t kMatmulRowAlign = 16;  // = rows per packed group
+
+// Packing (scalar; runs once at load). packed_bytes: the size of a packed copy of `m`.
+// pack_groups writes groups [group_begin, group_end) of the packed copy of the unpacked `m` into
+// dst (which holds packed_bytes(m)); the rows of the last group beyond m.rows are zero blocks.
+size_t packed_bytes(const WeightMatrix& m);
+void pack_groups(const WeightMatrix& m, void* dst, size_t group_begin, size_t group_end);
+// Row r of a packed matrix, in the file's block layout (row_bytes bytes).
+void unpack_row(const WeightMatrix& packed, size_t r, void* out);
+
+// Int8 activations: token t has cols codes at q + t * cols, and per block of 32 its scale
+// d[t * cols / 32 + b] and the sum of its codes s[...] (value = d * q).
+struct Q8Activations {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* s = nullptr;
+  size_t cols = 0;  // a multiple of 32
+};
+inline constexpr size_t kQ8Block = 32;
+
+// Quantizes n_tokens rows of cols f32 values (row t at x + t * x_stride) into `out`: per block,
+// d = max|x| / 127 and q = round(x / d) (half away from zero), as ggml quantizes Q8_0 but with an
+// f32 scale. A block holding a NaN gets d = NaN (and one holding an Inf d = Inf), so a non-finite
+// activation still makes the product non-finite. The SIMD version equals the reference bitwise.
+void quantize_activations(const float* x, size_t x_stride, size_t n_tokens,
+                          const Q8Activations& out);
+void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
+                              const Q8Activations& out);
 
 // For tokens t in [0, n_tokens) and rows r in [row_begin, row_end):
 //   y[t * y_stride + r] = sum_k W[r][k] * x[t * x_stride + k]
-// Determinism contract: every dot product is summed in the same lane partition and order
-// whatever n_tokens and the row range are, so one token, a chunk, or any split of rows across
-// threads gives bit-identical results. Callers parallelise by splitting [0, rows) into ranges
-// (multiples of kMatmulRowAlign rows are fastest).
+// Float weights: any row range (multiples of kMatmulRowAlign rows are fastest). Quantized weights
+// must be packed, and the range must start at a multiple of kMatmulRowAlign and end at one or at
+// `rows`. Throws std::invalid_argument on a bad matrix or range.
 void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
             size_t y_stride, size_t row_begin, size_t row_end);
+// The same with int8 activations, for packed quantized weights.
+void matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
+               size_t y_stride, size_t row_begin, size_t row_end);
 
-// Plain scalar reference with the same contract except the summation order (sequential k).
+// Scalar references over unpacked matrices (the file's layout). Float weights: sequential k (a
+// different order from the SIMD kernel). Quantized weights: the same orders as the kernels.
 void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
                 size_t y_stride, size_t row_begin, size_t row_end);
+void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
+                   size_t y_stride, size_t row_begin, size_t row_end);
 
-inline constexpr size_t kMatmulRowAlign = 16;
+// `n` f32 values into `type` (rounded/quantized as ggml does), and back. The SIMD versions give
+// the same bytes/values as the type's scalar references (TypeTraits::encode_row_ref).
+void encode_row(const TypeTraits& type, const float* x, void* out, size_t n);
+void decode_row(const TypeTraits& type, const void* in, float* out, size_t n);
 
 }  // namespace brise::kernels

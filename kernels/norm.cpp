@@ -2,9 +2,11 @@
 
 #include <cmath>
 
-#include "kernels/simd.hpp"
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
 
 namespace brise::kernels {
+namespace BRISE_ISA {
 
 namespace {
 using Batch = xsimd::batch<float>;
@@ -43,6 +45,9 @@ void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* ou
   for (; i < n; ++i) out[i] = x[i] * inv_rms * weight[i];
 }
 
+}  // namespace BRISE_ISA
+
+#if defined(BRISE_ISA_GENERIC)
 void rmsnorm_ref(const float* x, const float* weight, size_t n, float eps, float* out) {
   // Sum of squares in double: an accurate yardstick for the f32 SIMD sum.
   double sum = 0.0;
@@ -51,5 +56,6 @@ void rmsnorm_ref(const float* x, const float* weight, size_t n, float eps, float
       static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + static_cast<double>(eps)));
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * inv_rms * weight[i];
 }
+#endif
 
 }  // namespace brise::kernels

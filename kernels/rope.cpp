@@ -3,15 +3,25 @@
 #include <algorithm>
 #include <cmath>
 
-// Before any direct intrinsics include, see kernels/simd.hpp.
-#include "kernels/simd.hpp"
-
-#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE__)
-#include <immintrin.h>
-#endif
+#include "kernels/isa.hpp"
+#include "kernels/kernel_set.hpp"
 
 namespace brise::kernels {
 
+#if defined(BRISE_ISA_GENERIC)
+void rope_angles(size_t pos, size_t head_dim, double theta, float* cos_out, float* sin_out) {
+  const double p = static_cast<double>(pos);
+  for (size_t i = 0; i < head_dim / 2; ++i) {
+    const double freq =
+        1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+    const double angle = p * freq;
+    cos_out[i] = static_cast<float>(std::cos(angle));
+    sin_out[i] = static_cast<float>(std::sin(angle));
+  }
+}
+#endif
+
+namespace BRISE_ISA {
 namespace {
 
 using Batch = xsimd::batch<float>;
@@ -42,17 +52,6 @@ inline B swap_pairs(const B& x) {
 }
 
 }  // namespace
-
-void rope_angles(size_t pos, size_t head_dim, double theta, float* cos_out, float* sin_out) {
-  const double p = static_cast<double>(pos);
-  for (size_t i = 0; i < head_dim / 2; ++i) {
-    const double freq =
-        1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
-    const double angle = p * freq;
-    cos_out[i] = static_cast<float>(std::cos(angle));
-    sin_out[i] = static_cast<float>(std::sin(angle));
-  }
-}
 
 void rope_apply(float* x, size_t n_heads, size_t head_dim, const float* cos_in,
                 const float* sin_in) {
@@ -89,6 +88,9 @@ void rope_apply(float* x, size_t n_heads, size_t head_dim, const float* cos_in,
   }
 }
 
+}  // namespace BRISE_ISA
+
+#if defined(BRISE_ISA_GENERIC)
 void rope_apply_ref(float* x, size_t n_heads, size_t head_dim, const float* cos_in,
                     const float* sin_in) {
   for (size_t h = 0; h < n_heads; ++h) {
@@ -101,5 +103,6 @@ void rope_apply_ref(float* x, size_t n_heads, size_t head_dim, const float* cos_
     }
   }
 }
+#endif
 
 }  // namespace brise::kernels

@@ -7,16 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 
-// Before any direct intrinsics include, see kernels/simd.hpp.
-#include "kernels/simd.hpp"
-
-#if defined(__F16C__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "kernels/isa.hpp"
 
 #include "kernels/fp16.hpp"
 
-namespace brise::kernels {
+namespace brise::kernels::BRISE_ISA {
 
 // One f16 value to f32 (exact).
 inline float load_f16_scalar(const uint16_t* p) {
@@ -51,4 +46,4 @@ inline Batch load_f16_batch(const uint16_t* p) {
   return Batch::load_aligned(widened);
 }
 
-}  // namespace brise::kernels
+}  // namespace brise::kernels::BRISE_ISA

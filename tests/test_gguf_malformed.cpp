@@ -325,7 +325,7 @@ TEST(GgufMalformed, TypeErrors) {
                "metadata 3 'nest'[0]");
   expect_error(base.with_u8("kv4.value", 2), "invalid bool value 2", "metadata 4 'flag'");
   expect_error(base.with_u32("t0.type", 12),
-               "unsupported tensor type id 12 (brise reads f32, f16, bf16, q8_0, q4_0)",
+               "unsupported tensor type id 12 (brise reads f32, f16, bf16, q8_0 or q4_0)",
                "tensor 0 'a'");
   expect_error(base.with_u32("t1.type", 40), "unsupported tensor type id 40", "tensor 1 'b'");
   expect_error(base.with_u32("t1.type", 0x80000000u), "unsupported tensor type id 2147483648");

@@ -11,9 +11,13 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::kernels {
 namespace {
+
+const TypeTraits* const kF32 = find_type("f32");
+const TypeTraits* const kF16 = find_type("f16");
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr uint16_t kF16NaN = 0x7E00;
@@ -72,8 +76,8 @@ std::vector<float> random_queries(size_t group, size_t q_stride, unsigned seed) 
 }
 
 // A view of the whole of `kv` as one segment. `segments` owns the storage the view points to.
-KVView whole_view(const KVData& kv, KVType type, std::vector<KVSegment>& segments) {
-  const bool f16 = type == KVType::F16;
+KVView whole_view(const KVData& kv, const TypeTraits* type, std::vector<KVSegment>& segments) {
+  const bool f16 = type == kF16;
   segments = {KVSegment{f16 ? static_cast<const void*>(kv.k16.data()) : kv.k32.data(),
                         f16 ? static_cast<const void*>(kv.v16.data()) : kv.v32.data(), kv.keys}};
   return KVView{type, kv.head_dim, kv.row_stride, segments};
@@ -88,8 +92,8 @@ struct SplitKV {
   KVView view;
 };
 
-void make_split(const KVData& kv, KVType type, const std::vector<size_t>& cuts, unsigned seed,
-                SplitKV& split) {
+void make_split(const KVData& kv, const TypeTraits* type, const std::vector<size_t>& cuts,
+                unsigned seed, SplitKV& split) {
   std::mt19937 rng(seed);
   std::vector<size_t> bounds = {0};
   bounds.insert(bounds.end(), cuts.begin(), cuts.end());
@@ -113,7 +117,7 @@ void make_split(const KVData& kv, KVType type, const std::vector<size_t>& cuts, 
     std::copy_n(kv.v32.begin() + begin * stride, count * stride, v32.begin() + pad_v);
     std::copy_n(kv.k16.begin() + begin * stride, count * stride, k16.begin() + pad_k);
     std::copy_n(kv.v16.begin() + begin * stride, count * stride, v16.begin() + pad_v);
-    if (type == KVType::F16) {
+    if (type == kF16) {
       split.segments.push_back({k16.data() + pad_k, v16.data() + pad_v, count});
     } else {
       split.segments.push_back({k32.data() + pad_k, v32.data() + pad_v, count});
@@ -173,8 +177,8 @@ TEST(Attention, MatchesReferenceOnAwkwardShapesF32AndF16) {
           SCOPED_TRACE(testing::Message() << "head_dim=" << head_dim << " group=" << group
                                           << " keys=" << keys << " scale=" << scale);
           std::vector<KVSegment> seg32, seg16;
-          const KVView v32 = whole_view(kv, KVType::F32, seg32);
-          const KVView v16 = whole_view(kv, KVType::F16, seg16);
+          const KVView v32 = whole_view(kv, kF32, seg32);
+          const KVView v16 = whole_view(kv, kF16, seg16);
           const auto simd32 = run(attention, q, q_stride, group, v32, scale, out_stride);
           const auto ref32 = run(attention_ref, q, q_stride, group, v32, scale, out_stride);
           const auto simd16 = run(attention, q, q_stride, group, v16, scale, out_stride);
@@ -201,7 +205,7 @@ TEST(Attention, LargeAndOddGroupSizes) {
     const auto kv = make_kv(keys, head_dim, head_dim, 11);
     const auto q = random_queries(group, head_dim, 12);
     std::vector<KVSegment> segs;
-    const KVView view = whole_view(kv, KVType::F32, segs);
+    const KVView view = whole_view(kv, kF32, segs);
     const float scale = 2.0f;
     const auto simd = run(attention, q, head_dim, group, view, scale, head_dim);
     const auto ref = run(attention_ref, q, head_dim, group, view, scale, head_dim);
@@ -210,7 +214,7 @@ TEST(Attention, LargeAndOddGroupSizes) {
 }
 
 TEST(Attention, SingleKeyReturnsItsValueExactly) {
-  for (KVType type : {KVType::F32, KVType::F16}) {
+  for (const TypeTraits* type : {kF32, kF16}) {
     const auto kv = make_kv(1, 100, 100, 5);
     const auto q = random_queries(3, 100, 6);
     std::vector<KVSegment> segs;
@@ -231,7 +235,7 @@ TEST(Attention, HandComputedWeights) {
   const float v[3][2] = {{8.0f, 0.0f}, {0.0f, 8.0f}, {16.0f, -8.0f}};
   const std::vector<float> q = {1.0f, 0.0f};
   const KVSegment seg{k, v, 3};
-  const KVView view{KVType::F32, 2, 2, std::span<const KVSegment>(&seg, 1)};
+  const KVView view{kF32, 2, 2, std::span<const KVSegment>(&seg, 1)};
   const double expected[2] = {8.0 / 8 + 16.0 * 4 / 8, 8.0 * 3 / 8 - 8.0 * 4 / 8};
   for (AttentionFn fn : {attention, attention_ref}) {
     const auto out = run(fn, q, 2, 1, view, 1.0f, 2);
@@ -248,7 +252,7 @@ TEST(Attention, IdenticalKeysAverageTheValues) {
   }
   const auto q = random_queries(2, head_dim, 10);
   std::vector<KVSegment> segs;
-  const KVView view = whole_view(kv, KVType::F32, segs);
+  const KVView view = whole_view(kv, kF32, segs);
   const auto out = run(attention, q, head_dim, 2, view, 1.0f, head_dim);
   for (size_t d = 0; d < head_dim; ++d) {
     double mean = 0.0;
@@ -270,7 +274,7 @@ TEST(Attention, RunningMaxRisingAndFallingAcrossTiles) {
       for (size_t d = 0; d < head_dim; ++d) kv.k32[r * head_dim + d] = q[d] * 20.0f * t;
     }
     std::vector<KVSegment> segs;
-    const KVView view = whole_view(kv, KVType::F32, segs);
+    const KVView view = whole_view(kv, kF32, segs);
     const auto simd = run(attention, q, head_dim, 4, view, 1.0f, head_dim);
     const auto ref = run(attention_ref, q, head_dim, 4, view, 1.0f, head_dim);
     EXPECT_LE(max_scaled_error(simd, ref, 4, head_dim, head_dim, kv.max_abs_v), 1e-5) << rising;
@@ -286,7 +290,7 @@ TEST(Attention, SegmentationGivesBitIdenticalResults) {
     const auto kv = make_kv(c.keys, c.head_dim, c.head_dim + 3, static_cast<unsigned>(c.keys));
     const auto q = random_queries(c.group, c.head_dim, 31);
     const float scale = 4.0f / std::sqrt(static_cast<float>(c.head_dim));
-    for (KVType type : {KVType::F32, KVType::F16}) {
+    for (const TypeTraits* type : {kF32, kF16}) {
       std::vector<KVSegment> whole_segs;
       const KVView whole = whole_view(kv, type, whole_segs);
       const auto expected = run(attention, q, c.head_dim, c.group, whole, scale, c.head_dim);
@@ -300,7 +304,7 @@ TEST(Attention, SegmentationGivesBitIdenticalResults) {
         make_split(kv, type, cuts, rng(), split);
         SCOPED_TRACE(testing::Message()
                      << "head_dim=" << c.head_dim << " group=" << c.group << " keys=" << c.keys
-                     << " f16=" << (type == KVType::F16) << " segments=" << split.segments.size());
+                     << " f16=" << (type == kF16) << " segments=" << split.segments.size());
         const auto out = run(attention, q, c.head_dim, c.group, split.view, scale, c.head_dim);
         ASSERT_TRUE(bit_identical(out, expected));
       }
@@ -326,9 +330,9 @@ TEST(Attention, RollingCacheWrapPlusPrefillChunkMatchesContiguousKeys) {
       {cache_k.data() + start * head_dim, cache_v.data() + start * head_dim, capacity - start},
       {cache_k.data(), cache_v.data(), start},
       {chunk_k, chunk_v, chunk}};
-  const KVView wrapped{KVType::F32, head_dim, head_dim, segs};
+  const KVView wrapped{kF32, head_dim, head_dim, segs};
   std::vector<KVSegment> whole_segs;
-  const KVView whole = whole_view(kv, KVType::F32, whole_segs);
+  const KVView whole = whole_view(kv, kF32, whole_segs);
   const auto q = random_queries(4, head_dim, 42);
   const float scale = 1.0f / std::sqrt(128.0f);
   const auto a = run(attention, q, head_dim, 4, wrapped, scale, head_dim);
@@ -341,7 +345,7 @@ TEST(Attention, RollingCacheWrapPlusPrefillChunkMatchesContiguousKeys) {
 TEST(Attention, EmptyViewYieldsZeros) {
   // A precondition violation that callers never commit; documented to give zeros, not NaN.
   const auto q = random_queries(2, 8, 1);
-  const KVView empty{KVType::F32, 8, 8, {}};
+  const KVView empty{kF32, 8, 8, {}};
   for (AttentionFn fn : {attention, attention_ref}) {
     const auto out = run(fn, q, 8, 2, empty, 1.0f, 8);
     for (float x : out) EXPECT_EQ(x, 0.0f);

@@ -1,73 +1,54 @@
-// matmul against the scalar reference for every weight type on awkward shapes, and the
+// matmul against the scalar references for every type of the registry on awkward shapes, the int8
+// path against an independent double-precision sum, packing, activation quantization, and the
 // determinism contract: one token vs a chunk, any row split, any token tiling give the same bits.
+// Run under every kernel set this CPU has (ctest's isa:* copies set BRISE_ISA).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "brise/error.hpp"
-#include "brise/tensor_type.hpp"
-#include "kernels/fp16.hpp"
 #include "kernels/matmul.hpp"
-#include "kernels/quantize.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::kernels {
 namespace {
 
-constexpr TensorType kAllTypes[] = {TensorType::F32, TensorType::F16, TensorType::BF16,
-                                    TensorType::Q8_0, TensorType::Q4_0};
-
-// A weight matrix of random values stored in `type`, rows padded by a few bytes so that
-// row_bytes > the packed size is exercised too.
+// A weight matrix of random values stored in `type`: as in a file (rows padded by a few bytes
+// for float types, so that row_bytes > the row's size is exercised too), and packed for the
+// kernels when the type is quantized.
 struct TestMatrix {
   std::vector<uint8_t> bytes;
-  WeightMatrix w;
+  std::vector<uint8_t> packed_bytes;
+  WeightMatrix file;    // the file's layout: what the references read
+  WeightMatrix kernel;  // what the kernels read
 };
 
-TestMatrix make_matrix(TensorType type, size_t rows, size_t cols, uint32_t seed) {
+TestMatrix make_matrix(const TypeTraits& type, size_t rows, size_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const size_t packed = *tensor_row_bytes(type, cols);
-  const size_t row_bytes = packed + 6;
+  const size_t size = *row_bytes(type, cols);
+  const size_t stride = type.quantized ? size : size + 6;
   TestMatrix m;
-  m.bytes.assign(rows * row_bytes + 64, 0);
+  m.bytes.assign(rows * stride + 64, 0);
   std::vector<float> row(cols);
   for (size_t r = 0; r < rows; ++r) {
     for (auto& v : row) v = normal(rng);
-    uint8_t* dst = m.bytes.data() + r * row_bytes;
-    switch (type) {
-      case TensorType::F32:
-        std::memcpy(dst, row.data(), cols * sizeof(float));
-        break;
-      case TensorType::F16:
-      case TensorType::BF16: {
-        std::vector<uint16_t> h(cols);
-        if (type == TensorType::F16)
-          convert_f32_to_f16_ref(row.data(), h.data(), cols);
-        else
-          convert_f32_to_bf16_ref(row.data(), h.data(), cols);
-        std::memcpy(dst, h.data(), cols * sizeof(uint16_t));
-        break;
-      }
-      case TensorType::Q8_0: {
-        std::vector<BlockQ8_0> q(cols / kQuantBlock);
-        quantize_row_q8_0_ref(row.data(), q.data(), cols);
-        std::memcpy(dst, q.data(), packed);
-        break;
-      }
-      case TensorType::Q4_0: {
-        std::vector<BlockQ4_0> q(cols / kQuantBlock);
-        quantize_row_q4_0_ref(row.data(), q.data(), cols);
-        std::memcpy(dst, q.data(), packed);
-        break;
-      }
-    }
+    type.encode_row_ref(row.data(), m.bytes.data() + r * stride, cols);
   }
-  m.w = WeightMatrix{m.bytes.data(), type, rows, cols, row_bytes};
+  m.file = WeightMatrix{m.bytes.data(), &type, rows, cols, stride, false};
+  m.kernel = m.file;
+  if (type.quantized) {
+    m.packed_bytes.assign(packed_bytes(m.file), 0xA5);
+    pack_groups(m.file, m.packed_bytes.data(), 0, (rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
+    m.kernel.data = m.packed_bytes.data();
+    m.kernel.packed = true;
+  }
   return m;
 }
 
@@ -79,30 +60,36 @@ std::vector<float> make_activations(size_t n_tokens, size_t stride, uint32_t see
   return x;
 }
 
-// sum_k |w_k x_k| in double, for the tolerance; rows decoded with the scalar reference decoders.
+// int8 activations of n tokens of `cols` values (row t at x + t * x_stride), with their buffers.
+struct Q8 {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s;
+  Q8Activations view;
+};
+Q8 quantize(const float* x, size_t x_stride, size_t n, size_t cols) {
+  Q8 a;
+  a.q.resize(n * cols);
+  a.d.resize(n * cols / kQ8Block + 1);
+  a.s.resize(n * cols / kQ8Block + 1);
+  a.view = {a.q.data(), a.d.data(), a.s.data(), cols};
+  quantize_activations(x, x_stride, n, a.view);
+  return a;
+}
+
+// Row r decoded with the type's scalar reference.
+std::vector<float> decoded_row(const WeightMatrix& w, size_t r) {
+  std::vector<float> e(w.cols);
+  w.type->decode_row_ref(static_cast<const uint8_t*>(w.data) + r * w.row_bytes, e.data(), w.cols);
+  return e;
+}
+
+// sum_k |w_k x_k| in double, for the tolerances.
 std::vector<double> abs_dot(const WeightMatrix& w, const float* x, size_t x_stride,
                             size_t n_tokens) {
   std::vector<double> out(n_tokens * w.rows, 0.0);
-  std::vector<float> e(w.cols);
   for (size_t r = 0; r < w.rows; ++r) {
-    const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
-    switch (w.type) {
-      case TensorType::F32:
-        std::memcpy(e.data(), row, w.cols * sizeof(float));
-        break;
-      case TensorType::F16:
-        convert_f16_to_f32_ref(reinterpret_cast<const uint16_t*>(row), e.data(), w.cols);
-        break;
-      case TensorType::BF16:
-        convert_bf16_to_f32_ref(reinterpret_cast<const uint16_t*>(row), e.data(), w.cols);
-        break;
-      case TensorType::Q8_0:
-        dequantize_row_q8_0_ref(reinterpret_cast<const BlockQ8_0*>(row), e.data(), w.cols);
-        break;
-      case TensorType::Q4_0:
-        dequantize_row_q4_0_ref(reinterpret_cast<const BlockQ4_0*>(row), e.data(), w.cols);
-        break;
-    }
+    const auto e = decoded_row(w, r);
     for (size_t t = 0; t < n_tokens; ++t) {
       double s = 0;
       for (size_t k = 0; k < w.cols; ++k) s += std::fabs(double(e[k]) * x[t * x_stride + k]);
@@ -119,8 +106,8 @@ bool same_bits(float a, float b) {
   return x == y;
 }
 
-std::string label(TensorType type, size_t rows, size_t cols, size_t n_tokens) {
-  return std::string(tensor_type_name(type)) + " rows=" + std::to_string(rows) +
+std::string label(const TypeTraits& type, size_t rows, size_t cols, size_t n_tokens) {
+  return std::string(type.name) + " rows=" + std::to_string(rows) +
          " cols=" + std::to_string(cols) + " tokens=" + std::to_string(n_tokens);
 }
 
@@ -129,35 +116,55 @@ std::string label(TensorType type, size_t rows, size_t cols, size_t n_tokens) {
 // dropped or doubled term (~1/cols of it) is far above the bound for every cols tested.
 constexpr double kRelTol = 1e-5;
 
+std::vector<size_t> test_cols(const TypeTraits& type) {
+  std::vector<size_t> cols = {32, 96, 4128};
+  if (!type.quantized) cols.insert(cols.end(), {1, 7, 21, 417});  // partial last batch
+  cols.push_back(14368);  // long rows (float: split into k blocks)
+  return cols;
+}
+
 TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
   std::vector<size_t> token_counts;
   for (size_t n = 1; n <= 13; ++n) token_counts.push_back(n);
   token_counts.push_back(64);
-  for (TensorType type : kAllTypes) {
-    std::vector<size_t> col_set = {32, 96, 4128};
-    if (type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16)
-      col_set.insert(col_set.end(), {1, 7, 21, 417});  // partial last batch
-    col_set.push_back(14368);                          // split into k blocks
-    for (size_t cols : col_set) {
+  for (const TypeTraits& type : all_types()) {
+    for (size_t cols : test_cols(type)) {
       for (size_t rows : {1u, 7u, 17u, 33u}) {
         if (cols > 10000 && rows != 17) continue;  // keep the scalar reference's work small
         const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(rows * 31 + cols));
-        const size_t x_stride = cols + 3;
+        const size_t x_stride = cols + (type.quantized ? 0 : 3);
         const auto x = make_activations(64, x_stride, static_cast<uint32_t>(cols));
-        const auto mag = abs_dot(m.w, x.data(), x_stride, 64);
+        const auto mag = abs_dot(m.file, x.data(), x_stride, 64);
+        const Q8 xq = quantize(x.data(), x_stride, 64, cols);
         for (size_t n : token_counts) {
           const size_t y_stride = rows + 2;
           std::vector<float> y(n * y_stride, -7.0f), y_ref(n * y_stride, -7.0f);
-          matmul(m.w, x.data(), x_stride, n, y.data(), y_stride, 0, rows);
-          matmul_ref(m.w, x.data(), x_stride, n, y_ref.data(), y_stride, 0, rows);
+          matmul(m.kernel, x.data(), x_stride, n, y.data(), y_stride, 0, rows);
+          matmul_ref(m.file, x.data(), x_stride, n, y_ref.data(), y_stride, 0, rows);
           for (size_t t = 0; t < n; ++t) {
             for (size_t r = 0; r < rows; ++r) {
-              const double tol = kRelTol * mag[t * rows + r] + 1e-30;
-              ASSERT_NEAR(y[t * y_stride + r], y_ref[t * y_stride + r], tol)
-                  << label(type, rows, cols, n) << " t=" << t << " r=" << r;
+              const float got = y[t * y_stride + r], want = y_ref[t * y_stride + r];
+              if (type.quantized)  // the same order as the reference: equal bits
+                ASSERT_TRUE(same_bits(got, want)) << label(type, rows, cols, n) << " t=" << t
+                                                  << " r=" << r << ": " << got << " vs " << want;
+              else
+                ASSERT_NEAR(got, want, kRelTol * mag[t * rows + r] + 1e-30)
+                    << label(type, rows, cols, n) << " t=" << t << " r=" << r;
             }
             for (size_t r = rows; r < y_stride; ++r)  // padding untouched
               ASSERT_EQ(y[t * y_stride + r], -7.0f) << label(type, rows, cols, n);
+          }
+          if (!type.quantized) continue;
+          std::vector<float> y8(n * y_stride, -7.0f), y8_ref(n * y_stride, -7.0f);
+          matmul_q8(m.kernel, xq.view, n, y8.data(), y_stride, 0, rows);
+          matmul_q8_ref(m.file, xq.view, n, y8_ref.data(), y_stride, 0, rows);
+          for (size_t t = 0; t < n; ++t) {
+            for (size_t r = 0; r < rows; ++r)
+              ASSERT_TRUE(same_bits(y8[t * y_stride + r], y8_ref[t * y_stride + r]))
+                  << "int8 " << label(type, rows, cols, n) << " t=" << t << " r=" << r << ": "
+                  << y8[t * y_stride + r] << " vs " << y8_ref[t * y_stride + r];
+            for (size_t r = rows; r < y_stride; ++r)
+              ASSERT_EQ(y8[t * y_stride + r], -7.0f) << label(type, rows, cols, n);
           }
         }
       }
@@ -165,37 +172,96 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
   }
 }
 
-// Shapes for the bit-identity checks: one quant block, a quant-block multiple that is not a
-// multiple of 64, a long row, one long enough to be split into k blocks (accumulators spilled
-// between blocks, like Mistral's 14336-wide w2), and (float types) partial last batches.
-std::vector<size_t> identity_cols(TensorType type) {
+// The int8 path computes sum_b d_w,b * d_x,b * sum_j code_w * code_x: checked against that sum
+// evaluated independently in double from the decoded weights and the dequantized activations,
+// and against the f32 product within the activations' rounding (|x - d q| <= d / 2).
+TEST(Matmul, Int8PathComputesTheQuantizedProduct) {
+  for (const TypeTraits& type : all_types()) {
+    if (!type.quantized) continue;
+    for (size_t cols : {32u, 4096u, 14336u}) {
+      const size_t rows = 37, n = 5;
+      const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(cols + 3));
+      const auto x = make_activations(n, cols, 11);
+      const Q8 xq = quantize(x.data(), cols, n, cols);
+      std::vector<float> y(n * rows);
+      matmul_q8(m.kernel, xq.view, n, y.data(), rows, 0, rows);
+      for (size_t r = 0; r < rows; ++r) {
+        const auto w = decoded_row(m.file, r);
+        for (size_t t = 0; t < n; ++t) {
+          double quantized = 0, exact = 0, mag = 0, rounding = 0;
+          for (size_t k = 0; k < cols; ++k) {
+            const double dx = xq.d[t * cols / kQ8Block + k / kQ8Block];
+            quantized += double(w[k]) * dx * xq.q[t * cols + k];
+            exact += double(w[k]) * x[t * cols + k];
+            mag += std::fabs(double(w[k]) * x[t * cols + k]);
+            rounding += std::fabs(double(w[k])) * dx / 2;
+          }
+          const double got = y[t * rows + r];
+          ASSERT_NEAR(got, quantized, 1e-5 * mag + 1e-6) << label(type, rows, cols, n);
+          ASSERT_LE(std::fabs(got - exact), rounding * 1.001 + 1e-5 * mag)
+              << label(type, rows, cols, n);
+        }
+      }
+    }
+  }
+}
+
+// Shapes for the bit-identity checks: one block, a block multiple that is not a multiple of 64,
+// a long row, one long enough to be split into k blocks (float: accumulators spilled between
+// blocks, like Mistral's 14336-wide w2), and (float types) partial last batches.
+std::vector<size_t> identity_cols(const TypeTraits& type) {
   std::vector<size_t> c = {32, 96, 4128, 14368};
-  if (type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16)
-    c.insert(c.end(), {21, 1000, 4100});
+  if (!type.quantized) c.insert(c.end(), {21, 1000, 4100});
   return c;
+}
+
+// Every path of a type: f32 activations, and for quantized types int8 ones.
+struct Path {
+  const char* name;
+  bool int8;
+};
+std::vector<Path> paths(const TypeTraits& type) {
+  if (!type.quantized) return {{"f32", false}};
+  return {{"exact", false}, {"int8", true}};
+}
+
+void run(const TestMatrix& m, const Path& p, const std::vector<float>& x, const Q8& xq, size_t t0,
+         size_t n, float* y, size_t y_stride, size_t r0, size_t r1) {
+  const size_t cols = m.file.cols;
+  if (p.int8) {
+    Q8Activations v = xq.view;
+    v.q += t0 * cols;
+    v.d += t0 * cols / kQ8Block;
+    v.s += t0 * cols / kQ8Block;
+    matmul_q8(m.kernel, v, n, y, y_stride, r0, r1);
+  } else {
+    matmul(m.kernel, x.data() + t0 * cols, cols, n, y, y_stride, r0, r1);
+  }
 }
 
 TEST(Matmul, OneTokenAndChunkAreBitIdentical) {
   constexpr size_t kRows = 37;
-  for (TensorType type : kAllTypes) {
+  for (const TypeTraits& type : all_types()) {
     for (size_t cols : identity_cols(type)) {
       const TestMatrix m = make_matrix(type, kRows, cols, static_cast<uint32_t>(cols));
-      const size_t x_stride = cols;
-      const auto x = make_activations(130, x_stride, 5);
-      // Token-by-token (the decode path) is the baseline.
-      std::vector<float> single(130 * kRows);
-      for (size_t t = 0; t < 130; ++t)
-        matmul(m.w, x.data() + t * x_stride, x_stride, 1, single.data() + t * kRows, kRows, 0,
-               kRows);
-      // Chunks of every tile remainder, more than one token block, at different token offsets.
-      for (size_t n : {2u, 3u, 5u, 6u, 7u, 12u, 13u, 47u, 49u, 64u, 100u, 130u}) {
-        for (size_t t0 : {size_t{0}, 130 - n}) {
-          std::vector<float> y(n * kRows);
-          matmul(m.w, x.data() + t0 * x_stride, x_stride, n, y.data(), kRows, 0, kRows);
-          for (size_t t = 0; t < n; ++t)
-            for (size_t r = 0; r < kRows; ++r)
-              ASSERT_TRUE(same_bits(y[t * kRows + r], single[(t0 + t) * kRows + r]))
-                  << label(type, kRows, cols, n) << " t0=" << t0 << " t=" << t << " r=" << r;
+      const auto x = make_activations(130, cols, 5);
+      const Q8 xq = quantize(x.data(), cols, 130, cols);
+      for (const Path& p : paths(type)) {
+        // Token-by-token (the decode path) is the baseline.
+        std::vector<float> single(130 * kRows);
+        for (size_t t = 0; t < 130; ++t)
+          run(m, p, x, xq, t, 1, single.data() + t * kRows, kRows, 0, kRows);
+        // Chunks of every tile remainder, more than one token block, at different offsets.
+        for (size_t n : {2u, 3u, 5u, 6u, 7u, 12u, 13u, 47u, 49u, 64u, 100u, 130u}) {
+          for (size_t t0 : {size_t{0}, 130 - n}) {
+            std::vector<float> y(n * kRows);
+            run(m, p, x, xq, t0, n, y.data(), kRows, 0, kRows);
+            for (size_t t = 0; t < n; ++t)
+              for (size_t r = 0; r < kRows; ++r)
+                ASSERT_TRUE(same_bits(y[t * kRows + r], single[(t0 + t) * kRows + r]))
+                    << p.name << " " << label(type, kRows, cols, n) << " t0=" << t0 << " t=" << t
+                    << " r=" << r;
+          }
         }
       }
     }
@@ -204,21 +270,31 @@ TEST(Matmul, OneTokenAndChunkAreBitIdentical) {
 
 TEST(Matmul, RowSplitsAreBitIdentical) {
   constexpr size_t kRows = 53;
-  for (TensorType type : kAllTypes) {
+  for (const TypeTraits& type : all_types()) {
     for (size_t cols : identity_cols(type)) {
       const TestMatrix m = make_matrix(type, kRows, cols, static_cast<uint32_t>(cols + 1));
       const auto x = make_activations(20, cols, 9);
-      for (size_t n : {1u, 2u, 20u}) {
-        std::vector<float> whole(n * kRows);
-        matmul(m.w, x.data(), cols, n, whole.data(), kRows, 0, kRows);
-        const std::vector<std::vector<size_t>> splits = {
-            {0, 16, 32, 48, kRows}, {0, 1, 2, 9, 26, 27, kRows}, {0, 5, 50, kRows}};
-        for (const auto& s : splits) {
-          std::vector<float> y(n * kRows, -1.0f);
-          for (size_t i = 0; i + 1 < s.size(); ++i)
-            matmul(m.w, x.data(), cols, n, y.data(), kRows, s[i], s[i + 1]);
-          for (size_t j = 0; j < y.size(); ++j)
-            ASSERT_TRUE(same_bits(y[j], whole[j])) << label(type, kRows, cols, n) << " j=" << j;
+      const Q8 xq = quantize(x.data(), cols, 20, cols);
+      // Packed matrices split at whole groups of 16 rows.
+      const std::vector<std::vector<size_t>> splits =
+          type.quantized
+              ? std::vector<std::vector<size_t>>{{0, 16, 32, 48, kRows},
+                                                 {0, 32, kRows},
+                                                 {0, 48, kRows}}
+              : std::vector<std::vector<size_t>>{
+                    {0, 16, 32, 48, kRows}, {0, 1, 2, 9, 26, 27, kRows}, {0, 5, 50, kRows}};
+      for (const Path& p : paths(type)) {
+        for (size_t n : {1u, 2u, 20u}) {
+          std::vector<float> whole(n * kRows);
+          run(m, p, x, xq, 0, n, whole.data(), kRows, 0, kRows);
+          for (const auto& s : splits) {
+            std::vector<float> y(n * kRows, -1.0f);
+            for (size_t i = 0; i + 1 < s.size(); ++i)
+              run(m, p, x, xq, 0, n, y.data(), kRows, s[i], s[i + 1]);
+            for (size_t j = 0; j < y.size(); ++j)
+              ASSERT_TRUE(same_bits(y[j], whole[j]))
+                  << p.name << " " << label(type, kRows, cols, n) << " j=" << j;
+          }
         }
       }
     }
@@ -226,36 +302,147 @@ TEST(Matmul, RowSplitsAreBitIdentical) {
 }
 
 TEST(Matmul, WritesOnlyItsRowRange) {
-  const TestMatrix m = make_matrix(TensorType::F16, 40, 64, 1);
-  const auto x = make_activations(3, 64, 2);
-  std::vector<float> y(3 * 40, 123.0f);
-  matmul(m.w, x.data(), 64, 3, y.data(), 40, 10, 27);
-  for (size_t t = 0; t < 3; ++t)
-    for (size_t r = 0; r < 40; ++r)
-      if (r < 10 || r >= 27)
-        EXPECT_EQ(y[t * 40 + r], 123.0f) << t << " " << r;
-      else
-        EXPECT_NE(y[t * 40 + r], 123.0f) << t << " " << r;
+  for (const char* name : {"f16", "q4_0"}) {
+    const TestMatrix m = make_matrix(*find_type(name), 40, 64, 1);
+    const auto x = make_activations(3, 64, 2);
+    std::vector<float> y(3 * 40, 123.0f);
+    matmul(m.kernel, x.data(), 64, 3, y.data(), 40, 16, 32);
+    for (size_t t = 0; t < 3; ++t)
+      for (size_t r = 0; r < 40; ++r)
+        if (r < 16 || r >= 32)
+          EXPECT_EQ(y[t * 40 + r], 123.0f) << name << " " << t << " " << r;
+        else
+          EXPECT_NE(y[t * 40 + r], 123.0f) << name << " " << t << " " << r;
+  }
 }
 
 TEST(Matmul, RejectsBadArguments) {
-  const TestMatrix m = make_matrix(TensorType::Q8_0, 4, 64, 1);
+  const TestMatrix m = make_matrix(*find_type("q8_0"), 20, 64, 1);
   const auto x = make_activations(1, 64, 2);
-  std::vector<float> y(4);
-  WeightMatrix bad = m.w;
+  std::vector<float> y(20);
+  const auto call = [&](const WeightMatrix& w, size_t r0, size_t r1) {
+    matmul(w, x.data(), 64, 1, y.data(), 20, r0, r1);
+  };
+  WeightMatrix bad = m.kernel;
   bad.cols = 48;  // not a whole number of blocks
-  EXPECT_THROW(matmul(bad, x.data(), 64, 1, y.data(), 4, 0, 4), Error);
-  EXPECT_THROW(matmul(m.w, x.data(), 64, 1, y.data(), 4, 0, 5), Error);  // past the rows
-  EXPECT_THROW(matmul(m.w, x.data(), 64, 1, y.data(), 4, 3, 2), Error);  // reversed range
-  bad = m.w;
+  EXPECT_THROW(call(bad, 0, 16), std::invalid_argument);
+  EXPECT_THROW(call(m.kernel, 0, 21), std::invalid_argument);   // past the rows
+  EXPECT_THROW(call(m.kernel, 16, 15), std::invalid_argument);  // reversed range
+  EXPECT_THROW(call(m.kernel, 3, 16), std::invalid_argument);   // not whole packed groups
+  EXPECT_THROW(call(m.kernel, 0, 7), std::invalid_argument);
+  EXPECT_THROW(call(m.file, 0, 16), std::invalid_argument);  // quantized but not packed
+  bad = m.kernel;
   bad.row_bytes = 10;
-  EXPECT_THROW(matmul(bad, x.data(), 64, 1, y.data(), 4, 0, 4), Error);
-  bad = m.w;
-  bad.type = static_cast<TensorType>(12345);
-  EXPECT_THROW(matmul(bad, x.data(), 64, 1, y.data(), 4, 0, 4), Error);
-  // Empty work is fine.
-  EXPECT_NO_THROW(matmul(m.w, x.data(), 64, 0, y.data(), 4, 0, 4));
-  EXPECT_NO_THROW(matmul(m.w, x.data(), 64, 1, y.data(), 4, 2, 2));
+  EXPECT_THROW(call(bad, 0, 16), std::invalid_argument);
+  bad = m.kernel;
+  bad.type = nullptr;
+  EXPECT_THROW(call(bad, 0, 16), std::invalid_argument);
+  const TestMatrix f = make_matrix(*find_type("f16"), 4, 64, 1);
+  bad = f.kernel;
+  bad.packed = true;  // float matrices are never packed
+  EXPECT_THROW(call(bad, 0, 4), std::invalid_argument);
+  Q8 xq = quantize(x.data(), 64, 1, 64);
+  xq.view.cols = 32;  // activations of another width
+  EXPECT_THROW(matmul_q8(m.kernel, xq.view, 1, y.data(), 20, 0, 16), std::invalid_argument);
+  EXPECT_THROW(matmul_q8(f.kernel, quantize(x.data(), 64, 1, 64).view, 1, y.data(), 4, 0, 4),
+               std::invalid_argument);  // float weights have no int8 path
+  // Empty work is fine, and the last partial group may end at the matrix's end.
+  EXPECT_NO_THROW(matmul(m.kernel, x.data(), 64, 0, y.data(), 20, 0, 16));
+  EXPECT_NO_THROW(call(m.kernel, 16, 16));
+  EXPECT_NO_THROW(call(m.kernel, 16, 20));
+}
+
+TEST(Packing, RoundTripsEveryRowAndPadsWithZeroBlocks) {
+  for (const TypeTraits& type : all_types()) {
+    if (!type.quantized) continue;
+    for (size_t rows : {1u, 16u, 37u}) {
+      const TestMatrix m = make_matrix(type, rows, 96, static_cast<uint32_t>(rows));
+      EXPECT_EQ(packed_bytes(m.file), (rows + 15) / 16 * 16 * m.file.row_bytes);
+      std::vector<uint8_t> row(m.file.row_bytes);
+      for (size_t r = 0; r < rows; ++r) {
+        unpack_row(m.kernel, r, row.data());
+        ASSERT_EQ(0, std::memcmp(row.data(), m.bytes.data() + r * m.file.row_bytes, row.size()))
+            << type.name << " row " << r;
+      }
+      // Rows past the matrix in its last group are zero blocks (scale 0).
+      WeightMatrix padded = m.kernel;
+      padded.rows = (rows + 15) / 16 * 16;
+      for (size_t r = rows; r < padded.rows; ++r) {
+        unpack_row(padded, r, row.data());
+        for (uint8_t b : row) ASSERT_EQ(b, 0) << type.name << " padding row " << r;
+      }
+    }
+  }
+}
+
+TEST(ActivationQuantization, SimdMatchesReferenceBitwise) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float scale : {1.0f, 1e-3f, 300.0f, 1e-30f, 3e38f}) {
+    const size_t n = 3, cols = 4096;
+    std::vector<float> x(n * cols);
+    for (auto& v : x) v = normal(rng) * scale;
+    x[5] = 0.0f;
+    for (size_t i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero block
+    const Q8 a = quantize(x.data(), cols, n, cols);
+    Q8 b = a;
+    b.view = {b.q.data(), b.d.data(), b.s.data(), cols};
+    quantize_activations_ref(x.data(), cols, n, b.view);
+    ASSERT_EQ(a.q, b.q) << scale;
+    ASSERT_EQ(0, std::memcmp(a.d.data(), b.d.data(), a.d.size() * sizeof(float))) << scale;
+    ASSERT_EQ(a.s, b.s) << scale;
+  }
+}
+
+// By hand: amax = 127 gives d = 1, so q = round(x) (half away from zero) and s = sum q.
+TEST(ActivationQuantization, HandComputedBlock) {
+  float x[32];
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i) - 15.5f;  // -15.5 .. 15.5
+  x[0] = 127.0f;
+  x[1] = -2.5f;
+  x[2] = 2.5f;
+  x[3] = 0.49f;
+  x[4] = -0.5f;
+  int8_t q[32];
+  float d;
+  int32_t s;
+  const Q8Activations out{q, &d, &s, 32};
+  for (auto fn : {&quantize_activations, &quantize_activations_ref}) {
+    fn(x, 32, 1, out);
+    EXPECT_EQ(d, 1.0f);
+    const int8_t head[] = {127, -3, 3, 0, -1};
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int want = i < 5 ? head[i] : (i < 16 ? i - 16 : i - 15);
+      EXPECT_EQ(q[i], want) << i;
+      sum += want;
+    }
+    EXPECT_EQ(s, sum);
+  }
+}
+
+// A NaN makes the block's scale NaN, so the product is NaN (the forward pass's fault check sees
+// it); an Inf makes it Inf with codes 0, so the product is NaN too.
+TEST(ActivationQuantization, NonFiniteInputPropagates) {
+  std::vector<float> x(96, 1.0f);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[40] = std::numeric_limits<float>::infinity();
+  for (auto fn : {&quantize_activations, &quantize_activations_ref}) {
+    Q8 a;
+    a.q.resize(96);
+    a.d.resize(3);
+    a.s.resize(3);
+    fn(x.data(), 96, 1, {a.q.data(), a.d.data(), a.s.data(), 96});
+    EXPECT_TRUE(std::isnan(a.d[0]));
+    EXPECT_TRUE(std::isinf(a.d[1]));
+    EXPECT_EQ(a.d[2], 1.0f / 127.0f);
+    for (size_t i = 0; i < 64; ++i) EXPECT_EQ(a.q[i], 0) << i;
+  }
+  const TestMatrix m = make_matrix(*find_type("q4_0"), 16, 96, 3);
+  const Q8 xq = quantize(x.data(), 96, 1, 96);
+  std::vector<float> y(16);
+  matmul_q8(m.kernel, xq.view, 1, y.data(), 16, 0, 16);
+  for (float v : y) EXPECT_TRUE(std::isnan(v));
 }
 
 }  // namespace

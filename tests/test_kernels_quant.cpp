@@ -10,10 +10,55 @@
 #include <vector>
 
 #include "kernels/fp16.hpp"
-#include "kernels/quantize.hpp"
+#include "kernels/matmul.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::kernels {
 namespace {
+
+// The two block layouts as ggml-common.h defines them, and their row functions through the
+// registry: the kernel set's SIMD encoder/decoder, and the codec's scalar reference.
+constexpr size_t kQuantBlock = 32;
+struct BlockQ8_0 {
+  uint16_t d;
+  int8_t qs[32];
+};
+struct BlockQ4_0 {
+  uint16_t d;
+  uint8_t qs[16];
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18);
+
+const TypeTraits& q8_0() {
+  return *find_type("q8_0");
+}
+const TypeTraits& q4_0() {
+  return *find_type("q4_0");
+}
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, size_t n) {
+  encode_row(q8_0(), x, y, n);
+}
+void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, size_t n) {
+  q8_0().encode_row_ref(x, y, n);
+}
+void quantize_row_q4_0(const float* x, BlockQ4_0* y, size_t n) {
+  encode_row(q4_0(), x, y, n);
+}
+void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, size_t n) {
+  q4_0().encode_row_ref(x, y, n);
+}
+void dequantize_row_q8_0(const BlockQ8_0* x, float* y, size_t n) {
+  decode_row(q8_0(), x, y, n);
+}
+void dequantize_row_q8_0_ref(const BlockQ8_0* x, float* y, size_t n) {
+  q8_0().decode_row_ref(x, y, n);
+}
+void dequantize_row_q4_0(const BlockQ4_0* x, float* y, size_t n) {
+  decode_row(q4_0(), x, y, n);
+}
+void dequantize_row_q4_0_ref(const BlockQ4_0* x, float* y, size_t n) {
+  q4_0().decode_row_ref(x, y, n);
+}
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();

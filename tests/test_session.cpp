@@ -140,7 +140,7 @@ TEST(Session, RollingCacheHoldsWindowPositionsOnly) {
   EXPECT_EQ(session.kv_cache_bytes(), 8 * per_position);
   // Positions never run out with a rolling cache: 10x the model's context still works.
   SessionOptions f16;
-  f16.kv_type = KVCacheType::F16;
+  f16.kv_type = TensorType::F16;
   Session half(model, f16);
   for (int i = 0; i < 80; ++i) half.decode(1 + i % 100);
   EXPECT_EQ(half.kv_cache_bytes(), 8 * per_position / 2);
@@ -154,7 +154,7 @@ TEST(Session, F16CacheStaysCloseToReferenceAndChunkInvariant) {
     std::vector<float> first;
     for (uint32_t chunk : {1u, 13u, 512u}) {
       SessionOptions options;
-      options.kv_type = KVCacheType::F16;
+      options.kv_type = TensorType::F16;
       options.prefill_chunk = chunk;
       const auto logits = run_logits(path, c, options);
       // f16 keys/values: a looser, stated tolerance.

@@ -12,7 +12,9 @@
 #include "brise/session.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "engine/model_weights.hpp"
 #include "engine/roofline.hpp"
+#include "kernels/kernel_set.hpp"
 #include "progress.hpp"
 #include "session_args.hpp"
 
@@ -27,22 +29,18 @@ double seconds_since(Clock::time_point t0) {
 
 // Multiply-adds of the matrices for one token (the classifier included).
 double matrix_macs_per_token(const Model& m) {
-  double macs = static_cast<double>(m.output().rows) * m.output().cols;
-  for (const auto& l : m.layers())
-    for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3})
-      macs += static_cast<double>(w->rows) * w->cols;
+  double macs = 0;
+  for (const kernels::WeightMatrix* w : m.weights().matrices())
+    macs += static_cast<double>(w->rows) * w->cols;
   return macs;
 }
 
-// The matrices' bytes, as mapped: what decode streams through once per token.
+// The matrices' bytes, where the forward pass reads them (mapped, or packed at load): what decode
+// streams through once per token.
 std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
   std::vector<std::span<const std::byte>> regions;
-  const auto add = [&](const WeightView& w) {
-    regions.emplace_back(static_cast<const std::byte*>(w.data), w.bytes());
-  };
-  add(m.output());
-  for (const auto& l : m.layers())
-    for (const WeightView* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) add(*w);
+  for (const kernels::WeightMatrix* w : m.weights().matrices())
+    regions.emplace_back(static_cast<const std::byte*>(w->data), w->bytes());
   return regions;
 }
 
@@ -73,6 +71,7 @@ int cmd_bench(const Args& args) {
   line.update("measuring read bandwidth and FMA peak...", true);
   const double read_bw = measure_read_bandwidth_gbs(threads);
   const double fma_peak = measure_fma_peak_gflops(threads);
+  const double int8_peak = measure_int8_peak_gops(threads);
 
   const auto& c = model->config();
   std::mt19937 rng(1234);
@@ -108,16 +107,31 @@ int cmd_bench(const Args& args) {
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
   const double decode_gb_s = bytes_per_token * decode_tok_s / 1e9;
   const double prefill_gflop_s = 2.0 * matrix_macs_per_token(*model) * prefill_tok_s / 1e9;
+  // Quantized matrices multiply int8 activations unless the session is exact: their ceiling is
+  // the int8 peak, the float matrices' the FMA peak; the prefill's is the mix of the two.
+  double int8_macs = 0, all_macs = 0;
+  for (const kernels::WeightMatrix* w : model->weights().matrices()) {
+    const double macs = static_cast<double>(w->rows) * w->cols;
+    all_macs += macs;
+    if (w->packed && !options.exact) int8_macs += macs;
+  }
+  const double int8_share = all_macs > 0 ? int8_macs / all_macs : 0.0;
+  const double peak = 1.0 / (int8_share / int8_peak + (1.0 - int8_share) / fma_peak);
 
   if (json) {
     nlohmann::json j{{"model", session_args.model},
+                     {"kernels", std::string(kernels::active_kernel_set().name)},
+                     {"exact", options.exact},
                      {"threads", threads},
                      {"prompt_tokens", n_prompt},
                      {"decode_tokens", n_decode},
                      {"prefill_tok_s", prefill_tok_s},
                      {"prefill_gflop_s", prefill_gflop_s},
                      {"fma_peak_gflop_s", fma_peak},
-                     {"flop_fraction", prefill_gflop_s / fma_peak},
+                     {"int8_peak_gop_s", int8_peak},
+                     {"int8_share", int8_share},
+                     {"peak_gop_s", peak},
+                     {"flop_fraction", prefill_gflop_s / peak},
                      {"decode_tok_s", decode_tok_s},
                      {"decode_gb_s", decode_gb_s},
                      {"weight_bytes_per_token", bytes_per_token},
@@ -131,11 +145,19 @@ int cmd_bench(const Args& args) {
   std::printf("model    %s: %u layers, dim %u, %s of weights read per token\n",
               session_args.model.c_str(), c.n_layers, c.dim,
               format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str());
-  std::printf("machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n", threads,
-              read_bw, fma_peak);
-  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f GFLOP/s (%.0f%% of peak)\n",
+  std::printf(
+      "machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s, int8 peak %.1f "
+      "GOP/s\n",
+      threads, read_bw, fma_peak, int8_peak);
+  std::printf("kernels  %s (%s)%s\n", std::string(kernels::active_kernel_set().name).c_str(),
+              std::string(kernels::active_kernel_set().instructions).c_str(),
+              options.exact ? ", exact mode (f32 activations)" : "");
+  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f GOP/s (%.0f%% of the %s peak)\n",
               static_cast<long long>(n_prompt), prefill_s, prefill_tok_s, prefill_gflop_s,
-              100.0 * prefill_gflop_s / fma_peak);
+              100.0 * prefill_gflop_s / peak,
+              int8_share == 0   ? "FMA"
+              : int8_share == 1 ? "int8"
+                                : "FMA/int8");
   std::printf("decode   %lld tokens in %.2f s: %.2f tok/s, %.1f GB/s (%.0f%% of read bandwidth)\n",
               static_cast<long long>(n_decode), decode_s, decode_tok_s, decode_gb_s,
               100.0 * decode_gb_s / read_bw);

@@ -21,8 +21,9 @@ int cmd_convert(const Args& args) {
   p.positional("CHECKPOINT_DIR", &dir, "folder holding the checkpoint");
   p.option("-o,--output", &output, "OUT.gguf", "file to write (required)");
   p.option("--type", &type, "TYPE",
-           "f32, f16, bf16, q8_0 or q4_0 for the matrices (default: the checkpoint's dtype;\n"
-           "      norm weights stay f32)");
+           tensor_type_names() +
+               " for the matrices (default: the checkpoint's dtype;\n"
+               "      norm weights stay f32)");
   p.option("--sliding-window", &window, "N|none",
            "sliding attention window to record (default: the checkpoint's)");
   p.option("--context-length", &context, "N", "context length to record (default: the config's)", 1,
@@ -37,7 +38,7 @@ int cmd_convert(const Args& args) {
   if (!type.empty()) {
     options.type = tensor_type_from_name(type);
     if (!options.type)
-      throw UsageError("--type must be f32, f16, bf16, q8_0 or q4_0, got '" + type + "'");
+      throw UsageError("--type must be " + tensor_type_names() + ", got '" + type + "'");
   }
   if (!window.empty()) {
     if (window == "none") {

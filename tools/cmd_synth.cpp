@@ -34,7 +34,7 @@ int cmd_synth(const Args& args) {
               "text it generates is meaningless.");
   p.option("--preset", &preset, "NAME", "mistral-7b, mistral-1b or tiny (required)");
   p.option("-o,--output", &output, "OUT.gguf", "file to write (required)");
-  p.option("--type", &type, "TYPE", "f32, f16, bf16, q8_0 or q4_0 for the matrices (default f16)");
+  p.option("--type", &type, "TYPE", tensor_type_names() + " for the matrices (default f16)");
   p.option("--seed", &seed, "S", "random seed (default 1)", 0);
   p.flag("--tied", &tied, "no output.weight: the classifier is the token embedding");
   p.option("--dim", &dim, "N", "override the preset's hidden size", 1, 1 << 20);
@@ -61,7 +61,7 @@ int cmd_synth(const Args& args) {
   }
   const auto parsed_type = tensor_type_from_name(type);
   if (!parsed_type)
-    throw UsageError("--type must be f32, f16, bf16, q8_0 or q4_0, got '" + type + "'");
+    throw UsageError("--type must be " + tensor_type_names() + ", got '" + type + "'");
   spec.type = *parsed_type;
   spec.seed = static_cast<uint64_t>(seed);
   spec.tied_embeddings = tied;

@@ -21,6 +21,9 @@ void SessionArgs::add_to(ArgParser& p) {
            "most positions a full-attention session holds (default: the model's context)", 1,
            1 << 24);
   p.option("--kv-type", &kv_type, "f32|f16", "KV cache element type (default: f32)");
+  p.flag("--exact", &exact,
+         "multiply quantized weights with f32 activations instead of int8 ones (slower;\n"
+         "      no activation rounding)");
 }
 
 SessionOptions SessionArgs::session_options() const {
@@ -28,6 +31,7 @@ SessionOptions SessionArgs::session_options() const {
   SessionOptions o;
   o.threads = static_cast<int>(threads);
   o.prefill_chunk = static_cast<uint32_t>(chunk);
+  o.exact = exact;
   if (ctx_size > 0) o.context_length = static_cast<uint32_t>(ctx_size);
   if (!sliding_window.empty()) {
     if (sliding_window == "none") {
@@ -43,9 +47,9 @@ SessionOptions SessionArgs::session_options() const {
     }
   }
   if (kv_type == "f32")
-    o.kv_type = KVCacheType::F32;
+    o.kv_type = TensorType::F32;
   else if (kv_type == "f16")
-    o.kv_type = KVCacheType::F16;
+    o.kv_type = TensorType::F16;
   else
     throw UsageError("--kv-type must be f32 or f16, got '" + kv_type + "'");
   return o;
@@ -53,10 +57,15 @@ SessionOptions SessionArgs::session_options() const {
 
 std::shared_ptr<const Model> SessionArgs::load_model() const {
   if (model.empty()) throw UsageError("missing -m MODEL.gguf");
-  auto loaded = Model::load(model);
-  // On a terminal, page the weights in with a progress line (a 7B model takes a while to come
-  // off the disk); elsewhere they are paged in on demand.
+  // On a terminal, loading shows a progress line: quantized matrices are read and packed at load,
+  // the other weights paged in (a 7B model takes a while to come off the disk); elsewhere they
+  // are paged in on demand.
   ProgressLine line;
+  auto loaded = Model::load(model, [&](uint64_t done, uint64_t total) {
+    if (line.enabled())
+      line.update("packing " + model + ": " + format_bytes(done) + " / " + format_bytes(total),
+                  done == total);
+  });
   if (line.enabled()) {
     loaded->prefetch([&](uint64_t done, uint64_t total) {
       line.update("loading " + model + ": " + format_bytes(done) + " / " + format_bytes(total),

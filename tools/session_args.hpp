@@ -21,8 +21,9 @@ struct SessionArgs {
   int64_t chunk = 512;         // prefill chunk
   int64_t ctx_size = 0;        // 0: the model's context length
   std::string kv_type = "f32";
+  bool exact = false;
 
-  // Registers -m, -t, --sliding-window, --chunk, --ctx-size, --kv-type.
+  // Registers -m, -t, --sliding-window, --chunk, --ctx-size, --kv-type, --exact.
   void add_to(ArgParser& parser);
   // After parsing: UsageError for a missing -m or malformed values.
   SessionOptions session_options() const;

@@ -4,24 +4,29 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "engine/roofline.hpp"
+#include "kernels/kernel_set.hpp"
 
 namespace brise::bench {
 
 const Roofline& machine_roofline(int threads) {
   static std::mutex mu;
-  static std::map<int, Roofline> cache;
+  static std::map<std::pair<std::string, int>, Roofline> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(threads);
+  const std::string set(kernels::kernel_set().name);
+  auto it = cache.find({set, threads});
   if (it != cache.end()) return it->second;
   Roofline r;
   r.read_gbs = measure_read_bandwidth_gbs(threads);
   r.fma_gflops = measure_fma_peak_gflops(threads);
-  const std::string t = std::to_string(threads);
-  benchmark::AddCustomContext("read_bw_gbs_" + t + "t", std::to_string(r.read_gbs));
-  benchmark::AddCustomContext("fma_peak_gflops_" + t + "t", std::to_string(r.fma_gflops));
-  return cache.emplace(threads, r).first->second;
+  r.int8_gops = measure_int8_peak_gops(threads);
+  const std::string t = set + "_" + std::to_string(threads) + "t";
+  benchmark::AddCustomContext("read_bw_gbs_" + t, std::to_string(r.read_gbs));
+  benchmark::AddCustomContext("fma_peak_gflops_" + t, std::to_string(r.fma_gflops));
+  benchmark::AddCustomContext("int8_peak_gops_" + t, std::to_string(r.int8_gops));
+  return cache.emplace(std::make_pair(set, threads), r).first->second;
 }
 
 namespace {
@@ -36,16 +41,17 @@ double LoopTimer::seconds() const {
 }
 
 void set_roofline_counters(benchmark::State& state, double seconds, double bytes_per_iter,
-                           double flops_per_iter, int threads) {
+                           double flops_per_iter, int threads, Peak peak) {
   const Roofline& r = machine_roofline(threads);
   if (seconds <= 0 || state.iterations() == 0) return;
   const double per_second = static_cast<double>(state.iterations()) / seconds;
   const double gbs = bytes_per_iter * per_second / 1e9;
   const double gflops = flops_per_iter * per_second / 1e9;
+  const double ceiling = peak == Peak::Int8 ? r.int8_gops : r.fma_gflops;
   state.counters["GB/s"] = gbs;
   state.counters["GFLOP/s"] = gflops;
   if (r.read_gbs > 0) state.counters["BW%"] = 100 * gbs / r.read_gbs;
-  if (r.fma_gflops > 0) state.counters["FMA%"] = 100 * gflops / r.fma_gflops;
+  if (ceiling > 0) state.counters["peak%"] = 100 * gflops / ceiling;
 }
 
 }  // namespace brise::bench

@@ -13,55 +13,20 @@
 #include <string>
 
 #include "brise/error.hpp"
-#include "kernels/fp16.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::reference {
 namespace {
 
 using RowMajorMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-uint16_t load_u16(const std::byte* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Decodes `n` elements of one row, straight from the GGUF block layouts:
-// q8_0 block = fp16 d, 32 x int8 q, value = d * q;
-// q4_0 block = fp16 d, 16 bytes; byte j holds element j (low nibble) and j + 16 (high nibble),
-// value = d * (nibble - 8).
+// Decodes `n` elements of one row with the type's scalar reference decoder, written straight from
+// the block layout (kernels/types/<type>.hpp; checked against gguf-py's dequantization by the
+// tests).
 void decode_row(TensorType type, const std::byte* in, float* out, uint64_t n) {
-  switch (type) {
-    case TensorType::F32:
-      std::memcpy(out, in, n * sizeof(float));
-      return;
-    case TensorType::F16:
-      for (uint64_t i = 0; i < n; ++i) out[i] = kernels::f16_to_f32(load_u16(in + 2 * i));
-      return;
-    case TensorType::BF16:
-      for (uint64_t i = 0; i < n; ++i) out[i] = kernels::bf16_to_f32(load_u16(in + 2 * i));
-      return;
-    case TensorType::Q8_0:
-      for (uint64_t b = 0; b < n / 32; ++b) {
-        const std::byte* block = in + b * 34;
-        const float d = kernels::f16_to_f32(load_u16(block));
-        for (int i = 0; i < 32; ++i)
-          out[b * 32 + i] = d * static_cast<float>(static_cast<int8_t>(block[2 + i]));
-      }
-      return;
-    case TensorType::Q4_0:
-      for (uint64_t b = 0; b < n / 32; ++b) {
-        const std::byte* block = in + b * 18;
-        const float d = kernels::f16_to_f32(load_u16(block));
-        for (int j = 0; j < 16; ++j) {
-          const auto byte = static_cast<uint8_t>(block[2 + j]);
-          out[b * 32 + j] = d * static_cast<float>((byte & 0x0F) - 8);
-          out[b * 32 + j + 16] = d * static_cast<float>((byte >> 4) - 8);
-        }
-      }
-      return;
-  }
-  throw Error("unsupported tensor type");
+  const kernels::TypeTraits* t = kernels::find_type(static_cast<uint32_t>(type));
+  if (!t) throw Error("unsupported tensor type");
+  t->decode_row_ref(in, out, n);
 }
 
 std::string shape_text(const std::vector<uint64_t>& dims) {

@@ -414,7 +414,7 @@ inline void model_target(Bytes data) {
     ids[i] = raw[i] == 0xFFFF ? static_cast<int32_t>(vocab) : raw[i] % vocab;
   SessionOptions options;
   options.threads = 1;
-  options.kv_type = (b & 8) ? KVCacheType::F16 : KVCacheType::F32;
+  options.kv_type = (b & 8) ? TensorType::F16 : TensorType::F32;
   options.prefill_chunk = (b >> 4) % 4 + 1;
   try {
     Session session(model, options);

@@ -137,6 +137,9 @@ class File {
   bool get_bool_or(std::string_view key, bool fallback) const;
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  // Lets the pages of a tensor that will not be read again leave the process's resident memory
+  // (a file opened with open(); nothing for parse()). Reading it later maps it in again.
+  void release(const TensorInfo& tensor) const;
   const TensorInfo* find_tensor(std::string_view name) const;
   // Throws brise::Error "<file>: missing tensor '<name>'" when absent.
   const TensorInfo& tensor(std::string_view name) const;

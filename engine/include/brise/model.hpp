@@ -19,29 +19,21 @@ namespace gguf {
 class File;
 }
 
-// A weight matrix in the file: `rows` rows of `cols` elements of `type` (GGUF dims [cols, rows]).
-struct WeightView {
-  const void* data = nullptr;
-  TensorType type = TensorType::F32;
-  uint32_t rows = 0;
-  uint32_t cols = 0;
-  uint64_t row_bytes = 0;
-  uint64_t bytes() const { return row_bytes * rows; }
-};
-
-struct LayerWeights {
-  const float* attention_norm = nullptr;  // [dim]
-  WeightView wq, wk, wv, wo;              // [q_dim x dim], [kv_dim x dim] x2, [dim x q_dim]
-  const float* ffn_norm = nullptr;        // [dim]
-  WeightView w1, w2, w3;  // gate [hidden x dim], down [dim x hidden], up [hidden x dim]
-};
+// The weights as the forward pass reads them (engine/model_weights.hpp, internal).
+struct ModelWeights;
 
 class Model {
  public:
   // Maps the file, reads the hyperparameters and tokenizer, and checks that every tensor of the
-  // architecture is present with the right shape and a supported type. Throws brise::Error
-  // naming the file and the problem.
-  static std::shared_ptr<const Model> load(const std::filesystem::path& path);
+  // architecture is present with the right shape and a supported type. Quantized matrices are
+  // repacked for the int8 kernels into memory of their own (as large as in the file; their pages
+  // of the mapping are then released, so resident memory stays about the file's size), calling
+  // progress(bytes_done, bytes_total) along the way if given. Float weights stay mapped. Throws
+  // brise::Error naming the file and the problem.
+  static std::shared_ptr<const Model> load(
+      const std::filesystem::path& path,
+      const std::function<void(uint64_t, uint64_t)>& progress = {});
+  ~Model();
 
   const ModelConfig& config() const { return config_; }
   // Throws brise::Error when the file holds no tokenizer.
@@ -49,13 +41,10 @@ class Model {
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const gguf::File& file() const { return *file_; }
 
-  const WeightView& token_embedding() const { return token_embd_; }  // [vocab x dim]
-  const std::vector<LayerWeights>& layers() const { return layers_; }
-  const float* output_norm() const { return output_norm_; }  // [dim]
-  const WeightView& output() const { return output_; }       // [vocab x dim]
-  bool tied_embeddings() const { return tied_; }
+  const ModelWeights& weights() const { return *weights_; }
+  bool tied_embeddings() const;
 
-  // Reads every page of the weights once (from disk into the page cache), calling
+  // Reads every page of the mapped weights once (from disk into the page cache), calling
   // progress(bytes_done, bytes_total) along the way, so that the first tokens do not pay for the
   // disk and a terminal can show how loading goes. Optional: weights are paged in on demand
   // otherwise.
@@ -70,10 +59,7 @@ class Model {
   std::shared_ptr<const gguf::File> file_;
   ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  WeightView token_embd_, output_;
-  const float* output_norm_ = nullptr;
-  std::vector<LayerWeights> layers_;
-  bool tied_ = false;
+  std::unique_ptr<ModelWeights> weights_;
 };
 
 }  // namespace brise

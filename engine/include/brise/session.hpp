@@ -12,8 +12,6 @@
 
 namespace brise {
 
-enum class KVCacheType { F32, F16 };
-
 struct SessionOptions {
   // Full attention: most positions the cache may hold (default: the model's context length).
   // Going past it is an error, never a silent wrap.
@@ -21,7 +19,12 @@ struct SessionOptions {
   // Overrides the model's sliding window: a value, or nullopt inside for full attention.
   std::optional<std::optional<uint32_t>> sliding_window;
   uint32_t prefill_chunk = 512;  // tokens per forward pass during prefill (>= 1)
-  KVCacheType kv_type = KVCacheType::F32;
+  // Element type of the KV cache: f32 or f16 (brise::Error otherwise).
+  TensorType kv_type = TensorType::F32;
+  // Quantized matrices (q8_0, q4_0, ...) are multiplied with int8-quantized activations (blocks of
+  // 32 with an f32 scale, the inputs llama.cpp's kernels use), or, exact = true, with the f32
+  // activations themselves: slower, and free of the activations' rounding (README, "Accuracy").
+  bool exact = false;
   int threads = 0;  // 0: OpenMP's default
 };
 

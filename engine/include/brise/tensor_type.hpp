@@ -1,9 +1,11 @@
-// Tensor element types as GGUF/ggml number them, and their block layouts.
+// Tensor element types as GGUF/ggml number them, and their block layouts. The facts come from
+// the kernels' registry, one codec per type (kernels/types/).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace brise {
@@ -26,10 +28,13 @@ struct TensorTypeInfo {
 // Returns nullopt for ids brise does not support (every other ggml type).
 std::optional<TensorType> tensor_type_from_id(uint32_t ggml_type_id);
 std::optional<TensorType> tensor_type_from_name(std::string_view name);
-const TensorTypeInfo& tensor_type_info(TensorType type);
+TensorTypeInfo tensor_type_info(TensorType type);
 inline std::string_view tensor_type_name(TensorType type) {
   return tensor_type_info(type).name;
 }
+
+// "f32, f16, bf16, q8_0 or q4_0": every supported type's name, for help texts and messages.
+std::string tensor_type_names();
 
 // Bytes used by a row of `n_elems` elements, or nullopt when n_elems is not a whole number of
 // blocks or the size overflows uint64.

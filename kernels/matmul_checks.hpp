@@ -1,0 +1,57 @@
+// Argument checks shared by the matmul kernels and references, and the packed kernels' entry
+// points that matmul.cpp calls (internal to kernels/).
+#pragma once
+
+#include "kernels/isa.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "kernels/matmul.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+// `layout`: "packed" for the kernels (quantized weights must be packed, float weights must not),
+// "unpacked" for the references.
+inline void check_matmul_args(const WeightMatrix& w, size_t n_tokens, bool have_x, const float* y,
+                              size_t row_begin, size_t row_end, bool for_reference = false) {
+  if (!w.type) throw std::invalid_argument("matmul: the weight matrix has no type");
+  const auto need = row_bytes(*w.type, w.cols);
+  if (!need)
+    throw std::invalid_argument("matmul: cols " + std::to_string(w.cols) +
+                                " is not a whole number of " + std::string(w.type->name) +
+                                " blocks");
+  if (w.row_bytes < *need) throw std::invalid_argument("matmul: row_bytes smaller than one row");
+  const bool want_packed = w.type->quantized && !for_reference;
+  if (w.packed != want_packed)
+    throw std::invalid_argument(std::string("matmul: ") + std::string(w.type->name) +
+                                (want_packed ? " weights must be packed (pack_groups)"
+                                             : " weights must not be packed here"));
+  if (w.packed && w.row_bytes != *need)
+    throw std::invalid_argument("matmul: packed rows have exactly their blocks' bytes");
+  if (row_begin > row_end || row_end > w.rows)
+    throw std::invalid_argument("matmul: row range [" + std::to_string(row_begin) + ", " +
+                                std::to_string(row_end) + ") outside the matrix's " +
+                                std::to_string(w.rows) + " rows");
+  if (w.packed &&
+      (row_begin % kMatmulRowAlign != 0 || (row_end % kMatmulRowAlign != 0 && row_end != w.rows)))
+    throw std::invalid_argument("matmul: a packed matrix's row range must be whole groups of " +
+                                std::to_string(kMatmulRowAlign) + " rows");
+  if (row_begin < row_end && n_tokens > 0 && (!w.data || !have_x || !y))
+    throw std::invalid_argument("matmul: null weight, activation or output pointer");
+}
+
+inline void check_q8_args(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens) {
+  if (w.type && !w.type->quantized)
+    throw std::invalid_argument("matmul_q8: " + std::string(w.type->name) +
+                                " weights have no int8 path");
+  if (n_tokens > 0 && x.cols != w.cols)
+    throw std::invalid_argument("matmul_q8: activations of " + std::to_string(x.cols) +
+                                " columns for a matrix of " + std::to_string(w.cols));
+}
+
+// kernels/matmul_packed.cpp: packed quantized weights with f32 activations (the exact mode).
+void matmul_packed_exact(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens,
+                         float* y, size_t y_stride, size_t row_begin, size_t row_end);
+
+}  // namespace brise::kernels::BRISE_ISA

@@ -1,0 +1,68 @@
+// The registry of kernels/type_traits.hpp, one row per codec of kernels/types/all_types.hpp.
+#include <array>
+#include <limits>
+
+#include "kernels/type_traits.hpp"
+#include "kernels/types/all_types.hpp"
+
+namespace brise::kernels {
+namespace {
+
+template <class Codec>
+constexpr TypeTraits row(size_t index) {
+  return TypeTraits{Codec::kGgmlId,
+                    Codec::kName,
+                    Codec::kBlockElems,
+                    Codec::kBlockBytes,
+                    Codec::kFileType,
+                    Codec::kQuantized,
+                    index,
+                    &Codec::encode_row_ref,
+                    &Codec::decode_row_ref};
+}
+
+constexpr auto make_registry() {
+  using namespace BRISE_ISA;
+  size_t index = 0;
+#define BRISE_TYPE_ROW(Codec) row<Codec>(index++),
+  return std::array{BRISE_TENSOR_TYPES(BRISE_TYPE_ROW)};
+#undef BRISE_TYPE_ROW
+}
+
+const auto kRegistry = make_registry();
+
+}  // namespace
+
+std::span<const TypeTraits> all_types() {
+  return kRegistry;
+}
+
+const TypeTraits* find_type(uint32_t ggml_id) {
+  for (const auto& t : kRegistry)
+    if (t.ggml_id == ggml_id) return &t;
+  return nullptr;
+}
+
+const TypeTraits* find_type(std::string_view name) {
+  for (const auto& t : kRegistry)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::string type_names_text() {
+  std::string s;
+  for (size_t i = 0; i < kRegistry.size(); ++i) {
+    if (i > 0) s += i + 1 == kRegistry.size() ? " or " : ", ";
+    s += kRegistry[i].name;
+  }
+  return s;
+}
+
+std::optional<uint64_t> row_bytes(const TypeTraits& type, uint64_t n_elems) {
+  if (n_elems % type.block_elems != 0) return std::nullopt;
+  const uint64_t blocks = n_elems / type.block_elems;
+  if (blocks > std::numeric_limits<uint64_t>::max() / type.block_bytes) return std::nullopt;
+  return blocks * type.block_bytes;
+}
+
+}  // namespace brise::kernels

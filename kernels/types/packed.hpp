@@ -1,0 +1,50 @@
+// How quantized matrices are laid out in memory for the matmul (packed at load,
+// kernels/matmul.hpp).
+//
+// A GGUF row is a run of blocks (an fp16 scale, then kPayloadBytes of codes). Packed, rows go in
+// groups of kGroupRows = 16 (the last group padded with zero blocks), and a group stores block
+// column by block column:
+//
+//   group block b = [16 fp16 scales: row 0..15's block b] [payload units]
+//   payload unit u (64 bytes) = for each row r = 0..15: row r's payload bytes [4u, 4u + 4)
+//
+// so one 64-byte load gives 4 consecutive code bytes of 16 rows: a 32-bit lane per row, which an
+// int8 dot-product instruction (vpdpbusd) multiplies with 4 activation bytes broadcast to every
+// lane. Each lane then holds one row's dot product and no horizontal sums are needed. A packed
+// group block is exactly as large as the 16 blocks it came from.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace brise::kernels::packed {
+
+inline constexpr size_t kGroupRows = 16;
+inline constexpr size_t kScaleBytes = 2;  // fp16
+inline constexpr size_t kUnitBytes = 4 * kGroupRows;
+
+// Bytes of one group block of a type whose blocks are `block_bytes` long.
+constexpr size_t group_block_bytes(size_t block_bytes) {
+  return kGroupRows * block_bytes;
+}
+
+// Row r's block (GGUF layout, `block_bytes` long) into its place in a group block.
+inline void pack_block(const uint8_t* block, size_t block_bytes, uint8_t* group_block, size_t r) {
+  std::memcpy(group_block + r * kScaleBytes, block, kScaleBytes);
+  const size_t units = (block_bytes - kScaleBytes) / 4;
+  uint8_t* payload = group_block + kGroupRows * kScaleBytes;
+  for (size_t u = 0; u < units; ++u)
+    std::memcpy(payload + u * kUnitBytes + r * 4, block + kScaleBytes + 4 * u, 4);
+}
+
+// The inverse: row r's block out of a group block.
+inline void unpack_block(const uint8_t* group_block, size_t block_bytes, size_t r, uint8_t* block) {
+  std::memcpy(block, group_block + r * kScaleBytes, kScaleBytes);
+  const size_t units = (block_bytes - kScaleBytes) / 4;
+  const uint8_t* payload = group_block + kGroupRows * kScaleBytes;
+  for (size_t u = 0; u < units; ++u)
+    std::memcpy(block + kScaleBytes + 4 * u, payload + u * kUnitBytes + r * 4, 4);
+}
+
+}  // namespace brise::kernels::packed
