@@ -143,7 +143,7 @@ void bm_brise(benchmark::State& state, std::string set, const TypeTraits* type, 
   const brise::bench::LoopTimer timer;
   for (auto _ : state) {
     if (int8) quantize_activations(x.data(), s.cols, n_tokens, xq);
-    const brise::MatmulInput input{x.data(), int8 ? &xq : nullptr, n_tokens};
+    const brise::MatmulInput input{x.data(), n_tokens, int8 ? std::optional(xq) : std::nullopt};
     brise::parallel_matmul(w.copy(copy), input, y.data(), threads);
     copy = copy + 1 == copies ? 0 : copy + 1;
     benchmark::DoNotOptimize(y.data());

@@ -54,86 +54,138 @@ void check_residual(const float* x, size_t rows, size_t dim, size_t layer) {
                 " (corrupt weights?)");
 }
 
+// Inside the forward pass's team: f(t) for t in [0, n), split among the threads; every thread
+// waits at the end. Each row's work is the same whatever thread does it.
+template <class F>
+void each_row(size_t n, F&& f) {
+#pragma omp for schedule(static)
+  for (size_t t = 0; t < n; ++t) f(t);
+}
+
 }  // namespace
 
+// One OpenMP team runs the whole chunk: every thread executes this function, the work of each step
+// is split inside it (matmul rows handed out by the step's own counter, tokens or heads by
+// worksharing loops), and the threads wait for each other only where a step needs the previous
+// one's result. Numeric faults are found by one thread and end the pass for all of them at the
+// same barrier, then are thrown by the caller.
 void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
+  const ModelConfig& c = model->config();
+  const size_t n = ids.size();
+  act.ensure(n, c, options.kv_type);
+  cache.reserve(pos0 + n);
+  // One counter per matmul step (4 per layer and the classifier), zero before the team starts.
+  schedule = std::vector<std::atomic<size_t>>(4 * size_t{c.n_layers} + 1);
+  fault = nullptr;
+  // Threads worth waking for one layer's matmuls (a small model decoding runs on one thread).
+  const size_t layer_macs =
+      size_t{c.dim} * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.hidden_dim;
+  const int team = team_size(n * layer_macs, threads);
+#pragma omp parallel num_threads(team)
+  forward_team(ids, pos0, rows);
+  if (fault) std::rethrow_exception(fault);
+}
+
+void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
   const ModelConfig& c = model->config();
   const ModelWeights& weights = model->weights();
   const size_t n = ids.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
   const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  act.ensure(n, c, options.kv_type);
-  cache.reserve(pos0 + n);
   Activations& a = act;
+  std::atomic<size_t>* next = schedule.data();
 
   // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
-  // of the matrices is quantized (unless the session is exact).
-  kernels::Q8Activations q8;
-  const auto input = [&](const float* x, size_t cols,
+  // of the matrices is quantized (unless the session is exact). Ends with the team waiting.
+  const auto input = [&](const float* x, size_t rows_in, size_t cols,
                          std::initializer_list<const kernels::WeightMatrix*> ws) {
     bool quantize = false;
     for (const auto* w : ws) quantize = quantize || (w->packed && !options.exact);
-    if (quantize) q8 = a.quantize(x, n, cols, threads);
-    return MatmulInput{x, quantize ? &q8 : nullptr, n};
+    if (!quantize) return MatmulInput{x, rows_in, std::nullopt};
+    const kernels::Q8Activations q = a.q8_view(cols);
+    const size_t blocks = cols / kernels::kQ8Block;
+    each_row(rows_in, [&](size_t t) {
+      kernels::quantize_activations(x + t * cols, cols, 1,
+                                    {q.q + t * cols, q.d + t * blocks, q.s + t * blocks, cols});
+    });
+    return MatmulInput{x, rows_in, q};
+  };
+  // Matmuls sharing an input, then the team waits for all of their rows.
+  const auto matmuls = [&](std::initializer_list<MatmulOutput> outputs, const MatmulInput& x) {
+    team_matmuls(outputs, x, *next++);
+#pragma omp barrier
+  };
+  // One thread checks; everyone learns the verdict at the barrier that ends `single`.
+  const auto check = [&](auto&& f) {
+#pragma omp single
+    {
+      try {
+        f();
+      } catch (...) {
+        fault = std::current_exception();
+      }
+    }
+    return fault == nullptr;
   };
 
-  for (size_t t = 0; t < n; ++t) {
+  each_row(n, [&](size_t t) {
     embedding_row(weights.token_embedding, ids[t], &a.x[t * dim]);
     kernels::rope_angles(pos0 + t, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
                          &a.rope_sin[t * hd / 2]);
-  }
+  });
 
   for (uint32_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights.layers[l];
 
     // h = x + wo · attention(rope(wq · xn), rope(wk · xn), wv · xn),  xn = rmsnorm(x) *
     // attention_norm
-#pragma omp parallel for num_threads(team_size(n* dim, threads))
-    for (size_t t = 0; t < n; ++t)
+    each_row(n, [&](size_t t) {
       kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}},
-                     input(a.xn.data(), dim, {&w.wq, &w.wk, &w.wv}), threads);
-    for (size_t t = 0; t < n; ++t) {
+    });
+    matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}},
+            input(a.xn.data(), n, dim, {&w.wq, &w.wk, &w.wv}));
+    each_row(n, [&](size_t t) {
       kernels::rope_apply(&a.q[t * q_dim], c.n_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
       kernels::rope_apply(&a.k[t * kv_dim], c.n_kv_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
-    }
+    });
     attention(l, n, pos0);
-    parallel_matmul(w.wo, input(a.att.data(), q_dim, {&w.wo}), a.h.data(), threads);
-    add_rows(a.x.data(), a.h.data(), n * dim);
+    matmuls({{w.wo, a.h.data()}}, input(a.att.data(), n, q_dim, {&w.wo}));
+    each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
 
     // x = h + w2 · (silu(w1 · xn) * (w3 · xn)),  xn = rmsnorm(h) * ffn_norm
-#pragma omp parallel for num_threads(team_size(n* dim, threads))
-    for (size_t t = 0; t < n; ++t)
+    each_row(n, [&](size_t t) {
       kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
-    parallel_matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}},
-                     input(a.xn.data(), dim, {&w.w1, &w.w3}), threads);
-    for (size_t t = 0; t < n; ++t)  // row by row: each row's SIMD/tail split is fixed
+    });
+    matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}},
+            input(a.xn.data(), n, dim, {&w.w1, &w.w3}));
+    each_row(n, [&](size_t t) {  // row by row: each row's SIMD/tail split is fixed
       kernels::silu_mul(&a.gate[t * ffn], &a.up[t * ffn], &a.gate[t * ffn], ffn);
-    parallel_matmul(w.w2, input(a.gate.data(), ffn, {&w.w2}), a.h.data(), threads);
-    add_rows(a.x.data(), a.h.data(), n * dim);
+    });
+    matmuls({{w.w2, a.h.data()}}, input(a.gate.data(), n, ffn, {&w.w2}));
+    each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
 
-    check_residual(a.x.data(), n, dim, l);
+    if (!check([&] { check_residual(a.x.data(), n, dim, l); })) return;
   }
 
   // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.
   const size_t first = rows == LogitRows::All ? 0 : n - 1;
-  for (size_t t = first; t < n; ++t)
-    kernels::rmsnorm(&a.x[t * dim], weights.output_norm, dim, c.norm_eps, &a.xn[t * dim]);
-  float* out = rows == LogitRows::All ? all_logits.data() : logits.data();
   const size_t n_out = n - first;
   const float* xn_out = &a.xn[first * dim];
-  kernels::Q8Activations q8_out;
-  const bool quantize_out = weights.output.packed && !options.exact;
-  if (quantize_out) q8_out = a.quantize(xn_out, n_out, dim, threads);
-  parallel_matmul(weights.output, {xn_out, quantize_out ? &q8_out : nullptr, n_out}, out, threads);
-  check_finite(out, (n - first) * c.vocab_size, "the output layer");
+  each_row(n_out, [&](size_t t) {
+    kernels::rmsnorm(&a.x[(first + t) * dim], weights.output_norm, dim, c.norm_eps,
+                     &a.xn[(first + t) * dim]);
+  });
+  float* out = rows == LogitRows::All ? all_logits.data() : logits.data();
+  matmuls({{weights.output, out}}, input(xn_out, n_out, dim, {&weights.output}));
+  check([&] { check_finite(out, n_out * c.vocab_size, "the output layer"); });
 }
 
 // Grouped-query attention of every query of the chunk. Keys of earlier positions come from the
 // cache; keys of the chunk itself from the chunk's own K/V rows (staged in the cache's type), so
 // a chunk longer than the window still sees exactly positions i - W < j <= i. Every query walks
-// its keys oldest first, so the result does not depend on how the prompt was chunked.
+// its keys oldest first, so the result does not depend on how the prompt was chunked. Run by the
+// whole team.
 void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
   const ModelConfig& c = model->config();
   const size_t hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), group = c.group_size();
@@ -143,17 +195,17 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
   const std::byte* k_chunk = reinterpret_cast<const std::byte*>(a.k.data());
   const std::byte* v_chunk = reinterpret_cast<const std::byte*>(a.v.data());
   if (options.kv_type == TensorType::F16) {
-    kernels::convert_f32_to_f16(a.k.data(), a.k16.data(), n * kv_dim);
-    kernels::convert_f32_to_f16(a.v.data(), a.v16.data(), n * kv_dim);
+    each_row(n, [&](size_t t) {
+      kernels::convert_f32_to_f16(&a.k[t * kv_dim], &a.k16[t * kv_dim], kv_dim);
+      kernels::convert_f32_to_f16(&a.v[t * kv_dim], &a.v16[t * kv_dim], kv_dim);
+    });
     k_chunk = reinterpret_cast<const std::byte*>(a.k16.data());
     v_chunk = reinterpret_cast<const std::byte*>(a.v16.data());
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const uint64_t slots = cache.max_slots();
-  const size_t keys = std::min<uint64_t>(pos0 + n, window.value_or(UINT32_MAX));
-  const int team = team_size(n * keys * q_dim, threads);
 
-#pragma omp parallel for collapse(2) schedule(static) num_threads(team)
+#pragma omp for collapse(2) schedule(static)
   for (size_t t = 0; t < n; ++t) {
     for (size_t h = 0; h < c.n_kv_heads; ++h) {
       const uint64_t pos = pos0 + t;
@@ -177,12 +229,15 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
     }
   }
 
-  // Store the chunk's keys and values (later positions overwrite earlier ones in the ring).
-  for (size_t t = 0; t < n; ++t) {
+  // Store the chunk's keys and values. A chunk longer than the ring wraps it: only its last
+  // `slots` positions stay, each in a slot of its own, so the stores can be split freely.
+  const size_t kept = std::min<uint64_t>(n, slots);
+  each_row(kept, [&](size_t i) {
+    const size_t t = n - kept + i;
     const uint32_t s = cache.slot(pos0 + t);
     std::memcpy(cache.key(layer, s), k_chunk + t * kv_dim * eb, kv_dim * eb);
     std::memcpy(cache.value(layer, s), v_chunk + t * kv_dim * eb, kv_dim * eb);
-  }
+  });
 }
 
 void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
@@ -209,16 +264,8 @@ void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
   q8_sums.resize(n * widest / kernels::kQ8Block + 1);
 }
 
-kernels::Q8Activations Activations::quantize(const float* rows, size_t n, size_t cols,
-                                             int threads) {
-  const kernels::Q8Activations out{q8_codes.data(), q8_scales.data(), q8_sums.data(), cols};
-  const size_t blocks = cols / kernels::kQ8Block;
-  // Token by token: each row's quantization is the same whatever the team.
-#pragma omp parallel for num_threads(team_size(n* cols * 16, threads))
-  for (size_t t = 0; t < n; ++t)
-    kernels::quantize_activations(rows + t * cols, cols, 1,
-                                  {out.q + t * cols, out.d + t * blocks, out.s + t * blocks, cols});
-  return out;
+kernels::Q8Activations Activations::q8_view(size_t cols) {
+  return {q8_codes.data(), q8_scales.data(), q8_sums.data(), cols};
 }
 
 }  // namespace brise

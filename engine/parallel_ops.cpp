@@ -45,36 +45,40 @@ void matmul_units(std::initializer_list<MatmulOutput> outputs, const MatmulInput
 
 }  // namespace
 
-void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
-                      int threads) {
-  size_t work = 0, units = 0, unit_bytes = 0;
+void team_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+                  std::atomic<size_t>& next) {
+  size_t units = 0, unit_bytes = 0;
   for (const auto& o : outputs) {
-    work += x.n_tokens * o.w.rows * o.w.cols;
     units += units_of(o);
     unit_bytes = std::max<size_t>(unit_bytes, o.w.row_bytes * kernels::kMatmulRowAlign);
-  }
-  const int team = std::min(team_size(work, threads), static_cast<int>(units));
-  if (team <= 1) {
-    matmul_units(outputs, x, 0, units);
-    return;
   }
   // Guided self-scheduling: a thread takes a share of what is left (half of it divided among the
   // team, but at least ~256 KiB of weights), so the first pieces are long contiguous runs that
   // stream well, and the last are short enough to even out threads that fell behind.
   constexpr size_t kMinPieceBytes = size_t{256} << 10;
   const size_t min_take = std::max<size_t>(1, kMinPieceBytes / std::max<size_t>(unit_bytes, 1));
-  const size_t divisor = 2 * static_cast<size_t>(team);
-  std::atomic<size_t> next{0};
-#pragma omp parallel num_threads(team)
+  const size_t divisor = 2 * static_cast<size_t>(omp_get_num_threads());
   for (;;) {
     size_t begin = next.load(std::memory_order_relaxed), take = 0;
     do {
-      if (begin >= units) break;
+      if (begin >= units) return;
       take = std::min(units - begin, std::max(min_take, (units - begin) / divisor));
     } while (!next.compare_exchange_weak(begin, begin + take, std::memory_order_relaxed));
-    if (begin >= units) break;
     matmul_units(outputs, x, begin, begin + take);
   }
+}
+
+void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+                      int threads) {
+  size_t work = 0, units = 0;
+  for (const auto& o : outputs) {
+    work += x.n_tokens * o.w.rows * o.w.cols;
+    units += units_of(o);
+  }
+  const int team = std::min(team_size(work, threads), static_cast<int>(units));
+  std::atomic<size_t> next{0};
+#pragma omp parallel num_threads(std::max(team, 1))
+  team_matmuls(outputs, x, next);
 }
 
 void embedding_row(const kernels::WeightMatrix& e, int32_t token, float* out) {

@@ -1,8 +1,10 @@
 // Model-level building blocks that decide threading around the pure kernels.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <initializer_list>
+#include <optional>
 
 #include "kernels/matmul.hpp"
 
@@ -23,8 +25,8 @@ struct MatmulOutput {
 // are multiplied with; without it they are multiplied with the f32 rows (the exact mode).
 struct MatmulInput {
   const float* f32 = nullptr;
-  const kernels::Q8Activations* q8 = nullptr;
   size_t n_tokens = 0;
+  std::optional<kernels::Q8Activations> q8;
 };
 
 // The products of several matrices with one input of n tokens (wq, wk, wv; w1, w3) as one
@@ -32,6 +34,12 @@ struct MatmulInput {
 // matrices, and a thread that falls behind (a shared machine) is made up for by the others taking
 // more pieces. The kernels sum every dot product the same way whatever rows they are given, so
 // the result depends neither on the thread count nor on which thread took which piece.
+//
+// team_matmuls is that loop as every thread of an OpenMP team runs it (the forward pass's team):
+// pieces are taken from `next` (0 before the first thread starts, shared by the team); it returns
+// when no piece is left, without waiting for the other threads. parallel_matmuls starts a team.
+void team_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+                  std::atomic<size_t>& next);
 void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
                       int threads);
 

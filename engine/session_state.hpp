@@ -1,7 +1,9 @@
 // What a Session holds, and the forward pass over a chunk of tokens.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <span>
 #include <vector>
@@ -23,8 +25,8 @@ struct Activations {
   std::vector<float> q8_scales;
   std::vector<int32_t> q8_sums;
   void ensure(size_t n, const ModelConfig& c, TensorType kv_type);
-  // The first n rows of `x` (cols values each) quantized into the q8 buffers.
-  kernels::Q8Activations quantize(const float* rows, size_t n, size_t cols, int threads);
+  // The q8 buffers as rows of `cols` values.
+  kernels::Q8Activations q8_view(size_t cols);
 };
 
 enum class LogitRows { Last, All };
@@ -40,6 +42,9 @@ struct Session::State {
   std::vector<float> logits;      // [vocab] after the last token; empty when unknown
   std::vector<float> all_logits;  // [chunk][vocab] for prefill_all_logits
   Activations act;
+  // Of the forward pass in progress: the matmul steps' row counters, and a numeric fault.
+  std::vector<std::atomic<size_t>> schedule;
+  std::exception_ptr fault;
 
   State(std::shared_ptr<const Model> m, SessionOptions o, std::optional<uint32_t> w,
         uint32_t slots);
@@ -50,6 +55,8 @@ struct Session::State {
   void forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows);
 
  private:
+  // The forward pass and attention as every thread of the pass's OpenMP team runs them.
+  void forward_team(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows);
   void attention(uint32_t layer, size_t n, uint64_t pos0);
 };
 

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/isa.hpp"
@@ -125,33 +126,6 @@ void tile(const TileArgs& a) {
   }
 }
 
-// Tile shapes: R in 1..kMaxR rows, T in 1..kMaxT tokens, R * T <= 24 accumulators; the
-// prefetching variants (decode) only up to kMaxPrefetchT tokens.
-constexpr size_t kMaxR = 8;
-constexpr size_t kMaxT = 4;
-constexpr size_t kMaxPrefetchT = 2;
-
-template <class W, bool kPrefetch, size_t R, size_t... Ts>
-constexpr std::array<TileFn, kMaxT> tiles_for_rows(std::index_sequence<Ts...>) {
-  return {(R * (Ts + 1) <= 24 && (!kPrefetch || Ts + 1 <= kMaxPrefetchT)
-               ? &tile<W, R, Ts + 1, kPrefetch>
-               : nullptr)...};
-}
-
-template <class W, bool kPrefetch, size_t... Rs>
-constexpr std::array<std::array<TileFn, kMaxT>, kMaxR> tile_table(std::index_sequence<Rs...>) {
-  return {tiles_for_rows<W, kPrefetch, Rs + 1>(std::make_index_sequence<kMaxT>{})...};
-}
-
-template <class W>
-struct TileTable {
-  static constexpr auto kPlain = tile_table<W, false>(std::make_index_sequence<kMaxR>{});
-  static constexpr auto kPrefetching = tile_table<W, true>(std::make_index_sequence<kMaxR>{});
-  static TileFn get(size_t r, size_t t, bool prefetch) {
-    return (prefetch ? kPrefetching : kPlain)[r - 1][t - 1];
-  }
-};
-
 // Tiling, tuned on Zen 5 (AVX-512, 48 KiB L1D, 1 MiB L2 per core) with bench/bench_matmul.cpp.
 // Decode (1-2 tokens) is memory-bound: 8 weight rows stream per tile, software-prefetched
 // (measured: 1, 2, 4 or 12-16 rows per tile, or no prefetch, stream slower).
@@ -161,6 +135,35 @@ constexpr size_t kDecodeMaxTokens = 2;
 // (each once, see load_pinned) for 24 FMAs (measured: 4x6, 8x3, 4x4, 6x3 are slower).
 constexpr size_t kGemmTileRows = 6;
 constexpr size_t kGemmTileTokens = 4;
+
+// The tiles of each shape: decode R in 1..kDecodeTileRows x T in 1..kDecodeMaxTokens,
+// prefetching; prefill R in 1..kGemmTileRows x T in 1..kGemmTileTokens. Prefill reads 16-bit
+// weights converted to f32 (run_blocks), so only f32 has prefill tiles.
+template <class W, bool kPrefetch, size_t R, size_t Tmax, size_t... Ts>
+constexpr std::array<TileFn, Tmax> tiles_for_rows(std::index_sequence<Ts...>) {
+  return {&tile<W, R, Ts + 1, kPrefetch>...};
+}
+template <class W, bool kPrefetch, size_t Tmax, size_t... Rs>
+constexpr auto tile_table(std::index_sequence<Rs...>) {
+  return std::array<std::array<TileFn, Tmax>, sizeof...(Rs)>{
+      tiles_for_rows<W, kPrefetch, Rs + 1, Tmax>(std::make_index_sequence<Tmax>{})...};
+}
+
+template <class W>
+struct TileTable {
+  static TileFn get(size_t r, size_t t, bool prefetch) {
+    static constexpr auto kDecode =
+        tile_table<W, true, kDecodeMaxTokens>(std::make_index_sequence<kDecodeTileRows>{});
+    if (prefetch) return kDecode[r - 1][t - 1];
+    if constexpr (std::is_same_v<W, F32>) {
+      static constexpr auto kGemm =
+          tile_table<W, false, kGemmTileTokens>(std::make_index_sequence<kGemmTileRows>{});
+      return kGemm[r - 1][t - 1];
+    }
+    return nullptr;  // never asked: prefill converts 16-bit weights to f32
+  }
+};
+
 // Activations of a token block are reused across a row panel from L2.
 constexpr size_t kTokenBlock = 48;
 // Columns per k block: rows up to 1.5x this run in one block, longer rows (Mistral's w2, 14336)
@@ -170,9 +173,7 @@ constexpr size_t kKBlock = 4096;
 constexpr size_t kPanelRows = 24;
 
 static_assert(kTokenBlock % kGemmTileTokens == 0 && kPanelRows % kGemmTileRows == 0);
-static_assert(kDecodeTileRows <= kMaxR && kGemmTileRows <= kMaxR && kGemmTileTokens <= kMaxT);
 static_assert(kDecodeTileRows * kDecodeMaxTokens <= 24 && kGemmTileRows * kGemmTileTokens <= 24);
-static_assert(kDecodeMaxTokens <= kMaxPrefetchT);
 
 // Blocking parameters of one call.
 struct Blocking {
@@ -205,10 +206,16 @@ Blocking choose_blocking(size_t n_tokens, size_t cols) {
   return b;
 }
 
+// Prefill converts 16-bit weights to f32 once per row tile and k block, into a scratch panel that
+// every token tile then reads as f32 weights: the conversions cost a token block's worth of tiles
+// less, and the values (and so the sums) are the ones the one-token path converts on the fly.
+constexpr size_t kPanelCols = kKBlock + kKBlock / 2 + kLanes;  // the longest k block, and a tail
+
 template <class W>
 void run_blocks(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
-                size_t y_stride, size_t row_begin, size_t row_end, const Blocking& b,
-                float* spill) {
+                size_t y_stride, size_t row_begin, size_t row_end, const Blocking& b, float* spill,
+                float* panel) {
+  constexpr bool kConverts = !std::is_same_v<W, F32>;
   const size_t cols = w.cols;
   const size_t full = cols - cols % W::kChunk;  // whole chunks; the rest is the zero-padded tail
   const size_t tail = cols - full;
@@ -226,6 +233,13 @@ void run_blocks(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
         const bool last = kb_end == full;
         for (size_t r = rp; r < rp_end;) {
           const size_t nr = std::min(b.tile_rows, rp_end - r);
+          const bool converted = kConverts && b.prefetch == 0;
+          const size_t seg = kb_end - kb + (last ? tail : 0);  // elements of this k block
+          const size_t panel_stride = (seg + kLanes - 1) / kLanes * kLanes;
+          if (converted)
+            for (size_t i = 0; i < nr; ++i)
+              W::decode_row(base + (r + i) * w.row_bytes + kb * W::kBlockBytes,
+                            panel + i * panel_stride, seg);
           for (size_t t = tb; t < tb_end; t += b.tile_tokens) {
             const size_t nt = std::min(b.tile_tokens, tb_end - t);
             TileArgs a;
@@ -236,6 +250,13 @@ void run_blocks(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
             a.k_begin = kb;
             a.k_end = kb_end;
             a.tail = last ? tail : 0;
+            if (converted) {  // the panel's row i holds elements [kb, kb + seg) of row r + i
+              a.w = reinterpret_cast<const uint8_t*>(panel);
+              a.row_bytes = panel_stride * sizeof(float);
+              a.x += kb;
+              a.k_begin = 0;
+              a.k_end = kb_end - kb;
+            }
             a.acc = blocked_k ? spill + ((r - rp) * b.token_block + (t - tb)) * kLanes : nullptr;
             a.acc_row_stride = b.token_block;
             a.prefetch = b.prefetch;
@@ -243,7 +264,10 @@ void run_blocks(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
             a.acc_out = blocked_k && !last;
             a.y = y + t * y_stride + r;
             a.y_stride = y_stride;
-            TileTable<W>::get(nr, nt, b.prefetch != 0)(a);
+            if (converted)
+              TileTable<F32>::get(nr, nt, false)(a);
+            else
+              TileTable<W>::get(nr, nt, b.prefetch != 0)(a);
           }
           r += nr;
         }
@@ -257,12 +281,13 @@ void run(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens
          size_t y_stride, size_t row_begin, size_t row_end) {
   const Blocking b = choose_blocking<W>(n_tokens, w.cols);
   const size_t full = w.cols - w.cols % W::kChunk;
+  alignas(64) float panel[std::is_same_v<W, F32> ? 1 : kGemmTileRows * kPanelCols];  // 144 KiB
   if (b.k_block >= full) {
-    run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, nullptr);
+    run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, nullptr, panel);
     return;
   }
   alignas(64) float spill[kPanelRows * kTokenBlock * kLanes];  // 72 KiB with AVX-512
-  run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, spill);
+  run_blocks<W>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end, b, spill, panel);
 }
 
 }  // namespace

@@ -201,30 +201,22 @@ void exact_tile(const TileArgs& a) {
   store_tile<G, T>(a, acc);
 }
 
-// Tile shapes: G in 1..kMaxG groups, T in 1..kMaxT tokens.
+// Tile shapes. Decode: G in 1..kDecodeGroups groups (streams) of one token, prefetching. Prefill:
+// G in 1..kGemmGroups groups x T in 1..kGemmTokens tokens.
 #if defined(BRISE_AVX512)
-constexpr size_t kMaxG = 4;  // decode: 4 group streams
-constexpr size_t kMaxT = 4;
+constexpr size_t kDecodeGroups = 4;
 constexpr size_t kGemmGroups = 2;  // 32 rows x 4 tokens: 8 int + 8 float accumulators
 constexpr size_t kGemmTokens = 4;
 #else
-constexpr size_t kMaxG = 2;  // AVX2: 16 ymm registers, 2 vectors per group
-constexpr size_t kMaxT = 2;
+constexpr size_t kDecodeGroups = 2;  // 16 vector registers of 8 rows: 2 vectors per group
 constexpr size_t kGemmGroups = 1;
 constexpr size_t kGemmTokens = 2;
 #endif
-constexpr size_t kDecodeGroups = kMaxG;
 constexpr size_t kDecodeMaxTokens = 1;
 constexpr size_t kTokenBlock = 32;  // tokens whose activations are reused across a row panel
 constexpr size_t kPanelGroups = 8;
 // Decode streams every weight once: prefetch this far ahead in each group.
 constexpr size_t kPrefetchBytes = 2048;
-
-template <template <class, size_t, size_t, bool> class Tile, class C, bool kPrefetch, size_t G,
-          size_t... Ts>
-constexpr std::array<TileFn, kMaxT> tiles_for_groups(std::index_sequence<Ts...>) {
-  return {&Tile<C, G, Ts + 1, kPrefetch>::run...};
-}
 
 template <class C, size_t G, size_t T, bool kPrefetch>
 struct Q8Tile {
@@ -235,17 +227,26 @@ struct ExactTile {
   static void run(const TileArgs& a) { exact_tile<C, G, T, kPrefetch>(a); }
 };
 
-template <template <class, size_t, size_t, bool> class Tile, class C, bool kPrefetch, size_t... Gs>
-constexpr std::array<std::array<TileFn, kMaxT>, kMaxG> tile_table(std::index_sequence<Gs...>) {
-  return {tiles_for_groups<Tile, C, kPrefetch, Gs + 1>(std::make_index_sequence<kMaxT>{})...};
+template <template <class, size_t, size_t, bool> class Tile, class C, size_t G, size_t... Ts>
+constexpr std::array<TileFn, kGemmTokens> gemm_row(std::index_sequence<Ts...>) {
+  return {&Tile<C, G, Ts + 1, false>::run...};
+}
+template <template <class, size_t, size_t, bool> class Tile, class C, size_t... Gs>
+constexpr std::array<std::array<TileFn, kGemmTokens>, kGemmGroups> gemm_table(
+    std::index_sequence<Gs...>) {
+  return {gemm_row<Tile, C, Gs + 1>(std::make_index_sequence<kGemmTokens>{})...};
+}
+template <template <class, size_t, size_t, bool> class Tile, class C, size_t... Gs>
+constexpr std::array<TileFn, kDecodeGroups> decode_table(std::index_sequence<Gs...>) {
+  return {&Tile<C, Gs + 1, 1, true>::run...};
 }
 
 template <template <class, size_t, size_t, bool> class Tile, class C>
 struct TileTable {
-  static constexpr auto kPlain = tile_table<Tile, C, false>(std::make_index_sequence<kMaxG>{});
-  static constexpr auto kPrefetching = tile_table<Tile, C, true>(std::make_index_sequence<kMaxG>{});
-  static TileFn get(size_t g, size_t t, bool prefetch) {
-    return (prefetch ? kPrefetching : kPlain)[g - 1][t - 1];
+  static constexpr auto kDecode = decode_table<Tile, C>(std::make_index_sequence<kDecodeGroups>{});
+  static constexpr auto kGemm = gemm_table<Tile, C>(std::make_index_sequence<kGemmGroups>{});
+  static TileFn get(size_t g, size_t t, bool decode) {
+    return decode ? kDecode[g - 1] : kGemm[g - 1][t - 1];
   }
 };
 

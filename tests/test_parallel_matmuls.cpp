@@ -67,7 +67,7 @@ TEST(ParallelMatmuls, EveryRowMatchesOneKernelCallWhateverTheThreads) {
     kernels::quantize_activations(x.data(), kCols, tokens, xq);
 
     for (bool int8 : {false, true}) {
-      const MatmulInput input{x.data(), int8 ? &xq : nullptr, tokens};
+      const MatmulInput input{x.data(), tokens, int8 ? std::optional(xq) : std::nullopt};
       std::vector<std::vector<float>> expected;
       for (const Matrix* m : {&a, &b, &c}) {
         std::vector<float> y(tokens * m->w.rows);
