@@ -56,7 +56,7 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
       std::vector<float> first;
       for (int threads : {1, 2, 3, 4}) {
         for (uint32_t chunk : {1u, 7u, 512u}) {
-          if (chunk == 1 && threads > 2) continue;  // token by token is slow; 1 and 2 suffice
+          if (chunk == 1 && threads != 2) continue;  // token by token is slow: 2 threads suffice
           SessionOptions options;
           options.threads = threads;
           options.prefill_chunk = chunk;
