@@ -100,16 +100,10 @@ Weights make_weights(const TypeTraits& type, const Shape& s, size_t copies) {
   }
   Weights w;
   w.matrix = file;
-  if (type.quantized) {
-    w.matrix.packed = true;
-    w.copy_bytes = (packed_bytes(file) + 63) / 64 * 64;
-    w.data = allocate(w.copy_bytes * copies);
-    pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
-  } else {
-    w.copy_bytes = (file.bytes() + 63) / 64 * 64;
-    w.data = allocate(w.copy_bytes * copies);
-    std::memcpy(w.data.get(), stored.get(), file.bytes());
-  }
+  w.matrix.packed = true;
+  w.copy_bytes = (packed_bytes(file) + 63) / 64 * 64;
+  w.data = allocate(w.copy_bytes * copies);
+  pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
   w.copies = copies;
   w.matrix.data = w.data.get();
   for (size_t c = 1; c < copies; ++c)

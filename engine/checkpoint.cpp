@@ -197,7 +197,8 @@ Checkpoint open_checkpoint(const fs::path& dir) {
   std::map<std::string, const SafetensorsTensor*> by_name;
   for (const auto& path : ck.weight_files) {
     if (!is_file(path))
-      throw Error(path.string() + ": weight file listed in model.safetensors.index.json is missing");
+      throw Error(path.string() +
+                  ": weight file listed in model.safetensors.index.json is missing");
     ck.files.push_back(SafetensorsFile::open(path));
     for (const auto& t : ck.files.back()->tensors()) {
       if (!by_name.emplace(t.name, &t).second)

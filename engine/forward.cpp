@@ -99,7 +99,7 @@ void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, L
   const auto input = [&](const float* x, size_t rows_in, size_t cols,
                          std::initializer_list<const kernels::WeightMatrix*> ws) {
     bool quantize = false;
-    for (const auto* w : ws) quantize = quantize || (w->packed && !options.exact);
+    for (const auto* w : ws) quantize = quantize || (w->type->quantized && !options.exact);
     if (!quantize) return MatmulInput{x, rows_in, std::nullopt};
     const kernels::Q8Activations q = a.q8_view(cols);
     const size_t blocks = cols / kernels::kQ8Block;

@@ -52,7 +52,7 @@ const float* norm(const gguf::File& file, const std::string& name, uint32_t dim,
   return reinterpret_cast<const float*>(t.data);
 }
 
-// Replaces a quantized matrix by its packed copy (kernels/matmul.hpp), made by all threads.
+// Replaces a matrix by its packed copy (kernels/matmul.hpp), made by all threads.
 void pack(kernels::WeightMatrix& w, ModelWeights& weights) {
   const size_t bytes = kernels::packed_bytes(w);
   void* dst = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -126,13 +126,12 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path,
       throw Error(file.name() + ": unexpected tensor '" + t.name +
                   "' (not part of the Mistral architecture)");
 
-  // Pack the quantized matrices, then let the mapping's copy go: its pages leave the resident
-  // set, so memory stays about the file's size. A tied embedding stays: its rows are looked up.
+  // Pack the matrices for the kernels, then let the mapping's copy go: its pages leave the
+  // resident set, so memory stays about the file's size. A tied embedding stays: its rows are
+  // looked up as stored.
   uint64_t total = 0, done = 0;
-  for (const kernels::WeightMatrix* w : weights.matrices())
-    if (w->type->quantized) total += w->bytes();
+  for (const kernels::WeightMatrix* w : weights.matrices()) total += w->bytes();
   for (kernels::WeightMatrix* w : weights.matrices()) {
-    if (!w->type->quantized) continue;
     const void* stored = w->data;
     pack(*w, weights);
     if (!(weights.tied && w == &weights.output)) {

@@ -1,6 +1,6 @@
-// A model's weights as the forward pass reads them (internal to the engine). Float matrices point
-// into the file's mapping; quantized matrices are packed copies (kernels/matmul.hpp) owned here,
-// made at load, after which their pages in the mapping are released.
+// A model's weights as the forward pass reads them (internal to the engine). The matrices are
+// packed copies (kernels/matmul.hpp) owned here, made at load, after which their pages in the
+// file's mapping are released; the embedding and the norms are read from the mapping.
 #pragma once
 
 #include <cstddef>

@@ -18,7 +18,7 @@ int team_size(size_t work, int threads) {
 namespace {
 
 void matmul_rows(const MatmulOutput& o, const MatmulInput& x, size_t begin, size_t end) {
-  if (o.w.packed && x.q8)
+  if (o.w.type->quantized && x.q8)
     kernels::matmul_q8(o.w, *x.q8, x.n_tokens, o.y, o.w.rows, begin, end);
   else
     kernels::matmul(o.w, x.f32, o.w.cols, x.n_tokens, o.y, o.w.rows, begin, end);

@@ -1,9 +1,10 @@
 // Weight matrix x activations: y = W x for one token (GEMV, decode) or a chunk of tokens (GEMM,
 // prefill).
 //
-// Float weights (f32, f16, bf16) are read as they are stored and multiplied with f32 activations
-// and f32 FMAs. Quantized weights (kernels/type_traits.hpp: quantized) are packed at load into
-// groups of 16 rows (kernels/types/packed.hpp) and multiplied either
+// Matrices are packed at load into groups of 16 rows (pack_groups, kernels/types/packed.hpp) so
+// that one vector holds one element of 16 rows and each lane is one row's dot product. Float
+// weights (f32, f16, bf16) are multiplied with f32 activations and FMAs. Quantized weights
+// (kernels/type_traits.hpp: quantized) are multiplied either
 //  - with int8 activations (matmul_q8): the input is quantized once per matmul input to int8
 //    blocks of 32 with an f32 scale (quantize_activations, shared by every matrix that reads the
 //    input), each block's dot product is an exact integer sum, and the blocks are scaled and
@@ -14,15 +15,13 @@
 // of W and token t of x, never on n_tokens, on the row range, or on which other rows and tokens
 // are computed in the same call. So one token at a time, a chunk of any size, and any split of
 // the rows across threads give bit-identical results. Each path fixes its summation order:
-//  - float weights: lane l of one accumulator batch sums w[k] * x[k] for k = l, l + lanes, ...
-//    with one FMA per step, the cols % lanes leftover as one zero-padded batch last, then a
-//    horizontal add of the lanes;
+//  - float weights: for k = 0, 1, ... in order, acc = fma(w[k], x[k], acc);
+//  - quantized, exact: for k = 0, 1, ... in order, acc = fma(float(code_k) * d_w, x[k], acc);
 //  - quantized, int8: for blocks b = 0, 1, ... in order,
 //      acc = fma(float(isum_b), d_w[b] * d_x[b], acc)
-//    where isum_b is the exact integer dot product of the block's codes with the int8 activations;
-//  - quantized, exact: for k = 0, 1, ... in order, acc = fma(float(code_k) * d_w, x[k], acc).
-// The two quantized orders are the scalar references' too, so SIMD and reference are equal bit
-// for bit there, on every kernel set.
+//    where isum_b is the exact integer dot product of the block's codes with the int8 activations.
+// These are the scalar references' orders too, so SIMD and reference are equal bit for bit, on
+// every kernel set.
 #pragma once
 
 #include <cstddef>
@@ -32,9 +31,8 @@
 
 namespace brise::kernels {
 
-// `rows` rows of `cols` elements of `type`. Unpacked: row r starts at data + r * row_bytes.
-// Packed (quantized types only, see pack_matrix): groups of 16 rows, row_bytes still the size of
-// one row's blocks.
+// `rows` rows of `cols` elements of `type`. Unpacked (the file's layout): row r starts at
+// data + r * row_bytes. Packed (pack_groups): groups of 16 rows, row_bytes exactly one row's size.
 struct WeightMatrix {
   const void* data = nullptr;
   const TypeTraits* type = nullptr;
@@ -50,7 +48,7 @@ inline constexpr size_t kMatmulRowAlign = 16;  // = rows per packed group
 
 // Packing (scalar; runs once at load). packed_bytes: the size of a packed copy of `m`.
 // pack_groups writes groups [group_begin, group_end) of the packed copy of the unpacked `m` into
-// dst (which holds packed_bytes(m)); the rows of the last group beyond m.rows are zero blocks.
+// dst (which holds packed_bytes(m)); the rows of the last group beyond m.rows are zeros.
 size_t packed_bytes(const WeightMatrix& m);
 void pack_groups(const WeightMatrix& m, void* dst, size_t group_begin, size_t group_end);
 // Row r of a packed matrix, in the file's block layout (row_bytes bytes).
@@ -77,17 +75,15 @@ void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
 
 // For tokens t in [0, n_tokens) and rows r in [row_begin, row_end):
 //   y[t * y_stride + r] = sum_k W[r][k] * x[t * x_stride + k]
-// Float weights: any row range (multiples of kMatmulRowAlign rows are fastest). Quantized weights
-// must be packed, and the range must start at a multiple of kMatmulRowAlign and end at one or at
-// `rows`. Throws std::invalid_argument on a bad matrix or range.
+// W must be packed, and the range must start at a multiple of kMatmulRowAlign and end at one or
+// at `rows`. Throws std::invalid_argument on a bad matrix or range.
 void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
             size_t y_stride, size_t row_begin, size_t row_end);
 // The same with int8 activations, for packed quantized weights.
 void matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
                size_t y_stride, size_t row_begin, size_t row_end);
 
-// Scalar references over unpacked matrices (the file's layout). Float weights: sequential k (a
-// different order from the SIMD kernel). Quantized weights: the same orders as the kernels.
+// Scalar references over unpacked matrices (the file's layout), in the kernels' orders.
 void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
                 size_t y_stride, size_t row_begin, size_t row_end);
 void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,

@@ -1,5 +1,4 @@
-// Argument checks shared by the matmul kernels and references, and the packed kernels' entry
-// points that matmul.cpp calls (internal to kernels/).
+// Argument checks shared by the matmul kernels and references (internal to kernels/).
 #pragma once
 
 #include "kernels/isa.hpp"
@@ -11,8 +10,7 @@
 
 namespace brise::kernels::BRISE_ISA {
 
-// `layout`: "packed" for the kernels (quantized weights must be packed, float weights must not),
-// "unpacked" for the references.
+// The kernels read packed matrices, the references (for_reference) the file's layout.
 inline void check_matmul_args(const WeightMatrix& w, size_t n_tokens, bool have_x, const float* y,
                               size_t row_begin, size_t row_end, bool for_reference = false) {
   if (!w.type) throw std::invalid_argument("matmul: the weight matrix has no type");
@@ -22,11 +20,10 @@ inline void check_matmul_args(const WeightMatrix& w, size_t n_tokens, bool have_
                                 " is not a whole number of " + std::string(w.type->name) +
                                 " blocks");
   if (w.row_bytes < *need) throw std::invalid_argument("matmul: row_bytes smaller than one row");
-  const bool want_packed = w.type->quantized && !for_reference;
+  const bool want_packed = !for_reference;
   if (w.packed != want_packed)
-    throw std::invalid_argument(std::string("matmul: ") + std::string(w.type->name) +
-                                (want_packed ? " weights must be packed (pack_groups)"
-                                             : " weights must not be packed here"));
+    throw std::invalid_argument(want_packed ? "matmul: the weights must be packed (pack_groups)"
+                                            : "matmul_ref: the weights must be unpacked");
   if (w.packed && w.row_bytes != *need)
     throw std::invalid_argument("matmul: packed rows have exactly their blocks' bytes");
   if (row_begin > row_end || row_end > w.rows)
@@ -49,9 +46,5 @@ inline void check_q8_args(const WeightMatrix& w, const Q8Activations& x, size_t 
     throw std::invalid_argument("matmul_q8: activations of " + std::to_string(x.cols) +
                                 " columns for a matrix of " + std::to_string(w.cols));
 }
-
-// kernels/matmul_packed.cpp: packed quantized weights with f32 activations (the exact mode).
-void matmul_packed_exact(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens,
-                         float* y, size_t y_stride, size_t row_begin, size_t row_end);
 
 }  // namespace brise::kernels::BRISE_ISA

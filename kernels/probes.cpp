@@ -1,8 +1,8 @@
 #include "kernels/probes.hpp"
 
-#include "kernels/int8_ops.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/kernel_set.hpp"
+#include "kernels/packed_ops.hpp"
 #include "kernels/types/codec.hpp"
 
 namespace brise::kernels::BRISE_ISA {
@@ -36,15 +36,14 @@ double fma_peak_probe(size_t iterations, float b, float c, float* sink) {
 }
 
 double int8_peak_probe(size_t iterations, int32_t* sink) {
-#if defined(BRISE_INT8_OPS)
-  using Ops = Int8Ops;
+  using Ops = PackedOps;
   constexpr size_t kChains = 12;
   const Ops::I u = Ops::splat8(3), a = Ops::splat8(1);
   Ops::I acc[kChains];
   for (size_t j = 0; j < kChains; ++j) acc[j] = Ops::splat32(static_cast<int32_t>(j));
   for (size_t i = 0; i < iterations; ++i)
     for (size_t j = 0; j < kChains; ++j) acc[j] = Ops::dot_unsigned(acc[j], u, a);
-  alignas(64) int32_t lanes[Ops::kRows];
+  int32_t lanes[Ops::kRows];
   int32_t s = 0;
   for (auto& v : acc) {
     std::memcpy(lanes, &v, sizeof lanes);
@@ -52,17 +51,6 @@ double int8_peak_probe(size_t iterations, int32_t* sink) {
   }
   *sink = s;
   return 2.0 * 4.0 * static_cast<double>(Ops::kRows * kChains * iterations);
-#else
-  // Plain C++: what the generic set's scalar int8 loop does per multiply-add.
-  int32_t acc[8] = {};
-  volatile int8_t one = 1;
-  for (size_t i = 0; i < iterations; ++i)
-    for (int32_t& v : acc) v += 3 * one;
-  int32_t s = 0;
-  for (int32_t v : acc) s += v;
-  *sink = s;
-  return 2.0 * 8.0 * static_cast<double>(iterations);
-#endif
 }
 
 }  // namespace brise::kernels::BRISE_ISA

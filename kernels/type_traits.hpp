@@ -19,8 +19,8 @@ struct TypeTraits {
   uint32_t block_elems;   // elements per block (1 for plain float types)
   uint32_t block_bytes;   // bytes per block
   uint32_t file_type;     // llama.cpp's llama_ftype for a model whose matrices are all this type
-  // Blocks of integer codes with a scale: such matrices are packed at load (kernels/matmul.hpp)
-  // and multiplied with int8 dot products, or with f32 activations in the exact mode.
+  // Blocks of integer codes with a scale: multiplied with int8 dot products, or with f32
+  // activations in the exact mode (kernels/matmul.hpp). Otherwise a float type.
   bool quantized;
   size_t index;  // position in all_types()
   // Scalar references straight from the block layout: n values (a whole number of blocks)

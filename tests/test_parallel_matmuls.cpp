@@ -34,15 +34,10 @@ Matrix random_matrix(const char* type_name, uint32_t rows, uint32_t cols, uint32
     type.encode_row_ref(row.data(), file.data() + r * row_bytes, cols);
   }
   Matrix m;
-  m.w = {nullptr, &type, rows, cols, row_bytes, false};
-  if (!type.quantized) {
-    m.bytes = std::move(file);
-  } else {
-    m.w.data = file.data();
-    m.bytes.resize(kernels::packed_bytes(m.w));
-    kernels::pack_groups(m.w, m.bytes.data(), 0, (rows + 15) / 16);
-    m.w.packed = true;
-  }
+  m.w = {file.data(), &type, rows, cols, row_bytes, false};
+  m.bytes.resize(kernels::packed_bytes(m.w));
+  kernels::pack_groups(m.w, m.bytes.data(), 0, (rows + 15) / 16);
+  m.w.packed = true;
   m.w.data = m.bytes.data();
   return m;
 }
@@ -71,7 +66,7 @@ TEST(ParallelMatmuls, EveryRowMatchesOneKernelCallWhateverTheThreads) {
       std::vector<std::vector<float>> expected;
       for (const Matrix* m : {&a, &b, &c}) {
         std::vector<float> y(tokens * m->w.rows);
-        if (int8 && m->w.packed)
+        if (int8 && m->w.type->quantized)
           kernels::matmul_q8(m->w, xq, tokens, y.data(), m->w.rows, 0, m->w.rows);
         else
           kernels::matmul(m->w, x.data(), kCols, tokens, y.data(), m->w.rows, 0, m->w.rows);

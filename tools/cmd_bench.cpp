@@ -113,7 +113,7 @@ int cmd_bench(const Args& args) {
   for (const kernels::WeightMatrix* w : model->weights().matrices()) {
     const double macs = static_cast<double>(w->rows) * w->cols;
     all_macs += macs;
-    if (w->packed && !options.exact) int8_macs += macs;
+    if (w->type->quantized && !options.exact) int8_macs += macs;
   }
   const double int8_share = all_macs > 0 ? int8_macs / all_macs : 0.0;
   const double peak = 1.0 / (int8_share / int8_peak + (1.0 - int8_share) / fma_peak);

@@ -29,36 +29,10 @@ struct BF16 {
     convert_bf16_to_f32(static_cast<const uint16_t*>(in), out, n);
   }
 
-  static constexpr size_t kChunk = kLanes;
-  static constexpr size_t kChunkBytes = kChunk * sizeof(uint16_t);
-  static constexpr size_t kPrefetchBytes = 1024;
-  static constexpr size_t kSteps = 1;
-  static void load(const uint8_t* row, size_t k, Batch* out) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + k;
-#if defined(BRISE_AVX512)
-    const __m512i w =
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    out[0] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-#elif defined(BRISE_AVX2)
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    out[0] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-#else
-    alignas(64) float buf[kLanes];
-    for (size_t i = 0; i < kLanes; ++i) buf[i] = bf16_to_f32(p[i]);
-    out[0] = Batch::load_aligned(buf);
-#endif
-  }
-  static Batch load_tail(const uint8_t* row, size_t k, size_t n) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + k;
-#if defined(BRISE_AVX512)
-    const __m512i w =
-        _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1u), p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-#else
-    alignas(64) float buf[kLanes] = {};
-    for (size_t i = 0; i < n; ++i) buf[i] = bf16_to_f32(p[i]);
-    return Batch::load_aligned(buf);
-#endif
+  // Packed (kernels/types/packed.hpp): kRows consecutive values (one per row of a group) as f32.
+  template <class Ops>
+  static typename Ops::F load_packed(const uint8_t* p) {
+    return Ops::load_bf16(p);
   }
 };
 

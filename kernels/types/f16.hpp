@@ -29,31 +29,10 @@ struct F16 {
     convert_f16_to_f32(static_cast<const uint16_t*>(in), out, n);
   }
 
-  static constexpr size_t kChunk = kLanes;
-  static constexpr size_t kChunkBytes = kChunk * sizeof(uint16_t);
-  static constexpr size_t kPrefetchBytes = 1024;
-  static constexpr size_t kSteps = 1;
-  static void load(const uint8_t* row, size_t k, Batch* out) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + k;
-#if defined(BRISE_AVX512)
-    out[0] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-#elif defined(BRISE_AVX2)
-    out[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-#else
-    alignas(64) float buf[kLanes];
-    for (size_t i = 0; i < kLanes; ++i) buf[i] = f16_to_f32(p[i]);
-    out[0] = Batch::load_aligned(buf);
-#endif
-  }
-  static Batch load_tail(const uint8_t* row, size_t k, size_t n) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + k;
-#if defined(BRISE_AVX512)
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1u), p));
-#else
-    alignas(64) float buf[kLanes] = {};
-    for (size_t i = 0; i < n; ++i) buf[i] = f16_to_f32(p[i]);
-    return Batch::load_aligned(buf);
-#endif
+  // Packed (kernels/types/packed.hpp): kRows consecutive values (one per row of a group) as f32.
+  template <class Ops>
+  static typename Ops::F load_packed(const uint8_t* p) {
+    return Ops::load_f16(p);
   }
 };
 

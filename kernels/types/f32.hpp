@@ -22,17 +22,10 @@ struct F32 {
   static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
   static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
 
-  // The f32-activation matmul's loader: chunk k of a row as one batch.
-  static constexpr size_t kChunk = kLanes;
-  static constexpr size_t kChunkBytes = kChunk * sizeof(float);
-  static constexpr size_t kPrefetchBytes = 1024;
-  static constexpr size_t kSteps = 1;
-  static void load(const uint8_t* row, size_t k, Batch* out) {
-    out[0] = load_pinned(reinterpret_cast<const float*>(row) + k);
-  }
-  // Elements [k, k + n), n < kLanes, zero-padded.
-  static Batch load_tail(const uint8_t* row, size_t k, size_t n) {
-    return load_partial(reinterpret_cast<const float*>(row) + k, n);
+  // Packed (kernels/types/packed.hpp): kRows consecutive values (one per row of a group) as f32.
+  template <class Ops>
+  static typename Ops::F load_packed(const uint8_t* p) {
+    return Ops::load_f32(p);
   }
 };
 

@@ -1,17 +1,20 @@
-// How quantized matrices are laid out in memory for the matmul (packed at load,
-// kernels/matmul.hpp).
+// How matrices are laid out in memory for the matmul (packed at load, kernels/matmul.hpp). Rows go
+// in groups of kGroupRows = 16 (the last group padded with zeros), so that one vector holds one
+// element of each of 16 rows (a 32-bit lane per row), which the matmul multiplies by one
+// activation broadcast to every lane: each lane is one row's dot product, summed in order, and no
+// horizontal sums are needed. A group is exactly as large as its 16 rows were in the file.
 //
-// A GGUF row is a run of blocks (an fp16 scale, then kPayloadBytes of codes). Packed, rows go in
-// groups of kGroupRows = 16 (the last group padded with zero blocks), and a group stores block
-// column by block column:
+// Float types (f32, f16, bf16): a group stores column by column, element k of rows 0..15 side by
+// side (16 x 4 or 16 x 2 bytes).
+//
+// Quantized types: a GGUF row is a run of blocks (an fp16 scale, then kPayloadBytes of codes),
+// and a group stores block column by block column:
 //
 //   group block b = [16 fp16 scales: row 0..15's block b] [payload units]
 //   payload unit u (64 bytes) = for each row r = 0..15: row r's payload bytes [4u, 4u + 4)
 //
-// so one 64-byte load gives 4 consecutive code bytes of 16 rows: a 32-bit lane per row, which an
-// int8 dot-product instruction (vpdpbusd) multiplies with 4 activation bytes broadcast to every
-// lane. Each lane then holds one row's dot product and no horizontal sums are needed. A packed
-// group block is exactly as large as the 16 blocks it came from.
+// so one 64-byte load gives 4 consecutive code bytes of 16 rows, which an int8 dot-product
+// instruction (vpdpbusd) multiplies with 4 activation bytes broadcast to every lane.
 #pragma once
 
 #include <cstddef>

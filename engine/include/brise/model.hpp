@@ -25,11 +25,11 @@ struct ModelWeights;
 class Model {
  public:
   // Maps the file, reads the hyperparameters and tokenizer, and checks that every tensor of the
-  // architecture is present with the right shape and a supported type. Quantized matrices are
-  // repacked for the int8 kernels into memory of their own (as large as in the file; their pages
-  // of the mapping are then released, so resident memory stays about the file's size), calling
-  // progress(bytes_done, bytes_total) along the way if given. Float weights stay mapped. Throws
-  // brise::Error naming the file and the problem.
+  // architecture is present with the right shape and a supported type. The matrices are repacked
+  // for the kernels into memory of their own (as large as in the file; their pages of the mapping
+  // are then released, so resident memory stays about the file's size), calling
+  // progress(bytes_done, bytes_total) along the way if given; the embedding and the norms stay
+  // mapped. Throws brise::Error naming the file and the problem.
   static std::shared_ptr<const Model> load(
       const std::filesystem::path& path,
       const std::function<void(uint64_t, uint64_t)>& progress = {});

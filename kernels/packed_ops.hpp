@@ -1,5 +1,6 @@
-// The vector operations of the packed quantized matmul (kernels/matmul_packed.cpp) for this kernel
-// set: one 32-bit lane per weight row, so a vector holds kRows rows of a 16-row packed group.
+// The vector operations of the packed matmul (kernels/matmul.cpp) for this kernel set: one 32-bit
+// lane per weight row, so a vector holds kRows rows of a 16-row packed group: the float loads of
+// the float types, and the int8 dot product of the quantized ones.
 //
 // The int8 dot product: dot_unsigned(acc, u, a) adds, to each 32-bit lane, the sum of its 4
 // unsigned codes times the 4 signed activation bytes broadcast to every lane. Every partial sum is
@@ -31,8 +32,7 @@ inline int32_t load_i32(const void* p) {
 }
 
 #if defined(BRISE_AVX512_VNNI)
-#define BRISE_INT8_OPS 1
-struct Int8Ops {
+struct PackedOps {
   using I = __m512i;
   using F = __m512;
   static constexpr size_t kRows = 16;
@@ -61,8 +61,16 @@ struct Int8Ops {
   static I prepare_signed(I c) { return _mm512_xor_si512(c, splat8(0x80)); }
   static I dot_signed(I acc, I prepared, I a) { return _mm512_dpbusd_epi32(acc, prepared, a); }
 
-  static F scales(const uint8_t* p) {  // kRows fp16 values
+  static F scales(const uint8_t* p) { return load_f16(p); }  // kRows fp16 values
+  // kRows consecutive values of a float type, widened exactly to f32.
+  static F load_f32(const uint8_t* p) { return _mm512_loadu_ps(p); }
+  static F load_f16(const uint8_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static F load_bf16(const uint8_t* p) {
+    const __m512i w =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static F to_float(I a) { return _mm512_cvtepi32_ps(a); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
@@ -78,8 +86,7 @@ struct Int8Ops {
   }
 };
 #elif defined(BRISE_AVX2)
-#define BRISE_INT8_OPS 1
-struct Int8Ops {
+struct PackedOps {
   using I = __m256i;
   using F = __m256;
   static constexpr size_t kRows = 8;
@@ -123,7 +130,17 @@ struct Int8Ops {
   }
 
   static F scales(const uint8_t* p) {
+    return load_f16(p);
+  }
+  static F load_f32(const uint8_t* p) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  }
+  static F load_f16(const uint8_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static F load_bf16(const uint8_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static F to_float(I a) {
     return _mm256_cvtepi32_ps(a);
@@ -151,10 +168,9 @@ struct Int8Ops {
   }
 };
 #else
-#define BRISE_INT8_OPS 1
 // Portable C++ with the same lane semantics (16 lanes of 32 bits, as AVX-512), for the generic
 // kernel set; the compiler vectorizes what the baseline instructions allow.
-struct Int8Ops {
+struct PackedOps {
   struct I {
     int32_t l[16];
   };
@@ -228,12 +244,27 @@ struct Int8Ops {
     }
     return acc;
   }
-  static F scales(const uint8_t* p) {
+  static F scales(const uint8_t* p) { return load_f16(p); }
+  static F load_f32(const uint8_t* p) {
+    F v;
+    std::memcpy(v.l, p, sizeof v.l);
+    return v;
+  }
+  static F load_f16(const uint8_t* p) {
     F v;
     for (size_t i = 0; i < 16; ++i) {
       uint16_t h;
       std::memcpy(&h, p + 2 * i, 2);
       v.l[i] = f16_to_f32(h);
+    }
+    return v;
+  }
+  static F load_bf16(const uint8_t* p) {
+    F v;
+    for (size_t i = 0; i < 16; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      v.l[i] = bf16_to_f32(h);
     }
     return v;
   }

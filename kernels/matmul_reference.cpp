@@ -1,0 +1,171 @@
+// What exists once, outside the kernel sets (compiled in the generic set only): packing matrices
+// into 16-row groups (kernels/types/packed.hpp) and back, and the scalar references of the matmul,
+// which read the file's layout and sum in the kernels' order (kernels/matmul.hpp).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/isa.hpp"
+#include "kernels/matmul.hpp"
+#include "kernels/matmul_checks.hpp"
+#include "kernels/types/all_types.hpp"
+#include "kernels/types/packed.hpp"
+
+namespace brise::kernels {
+
+#if defined(BRISE_ISA_GENERIC)
+namespace {
+
+using BRISE_ISA::check_matmul_args;
+using packed::kGroupRows;
+
+// Calls f.template operator()<Codec>() with the codec of `type`.
+template <class Fn>
+void with_codec(const TypeTraits& type, Fn&& f) {
+  using namespace BRISE_ISA;
+  switch (type.ggml_id) {
+#define BRISE_CODEC_CASE(Codec)     \
+  case Codec::kGgmlId:              \
+    f.template operator()<Codec>(); \
+    return;
+    BRISE_TENSOR_TYPES(BRISE_CODEC_CASE)
+#undef BRISE_CODEC_CASE
+  }
+  throw std::invalid_argument("matmul: unknown type " + std::string(type.name));
+}
+
+// Row r of a matrix in the file's layout.
+const uint8_t* row_of(const WeightMatrix& w, size_t r) {
+  return static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+}
+
+// The references' dot products over one row in the file's layout, in the kernels' order.
+template <class C>
+float exact_dot(const uint8_t* row, const float* x, size_t cols) {
+  float acc = 0.0f;
+  if constexpr (C::kQuantized) {
+    int8_t codes[C::kBlockElems];
+    for (size_t b = 0; b < cols / C::kBlockElems; ++b) {
+      const uint8_t* block = row + b * C::kBlockBytes;
+      C::block_codes(block, codes);
+      const float scale = C::block_scale(block);
+      for (size_t j = 0; j < C::kBlockElems; ++j)
+        acc = std::fma(static_cast<float>(codes[j]) * scale, x[b * C::kBlockElems + j], acc);
+    }
+  } else {
+    float w;
+    for (size_t k = 0; k < cols; ++k) {
+      C::decode_row_ref(row + k * C::kBlockBytes, &w, 1);
+      acc = std::fma(w, x[k], acc);
+    }
+  }
+  return acc;
+}
+
+template <class C>
+float q8_dot(const uint8_t* row, const int8_t* q, const float* d, size_t cols) {
+  float acc = 0.0f;
+  int8_t codes[C::kBlockElems];
+  for (size_t b = 0; b < cols / C::kBlockElems; ++b) {
+    const uint8_t* block = row + b * C::kBlockBytes;
+    C::block_codes(block, codes);
+    int32_t isum = 0;
+    for (size_t j = 0; j < C::kBlockElems; ++j)
+      isum += int32_t{codes[j]} * int32_t{q[b * C::kBlockElems + j]};
+    acc = std::fma(static_cast<float>(isum), C::block_scale(block) * d[b], acc);
+  }
+  return acc;
+}
+
+// Copies row i of a group between the file's layout and the group (to_group: into it): quantized
+// types interleave the blocks' scales and 4-byte pieces of their codes (packed::pack_block), float
+// types interleave elements.
+void move_row(const TypeTraits& t, uint8_t* group, size_t i, const uint8_t* row, size_t cols,
+              bool to_group) {
+  if (t.quantized) {
+    const size_t group_block = packed::group_block_bytes(t.block_bytes);
+    for (size_t b = 0; b < cols / t.block_elems; ++b) {
+      if (to_group)
+        packed::pack_block(row + b * t.block_bytes, t.block_bytes, group + b * group_block, i);
+      else
+        packed::unpack_block(group + b * group_block, t.block_bytes, i,
+                             const_cast<uint8_t*>(row) + b * t.block_bytes);
+    }
+    return;
+  }
+  const size_t e = t.block_bytes;
+  for (size_t k = 0; k < cols; ++k) {
+    uint8_t* packed = group + (k * kGroupRows + i) * e;
+    if (to_group)
+      std::memcpy(packed, row + k * e, e);
+    else
+      std::memcpy(const_cast<uint8_t*>(row) + k * e, packed, e);
+  }
+}
+
+}  // namespace
+
+size_t WeightMatrix::bytes() const {
+  const size_t stored_rows = packed ? (rows + kGroupRows - 1) / kGroupRows * kGroupRows : rows;
+  return stored_rows * row_bytes;
+}
+
+size_t packed_bytes(const WeightMatrix& m) {
+  const auto size = m.type ? row_bytes(*m.type, m.cols) : std::nullopt;
+  if (!size) throw std::invalid_argument("packed_bytes: rows are not whole blocks");
+  return (m.rows + kGroupRows - 1) / kGroupRows * kGroupRows * *size;
+}
+
+void pack_groups(const WeightMatrix& m, void* dst, size_t group_begin, size_t group_end) {
+  if (!m.type || m.packed) throw std::invalid_argument("pack_groups: needs an unpacked matrix");
+  if (!row_bytes(*m.type, m.cols) || m.row_bytes < *row_bytes(*m.type, m.cols))
+    throw std::invalid_argument("pack_groups: rows are not whole blocks");
+  const size_t size = *row_bytes(*m.type, m.cols);
+  std::vector<uint8_t> zero(size, 0);  // padding rows: zero values (quantized: scale 0)
+  for (size_t g = group_begin; g < group_end; ++g) {
+    uint8_t* group = static_cast<uint8_t*>(dst) + g * kGroupRows * size;
+    for (size_t i = 0; i < kGroupRows; ++i) {
+      const size_t r = g * kGroupRows + i;
+      move_row(*m.type, group, i, r < m.rows ? row_of(m, r) : zero.data(), m.cols, true);
+    }
+  }
+}
+
+void unpack_row(const WeightMatrix& p, size_t r, void* out) {
+  if (!p.packed || !p.type || r >= p.rows)
+    throw std::invalid_argument("unpack_row: not a row of a packed matrix");
+  auto* group = const_cast<uint8_t*>(static_cast<const uint8_t*>(p.data)) +
+                r / kGroupRows * kGroupRows * p.row_bytes;
+  move_row(*p.type, group, r % kGroupRows, static_cast<uint8_t*>(out), p.cols, false);
+}
+
+void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end) {
+  check_matmul_args(w, n_tokens, x != nullptr, y, row_begin, row_end, /*for_reference=*/true);
+  with_codec(*w.type, [&]<class C>() {
+    for (size_t t = 0; t < n_tokens; ++t)
+      for (size_t r = row_begin; r < row_end; ++r)
+        y[t * y_stride + r] = exact_dot<C>(row_of(w, r), x + t * x_stride, w.cols);
+  });
+}
+
+void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
+                   size_t y_stride, size_t row_begin, size_t row_end) {
+  check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
+  BRISE_ISA::check_q8_args(w, x, n_tokens);
+  with_codec(*w.type, [&]<class C>() {
+    if constexpr (C::kQuantized) {
+      for (size_t t = 0; t < n_tokens; ++t)
+        for (size_t r = row_begin; r < row_end; ++r)
+          y[t * y_stride + r] =
+              q8_dot<C>(row_of(w, r), x.q + t * x.cols, x.d + t * x.cols / kQ8Block, w.cols);
+    }
+  });
+}
+#endif  // BRISE_ISA_GENERIC
+
+}  // namespace brise::kernels
