@@ -18,6 +18,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/isa.hpp"
@@ -54,6 +55,13 @@ struct TileArgs {
   size_t block_stride;  // blocks between tokens (of d and s)
   float* y;             // y of the tile's first row and token
   size_t y_stride;
+  // Float tiles: columns [k_begin, k_end) of the rows; the accumulators start from `spill` (else
+  // zero) when acc_in, and go back to it (else to y) when acc_out.
+  size_t k_begin;
+  size_t k_end;
+  F* spill;
+  bool acc_in;
+  bool acc_out;
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -90,7 +98,10 @@ void float_tile(const TileArgs& a) {
   constexpr size_t kColumn = kGroupRows * kElem;                   // one element of 16 rows
   constexpr size_t kUnroll = 64 / kColumn < 1 ? 1 : 64 / kColumn;  // columns per cache line
   F acc[G][kVecs][T];
-  zero(acc);
+  if (a.acc_in)
+    std::memcpy(acc, a.spill, sizeof acc);
+  else
+    zero(acc);
   const auto column = [&](size_t k) __attribute__((always_inline)) {
     F w[G][kVecs];
     for (size_t g = 0; g < G; ++g)
@@ -103,15 +114,18 @@ void float_tile(const TileArgs& a) {
         for (size_t v = 0; v < kVecs; ++v) acc[g][v][t] = Ops::fma(w[g][v], xv, acc[g][v][t]);
     }
   };
-  size_t k = 0;
-  for (; k + kUnroll <= a.cols; k += kUnroll) {
+  size_t k = a.k_begin;
+  for (; k + kUnroll <= a.k_end; k += kUnroll) {
     if constexpr (kPrefetch)
       for (size_t g = 0; g < G; ++g)
         prefetch_ahead(a.w + g * a.group_bytes + k * kColumn, a.prefetch, kUnroll * kColumn);
     for (size_t u = 0; u < kUnroll; ++u) column(k + u);
   }
-  for (; k < a.cols; ++k) column(k);
-  store_tile<G, T>(a, acc);
+  for (; k < a.k_end; ++k) column(k);
+  if (a.acc_out)
+    std::memcpy(a.spill, acc, sizeof acc);
+  else
+    store_tile<G, T>(a, acc);
 }
 
 template <class C, size_t G, size_t T, bool kPrefetch>
@@ -223,12 +237,15 @@ void exact_tile(const TileArgs& a) {
 // prefetched; prefill: G in 1..kGemmGroups x T in 1..kGemmTokens) and the tokens whose activations
 // a row panel reuses. Accumulators: G x kVecs x T of the 32 (AVX-512) or 16 vector registers.
 constexpr bool kWide = Ops::kRows == 16;
+// Prefill of float weights goes through run_float_gemm: k blocks of a tile's groups, converted to
+// f32 once and read by every token tile of the block (FloatPath<F32> tiles).
 template <class C>
 struct FloatPath {  // AVX-512: 3 x 8 accumulators; per column 3 weight loads, 8 broadcasts
   static constexpr size_t kDecodeGroups = kWide ? 4 : 2;
   static constexpr size_t kGemmGroups = kWide ? 3 : 1;
   static constexpr size_t kGemmTokens = kWide ? 8 : 6;
   static constexpr size_t kTokenBlock = kWide ? 48 : 24;
+  static constexpr bool kHasGemm = std::is_same_v<C, F32>;
   template <size_t G, size_t T, bool P>
   static void run(const TileArgs& a) {
     float_tile<C, G, T, P>(a);
@@ -240,6 +257,7 @@ struct ExactPath {  // each dequantized element serves T tokens
   static constexpr size_t kGemmGroups = kWide ? 2 : 1;
   static constexpr size_t kGemmTokens = kWide ? 8 : 4;
   static constexpr size_t kTokenBlock = kWide ? 48 : 24;
+  static constexpr bool kHasGemm = true;
   template <size_t G, size_t T, bool P>
   static void run(const TileArgs& a) {
     exact_tile<C, G, T, P>(a);
@@ -251,6 +269,7 @@ struct Int8Path {  // AVX-512: 2 x 4 int and 2 x 4 float accumulators
   static constexpr size_t kGemmGroups = kWide ? 2 : 1;
   static constexpr size_t kGemmTokens = kWide ? 4 : 2;
   static constexpr size_t kTokenBlock = 32;
+  static constexpr bool kHasGemm = true;
   template <size_t G, size_t T, bool P>
   static void run(const TileArgs& a) {
     q8_tile<C, G, T, P>(a);
@@ -279,8 +298,12 @@ template <class Path>
 TileFn tile_for(size_t g, size_t t, bool decode) {
   static constexpr auto kDecode =
       decode_table<Path>(std::make_index_sequence<Path::kDecodeGroups>{});
-  static constexpr auto kGemm = gemm_table<Path>(std::make_index_sequence<Path::kGemmGroups>{});
-  return decode ? kDecode[g - 1] : kGemm[g - 1][t - 1];
+  if (decode) return kDecode[g - 1];
+  if constexpr (Path::kHasGemm) {
+    static constexpr auto kGemm = gemm_table<Path>(std::make_index_sequence<Path::kGemmGroups>{});
+    return kGemm[g - 1][t - 1];
+  }
+  return nullptr;  // never asked: float prefill reads f32 (run_float_gemm)
 }
 
 // Runs tiles over the groups of rows [row_begin, row_end) x tokens [0, n_tokens); `base` holds
@@ -319,10 +342,64 @@ void run_tiles(const WeightMatrix& w, const TileArgs& base, size_t n_tokens, siz
             a.x += t * a.x_stride;
           }
           a.y += t * a.y_stride + g * kGroupRows;
+          a.k_begin = 0;
+          a.k_end = w.cols;
           tile_for<Path>(ng, nt, decode)(a);
         }
         g += ng;
       }
+    }
+  }
+}
+
+// Prefill with float weights. For each tile of G groups, the columns go in k blocks: a block of
+// the G groups is converted to f32 once into `panel` (which L1/L2 keep), then every token tile of
+// the token block runs over it, its accumulators waiting in `spill` between blocks. Each lane
+// still sums its columns in order, so the result is the one-token path's bit for bit.
+template <class C>
+void run_float_gemm(const WeightMatrix& w, const TileArgs& base, size_t n_tokens, size_t row_begin,
+                    size_t row_end) {
+  using Path = FloatPath<F32>;
+  constexpr size_t kG = Path::kGemmGroups, kT = Path::kGemmTokens;
+  constexpr size_t kBlockCols = 256;  // measured: 64 and 128 slower; 3 x 256 x 64 B = 48 KiB
+  constexpr size_t kTileTokens = Path::kTokenBlock;
+  static_assert(kTileTokens % kT == 0);
+  alignas(64) float panel[kG * kBlockCols * kGroupRows];
+  alignas(64) F spill[kTileTokens / kT][kG * kVecs * kT];
+  const size_t group_bytes = kGroupRows * w.row_bytes;
+  const size_t g0 = row_begin / kGroupRows;
+  const size_t g1 = (row_end + kGroupRows - 1) / kGroupRows;
+  for (size_t tb = 0; tb < n_tokens; tb += kTileTokens) {
+    const size_t tb_end = std::min(n_tokens, tb + kTileTokens);
+    for (size_t g = g0; g < g1;) {
+      const size_t ng = std::min(kG, g1 - g);
+      const uint8_t* groups = static_cast<const uint8_t*>(w.data) + g * group_bytes;
+      for (size_t k0 = 0; k0 < w.cols; k0 += kBlockCols) {
+        const size_t kn = std::min(kBlockCols, w.cols - k0);
+        constexpr bool kConverts = !std::is_same_v<C, F32>;  // f32 is read where it is
+        if constexpr (kConverts)
+          for (size_t i = 0; i < ng; ++i)  // group i's columns [k0, k0 + kn), widened
+            C::decode_row(groups + i * group_bytes + k0 * kGroupRows * C::kBlockBytes,
+                          panel + i * kBlockCols * kGroupRows, kn * kGroupRows);
+        for (size_t t = tb; t < tb_end; t += kT) {
+          const size_t nt = std::min(kT, tb_end - t);
+          TileArgs a = base;
+          a.w = kConverts ? reinterpret_cast<const uint8_t*>(panel) : groups;
+          a.group_bytes = kConverts ? kBlockCols * kGroupRows * sizeof(float) : group_bytes;
+          a.cols = w.cols;
+          a.rows = std::min(row_end, (g + ng) * kGroupRows) - g * kGroupRows;
+          a.prefetch = 0;
+          a.x += t * a.x_stride + (kConverts ? k0 : 0);
+          a.y += t * a.y_stride + g * kGroupRows;
+          a.k_begin = kConverts ? 0 : k0;
+          a.k_end = a.k_begin + kn;
+          a.spill = spill[(t - tb) / kT];
+          a.acc_in = k0 > 0;
+          a.acc_out = k0 + kn < w.cols;
+          tile_for<Path>(ng, nt, false)(a);
+        }
+      }
+      g += ng;
     }
   }
 }
@@ -355,6 +432,8 @@ void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tok
   with_codec(*w.type, [&]<class C>() {
     if constexpr (C::kQuantized)
       run_tiles<ExactPath<C>>(w, base, n_tokens, row_begin, row_end);
+    else if (n_tokens > kDecodeMaxTokens)
+      run_float_gemm<C>(w, base, n_tokens, row_begin, row_end);
     else
       run_tiles<FloatPath<C>>(w, base, n_tokens, row_begin, row_end);
   });

@@ -12,6 +12,7 @@
 #include "brise/synth.hpp"
 #include "engine/reference/reference_model.hpp"
 #include "engine/tensor_encoding.hpp"
+#include "kernels/type_traits.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -87,8 +88,8 @@ TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
   const auto scratch = test::scratch_dir("fast_vs_reference");
   std::mt19937 rng(42);
   for (const Shape& s : kShapes) {
-    for (TensorType type :
-         {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0}) {
+    for (const kernels::TypeTraits& traits : kernels::all_types()) {
+      const auto type = static_cast<TensorType>(traits.ggml_id);
       if (is_quantized(type) && !quantizable(s)) continue;
       SCOPED_TRACE(std::string(s.name) + " " + std::string(tensor_type_name(type)));
       const auto path = write_model(scratch, s, type);
