@@ -13,7 +13,7 @@ namespace brise {
 // best of several passes after a warm-up pass. Takes 0.3-1.5 s (mostly faulting the buffer in).
 double measure_read_bandwidth_gbs(int threads);
 
-// Read bandwidth in GB/s over the given memory itself (a model's memory-mapped weights): the
+// Read bandwidth in GB/s over the given memory itself (a model's weights): the
 // regions are cut into 16 MiB pieces that `threads` OpenMP threads sum with SIMD loads; the best
 // of `passes` passes. Decode cannot read its weights faster than this; on a machine whose memory
 // serves a working set as large as the model slower than a small buffer (a VM whose host does not

@@ -20,7 +20,7 @@ struct KVSegment {
 // The keys one query attends to, oldest first, as up to a few contiguous segments (a rolling
 // cache wraps; the chunk being prefilled lives in its own buffer).
 struct KVView {
-  const TypeTraits* type = nullptr;  // f32 or f16 (std::invalid_argument otherwise)
+  const TypeTraits* type = nullptr;  // f32 or f16 (the engine checks; anything else reads as f32)
   size_t head_dim = 0;
   size_t row_stride = 0;  // elements between consecutive rows of a segment
   std::span<const KVSegment> segments;

@@ -404,20 +404,6 @@ void run_float_gemm(const WeightMatrix& w, const TileArgs& base, size_t n_tokens
   }
 }
 
-// Calls f.template operator()<Codec>() with the codec of `type`.
-template <class Fn>
-void with_codec(const TypeTraits& type, Fn&& f) {
-  switch (type.ggml_id) {
-#define BRISE_CODEC_CASE(Codec)     \
-  case Codec::kGgmlId:              \
-    f.template operator()<Codec>(); \
-    return;
-    BRISE_TENSOR_TYPES(BRISE_CODEC_CASE)
-#undef BRISE_CODEC_CASE
-  }
-  throw std::invalid_argument("matmul: unknown type " + std::string(type.name));
-}
-
 }  // namespace
 
 void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,

@@ -21,22 +21,8 @@ namespace brise::kernels {
 namespace {
 
 using BRISE_ISA::check_matmul_args;
+using BRISE_ISA::with_codec;
 using packed::kGroupRows;
-
-// Calls f.template operator()<Codec>() with the codec of `type`.
-template <class Fn>
-void with_codec(const TypeTraits& type, Fn&& f) {
-  using namespace BRISE_ISA;
-  switch (type.ggml_id) {
-#define BRISE_CODEC_CASE(Codec)     \
-  case Codec::kGgmlId:              \
-    f.template operator()<Codec>(); \
-    return;
-    BRISE_TENSOR_TYPES(BRISE_CODEC_CASE)
-#undef BRISE_CODEC_CASE
-  }
-  throw std::invalid_argument("matmul: unknown type " + std::string(type.name));
-}
 
 // Row r of a matrix in the file's layout.
 const uint8_t* row_of(const WeightMatrix& w, size_t r) {

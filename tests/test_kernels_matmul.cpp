@@ -81,19 +81,26 @@ std::vector<float> decoded_row(const WeightMatrix& w, size_t r) {
   return e;
 }
 
-// sum_k |w_k x_k| in double, for the tolerances.
-std::vector<double> abs_dot(const WeightMatrix& w, const float* x, size_t x_stride,
-                            size_t n_tokens) {
-  std::vector<double> out(n_tokens * w.rows, 0.0);
+// sum_k w_k x_k (and sum_k |w_k x_k|, for the tolerances) in double, from the decoded rows.
+struct DoubleDots {
+  std::vector<double> sum, abs;
+};
+DoubleDots double_dots(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens) {
+  DoubleDots d{std::vector<double>(n_tokens * w.rows), std::vector<double>(n_tokens * w.rows)};
   for (size_t r = 0; r < w.rows; ++r) {
     const auto e = decoded_row(w, r);
     for (size_t t = 0; t < n_tokens; ++t) {
-      double s = 0;
-      for (size_t k = 0; k < w.cols; ++k) s += std::fabs(double(e[k]) * x[t * x_stride + k]);
-      out[t * w.rows + r] = s;
+      double s = 0, a = 0;
+      for (size_t k = 0; k < w.cols; ++k) {
+        const double p = double(e[k]) * x[t * x_stride + k];
+        s += p;
+        a += std::fabs(p);
+      }
+      d.sum[t * w.rows + r] = s;
+      d.abs[t * w.rows + r] = a;
     }
   }
-  return out;
+  return d;
 }
 
 bool same_bits(float a, float b) {
@@ -113,21 +120,6 @@ std::string label(const TypeTraits& type, size_t rows, size_t cols, size_t n_tok
 // columns), while one dropped or doubled term (~1/cols of it, >= 7e-5) is far above the bound.
 constexpr double kRelTol = 2e-5;
 
-// sum_k w_k x_k in double, from the decoded row.
-std::vector<double> exact_dot(const WeightMatrix& w, const float* x, size_t x_stride,
-                              size_t n_tokens) {
-  std::vector<double> out(n_tokens * w.rows, 0.0);
-  for (size_t r = 0; r < w.rows; ++r) {
-    const auto e = decoded_row(w, r);
-    for (size_t t = 0; t < n_tokens; ++t) {
-      double s = 0;
-      for (size_t k = 0; k < w.cols; ++k) s += double(e[k]) * x[t * x_stride + k];
-      out[t * w.rows + r] = s;
-    }
-  }
-  return out;
-}
-
 std::vector<size_t> test_cols(const TypeTraits& type) {
   std::vector<size_t> cols = {32, 96, 4128};
   if (!type.quantized) cols.insert(cols.end(), {1, 7, 21, 417});  // partial last batch
@@ -146,8 +138,9 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
         const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(rows * 31 + cols));
         const size_t x_stride = cols + (type.quantized ? 0 : 3);
         const auto x = make_activations(64, x_stride, static_cast<uint32_t>(cols));
-        const auto mag = abs_dot(m.file, x.data(), x_stride, 64);
-        const auto exact = exact_dot(m.file, x.data(), x_stride, 64);
+        const DoubleDots dots = double_dots(m.file, x.data(), x_stride, 64);
+        const auto& mag = dots.abs;
+        const auto& exact = dots.sum;
         const Q8 xq = quantize(x.data(), x_stride, 64, cols);
         for (size_t n : token_counts) {
           const size_t y_stride = rows + 2;

@@ -35,7 +35,7 @@ double matrix_macs_per_token(const Model& m) {
   return macs;
 }
 
-// The matrices' bytes, where the forward pass reads them (mapped, or packed at load): what decode
+// The matrices' bytes, where the forward pass reads them (packed at load): what decode
 // streams through once per token.
 std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
   std::vector<std::span<const std::byte>> regions;
@@ -85,7 +85,7 @@ int cmd_bench(const Args& args) {
   session.decode(prompt[0]);
   session.reset();
 
-  // The weights themselves, read as fast as this machine reads them where they are mapped.
+  // The weights themselves, read as fast as this machine reads them where they are held.
   line.update("reading the weights straight through...", true);
   const double weights_read_bw = measure_region_read_gbs(weight_regions(*model), threads, 2);
 
@@ -162,7 +162,7 @@ int cmd_bench(const Args& args) {
               static_cast<long long>(n_decode), decode_s, decode_tok_s, decode_gb_s,
               100.0 * decode_gb_s / read_bw);
   std::printf(
-      "weights  summed straight through where they are mapped: %.1f GB/s; decode reaches %.0f%% "
+      "weights  summed straight through where they are held: %.1f GB/s; decode reaches %.0f%% "
       "of that\n",
       weights_read_bw, 100.0 * decode_gb_s / weights_read_bw);
   return 0;

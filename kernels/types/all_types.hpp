@@ -2,6 +2,10 @@
 // (kernels/types/<type>.hpp, see codec.hpp for what it holds), listing it here, and testing it.
 #pragma once
 
+#include <stdexcept>
+#include <string>
+
+#include "kernels/type_traits.hpp"
 #include "kernels/types/bf16.hpp"
 #include "kernels/types/f16.hpp"
 #include "kernels/types/f32.hpp"
@@ -10,3 +14,22 @@
 
 // X(Codec) for every codec, in registry order (kernels/type_traits.hpp).
 #define BRISE_TENSOR_TYPES(X) X(F32) X(F16) X(BF16) X(Q8_0) X(Q4_0)
+
+namespace brise::kernels::BRISE_ISA {
+
+// Calls f.template operator()<Codec>() with the codec of `type` (std::invalid_argument for a type
+// the registry does not know).
+template <class Fn>
+void with_codec(const TypeTraits& type, Fn&& f) {
+  switch (type.ggml_id) {
+#define BRISE_CODEC_CASE(Codec)     \
+  case Codec::kGgmlId:              \
+    f.template operator()<Codec>(); \
+    return;
+    BRISE_TENSOR_TYPES(BRISE_CODEC_CASE)
+#undef BRISE_CODEC_CASE
+  }
+  throw std::invalid_argument("no codec for type " + std::string(type.name));
+}
+
+}  // namespace brise::kernels::BRISE_ISA
