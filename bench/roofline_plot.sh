@@ -32,10 +32,23 @@ set_name=${3:-$(jq -r '.context.kernel_set_best // empty' "$json")}
 threads=${4:-2}
 [ -n "$set_name" ] || { echo "roofline_plot.sh: $json names no kernel set; give one" >&2; exit 1; }
 
-context() { jq -r --arg k "$1_${set_name}_${threads}t" '.context[$k] // empty' "$json"; }
-bw=$(context read_bw_gbs)
-fma=$(context fma_peak_gflops)
-int8=$(context int8_peak_gops)
+# The ceilings, recovered from the benchmarks' own counters (value / fraction of its ceiling): each
+# was measured in the benchmark process for this set and thread count
+# (bench/support/roofline_counters.hpp). PATH selects the int8 path (int8) or the f32 FMA paths.
+ceiling() {
+  jq -r --arg set "$set_name" --arg t "$threads" --arg path "$1" --arg counter "$2" --arg pct "$3" '
+    [.benchmarks[]
+     | select(.run_type != "aggregate" and (.name | test("/threads:" + $t + "(/|$)")))
+     | (.name | split("/")) as $p
+     | select($p[0] == "matmul" and $p[1] == $set)
+     | select($path == "any"
+              or ($path == "int8") == (($p[2] | test("^(f32|f16|bf16)$") | not) and $p[3] != "exact"))
+     | select((.[$pct] // 0) > 0)
+     | .[$counter] * 100 / .[$pct]] | first // empty' "$json"
+}
+bw=$(ceiling any "GB/s" "BW%")
+fma=$(ceiling fma "GFLOP/s" "peak%")
+int8=$(ceiling int8 "GFLOP/s" "peak%")
 if [ -z "$bw" ] || [ -z "$fma" ]; then
   echo "roofline_plot.sh: no measured roofline for $set_name with $threads threads in $json" >&2
   exit 1
@@ -57,7 +70,7 @@ jq -r --arg set "$set_name" --arg t "$threads" '
   | [$series, (."GFLOP/s" / ."GB/s"), ."GFLOP/s", ."GB/s",
      (($p[] | select(test("^[0-9]+x[0-9]+$"))) + " " + ($p[] | select(startswith("tokens:"))))]
   | @tsv' "$json" |
-  awk -F'\t' -v dir="$tmp" '{ f = dir "/" $1 ".tsv"; gsub(/ /, "_", f);
+  awk -F'\t' -v dir="$tmp" '{ f = dir "/" $1 ".tsv"; gsub(/ /, "+", f);
                               print $2 "\t" $3 "\t" $4 "\t" $5 > f }'
 shopt -s nullglob
 files=("$tmp"/*.tsv)
@@ -65,16 +78,20 @@ files=("$tmp"/*.tsv)
 
 plots_flops=""
 plots_bytes=""
+i=0
 for f in "${files[@]}"; do
-  name=$(basename "$f" .tsv | tr '_' ' ')
-  plots_flops+="'$f' using 1:2 with points pt 7 ps 1.2 title '$name', "
-  plots_bytes+="'$f' using 1:3 with points pt 7 ps 1.2 notitle, "
+  i=$((i + 1))  # the same colour for a series in both plots
+  name=$(basename "$f" .tsv | tr '+' ' ')
+  plots_flops+="'$f' using 1:2 with points pt 7 ps 1.2 lc $i title '$name', "
+  plots_bytes+="'$f' using 1:3 with points pt 7 ps 1.2 lc $i notitle, "
 done
+plots_flops=${plots_flops%, }
+plots_bytes=${plots_bytes%, }
 int8_line=""
 [ -n "$int8" ] && int8_line="$int8 with lines dt 2 lw 2 lc rgb '#555555' title sprintf('int8 peak %.0f GOP/s', $int8), "
 
 gnuplot <<EOF
-set terminal pngcairo size 1200,1100 font ',11'
+set terminal pngcairo size 1200,1100 font ',11' noenhanced
 set output '$out'
 set multiplot layout 2,1 title "brise matmul roofline: kernel set $set_name, $threads threads (measured ceilings)"
 set logscale xy
@@ -82,7 +99,8 @@ set grid
 set key outside right
 set xlabel 'arithmetic intensity (operations per byte of weights)'
 set ylabel 'GFLOP/s (int8: GOP/s)'
-set xrange [0.1:2000]
+set xrange [0.1:5000]
+set yrange [1:4 * ${int8:-$fma}]
 roof(x) = x * $bw
 plot roof(x) with lines lw 2 lc rgb '#000000' title sprintf('read bandwidth %.1f GB/s', $bw), \
      $fma with lines dt 3 lw 2 lc rgb '#000000' title sprintf('FMA peak %.0f GFLOP/s', $fma), \

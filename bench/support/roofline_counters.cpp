@@ -22,10 +22,6 @@ const Roofline& machine_roofline(int threads) {
   r.read_gbs = measure_read_bandwidth_gbs(threads);
   r.fma_gflops = measure_fma_peak_gflops(threads);
   r.int8_gops = measure_int8_peak_gops(threads);
-  const std::string t = set + "_" + std::to_string(threads) + "t";
-  benchmark::AddCustomContext("read_bw_gbs_" + t, std::to_string(r.read_gbs));
-  benchmark::AddCustomContext("fma_peak_gflops_" + t, std::to_string(r.fma_gflops));
-  benchmark::AddCustomContext("int8_peak_gops_" + t, std::to_string(r.int8_gops));
   return cache.emplace(std::make_pair(set, threads), r).first->second;
 }
 

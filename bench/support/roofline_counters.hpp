@@ -13,8 +13,8 @@ struct Roofline {
   double int8_gops = 0;   // int8 dot-product peak, GOP/s
 };
 
-// Measured on first use for the kernel set in use and `threads` threads, then cached (also added
-// to the benchmark context).
+// Measured on first use for the kernel set in use and `threads` threads, then cached. (Not in the
+// JSON context, which is written before any benchmark runs: BW% and peak% carry it instead.)
 const Roofline& machine_roofline(int threads);
 
 // Wall-clock time of the benchmark loop: start before `for (auto _ : state)`, read after it.
