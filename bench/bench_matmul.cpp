@@ -12,8 +12,8 @@
 // streams them from DRAM as a decode step through a 7B model does.
 //
 //   build/bench/bench_matmul --benchmark_filter='matmul/avx512/q4_0/4096x4096'
-//   build/bench/bench_matmul --benchmark_filter='threads:2' --benchmark_min_time=0.2 \
-//       --benchmark_format=json > m.json && bench/roofline_plot.sh m.json roofline.png
+//   build/bench/bench_matmul --benchmark_filter='threads:2' --benchmark_min_time=0.2
+//       --benchmark_format=json > m.json   # then: bench/roofline_plot.sh m.json roofline.png
 // First: it includes the intrinsics headers with GCC 12's false -Wmaybe-uninitialized muted,
 // which Eigen's AVX-512 code would otherwise trigger.
 #include "kernels/simd.hpp"
