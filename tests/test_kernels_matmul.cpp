@@ -15,6 +15,7 @@
 
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"
+#include "support/rounding_block.hpp"
 
 namespace brise::kernels {
 namespace {
@@ -395,26 +396,18 @@ TEST(ActivationQuantization, SimdMatchesReferenceBitwise) {
 
 // By hand: amax = 127 gives d = 1, so q = round(x) (half away from zero) and s = sum q.
 TEST(ActivationQuantization, HandComputedBlock) {
-  float x[32];
-  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i) - 15.5f;  // -15.5 .. 15.5
-  x[0] = 127.0f;
-  x[1] = -2.5f;
-  x[2] = 2.5f;
-  x[3] = 0.49f;
-  x[4] = -0.5f;
+  const auto block = test::rounding_block();
   int8_t q[32];
   float d;
   int32_t s;
   const Q8Activations out{q, &d, &s, 32};
   for (auto fn : {&quantize_activations, &quantize_activations_ref}) {
-    fn(x, 32, 1, out);
+    fn(block.x.data(), 32, 1, out);
     EXPECT_EQ(d, 1.0f);
-    const int8_t head[] = {127, -3, 3, 0, -1};
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
-      const int want = i < 5 ? head[i] : (i < 16 ? i - 16 : i - 15);
-      EXPECT_EQ(q[i], want) << i;
-      sum += want;
+      EXPECT_EQ(q[i], block.codes[i]) << i;
+      sum += block.codes[i];
     }
     EXPECT_EQ(s, sum);
   }

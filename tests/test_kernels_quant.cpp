@@ -12,6 +12,7 @@
 #include "kernels/fp16.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"
+#include "support/rounding_block.hpp"
 
 namespace brise::kernels {
 namespace {
@@ -165,24 +166,12 @@ TEST(Quant, DequantizeOfArbitraryBlocksMatchesReference) {
 // Hand-computed from ggml's formulas: amax = 127 gives d = 1 (fp16 0x3C00), id = 1, so
 // q = roundf(x), ties away from zero.
 TEST(Quant, Q8HandComputedBlock) {
-  float x[32];
-  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i) - 15.5f;  // -15.5 .. 15.5
-  x[0] = 127.0f;
-  x[1] = -2.5f;
-  x[2] = 2.5f;
-  x[3] = 0.49f;
-  x[4] = -0.5f;
-  const int8_t expect_head[] = {127, -3, 3, 0, -1};
+  const auto block = test::rounding_block();
   for (auto fn : {&quantize_row_q8_0, &quantize_row_q8_0_ref}) {
     BlockQ8_0 b;
-    fn(x, &b, 32);
+    fn(block.x.data(), &b, 32);
     EXPECT_EQ(b.d, 0x3C00);
-    for (int i = 0; i < 5; ++i) EXPECT_EQ(b.qs[i], expect_head[i]) << i;
-    for (int i = 5; i < 32; ++i) {
-      // i - 15.5 rounds away from zero: -10.5 -> -11, 0.5 -> 1, 15.5 -> 16.
-      const int expect = i < 16 ? i - 16 : i - 15;
-      EXPECT_EQ(b.qs[i], expect) << i;
-    }
+    for (int i = 0; i < 32; ++i) EXPECT_EQ(b.qs[i], block.codes[i]) << i;
   }
   // amax = 63.5: d = 0.5 (fp16 0x3800), id = 2.
   float y[32] = {};
