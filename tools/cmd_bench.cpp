@@ -152,9 +152,10 @@ int cmd_bench(const Args& args) {
   std::printf("kernels  %s (%s)%s\n", std::string(kernels::active_kernel_set().name).c_str(),
               std::string(kernels::active_kernel_set().instructions).c_str(),
               options.exact ? ", exact mode (f32 activations)" : "");
-  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f GOP/s (%.0f%% of the %s peak)\n",
+  // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
+  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",
               static_cast<long long>(n_prompt), prefill_s, prefill_tok_s, prefill_gflop_s,
-              100.0 * prefill_gflop_s / peak,
+              int8_share == 0 ? "GFLOP/s" : "GOP/s", 100.0 * prefill_gflop_s / peak,
               int8_share == 0   ? "FMA"
               : int8_share == 1 ? "int8"
                                 : "FMA/int8");
