@@ -42,7 +42,6 @@ constexpr size_t kScaleBytes = kGroupRows * packed::kScaleBytes;
 struct TileArgs {
   const uint8_t* w;    // the tile's first group
   size_t group_bytes;  // bytes of one group (16 rows)
-  size_t cols;         // elements per row
   size_t n_blocks;     // blocks per row (quantized types)
   size_t rows;         // rows of the tile to store (the last group may be partial)
   size_t prefetch;     // bytes to prefetch ahead in each group, or 0
@@ -330,7 +329,6 @@ void run_tiles(const WeightMatrix& w, const TileArgs& base, size_t n_tokens, siz
           TileArgs a = base;
           a.w = static_cast<const uint8_t*>(w.data) + g * group_bytes;
           a.group_bytes = group_bytes;
-          a.cols = w.cols;
           a.n_blocks = w.cols / w.type->block_elems;
           a.rows = std::min(row_end, (g + ng) * kGroupRows) - g * kGroupRows;
           a.prefetch = decode ? kPrefetchBytes : 0;
@@ -386,7 +384,6 @@ void run_float_gemm(const WeightMatrix& w, const TileArgs& base, size_t n_tokens
           TileArgs a = base;
           a.w = kConverts ? reinterpret_cast<const uint8_t*>(panel) : groups;
           a.group_bytes = kConverts ? kBlockCols * kGroupRows * sizeof(float) : group_bytes;
-          a.cols = w.cols;
           a.rows = std::min(row_end, (g + ng) * kGroupRows) - g * kGroupRows;
           a.prefetch = 0;
           a.x += t * a.x_stride + (kConverts ? k0 : 0);

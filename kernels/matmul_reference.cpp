@@ -118,9 +118,10 @@ size_t packed_bytes(const WeightMatrix& m) {
 
 void pack_groups(const WeightMatrix& m, void* dst, size_t group_begin, size_t group_end) {
   if (!m.type || m.packed) throw std::invalid_argument("pack_groups: needs an unpacked matrix");
-  if (!row_bytes(*m.type, m.cols) || m.row_bytes < *row_bytes(*m.type, m.cols))
+  const auto row_size = row_bytes(*m.type, m.cols);
+  if (!row_size || m.row_bytes < *row_size)
     throw std::invalid_argument("pack_groups: rows are not whole blocks");
-  const size_t size = *row_bytes(*m.type, m.cols);
+  const size_t size = *row_size;
   std::vector<uint8_t> zero(size, 0);  // padding rows: zero values (quantized: scale 0)
   for (size_t g = group_begin; g < group_end; ++g) {
     uint8_t* group = static_cast<uint8_t*>(dst) + g * kGroupRows * size;
