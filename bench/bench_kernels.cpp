@@ -1,5 +1,5 @@
-// Small kernels and attention, SIMD vs scalar reference in the same run. Bytes/s counts the
-// bytes each call must read and write (for attention: the K and V rows).
+// Small kernels, attention and the tensor types' codecs, SIMD vs scalar reference in the same run.
+// Bytes/s counts the bytes each call must read and write (for attention: the K and V rows).
 //
 //   build/bench/bench_kernels [--benchmark_filter=Attention]
 #include <benchmark/benchmark.h>
@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/activation.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/fp16.hpp"
+#include "kernels/matmul.hpp"
 #include "kernels/norm.hpp"
 #include "kernels/rope.hpp"
 #include "kernels/type_traits.hpp"
@@ -158,6 +160,43 @@ BENCHMARK(BM_Attention<attention_ref>)
     ->Name("Attention/ref/g4_d128")
     ->ArgNames({"keys", "f16"})
     ->ArgsProduct({{512, 4096, 32768}, {0, 1}});
+
+// ---- Codecs: a row of every registry type encoded and decoded, SIMD vs scalar reference ----
+// 65536 elements (16 rows of 4096, one packed group's worth). Bytes/s counts floats and blocks.
+
+void BM_Codec(benchmark::State& state, const TypeTraits* type, bool encode, bool ref) {
+  const size_t n = 16 * 4096;
+  const auto x = random_vector(n, -2.0f, 2.0f, 5);
+  std::vector<uint8_t> blocks(n / type->block_elems * type->block_bytes);
+  std::vector<float> y(n);
+  type->encode_row_ref(x.data(), blocks.data(), n);
+  for (auto _ : state) {
+    if (encode && ref)
+      type->encode_row_ref(x.data(), blocks.data(), n);
+    else if (encode)
+      encode_row(*type, x.data(), blocks.data(), n);
+    else if (ref)
+      type->decode_row_ref(blocks.data(), y.data(), n);
+    else
+      decode_row(*type, blocks.data(), y.data(), n);
+    benchmark::DoNotOptimize(blocks.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(
+      static_cast<int64_t>(state.iterations() * (n * sizeof(float) + blocks.size())));
+}
+
+[[maybe_unused]] const bool kCodecsRegistered = [] {
+  for (const TypeTraits& type : all_types())
+    for (bool encode : {false, true})
+      for (bool ref : {false, true}) {
+        const std::string name = "Codec/" + std::string(ref ? "ref/" : "simd/") +
+                                 std::string(type.name) + (encode ? "/encode" : "/decode");
+        benchmark::RegisterBenchmark(name.c_str(), BM_Codec, &type, encode, ref);
+      }
+  return true;
+}();
 
 }  // namespace
 
