@@ -1,4 +1,4 @@
-// The Mistral forward pass over a chunk of tokens (one token when decoding).
+// The Mistral forward pass over the rows of one or more sequences (engine/forward_pass.hpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "brise/error.hpp"
+#include "engine/forward_pass.hpp"
 #include "engine/model_weights.hpp"
 #include "engine/parallel_ops.hpp"
-#include "engine/session_state.hpp"
 #include "kernels/activation.hpp"
 #include "kernels/fp16.hpp"
 #include "kernels/norm.hpp"
@@ -62,44 +62,89 @@ void each_row(size_t n, F&& f) {
   for (size_t t = 0; t < n; ++t) f(t);
 }
 
+// The pass as every thread of its OpenMP team runs it.
+class Pass {
+ public:
+  Pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
+       LogitRows rows, PassScratch& scratch, float* logits)
+      : c_(model.config()),
+        weights_(model.weights()),
+        options_(options),
+        seqs_(sequences),
+        rows_(rows),
+        s_(scratch),
+        a_(scratch.act),
+        logits_(logits) {}
+
+  void run_team();
+
+ private:
+  void attention(uint32_t layer, size_t n);
+
+  const ModelConfig& c_;
+  const ModelWeights& weights_;
+  const PassOptions& options_;
+  std::span<SequenceRows> seqs_;
+  LogitRows rows_;
+  PassScratch& s_;
+  Activations& a_;
+  float* logits_;
+};
+
 }  // namespace
 
-// One OpenMP team runs the whole chunk: every thread executes this function, the work of each step
-// is split inside it (matmul rows handed out by the step's own counter, tokens or heads by
+// One OpenMP team runs the whole pass: every thread executes Pass::run_team, the work of each step
+// is split inside it (matmul rows handed out by the step's own counter, rows or heads by
 // worksharing loops), and the threads wait for each other only where a step needs the previous
 // one's result. Numeric faults are found by one thread and end the pass for all of them at the
-// same barrier, then are thrown by the caller.
-void Session::State::forward(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
-  const ModelConfig& c = model->config();
-  const size_t n = ids.size();
-  act.ensure(n, c, options.kv_type);
-  cache.reserve(pos0 + n);
+// same barrier, then are thrown here.
+void forward_pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
+                  LogitRows rows, PassScratch& scratch, float* logits) {
+  const ModelConfig& c = model.config();
+  size_t n = 0;
+  scratch.row_sequence.clear();
+  scratch.logit_rows.clear();
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    SequenceRows& seq = sequences[i];
+    seq.row0 = n;
+    n += seq.ids.size();
+    scratch.row_sequence.insert(scratch.row_sequence.end(), seq.ids.size(),
+                                static_cast<uint32_t>(i));
+    if (rows == LogitRows::Last) scratch.logit_rows.push_back(n - 1);
+  }
+  if (rows == LogitRows::All)
+    for (size_t t = 0; t < n; ++t) scratch.logit_rows.push_back(t);
+  scratch.act.ensure(n, c, options.kv_type);
   // One counter per matmul step (4 per layer and the classifier), zero before the team starts.
-  schedule = std::vector<std::atomic<size_t>>(4 * size_t{c.n_layers} + 1);
-  fault = nullptr;
+  scratch.schedule = std::vector<std::atomic<size_t>>(4 * size_t{c.n_layers} + 1);
+  scratch.fault = nullptr;
   // Threads worth waking for one layer's matmuls (a small model decoding runs on one thread).
   const size_t layer_macs =
       size_t{c.dim} * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.hidden_dim;
-  const int team = team_size(n * layer_macs, threads);
+  const int team = team_size(n * layer_macs, options.threads);
+  Pass pass(model, options, sequences, rows, scratch, logits);
 #pragma omp parallel num_threads(team)
-  forward_team(ids, pos0, rows);
-  if (fault) std::rethrow_exception(fault);
+  pass.run_team();
+  if (scratch.fault) std::rethrow_exception(scratch.fault);
 }
 
-void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, LogitRows rows) {
-  const ModelConfig& c = model->config();
-  const ModelWeights& weights = model->weights();
-  const size_t n = ids.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
+namespace {
+
+void Pass::run_team() {
+  const ModelConfig& c = c_;
+  const ModelWeights& weights = weights_;
+  const size_t n = s_.row_sequence.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
   const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  Activations& a = act;
-  std::atomic<size_t>* next = schedule.data();
+  Activations& a = a_;
+  std::atomic<size_t>* next = s_.schedule.data();
+  std::exception_ptr& fault = s_.fault;
 
   // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
-  // of the matrices is quantized (unless the session is exact). Ends with the team waiting.
+  // of the matrices is quantized (unless the pass is exact). Ends with the team waiting.
   const auto input = [&](const float* x, size_t rows_in, size_t cols,
                          std::initializer_list<const kernels::WeightMatrix*> ws) {
     bool quantize = false;
-    for (const auto* w : ws) quantize = quantize || (w->type->quantized && !options.exact);
+    for (const auto* w : ws) quantize = quantize || (w->type->quantized && !options_.exact);
     if (!quantize) return MatmulInput{x, rows_in, std::nullopt};
     const kernels::Q8Activations q = a.q8_view(cols);
     const size_t blocks = cols / kernels::kQ8Block;
@@ -128,8 +173,10 @@ void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, L
   };
 
   each_row(n, [&](size_t t) {
-    embedding_row(weights.token_embedding, ids[t], &a.x[t * dim]);
-    kernels::rope_angles(pos0 + t, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
+    const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+    const size_t i = t - seq.row0;
+    embedding_row(weights.token_embedding, seq.ids[i], &a.x[t * dim]);
+    kernels::rope_angles(seq.pos0 + i, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
                          &a.rope_sin[t * hd / 2]);
   });
 
@@ -149,7 +196,7 @@ void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, L
       kernels::rope_apply(&a.k[t * kv_dim], c.n_kv_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
     });
-    attention(l, n, pos0);
+    attention(l, n);
     matmuls({{w.wo, a.h.data()}}, input(a.att.data(), n, q_dim, {&w.wo}));
     each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
 
@@ -168,48 +215,49 @@ void Session::State::forward_team(std::span<const int32_t> ids, uint64_t pos0, L
     if (!check([&] { check_residual(a.x.data(), n, dim, l); })) return;
   }
 
-  // logits = output · (rmsnorm(x) * output_norm), for the rows asked for.
-  const size_t first = rows == LogitRows::All ? 0 : n - 1;
-  const size_t n_out = n - first;
-  const float* xn_out = &a.xn[first * dim];
-  each_row(n_out, [&](size_t t) {
-    kernels::rmsnorm(&a.x[(first + t) * dim], weights.output_norm, dim, c.norm_eps,
-                     &a.xn[(first + t) * dim]);
+  // logits = output · (rmsnorm(x) * output_norm), for the rows asked for, gathered into the
+  // first rows of xn.
+  const size_t n_out = s_.logit_rows.size();
+  each_row(n_out, [&](size_t o) {
+    kernels::rmsnorm(&a.x[s_.logit_rows[o] * dim], weights.output_norm, dim, c.norm_eps,
+                     &a.xn[o * dim]);
   });
-  float* out = rows == LogitRows::All ? all_logits.data() : logits.data();
-  matmuls({{weights.output, out}}, input(xn_out, n_out, dim, {&weights.output}));
-  check([&] { check_finite(out, n_out * c.vocab_size, "the output layer"); });
+  matmuls({{weights.output, logits_}}, input(a.xn.data(), n_out, dim, {&weights.output}));
+  check([&] { check_finite(logits_, n_out * c.vocab_size, "the output layer"); });
 }
 
-// Grouped-query attention of every query of the chunk. Keys of earlier positions come from the
-// cache; keys of the chunk itself from the chunk's own K/V rows (staged in the cache's type), so
-// a chunk longer than the window still sees exactly positions i - W < j <= i. Every query walks
-// its keys oldest first, so the result does not depend on how the prompt was chunked. Run by the
-// whole team.
-void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
-  const ModelConfig& c = model->config();
+// Grouped-query attention of every query of the pass. Keys of earlier positions come from the
+// sequence's cache; keys of the pass itself from the sequence's own K/V rows (staged in the
+// cache's type), so a chunk longer than the window still sees exactly positions i - W < j <= i.
+// Every query walks its keys oldest first, so the result does not depend on how the prompt was
+// chunked or batched. Run by the whole team.
+void Pass::attention(uint32_t layer, size_t n) {
+  const ModelConfig& c = c_;
   const size_t hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), group = c.group_size();
-  const size_t eb = cache.element_bytes();
-  Activations& a = act;
+  Activations& a = a_;
+  const bool f16 = options_.kv_type == TensorType::F16;
+  const size_t eb = f16 ? sizeof(uint16_t) : sizeof(float);
 
-  const std::byte* k_chunk = reinterpret_cast<const std::byte*>(a.k.data());
-  const std::byte* v_chunk = reinterpret_cast<const std::byte*>(a.v.data());
-  if (options.kv_type == TensorType::F16) {
+  const std::byte* k_rows = reinterpret_cast<const std::byte*>(a.k.data());
+  const std::byte* v_rows = reinterpret_cast<const std::byte*>(a.v.data());
+  if (f16) {
     each_row(n, [&](size_t t) {
       kernels::convert_f32_to_f16(&a.k[t * kv_dim], &a.k16[t * kv_dim], kv_dim);
       kernels::convert_f32_to_f16(&a.v[t * kv_dim], &a.v16[t * kv_dim], kv_dim);
     });
-    k_chunk = reinterpret_cast<const std::byte*>(a.k16.data());
-    v_chunk = reinterpret_cast<const std::byte*>(a.v16.data());
+    k_rows = reinterpret_cast<const std::byte*>(a.k16.data());
+    v_rows = reinterpret_cast<const std::byte*>(a.v16.data());
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const uint64_t slots = cache.max_slots();
 
 #pragma omp for collapse(2) schedule(static)
   for (size_t t = 0; t < n; ++t) {
     for (size_t h = 0; h < c.n_kv_heads; ++h) {
-      const uint64_t pos = pos0 + t;
-      const uint64_t first = window && pos + 1 > *window ? pos + 1 - *window : 0;
+      const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+      KVCache& cache = *seq.cache;
+      const uint64_t slots = cache.max_slots();
+      const uint64_t pos0 = seq.pos0, pos = pos0 + (t - seq.row0);
+      const uint64_t first = seq.window && pos + 1 > *seq.window ? pos + 1 - *seq.window : 0;
       const size_t head = h * hd * eb;
       kernels::KVSegment segments[3];
       size_t count = 0;
@@ -220,8 +268,8 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
         if (len > run)
           segments[count++] = {cache.key(layer, 0) + head, cache.value(layer, 0) + head, len - run};
       }
-      const uint64_t c0 = std::max(first, pos0) - pos0;  // chunk rows [c0, t]
-      segments[count++] = {k_chunk + (c0 * kv_dim) * eb + head, v_chunk + (c0 * kv_dim) * eb + head,
+      const uint64_t c0 = seq.row0 + (std::max(first, pos0) - pos0);  // the pass's rows [c0, t]
+      segments[count++] = {k_rows + (c0 * kv_dim) * eb + head, v_rows + (c0 * kv_dim) * eb + head,
                            t - c0 + 1};
       const kernels::KVView view{&cache.type(), hd, kv_dim, {segments, count}};
       const size_t q_off = t * q_dim + h * group * hd;
@@ -229,16 +277,20 @@ void Session::State::attention(uint32_t layer, size_t n, uint64_t pos0) {
     }
   }
 
-  // Store the chunk's keys and values. A chunk longer than the ring wraps it: only its last
-  // `slots` positions stay, each in a slot of its own, so the stores can be split freely.
-  const size_t kept = std::min<uint64_t>(n, slots);
-  each_row(kept, [&](size_t i) {
-    const size_t t = n - kept + i;
-    const uint32_t s = cache.slot(pos0 + t);
-    std::memcpy(cache.key(layer, s), k_chunk + t * kv_dim * eb, kv_dim * eb);
-    std::memcpy(cache.value(layer, s), v_chunk + t * kv_dim * eb, kv_dim * eb);
+  // Store the rows' keys and values. A chunk longer than its ring wraps it: only its last `slots`
+  // positions stay, each in a slot of its own, so the stores can be split freely.
+  each_row(n, [&](size_t t) {
+    const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+    KVCache& cache = *seq.cache;
+    const size_t i = t - seq.row0;
+    if (seq.ids.size() - i > cache.max_slots()) return;  // overwritten later in this pass
+    const uint32_t slot = cache.slot(seq.pos0 + i);
+    std::memcpy(cache.key(layer, slot), k_rows + t * kv_dim * eb, kv_dim * eb);
+    std::memcpy(cache.value(layer, slot), v_rows + t * kv_dim * eb, kv_dim * eb);
   });
 }
+
+}  // namespace
 
 void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
   if (n <= tokens) return;

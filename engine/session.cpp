@@ -50,6 +50,18 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   state_->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
 }
 
+SequenceRows Session::State::rows(std::span<const int32_t> ids) {
+  const uint64_t pos0 = tokens.size();
+  cache.reserve(pos0 + ids.size());
+  return {&cache, window, ids, pos0, 0};
+}
+
+void Session::State::forward(std::span<const int32_t> ids, LogitRows which) {
+  SequenceRows seq = rows(ids);
+  float* out = which == LogitRows::All ? all_logits.data() : logits.data();
+  forward_pass(*model, pass_options(threads), {&seq, 1}, which, scratch, out);
+}
+
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
@@ -75,7 +87,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> ids) {
   try {
     for (size_t i = 0; i < ids.size(); i += chunk) {
       const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
-      s.forward(part, s.tokens.size(), LogitRows::Last);
+      s.forward(part, LogitRows::Last);
       s.tokens.insert(s.tokens.end(), part.begin(), part.end());
     }
   } catch (...) {
@@ -96,7 +108,7 @@ void Session::prefill_all_logits(std::span<const int32_t> ids,
     for (size_t i = 0; i < ids.size(); i += chunk) {
       const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
       s.all_logits.resize(part.size() * vocab);
-      s.forward(part, s.tokens.size(), LogitRows::All);
+      s.forward(part, LogitRows::All);
       s.tokens.insert(s.tokens.end(), part.begin(), part.end());
       for (size_t t = 0; t < part.size(); ++t) row(i + t, {&s.all_logits[t * vocab], vocab});
       std::copy_n(&s.all_logits[(part.size() - 1) * vocab], vocab, s.logits.begin());

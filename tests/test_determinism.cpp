@@ -11,35 +11,13 @@
 
 #include "brise/model.hpp"
 #include "brise/session.hpp"
-#include "brise/synth.hpp"
 #include "engine/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/testdata.hpp"
+#include "support/wide_model.hpp"
 
 namespace brise {
 namespace {
-
-namespace fs = std::filesystem;
-
-fs::path write_model(const fs::path& dir, TensorType type) {
-  SynthSpec spec;
-  spec.config.name = "determinism";
-  spec.config.dim = 256;
-  spec.config.n_layers = 2;
-  spec.config.n_heads = 4;
-  spec.config.n_kv_heads = 2;
-  spec.config.head_dim = 64;
-  spec.config.hidden_dim = 768;
-  spec.config.vocab_size = 512;
-  spec.config.context_length = 1024;
-  spec.config.rope_theta = 10000.0;
-  spec.config.sliding_window = 300;  // the ring wraps inside the 512-token chunk
-  spec.type = type;
-  spec.seed = 7;
-  const fs::path path = dir / ("determinism-" + std::string(tensor_type_name(type)) + ".gguf");
-  write_synthetic_model(path, spec);
-  return path;
-}
 
 TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
   const auto scratch = test::scratch_dir("determinism");
@@ -50,7 +28,7 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
 
   for (const kernels::TypeTraits& t : kernels::all_types()) {
     const auto type = static_cast<TensorType>(t.ggml_id);
-    const auto model = Model::load(write_model(scratch, type));
+    const auto model = Model::load(test::write_wide_model(scratch, type));
     for (bool exact : {false, true}) {
       if (exact && !t.quantized) continue;
       std::vector<float> first;

@@ -70,6 +70,7 @@ class Session {
   const SessionOptions& options() const;
 
  private:
+  friend class Batch;  // feeds several sessions in one pass (brise/batch.hpp)
   struct State;
   std::unique_ptr<State> state_;
 };

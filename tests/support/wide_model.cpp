@@ -1,0 +1,29 @@
+#include "support/wide_model.hpp"
+
+#include <string>
+
+#include "brise/synth.hpp"
+
+namespace brise::test {
+
+std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorType type) {
+  SynthSpec spec;
+  spec.config.name = "wide";
+  spec.config.dim = 256;
+  spec.config.n_layers = 2;
+  spec.config.n_heads = 4;
+  spec.config.n_kv_heads = 2;
+  spec.config.head_dim = 64;
+  spec.config.hidden_dim = 768;
+  spec.config.vocab_size = 512;
+  spec.config.context_length = 1024;
+  spec.config.rope_theta = 10000.0;
+  spec.config.sliding_window = 300;  // the ring wraps inside a 512-token chunk
+  spec.type = type;
+  spec.seed = 7;
+  const auto path = dir / ("wide-" + std::string(tensor_type_name(type)) + ".gguf");
+  write_synthetic_model(path, spec);
+  return path;
+}
+
+}  // namespace brise::test

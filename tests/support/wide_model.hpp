@@ -1,0 +1,16 @@
+// A synthetic model wide enough that matmuls and attention really split across threads, with a
+// sliding window (300) that a 512-token chunk wraps: the model of the determinism and batch
+// invariance tests.
+#pragma once
+
+#include <filesystem>
+
+#include "brise/tensor_type.hpp"
+
+namespace brise::test {
+
+// Writes it (2 layers, dim 256, 4/2 heads of 64, ffn 768, vocab 512, context 1024) with every
+// matrix of `type` into `dir`, returning the path.
+std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorType type);
+
+}  // namespace brise::test
