@@ -94,21 +94,118 @@ double GenerateResult::decode_tok_s() const {
   return decode_seconds > 0 ? static_cast<double>(decoded_tokens) / decode_seconds : 0.0;
 }
 
+struct Generation::State {
+  const Session& session;
+  const GenerateOptions& options;
+  Sampler sampler;
+  StopStrings stop_strings;
+  std::optional<Tokenizer::StreamDecoder> decoder;
+  std::vector<int32_t> history;  // for the repetition penalty
+  int32_t eos = -1;
+  std::vector<int32_t> generated;
+  std::string text;
+  bool listening = true;
+  bool done = false;
+  StopReason reason = StopReason::MaxTokens;
+
+  State(const Session& s, const GenerateOptions& o)
+      : session(s), options(o), sampler(o.sampling), stop_strings(o.stop_strings) {
+    const Model& model = session.model();
+    const Tokenizer* tokenizer = model.has_tokenizer() ? &model.tokenizer() : nullptr;
+    if (!tokenizer && !options.stop_strings.empty())
+      throw Error("generate: stop strings need a model with a tokenizer");
+    // The decoder sees everything fed so far, so the first generated piece keeps its leading
+    // space exactly when it continues earlier text (not after BOS alone).
+    if (tokenizer) {
+      decoder.emplace(*tokenizer, /*at_start=*/true);
+      for (int32_t id : session.tokens()) decoder->push(id);
+      eos = tokenizer->eos_id();
+    }
+    history = session.tokens();
+  }
+
+  void emit(const std::string& piece, const std::function<bool(std::string_view)>& on_text) {
+    if (piece.empty()) return;
+    text += piece;
+    if (listening && on_text) listening = on_text(piece);
+  }
+
+  // Decides whether `id` ends generation; streams its text.
+  bool stops(int32_t id, const std::function<bool(std::string_view)>& on_text) {
+    if (options.stop_at_eos && id == eos) return reason = StopReason::Eos, true;
+    const auto& ids = options.stop_ids;
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return reason = StopReason::StopId, true;
+    if (decoder) {
+      emit(stop_strings.push(decoder->push(id)), on_text);
+      if (stop_strings.stopped()) return reason = StopReason::StopString, true;
+      if (!listening) return reason = StopReason::Callback, true;
+    }
+    if (generated.size() >= options.max_tokens) return reason = StopReason::MaxTokens, true;
+    if (!session.sliding_window() && session.position() >= session.kv_capacity())
+      return reason = StopReason::ContextFull, true;
+    return false;
+  }
+
+  void finish(const std::function<bool(std::string_view)>& on_text) {
+    done = true;
+    if (decoder && reason != StopReason::StopString) {
+      emit(stop_strings.push(decoder->flush()), on_text);
+      if (!stop_strings.stopped()) emit(stop_strings.finish(), on_text);
+      if (stop_strings.stopped()) reason = StopReason::StopString;
+    }
+  }
+};
+
+Generation::Generation(const Session& session, const GenerateOptions& options)
+    : state_(std::make_unique<State>(session, options)) {}
+Generation::~Generation() = default;
+Generation::Generation(Generation&&) noexcept = default;
+Generation& Generation::operator=(Generation&&) noexcept = default;
+
+bool Generation::advance(std::span<const float> logits,
+                         const std::function<bool(std::string_view)>& on_text) {
+  State& g = *state_;
+  if (g.done) throw Error("generate: advance() after generation ended");
+  if (g.generated.size() >= g.options.max_tokens) {  // max_tokens 0
+    g.finish(on_text);
+    return false;
+  }
+  const int32_t id = g.sampler.sample(logits, g.history);
+  g.generated.push_back(id);
+  g.history.push_back(id);
+  if (g.stops(id, on_text)) {
+    g.finish(on_text);
+    return false;
+  }
+  return true;
+}
+
+int32_t Generation::last_token() const {
+  return state_->generated.empty() ? -1 : state_->generated.back();
+}
+bool Generation::done() const {
+  return state_->done;
+}
+StopReason Generation::stop_reason() const {
+  return state_->reason;
+}
+const std::vector<int32_t>& Generation::generated_ids() const {
+  return state_->generated;
+}
+const std::string& Generation::text() const {
+  return state_->text;
+}
+
 GenerateResult generate(Session& session, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<bool(std::string_view)>& on_text) {
-  Sampler sampler(options.sampling);  // validates the parameters first
-  StopStrings stop_strings(options.stop_strings);
-  const Model& model = session.model();
-  const Tokenizer* tokenizer = model.has_tokenizer() ? &model.tokenizer() : nullptr;
-  if (!tokenizer && !options.stop_strings.empty())
-    throw Error("generate: stop strings need a model with a tokenizer");
+  const Sampler validate(options.sampling);  // the parameters are checked before any work
+  const StopStrings validate_stops(options.stop_strings);
   if (prompt.empty() && session.position() == 0)
     throw Error("generate: the prompt is empty (it needs at least BOS)");
 
   GenerateResult result;
   result.prompt_ids.assign(prompt.begin(), prompt.end());
-
   std::span<const float> logits;
   if (prompt.empty()) {
     logits = session.logits();  // continue where the session stands
@@ -120,65 +217,16 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt,
     result.prefill_seconds = seconds_since(start);
   }
 
-  // The decoder sees everything fed so far, so the first generated piece keeps its leading space
-  // exactly when it continues earlier text (not after BOS alone).
-  std::optional<Tokenizer::StreamDecoder> decoder;
-  if (tokenizer) {
-    decoder.emplace(*tokenizer, /*at_start=*/true);
-    for (int32_t id : session.tokens()) decoder->push(id);
-  }
-
-  bool listening = true;
-  auto emit = [&](const std::string& text) {
-    if (text.empty()) return;
-    result.text += text;
-    if (listening && on_text) listening = on_text(text);
-  };
-
-  std::vector<int32_t> history = session.tokens();  // for the repetition penalty
-  const int32_t eos = tokenizer ? tokenizer->eos_id() : -1;
-  const auto& stop_ids = options.stop_ids;
-  StopReason reason = StopReason::MaxTokens;
-  while (result.generated_ids.size() < options.max_tokens) {
-    const int32_t id = sampler.sample(logits, history);
-    result.generated_ids.push_back(id);
-    history.push_back(id);
-    if (options.stop_at_eos && id == eos) {
-      reason = StopReason::Eos;
-      break;
-    }
-    if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
-      reason = StopReason::StopId;
-      break;
-    }
-    if (decoder) {
-      emit(stop_strings.push(decoder->push(id)));
-      if (stop_strings.stopped()) {
-        reason = StopReason::StopString;
-        break;
-      }
-      if (!listening) {
-        reason = StopReason::Callback;
-        break;
-      }
-    }
-    if (result.generated_ids.size() >= options.max_tokens) break;  // no need to feed the last
-    if (!session.sliding_window() && session.position() >= session.kv_capacity()) {
-      reason = StopReason::ContextFull;
-      break;
-    }
+  Generation generation(session, options);
+  while (generation.advance(logits, on_text)) {
     const auto start = Clock::now();
-    logits = session.decode(id);
+    logits = session.decode(generation.last_token());
     result.decode_seconds += seconds_since(start);
     ++result.decoded_tokens;
   }
-
-  if (decoder && reason != StopReason::StopString) {
-    emit(stop_strings.push(decoder->flush()));
-    if (!stop_strings.stopped()) emit(stop_strings.finish());
-    if (stop_strings.stopped()) reason = StopReason::StopString;
-  }
-  result.stop_reason = reason;
+  result.generated_ids = generation.generated_ids();
+  result.text = generation.text();
+  result.stop_reason = generation.stop_reason();
   return result;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,6 +38,37 @@ struct GenerateResult {
   uint32_t decoded_tokens = 0;
   double prefill_tok_s() const;  // prompt tokens per second (0 when nothing was timed)
   double decode_tok_s() const;   // decoded_tokens per second (0 when nothing was timed)
+};
+
+// One generation taken a token at a time, for callers that feed the session themselves (a server
+// batching many sessions, brise/batch.hpp); generate() below is this loop with Session::decode.
+// Construct it once the prompt has been fed (the session holds the prompt and its logits).
+// Each advance() samples a token from the logits after the last fed token, applies the same stop
+// checks in the same order as generate(), streams the text that became complete to `on_text`,
+// and says whether that token is to be fed next (then call advance again with the new logits).
+// Given the same session state and logits, it produces exactly generate()'s tokens and text.
+class Generation {
+ public:
+  // Throws brise::Error on invalid options (as generate()). `session` and `options` must
+  // outlive this.
+  Generation(const Session& session, const GenerateOptions& options);
+  ~Generation();
+  Generation(Generation&&) noexcept;
+  Generation& operator=(Generation&&) noexcept;
+
+  // Returns true when last_token() must be fed; false when generation ended (stop_reason()),
+  // after the held-back text was flushed to `on_text`.
+  bool advance(std::span<const float> logits,
+               const std::function<bool(std::string_view)>& on_text = {});
+  int32_t last_token() const;
+  bool done() const;
+  StopReason stop_reason() const;
+  const std::vector<int32_t>& generated_ids() const;
+  const std::string& text() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // `on_text` receives text as it becomes complete; returning false stops generation.
