@@ -18,5 +18,6 @@ int cmd_chat(const Args& args);
 int cmd_logits(const Args& args);
 int cmd_synth(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_serve(const Args& args);
 
 }  // namespace brise::cli

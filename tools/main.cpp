@@ -28,6 +28,7 @@ constexpr Command kCommands[] = {
     {"logits", brise::cli::cmd_logits, "write the logits of a token sequence"},
     {"synth", brise::cli::cmd_synth, "write a model with random weights in real Mistral shapes"},
     {"bench", brise::cli::cmd_bench, "measure prefill and decode speed"},
+    {"serve", brise::cli::cmd_serve, "serve OpenAI's API and a chat page over HTTP"},
 };
 
 void print_usage(std::FILE* to) {

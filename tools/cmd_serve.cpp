@@ -1,0 +1,99 @@
+// brise serve -m M.gguf [--host H] [--port P] [--parallel N] ...: an OpenAI-compatible HTTP server
+// (tools/serve/). SIGINT/SIGTERM stop it: no new requests, running ones get a few seconds to
+// finish, exit 0.
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "brise/error.hpp"
+#include "cli_args.hpp"
+#include "commands.hpp"
+#include "serve/server.hpp"
+#include "session_args.hpp"
+
+namespace brise::cli {
+
+int cmd_serve(const Args& args) {
+  SessionArgs session_args;
+  serve::ServerOptions server;
+  std::string host = server.host;
+  int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
+          grace = 3;
+  int64_t prefill_chunk = 64;
+  std::string api_key;
+  ArgParser p(
+      "serve", "-m MODEL.gguf [options]",
+      "Serves OpenAI's API (POST /v1/chat/completions, POST /v1/completions, GET /v1/models)\n"
+      "and a chat page (GET /) over HTTP, plus GET /health and GET /metrics (Prometheus).\n"
+      "Up to --parallel requests run at once, batched into one forward pass per step;\n"
+      "a request's output does not depend on the others. SIGINT/SIGTERM stop it.");
+  session_args.add_to(p);
+  p.option("--host", &host, "ADDR", "address to listen on (default: 127.0.0.1, this machine only)");
+  p.option("--port", &port, "PORT", "TCP port (default: 8080; 0: any free port)", 0, 65535);
+  p.option("--parallel", &parallel, "N", "requests run at once (default: 1)", 1, 256);
+  p.option("--queue", &queue, "N", "requests that may wait for a slot; more get 429 (default: 64)",
+           0, 1 << 20);
+  p.option("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' on /v1/*");
+  p.option("--max-body", &max_body, "BYTES", "largest request body (default: 1 MiB)", 1,
+           int64_t{1} << 30);
+  p.option("--timeout", &timeout, "SECONDS", "to receive a whole request (default: 10)", 1, 3600);
+  p.option("--prefill-chunk", &prefill_chunk, "N",
+           "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
+  p.option("--grace", &grace, "SECONDS",
+           "running requests may finish after a stop signal (default: 3)", 0, 3600);
+  if (!p.parse(args)) return 0;
+  if (api_key.empty() && std::getenv("BRISE_API_KEY")) api_key = std::getenv("BRISE_API_KEY");
+
+  server.host = host;
+  server.port = static_cast<int>(port);
+  server.api_key = api_key;
+  server.max_body_bytes = static_cast<size_t>(max_body);
+  server.request_timeout = std::chrono::seconds(timeout);
+  server.http_threads = std::max<size_t>(32, 2 * static_cast<size_t>(parallel) + 16);
+  serve::SchedulerOptions scheduling;
+  scheduling.parallel = static_cast<int>(parallel);
+  scheduling.queue_limit = static_cast<size_t>(queue);
+  scheduling.prefill_chunk = static_cast<uint32_t>(prefill_chunk);
+  scheduling.prefill_chunk_alone = static_cast<uint32_t>(session_args.chunk);
+  scheduling.session = session_args.session_options();
+  scheduling.threads = static_cast<int>(session_args.threads);
+
+  // Signals go to one thread that waits for them; every other thread (created after this) has
+  // them blocked.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  serve::Server http(server);
+  std::printf("brise serve: listening on http://%s:%d\n", host.c_str(), http.port());
+  std::fflush(stdout);
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "brise serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http.stop(std::chrono::seconds(grace));
+  });
+
+  try {
+    const auto model = session_args.load_model();
+    const std::string id = std::filesystem::path(session_args.model).stem().string();
+    http.set_model(model, id, scheduling);
+    std::fprintf(stderr, "brise serve: model '%s' ready, %lld slot(s)\n", id.c_str(),
+                 static_cast<long long>(parallel));
+  } catch (...) {
+    pthread_kill(signals.native_handle(), SIGTERM);  // end the signal thread, then fail
+    signals.join();
+    throw;
+  }
+  http.wait();
+  signals.join();
+  std::fprintf(stderr, "brise serve: stopped\n");
+  return 0;
+}
+
+}  // namespace brise::cli

@@ -1,0 +1,63 @@
+// OpenAI's API as brise serve speaks it: request bodies parsed and validated into ApiRequest,
+// errors as OpenAI's error object, and the response and stream-chunk objects. No I/O: the HTTP
+// layer (http_server.cpp) and the libFuzzer target (tests/fuzz) call these on raw bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "brise/chat.hpp"
+#include "brise/sampler.hpp"
+
+namespace brise::serve {
+
+// An error answered with OpenAI's error object and an HTTP status.
+struct ApiError : std::runtime_error {
+  int status;
+  std::string type;   // invalid_request_error, authentication_error, ...
+  std::string param;  // the offending field, or empty
+  std::string code;   // e.g. context_length_exceeded, or empty
+  ApiError(int status, std::string message, std::string param = {}, std::string code = {},
+           std::string type = {});
+};
+
+// {"error": {"message", "type", "param", "code"}} (param/code null when empty).
+nlohmann::json error_body(const ApiError& e);
+
+enum class Endpoint { ChatCompletions, Completions };
+
+struct ApiRequest {
+  Endpoint endpoint = Endpoint::ChatCompletions;
+  std::string model;                   // as sent ("" when absent)
+  std::vector<ChatMessage> messages;   // chat completions
+  std::string prompt;                  // completions
+  std::optional<uint32_t> max_tokens;  // nullopt: the endpoint's default
+  SamplingParams sampling;
+  bool seeded = false;  // `seed` was given (otherwise the server draws one)
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+};
+
+struct ParseLimits {
+  size_t max_depth = 32;  // JSON nesting
+  size_t max_messages = 4096;
+  size_t max_stop = 4;  // as OpenAI
+  uint32_t max_tokens_limit = 1u << 20;
+};
+
+// Parses a request body (any bytes). Throws ApiError (400) naming the field on malformed JSON,
+// invalid UTF-8, nesting deeper than the limit, wrong types, out-of-range values, n != 1 and the
+// like; never anything else but std::bad_alloc.
+ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ParseLimits& limits = {});
+
+// OpenAI's finish_reason for a brise stop reason ("stop" or "length").
+std::string_view finish_reason_name(bool length);
+
+}  // namespace brise::serve

@@ -1,0 +1,76 @@
+// brise serve's HTTP side: OpenAI's endpoints over a Scheduler, on cpp-httplib.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "brise/model.hpp"
+#include "scheduler.hpp"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace brise::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;      // 0: any free port (port() tells which)
+  std::string api_key;  // when set, /v1/* need "Authorization: Bearer <key>"
+  size_t max_body_bytes = size_t{1} << 20;
+  std::chrono::milliseconds request_timeout{10000};  // to receive a whole request
+  std::chrono::milliseconds idle_timeout{5000};      // between reads, and keep-alive waits
+  std::chrono::milliseconds write_timeout{10000};
+  size_t http_threads = 32;  // connections served at once
+};
+
+class Server {
+ public:
+  // Binds the socket (brise::Error when it cannot) and starts serving: /health answers 503 and
+  // the API 503 with Retry-After until set_model() is called.
+  explicit Server(ServerOptions options);
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }
+  // The model is loaded: `model_id` is the name /v1/models lists and requests may ask for.
+  void set_model(std::shared_ptr<const Model> model, std::string model_id,
+                 SchedulerOptions options);
+  // Stops accepting requests, lets running ones finish for `grace` (then ends them with an
+  // error), closes the listener and waits for the HTTP threads. Idempotent.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  // Blocks until stop() was called and has finished.
+  void wait();
+
+ private:
+  class Http;
+  void routes();
+  void serve_completion(int endpoint, const httplib::Request& req, httplib::Response& res);
+  std::string metrics() const;
+  void count_status(int status);
+
+  ServerOptions options_;
+  std::unique_ptr<Http> http_;
+  int port_ = 0;
+  std::thread listener_;
+  std::shared_ptr<const Model> model_;
+  std::string model_id_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::atomic<bool> ready_{false}, stopping_{false};
+  std::mutex stop_mutex_;
+  bool stopped_ = false;
+  std::condition_variable stopped_cv_;
+  mutable std::mutex status_mutex_;
+  std::map<int, uint64_t> responses_;  // by HTTP status
+};
+
+}  // namespace brise::serve

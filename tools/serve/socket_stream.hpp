@@ -1,0 +1,45 @@
+// The connection stream brise serve hands to cpp-httplib: httplib's own socket stream bounds each
+// read by a timeout, so a client that sends a byte every second keeps a connection (and a
+// server thread) forever. This one also bounds the whole request: reads fail once the request
+// has been arriving for longer than its deadline, and the connection is closed.
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+
+namespace brise::serve {
+
+class SocketStream final : public httplib::Stream {
+ public:
+  using Clock = std::chrono::steady_clock;
+  SocketStream(socket_t sock, std::chrono::milliseconds read_timeout,
+               std::chrono::milliseconds write_timeout);
+
+  // A new request starts arriving: its reads must be done by `deadline`.
+  void start_request(Clock::time_point deadline) { deadline_ = deadline; }
+  // Waits up to `timeout` for the next request's first bytes (keep-alive); false on a closed
+  // connection or none.
+  bool wait_readable(std::chrono::milliseconds timeout) const;
+
+  bool is_readable() const override;
+  // Writable now and the peer has not closed the connection: a streaming response stops
+  // early when its client has gone.
+  bool is_writable() const override;
+  ssize_t read(char* ptr, size_t size) override;
+  ssize_t write(const char* ptr, size_t size) override;
+  void get_remote_ip_and_port(std::string& ip, int& port) const override;
+  void get_local_ip_and_port(std::string& ip, int& port) const override;
+  socket_t socket() const override { return sock_; }
+
+ private:
+  int poll_for(short events, std::chrono::milliseconds timeout) const;
+
+  socket_t sock_;
+  std::chrono::milliseconds read_timeout_, write_timeout_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  char buffer_[4096];  // httplib reads request lines a byte at a time
+  size_t buffered_ = 0, offset_ = 0;
+};
+
+}  // namespace brise::serve
