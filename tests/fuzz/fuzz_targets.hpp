@@ -28,10 +28,12 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
+#include "brise/sampler.hpp"
 #include "brise/session.hpp"
 #include "brise/tokenizer.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/safetensors.hpp"
+#include "serve/api.hpp"
 
 namespace brise::fuzz {
 
@@ -431,6 +433,36 @@ inline void model_target(Bytes data) {
   }
 }
 
+// brise serve's request parser: the first byte picks the endpoint, the rest is the body. Only
+// ApiError may come out; an accepted request holds valid UTF-8 text and values in range that the
+// sampler accepts, and every error renders as OpenAI's error object.
+inline void request_target(Bytes data) {
+  if (data.empty()) return;
+  const auto endpoint =
+      data[0] & 1 ? serve::Endpoint::Completions : serve::Endpoint::ChatCompletions;
+  const std::string_view body = as_text(data.subspan(1));
+  try {
+    const serve::ApiRequest r = serve::parse_request(endpoint, body);
+    for (const auto& m : r.messages) require(valid_utf8(m.content), "message content not UTF-8");
+    require(valid_utf8(r.prompt) && valid_utf8(r.model), "prompt or model not UTF-8");
+    for (const auto& s : r.stop) require(valid_utf8(s) && !s.empty(), "bad stop string");
+    require(!r.max_tokens ||
+                (*r.max_tokens >= 1 && *r.max_tokens <= serve::ParseLimits{}.max_tokens_limit),
+            "max_tokens out of range");
+    require(endpoint != serve::Endpoint::ChatCompletions || !r.messages.empty(), "no messages");
+    try {
+      Sampler sampler(r.sampling);
+    } catch (const Error& e) {
+      require(false, std::string("accepted sampling parameters the sampler rejects: ") + e.what());
+    }
+  } catch (const serve::ApiError& e) {
+    require(e.status == 400, "a parse error that is not a 400");
+    const std::string text =
+        serve::error_body(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    require(text.find("\"error\"") != std::string::npos, "error object without 'error'");
+  }
+}
+
 // --- registry --------------------------------------------------------------------------------
 
 struct Target {
@@ -443,7 +475,7 @@ inline constexpr Target kTargets[] = {
     {"gguf", gguf_target, false},     {"safetensors", safetensors_target, false},
     {"config", config_target, false}, {"sentencepiece", sentencepiece_target, false},
     {"encode", encode_target, true},  {"decode", decode_target, true},
-    {"model", model_target, false},
+    {"model", model_target, false},   {"request", request_target, false},
 };
 
 inline const Target* find_target(std::string_view name) {

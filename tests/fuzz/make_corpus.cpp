@@ -264,6 +264,16 @@ int main(int argc, char** argv) {
         corpus.add("model", name, model_input(bytes, {1, 403, 407, 261, 378}, 0x20));
     }
     add_synthetic_models(corpus, tmp);
+    // brise serve request bodies (first byte: 0 chat completions, 1 completions).
+    const char* const requests[] = {
+        R"({"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"max_tokens":16,"temperature":0.7,"top_p":0.9,"seed":42,"stop":["\n","END"],"stream":true,"stream_options":{"include_usage":true}})",
+        R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":"c"},{"role":"user","content":"d"}],"max_completion_tokens":3,"n":1,"top_k":40,"min_p":0.05,"repeat_penalty":1.1,"logprobs":false})",
+        R"({"prompt":"Once upon a time","max_tokens":32,"temperature":0,"stop":"."})",
+        R"({"prompt":["x"],"logprobs":0,"seed":-1})"};
+    for (size_t i = 0; i < std::size(requests); ++i) {
+      const std::string body = requests[i];
+      corpus.add("request", "request-" + std::to_string(i), static_cast<uint8_t>(i >= 2), body);
+    }
     corpus.add("gguf", "every-value-type.gguf", every_value_type_gguf());
 
     // safetensors headers and shard indexes.

@@ -14,7 +14,8 @@ if (($# < 3)); then
   echo "usage: $0 BRISE_BIN SHARED_DIR TEST_FILE.mjs [extra serve args...]" >&2
   exit 2
 fi
-brise=$1 shared=$2 test_file=$3
+# An empty SHARED_DIR means $BRISE_TESTDATA, else ../shared beside the checkout (as the C++ tests).
+brise=$1 shared=${2:-${BRISE_TESTDATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared}} test_file=$3
 shift 3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

@@ -1,5 +1,7 @@
 #include "api.hpp"
 
+#include "engine/tokenizer_utf8.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -59,14 +61,22 @@ bool boolean(const json& v, const std::string& param) {
   return v.get<bool>();
 }
 
+// Text fields must be valid UTF-8 (the JSON parser passes any bytes through).
+std::string valid_text(std::string s, const std::string& param) {
+  const size_t at = utf8::find_invalid(s);
+  if (at != std::string::npos)
+    throw bad(param, "'" + param + "' is not valid UTF-8 (byte " + std::to_string(at) + ")");
+  return s;
+}
+
 std::string text(const json& v, const std::string& param) {
   if (!v.is_string()) throw bad(param, "'" + param + "' must be a string, not " + kind(v));
-  return v.get<std::string>();
+  return valid_text(v.get<std::string>(), param);
 }
 
 // A message's content: a string, or an array of {"type": "text", "text": ...} parts.
 std::string content_of(const json& v, const std::string& param) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return valid_text(v.get<std::string>(), param);
   if (v.is_null()) return {};
   if (!v.is_array())
     throw bad(param, "'" + param + "' must be a string or an array of text parts, not " + kind(v));
@@ -166,7 +176,7 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ParseLi
     if (p->is_array()) {  // OpenAI also takes a list of prompts: one is what n = 1 serves
       if (p->size() != 1 || !(*p)[0].is_string())
         throw bad("prompt", "'prompt' must be a string (or an array of exactly one string)");
-      r.prompt = (*p)[0].get<std::string>();
+      r.prompt = valid_text((*p)[0].get<std::string>(), "prompt");
     } else {
       r.prompt = text(*p, "prompt");
     }
@@ -201,7 +211,7 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ParseLi
   }
   if (const json* v = field("stop")) {
     if (v->is_string()) {
-      r.stop.push_back(v->get<std::string>());
+      r.stop.push_back(text(*v, "stop"));
     } else if (v->is_array()) {
       if (v->size() > limits.max_stop)
         throw bad("stop", "'stop' holds at most " + std::to_string(limits.max_stop) + " strings");

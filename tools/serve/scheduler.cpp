@@ -54,7 +54,9 @@ Scheduler::~Scheduler() {
 bool Scheduler::submit(const std::shared_ptr<Job>& job) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || queue_.size() >= options_.queue_limit) return false;
+    // Room: a slot that is idle (and not yet promised to a queued job), or a place in the queue.
+    const size_t idle = slots_.size() - stats_.busy;
+    if (stopping_ || queue_.size() >= options_.queue_limit + idle) return false;
     queue_.push_back(job);
   }
   wake_.notify_all();

@@ -42,7 +42,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
   if (e.status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  res.set_content(error_body(e).dump(), kJson);
+  res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), kJson);
 }
 
 json usage_json(const Usage& u) {

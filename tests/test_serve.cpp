@@ -1,0 +1,533 @@
+// brise serve, in process on a free loopback port (and once as the CLI, for the signals): OpenAI's
+// endpoints and shapes, streaming, batch invariance (the same requests alone and among
+// neighbours give byte-identical output), prefix reuse, errors, hostile clients, shutdown.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "brise/chat.hpp"
+#include "brise/generate.hpp"
+#include "brise/model.hpp"
+#include "brise/session.hpp"
+#include "serve/server.hpp"
+#include "support/stories.hpp"
+#include "support/testdata.hpp"
+
+namespace brise::serve {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct Reply {
+  int status = -1;
+  std::string body;
+  httplib::Headers headers;
+  json j() const { return json::parse(body); }
+};
+
+class Client {
+ public:
+  explicit Client(int port, std::string key = {}) : cli_("127.0.0.1", port) {
+    cli_.set_read_timeout(60, 0);
+    if (!key.empty()) cli_.set_bearer_token_auth(key);
+  }
+  Reply post(const std::string& path, const std::string& body) {
+    return to_reply(cli_.Post(path.c_str(), body, "application/json"));
+  }
+  Reply get(const std::string& path) { return to_reply(cli_.Get(path.c_str())); }
+
+ private:
+  static Reply to_reply(const httplib::Result& r) {
+    Reply out;
+    if (!r) return out;
+    out.status = r->status;
+    out.body = r->body;
+    out.headers = r->headers;
+    return out;
+  }
+  httplib::Client cli_;
+};
+
+// The text of a completion or chat completion object.
+std::string text_of(const json& j) {
+  const json& c = j.at("choices").at(0);
+  return c.contains("message") ? c["message"]["content"].get<std::string>()
+                               : c["text"].get<std::string>();
+}
+
+// Streams a request; returns the concatenated deltas, every data line's JSON, and whether [DONE]
+// ended it.
+struct Streamed {
+  std::string text;
+  std::vector<json> chunks;
+  bool done = false;
+  int status = -1;
+};
+Streamed stream(int port, const std::string& path, json body) {
+  body["stream"] = true;
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(60, 0);
+  Streamed s;
+  std::string buffer;
+  httplib::Request req;
+  auto res = cli.Post(path.c_str(), httplib::Headers{}, body.dump(), "application/json");
+  if (!res) return s;
+  s.status = res->status;
+  size_t pos = 0;
+  const std::string& all = res->body;
+  while ((pos = all.find("data: ", pos)) != std::string::npos) {
+    const size_t end = all.find("\n\n", pos);
+    const std::string data = all.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    const json j = json::parse(data);
+    s.chunks.push_back(j);
+    if (j.contains("choices") && !j["choices"].empty()) {
+      const json& c = j["choices"][0];
+      if (c.contains("delta") && c["delta"].contains("content"))
+        s.text += c["delta"]["content"].get<std::string>();
+      if (c.contains("text")) s.text += c["text"].get<std::string>();
+    }
+  }
+  return s;
+}
+
+// Raw TCP for requests no well-behaved client sends.
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+double metric(int port, const std::string& name) {
+  const Reply r = Client(port).get("/metrics");
+  const size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BRISE_REQUIRE_TESTDATA(dir);
+    data_ = dir;
+    model_ = Model::load(test::converted_model(data_, "models/stories260k/hf"));
+  }
+  std::unique_ptr<Server> start(int parallel = 4, ServerOptions o = {}, SchedulerOptions s = {},
+                                std::shared_ptr<const Model> model = nullptr) {
+    o.port = 0;
+    o.request_timeout = 2s;
+    o.idle_timeout = 2s;
+    auto server = std::make_unique<Server>(o);
+    s.parallel = parallel;
+    s.threads = 2;
+    server->set_model(model ? model : model_, "stories260k", s);
+    return server;
+  }
+  // brise::generate on a Session of its own: what the server must reproduce.
+  std::string reference(const std::vector<int32_t>& prompt, uint32_t max_tokens,
+                        SamplingParams p = {}, std::shared_ptr<const Model> model = nullptr) {
+    Session session(model ? model : model_);
+    GenerateOptions g;
+    g.sampling = p;
+    g.max_tokens = max_tokens;
+    return generate(session, prompt, g).text;
+  }
+  fs::path data_;
+  std::shared_ptr<const Model> model_;
+};
+
+TEST_F(Serve, CompletionsMatchGenerateAndHaveOpenAIsShape) {
+  auto server = start();
+  Client c(server->port());
+  EXPECT_EQ(c.get("/health").status, 200);
+  const Reply models = c.get("/v1/models");
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(models.j()["data"][0]["id"], "stories260k");
+  EXPECT_EQ(models.j()["object"], "list");
+
+  const Reply r = c.post(
+      "/v1/completions",
+      R"({"model":"stories260k","prompt":"Once upon a time","max_tokens":40,"temperature":0})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = r.j();
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["model"], "stories260k");
+  EXPECT_TRUE(j["id"].get<std::string>().rfind("cmpl-", 0) == 0);
+  EXPECT_TRUE(j["created"].is_number_integer());
+  const auto prompt = model_->tokenizer().encode("Once upon a time", true);
+  EXPECT_EQ(text_of(j), reference(prompt, 40));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], prompt.size());
+  EXPECT_EQ(j["usage"]["completion_tokens"], 40);
+  EXPECT_EQ(j["usage"]["total_tokens"], prompt.size() + 40);
+
+  const Reply chat = c.post(
+      "/v1/chat/completions",
+      R"({"messages":[{"role":"system","content":"Be nice."},{"role":"user","content":"Tell me a story."}],"max_tokens":12,"temperature":0})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const json cj = chat.j();
+  EXPECT_EQ(cj["object"], "chat.completion");
+  EXPECT_EQ(cj["choices"][0]["message"]["role"], "assistant");
+  const auto chat_prompt = format_chat(
+      model_->tokenizer(), detect_chat_template(model_->tokenizer()),
+      {{ChatMessage::Role::System, "Be nice."}, {ChatMessage::Role::User, "Tell me a story."}});
+  EXPECT_EQ(text_of(cj), reference(chat_prompt, 12));
+  EXPECT_EQ(cj["usage"]["prompt_tokens"], chat_prompt.size());
+
+  // A stop string ends it early, with finish_reason "stop" and the string cut.
+  const std::string full = text_of(j);
+  const std::string stop = full.substr(10, 5);
+  const Reply stopped = c.post(
+      "/v1/completions",
+      json{{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {stop}}}
+          .dump());
+  ASSERT_EQ(stopped.status, 200);
+  EXPECT_EQ(text_of(stopped.j()), full.substr(0, full.find(stop)));
+  EXPECT_EQ(stopped.j()["choices"][0]["finish_reason"], "stop");
+}
+
+TEST_F(Serve, StreamingSendsChunksThenDoneAndEqualsTheWholeAnswer) {
+  auto server = start();
+  const json body = {{"messages", {{{"role", "user"}, {"content", "Tell me about a cat."}}}},
+                     {"max_tokens", 30},
+                     {"temperature", 0}};
+  const Reply whole = Client(server->port()).post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(whole.status, 200);
+  json with_usage = body;
+  with_usage["stream_options"] = {{"include_usage", true}};
+  const Streamed s = stream(server->port(), "/v1/chat/completions", with_usage);
+  ASSERT_EQ(s.status, 200);
+  EXPECT_TRUE(s.done);
+  EXPECT_EQ(s.text, text_of(whole.j()));
+  ASSERT_GE(s.chunks.size(), 4u);
+  EXPECT_EQ(s.chunks.front()["object"], "chat.completion.chunk");
+  EXPECT_EQ(s.chunks.front()["choices"][0]["delta"]["role"], "assistant");
+  const json& last = s.chunks.back();  // the usage chunk
+  EXPECT_TRUE(last["choices"].empty());
+  EXPECT_EQ(last["usage"]["completion_tokens"], whole.j()["usage"]["completion_tokens"]);
+  EXPECT_EQ(s.chunks[s.chunks.size() - 2]["choices"][0]["finish_reason"], "length");
+  for (const json& c : s.chunks) EXPECT_EQ(c["id"], s.chunks.front()["id"]);
+
+  const Streamed plain = stream(server->port(), "/v1/completions",
+                                {{"prompt", "The dog"}, {"max_tokens", 20}, {"temperature", 0}});
+  EXPECT_TRUE(plain.done);
+  EXPECT_EQ(plain.text, reference(model_->tokenizer().encode("The dog", true), 20));
+  EXPECT_FALSE(plain.chunks.back().contains("usage") && !plain.chunks.back()["usage"].is_null());
+}
+
+// The same requests give byte-identical output alone and among other requests at other positions.
+TEST_F(Serve, OutputDoesNotDependOnTheOtherRequests) {
+  auto server = start(4);
+  const int port = server->port();
+  std::vector<json> requests;
+  const char* prompts[] = {"Once upon a time", "The dog",
+                           "Lily and Tom went to the park. They saw a big",
+                           "One day, a little bird", "The sun was"};
+  for (int i = 0; i < 5; ++i) {
+    json r = {{"prompt", prompts[i]}, {"max_tokens", 24 + 7 * i}};
+    if (i % 2)
+      r["temperature"] = 0.9, r["seed"] = 100 + i, r["top_p"] = 0.9;
+    else
+      r["temperature"] = 0;
+    requests.push_back(r);
+  }
+  std::vector<std::string> alone;
+  for (const json& r : requests) {
+    const Reply rep = Client(port).post("/v1/completions", r.dump());
+    ASSERT_EQ(rep.status, 200) << rep.body;
+    alone.push_back(text_of(rep.j()));
+  }
+  // Together, twice, in different orders and with different extra neighbours (some streaming).
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::future<std::string>> futures;
+    for (int k = 0; k < 5; ++k) {
+      const int i = round == 0 ? k : 4 - k;
+      futures.push_back(std::async(std::launch::async, [&, i] {
+        if (i == 2) return stream(port, "/v1/completions", requests[i]).text;
+        const Reply rep = Client(port).post("/v1/completions", requests[i].dump());
+        return rep.status == 200 ? text_of(rep.j()) : "HTTP " + std::to_string(rep.status);
+      }));
+      if (round == 1)
+        futures.push_back(std::async(std::launch::async, [&, k] {
+          Client(port).post(
+              "/v1/chat/completions",
+              json{{"messages", {{{"role", "user"}, {"content", std::string(k * 20, 'a')}}}},
+                   {"max_tokens", 5 + k}}
+                  .dump());
+          return std::string();
+        }));
+    }
+    std::vector<std::string> together;
+    for (auto& f : futures) together.push_back(f.get());
+    for (int k = 0; k < 5; ++k) {
+      const int i = round == 0 ? k : 4 - k;
+      EXPECT_EQ(together[round == 0 ? k : 2 * k], alone[i])
+          << "request " << i << ", round " << round;
+    }
+  }
+  EXPECT_GT(metric(port, "brise_forward_passes_total"), 0);
+}
+
+TEST_F(Serve, APromptStartingWithAnIdleSlotsTokensSkipsThem) {
+  for (const char* dir : {"models/stories260k/hf", "models/stories260k/hf-sw8"}) {
+    const auto model = Model::load(test::converted_model(data_, dir));
+    auto server = start(1, {}, {}, model);
+    Client c(server->port());
+    const std::string system =
+        "You are a storyteller who tells short and happy stories about animals.";
+    const auto ask = [&](const std::string& question) {
+      return c.post("/v1/chat/completions", json{{"messages",
+                                                  {{{"role", "system"}, {"content", system}},
+                                                   {{"role", "user"}, {"content", question}}}},
+                                                 {"max_tokens", 10},
+                                                 {"temperature", 0}}
+                                                .dump());
+    };
+    ASSERT_EQ(ask("A cat?").status, 200);
+    const Reply second = ask("A dog?");
+    ASSERT_EQ(second.status, 200);
+    const auto prompt =
+        format_chat(model->tokenizer(), detect_chat_template(model->tokenizer()),
+                    {{ChatMessage::Role::System, system}, {ChatMessage::Role::User, "A dog?"}});
+    EXPECT_EQ(text_of(second.j()), reference(prompt, 10, {}, model)) << dir;
+    const int cached = second.j()["usage"]["prompt_tokens_details"]["cached_tokens"];
+    if (std::string(dir).find("sw8") == std::string::npos) {
+      EXPECT_GT(cached, 10) << "the system prompt's tokens were not reused";
+    }
+    EXPECT_LT(cached, static_cast<int>(prompt.size()));
+  }
+}
+
+TEST_F(Serve, BadRequestsGetOpenAIErrorObjects) {
+  ServerOptions o;
+  o.max_body_bytes = 64 << 10;
+  SchedulerOptions s;
+  s.session.context_length = 64;
+  auto server = start(2, o, s);
+  Client c(server->port());
+  const auto expect_error = [&](const std::string& path, const std::string& body, int status,
+                                const std::string& param = {}) {
+    const Reply r = c.post(path, body);
+    EXPECT_EQ(r.status, status) << body.substr(0, 80) << " -> " << r.body.substr(0, 200);
+    if (r.status != status) return;
+    const json j = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+    EXPECT_TRUE(j["error"]["message"].is_string());
+    EXPECT_TRUE(j["error"]["type"].is_string());
+    if (!param.empty()) {
+      EXPECT_EQ(j["error"]["param"], param);
+    }
+  };
+  const std::string chat = "/v1/chat/completions", comp = "/v1/completions";
+  expect_error(chat, "{\"messages\": [", 400);
+  expect_error(chat, "not json", 400);
+  expect_error(chat, "", 400);
+  expect_error(chat, "[1,2]", 400);
+  expect_error(chat, R"({"messages": "hi"})", 400, "messages");
+  expect_error(chat, R"({"messages": []})", 400, "messages");
+  expect_error(chat, R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
+               "messages[0].role");
+  expect_error(chat, R"({"messages": [{"role": "user", "content": 5}]})", 400,
+               "messages[0].content");
+  expect_error(comp, R"({"prompt": "a", "max_tokens": "ten"})", 400, "max_tokens");
+  expect_error(comp, R"({"prompt": "a", "max_tokens": 0})", 400, "max_tokens");
+  expect_error(comp, R"({"prompt": "a", "max_tokens": 1e30})", 400, "max_tokens");
+  expect_error(comp, R"({"prompt": "a", "max_tokens": 99999999999999999999999})", 400,
+               "max_tokens");
+  expect_error(comp, R"({"prompt": "a", "temperature": 1e999})", 400);
+  expect_error(comp, R"({"prompt": "a", "temperature": -1})", 400, "temperature");
+  expect_error(comp, R"({"prompt": "a", "top_p": 0})", 400, "top_p");
+  expect_error(comp, R"({"prompt": "a", "n": 2})", 400, "n");
+  expect_error(comp, R"({"prompt": "a", "stream": "yes"})", 400, "stream");
+  expect_error(comp, R"({"prompt": "a", "stop": [1]})", 400, "stop[0]");
+  expect_error(comp, R"({"prompt": "a", "model": "gpt-4"})", 400, "model");
+  expect_error(comp, R"({"prompt": 7})", 400, "prompt");
+  expect_error(comp, R"({})", 400, "prompt");
+  expect_error(comp, std::string(100, '[') + std::string(100, ']'), 400);
+  expect_error(comp, "{\"prompt\": \"bad \xff\xfe utf-8\"}", 400);
+  expect_error(comp, json{{"prompt", std::string(2000, 'x') + " long"}}.dump(), 400,
+               "prompt");  // > 64 tokens
+  expect_error(comp, "{\"prompt\": \"" + std::string(100 << 10, 'a') + "\"}", 413);
+  // 404 and 405.
+  EXPECT_EQ(c.get("/v1/nothing").status, 404);
+  EXPECT_EQ(c.get("/v1/chat/completions").status, 405);
+  EXPECT_EQ(c.post("/health", "{}").status, 405);
+  EXPECT_TRUE(json::parse(c.get("/v1/nothing").body).contains("error"));
+  // The server still works.
+  EXPECT_EQ(c.post(comp, R"({"prompt":"a","max_tokens":3})").status, 200);
+  EXPECT_GT(metric(server->port(), "brise_requests_total{status=\"400\"}"), 10);
+}
+
+TEST_F(Serve, ApiKeyIsRequiredWhenSet) {
+  ServerOptions o;
+  o.api_key = "s3cret-key";
+  auto server = start(1, o);
+  const std::string body = R"({"prompt":"a","max_tokens":2})";
+  EXPECT_EQ(Client(server->port()).post("/v1/completions", body).status, 401);
+  EXPECT_EQ(Client(server->port(), "wrong-key!").post("/v1/completions", body).status, 401);
+  EXPECT_EQ(Client(server->port(), "s3cret-key").post("/v1/completions", body).status, 200);
+  EXPECT_EQ(Client(server->port()).get("/health").status, 200);  // open: load balancers probe it
+}
+
+TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
+  SchedulerOptions s;
+  s.queue_limit = 0;
+  const auto endless = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
+  auto server = start(1, {}, s, endless);
+  const int port = server->port();
+  // A long streaming request holds the only slot; the next one finds no room.
+  const int fd = connect_to(port);
+  const std::string body = R"({"prompt":"Once","max_tokens":1000000,"stream":true})";
+  const std::string req =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  char buf[512];
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // streaming has started
+  const Reply busy = Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(busy.status, 429) << busy.body;
+  EXPECT_EQ(httplib::detail::get_header_value(busy.headers, "Retry-After", 0, ""),
+            std::string("1"));
+  // The client leaves mid-stream: its slot is freed within a step, and the next request runs.
+  ::close(fd);
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (metric(port, "brise_slots_busy") != 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(metric(port, "brise_slots_busy"), 0);
+  EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
+}
+
+TEST_F(Serve, SlowAndBrokenClientsAreDropped) {
+  auto server = start(1);
+  const int port = server->port();
+  // A byte at a time, slower than the 2 s request deadline allows: the server closes it.
+  const int slow = connect_to(port);
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char ch : head) {
+    if (::send(slow, &ch, 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    char b;
+    pollfd p{slow, POLLIN, 0};
+    if (::poll(&p, 1, 300) > 0 && ::recv(slow, &b, 1, MSG_DONTWAIT) <= 0) {
+      closed = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(closed) << "a client trickling its request was never dropped";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 6s);
+  ::close(slow);
+  // Truncated bodies and garbage: an error or a closed connection, never a hang or a crash.
+  for (const std::string& raw :
+       {std::string("POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"pro"),
+        std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")}) {
+    const int fd = connect_to(port);
+    ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    const std::string answer = read_all(fd);
+    ::close(fd);
+    if (raw.rfind("GET", 0) == 0) {
+      EXPECT_NE(answer.find("200 OK"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
+}
+
+TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
+  const auto endless = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
+  auto server = start(2, {}, {}, endless);
+  const int port = server->port();
+  auto running = std::async(std::launch::async, [port] {
+    return stream(port, "/v1/completions", {{"prompt", "Once"}, {"max_tokens", 1000000}});
+  });
+  while (metric(port, "brise_slots_busy") < 1) std::this_thread::sleep_for(10ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  server->stop(200ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  const Streamed s = running.get();
+  EXPECT_EQ(s.status, 200);
+  ASSERT_FALSE(s.chunks.empty());
+  EXPECT_TRUE(s.chunks.back().contains("error")) << "the stream ended without saying why";
+  EXPECT_EQ(connect_to(port), -1);  // nothing listens any more
+}
+
+TEST_F(Serve, CliStopsOnSigtermAndExitsZero) {
+  const fs::path gguf = test::converted_model(data_, "models/stories260k/hf");
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    ::close(out[0]);
+    execl(test::cli_path().c_str(), "brise", "serve", "-m", gguf.c_str(), "--port", "0", "-t", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(out[1]);
+  std::string line;
+  char ch;
+  while (line.find('\n') == std::string::npos && ::read(out[0], &ch, 1) == 1) line += ch;
+  ::close(out[0]);
+  const size_t colon = line.rfind(':');
+  ASSERT_NE(colon, std::string::npos) << line;
+  const int port = std::stoi(line.substr(colon + 1));
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (Client(port).get("/health").status != 200 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":4})").status, 200);
+  for (int sig : {SIGTERM}) kill(pid, sig);
+  int status = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() - t0 < 10s)
+    std::this_thread::sleep_for(20ms);
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << "brise serve did not stop within 10 s of SIGTERM";
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace brise::serve
