@@ -431,6 +431,26 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(metric(port, "brise_slots_busy"), 0);
   EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
+
+  // The same for a client waiting for a whole (non-streaming) answer.
+  const int waiting = connect_to(port);
+  const std::string long_body = R"({"prompt":"Once","max_tokens":1000000})";
+  const std::string long_req =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(long_body.size()) + "\r\n\r\n" + long_body;
+  ASSERT_EQ(::send(waiting, long_req.data(), long_req.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(long_req.size()));
+  const auto busy_until = std::chrono::steady_clock::now() + 5s;
+  while (metric(port, "brise_slots_busy") != 1 && std::chrono::steady_clock::now() < busy_until)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(metric(port, "brise_slots_busy"), 1);
+  ::close(waiting);
+  const auto free_until = std::chrono::steady_clock::now() + 5s;
+  while (metric(port, "brise_slots_busy") != 0 && std::chrono::steady_clock::now() < free_until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(metric(port, "brise_slots_busy"), 0)
+      << "a non-streaming client that left still holds its slot";
 }
 
 TEST_F(Serve, SlowAndBrokenClientsAreDropped) {

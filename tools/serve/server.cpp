@@ -119,6 +119,7 @@ class Server::Http : public httplib::Server {
  private:
   bool process_and_close_socket(socket_t sock) override {
     SocketStream stream(sock, o_.idle_timeout, o_.write_timeout);
+    SocketStream::set_current(&stream);
     bool ok = false;
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
       if (!stream.wait_readable(o_.idle_timeout) || svr_sock_ == INVALID_SOCKET) break;
@@ -127,6 +128,7 @@ class Server::Http : public httplib::Server {
       ok = process_request(stream, left == 1 || svr_sock_ == INVALID_SOCKET, closed, nullptr);
       if (!ok || closed) break;
     }
+    SocketStream::set_current(nullptr);
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
     return ok;
@@ -157,6 +159,10 @@ Server::~Server() {
 
 void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
                        SchedulerOptions options) {
+  std::lock_guard lock(stop_mutex_);
+  if (stopped_) return;
+  if (!model->has_tokenizer())
+    throw Error("the model file holds no tokenizer: brise serve needs one to read prompts");
   model_ = std::move(model);
   model_id_ = std::move(model_id);
   scheduler_ = std::make_unique<Scheduler>(model_, options);
@@ -168,6 +174,8 @@ void Server::stop(milliseconds grace) {
   if (stopped_) return;
   stopping_ = true;
   if (scheduler_) scheduler_->shutdown(grace);  // every job gets its last event
+  // httplib stops writing streams once it stops: let them send their last event and [DONE].
+  for (int i = 0; i < 200 && open_streams_ > 0; ++i) std::this_thread::sleep_for(milliseconds(10));
   http_->stop();
   if (listener_.joinable()) listener_.join();
   stopped_ = true;
@@ -393,8 +401,19 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
   if (!r.stream) {
     std::string text;
     Event e;
+    auto next_check = Clock::now();
     for (;;) {
-      if (!job->next(e, milliseconds(1000))) continue;
+      // Every 100 ms, a client that has gone frees its slot (the answer would wait for nobody).
+      const auto now = Clock::now();
+      if (now >= next_check) {
+        next_check = now + milliseconds(100);
+        const SocketStream* connection = SocketStream::current();
+        if (connection && connection->peer_closed()) {
+          job->cancel();
+          throw ApiError(499, "the client closed the connection");
+        }
+      }
+      if (!job->next(e, milliseconds(100))) continue;
       if (e.kind == Event::Kind::Text) {
         text += e.text;
       } else if (e.kind == Event::Kind::Error) {
@@ -412,8 +431,10 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
   res.set_header("X-Accel-Buffering", "no");
   struct StreamState {
     bool started = false, finished = false;
+    Clock::time_point next_check = Clock::now();
   };
   auto state = std::make_shared<StreamState>();
+  ++open_streams_;
   const bool include_usage = r.include_usage;
   res.set_chunked_content_provider(
       "text/event-stream",
@@ -433,6 +454,12 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
         if (e.kind == Event::Kind::Text) {
           if (!write(sse(shapes.chunk(&e.text, false, nullptr, include_usage))))
             return job->cancel(), false;
+          // A write into a closed connection may still succeed (the kernel buffers it): look
+          // for the peer's close every 100 ms as well.
+          if (const auto now = Clock::now(); now >= state->next_check) {
+            state->next_check = now + milliseconds(100);
+            if (!sink.is_writable()) return job->cancel(), false;
+          }
           return true;
         }
         bool ok = true;
@@ -448,8 +475,9 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
         sink.done();
         return ok;
       },
-      [job](bool success) {
+      [this, job](bool success) {
         if (!success) job->cancel();  // the client went away: free the slot
+        --open_streams_;
       });
 }
 

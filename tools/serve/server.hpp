@@ -66,6 +66,7 @@ class Server {
   std::string model_id_;
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> ready_{false}, stopping_{false};
+  std::atomic<int> open_streams_{0};  // streaming responses not yet fully written
   std::mutex stop_mutex_;
   bool stopped_ = false;
   std::condition_variable stopped_cv_;

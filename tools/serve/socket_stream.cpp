@@ -52,17 +52,28 @@ bool SocketStream::is_readable() const {
   return wait_readable(read_timeout_);
 }
 
-bool SocketStream::is_writable() const {
-  if (poll_for(POLLOUT, write_timeout_) <= 0) return false;
-  // A readable socket whose peek returns 0 bytes was closed by the peer.
+namespace {
+thread_local const SocketStream* g_current = nullptr;
+}
+
+const SocketStream* SocketStream::current() {
+  return g_current;
+}
+void SocketStream::set_current(const SocketStream* stream) {
+  g_current = stream;
+}
+
+bool SocketStream::peer_closed() const {
+  // A readable socket whose peek returns 0 bytes (or an error) was closed by the peer.
   pollfd p{sock_, POLLIN, 0};
-  if (::poll(&p, 1, 0) > 0) {
-    char c;
-    const ssize_t n = ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-      return false;
-  }
-  return true;
+  if (::poll(&p, 1, 0) <= 0) return false;
+  char c;
+  const ssize_t n = ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+bool SocketStream::is_writable() const {
+  return poll_for(POLLOUT, write_timeout_) > 0 && !peer_closed();
 }
 
 ssize_t SocketStream::read(char* ptr, size_t size) {

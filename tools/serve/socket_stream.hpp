@@ -22,6 +22,13 @@ class SocketStream final : public httplib::Stream {
   // connection or none.
   bool wait_readable(std::chrono::milliseconds timeout) const;
 
+  // The peer has closed the connection (without sending another request first).
+  bool peer_closed() const;
+  // The connection the calling thread serves (set while httplib handles a request on it), so
+  // that a handler waiting for a long answer can notice its client leaving.
+  static const SocketStream* current();
+  static void set_current(const SocketStream* stream);
+
   bool is_readable() const override;
   // Writable now and the peer has not closed the connection: a streaming response stops
   // early when its client has gone.
