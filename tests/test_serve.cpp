@@ -393,6 +393,32 @@ TEST_F(Serve, BadRequestsGetOpenAIErrorObjects) {
   EXPECT_GT(metric(server->port(), "brise_requests_total{status=\"400\"}"), 10);
 }
 
+TEST_F(Serve, WhileTheModelLoadsHealthAndTheApiAnswer503) {
+  ServerOptions o;
+  o.port = 0;
+  Server server(o);  // listening, no model yet
+  const Reply health = Client(server.port()).get("/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(httplib::detail::get_header_value(health.headers, "Retry-After", 0, ""),
+            std::string("1"));
+  const Reply api = Client(server.port()).post("/v1/completions", R"({"prompt":"a"})");
+  EXPECT_EQ(api.status, 503);
+  EXPECT_TRUE(api.j().contains("error"));
+  EXPECT_EQ(Client(server.port()).get("/").status, 200);  // the page loads and waits
+  SchedulerOptions s;
+  s.threads = 1;
+  server.set_model(model_, "stories260k", s);
+  EXPECT_EQ(Client(server.port()).get("/health").status, 200);
+  // A 10 MB body is refused with 413 and the server goes on.
+  const Reply huge =
+      Client(server.port())
+          .post("/v1/completions", "{\"prompt\": \"" + std::string(10 << 20, 'a') + "\"}");
+  EXPECT_EQ(huge.status, 413);
+  EXPECT_EQ(
+      Client(server.port()).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status,
+      200);
+}
+
 TEST_F(Serve, ApiKeyIsRequiredWhenSet) {
   ServerOptions o;
   o.api_key = "s3cret-key";
