@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <unordered_set>
 
@@ -35,6 +36,39 @@ void validate(const SamplingParams& p) {
 // sorting algorithm.
 bool before(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
   return a.first != b.first ? a.first > b.first : a.second < b.second;
+}
+
+// Sorts candidates into `before`'s order with an LSD radix sort (4 stable passes of 8 bits over
+// a key that orders floats from the highest down): the same order std::sort gives, since
+// `before` is a total order, in a fraction of the time for a 32k vocabulary. Candidates arrive in
+// id order and every pass is stable, so equal logits keep the lower id first; -0 and +0 compare
+// equal as floats, so both get +0's key.
+void sort_candidates(std::vector<std::pair<float, int32_t>>& c,
+                     std::vector<std::pair<float, int32_t>>& scratch, std::vector<uint32_t>& keys,
+                     std::vector<uint32_t>& scratch_keys) {
+  const size_t n = c.size();
+  keys.resize(n);
+  scratch_keys.resize(n);
+  scratch.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float f = c[i].first == 0.0f ? 0.0f : c[i].first;
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    const uint32_t ascending = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    keys[i] = ~ascending;  // descending logits
+  }
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t count[257] = {};
+    for (size_t i = 0; i < n; ++i) ++count[((keys[i] >> shift) & 0xFF) + 1];
+    for (int b = 0; b < 256; ++b) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = count[(keys[i] >> shift) & 0xFF]++;
+      scratch[at] = c[i];
+      scratch_keys[at] = keys[i];
+    }
+    c.swap(scratch);
+    keys.swap(scratch_keys);
+  }
 }
 
 // A double in [0, 1) from the top 53 bits: the same value on every platform.
@@ -92,7 +126,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(kept),
                       candidates_.end(), before);
   } else {
-    std::sort(candidates_.begin(), candidates_.end(), before);
+    sort_candidates(candidates_, sort_scratch_, sort_keys_, sort_scratch_keys_);
   }
 
   // Softmax over the kept candidates, in double so that the cut-offs below are stable.

@@ -307,3 +307,91 @@ TEST(Sampler, InvalidParamsAreErrors) {
 
 }  // namespace
 }  // namespace brise
+
+namespace brise {
+namespace {
+
+// The sampler sorts candidates with a radix sort; the outcome must be exactly that of sorting
+// with the documented order (higher logit first, then lower id): here with std::sort, on logits
+// full of ties, signed zeros, negatives and extremes, over a 32k vocabulary.
+TEST(Sampler, RadixSortedDrawEqualsTheComparisonSortedDraw) {
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<int> pick(0, 9);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    std::vector<float> logits(32000);
+    for (float& x : logits) {
+      if (seed % 4 == 0) {  // only signed zeros: a uniform draw decided by id order alone
+        x = pick(gen) % 2 ? 0.0f : -0.0f;
+        continue;
+      }
+      switch (pick(gen)) {
+        case 0:
+          x = 0.0f;
+          break;
+        case 1:
+          x = -0.0f;
+          break;
+        case 2:
+          x = 1.5f;
+          break;  // many exact ties
+        case 3:
+          x = -3.0e38f;
+          break;
+        default:
+          x = normal(gen);
+      }
+    }
+    SamplingParams params;
+    params.temperature = 0.5f + 0.1f * static_cast<float>(seed % 7);
+    params.seed = seed;
+    params.top_p = seed % 2 ? 1.0f : 0.9f;
+    params.min_p = seed % 3 ? 0.0f : 0.01f;
+    Sampler sampler(params);
+    const int32_t got = sampler.sample(logits, {});
+
+    // The reference: the documented steps with std::sort.
+    std::vector<std::pair<float, int32_t>> c(logits.size());
+    for (size_t i = 0; i < c.size(); ++i)
+      c[i] = {logits[i] / params.temperature, static_cast<int32_t>(i)};
+    std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::vector<double> p(c.size());
+    double sum = 0;
+    for (size_t i = 0; i < c.size(); ++i) sum += p[i] = std::exp(double(c[i].first) - c[0].first);
+    for (double& x : p) x /= sum;
+    size_t kept = c.size();
+    if (params.top_p < 1) {
+      double cum = 0;
+      size_t i = 0;
+      while (i < kept) {
+        cum += p[i++];
+        if (cum >= params.top_p) break;
+      }
+      kept = i;
+    }
+    if (params.min_p > 0) {
+      size_t i = 1;
+      while (i < kept && p[i] >= double(params.min_p) * p[0]) ++i;
+      kept = i;
+    }
+    double total = 0;
+    for (size_t i = 0; i < kept; ++i) total += p[i];
+    std::mt19937_64 rng(seed);
+    const double target = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+    int32_t expected = c[kept - 1].second;
+    double cum = 0;
+    for (size_t i = 0; i < kept; ++i) {
+      cum += p[i];
+      if (target < cum) {
+        expected = c[i].second;
+        break;
+      }
+    }
+    EXPECT_EQ(got, expected) << "seed " << seed;
+  }
+}
+
+}  // namespace
+}  // namespace brise

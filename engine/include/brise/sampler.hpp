@@ -36,8 +36,10 @@ class Sampler {
  private:
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> candidates_;  // scratch: (logit, id)
-  std::vector<double> probs_;                          // scratch: probabilities of candidates_
+  std::vector<std::pair<float, int32_t>> candidates_;    // scratch: (logit, id)
+  std::vector<double> probs_;                            // scratch: probabilities of candidates_
+  std::vector<std::pair<float, int32_t>> sort_scratch_;  // scratch of the candidates' sort
+  std::vector<uint32_t> sort_keys_, sort_scratch_keys_;
 };
 
 }  // namespace brise
