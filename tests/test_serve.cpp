@@ -428,6 +428,14 @@ TEST_F(Serve, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(Client(server->port(), "wrong-key!").post("/v1/completions", body).status, 401);
   EXPECT_EQ(Client(server->port(), "s3cret-key").post("/v1/completions", body).status, 200);
   EXPECT_EQ(Client(server->port()).get("/health").status, 200);  // open: load balancers probe it
+  // A browser's CORS preflight carries no key; the answers allow other origins.
+  httplib::Client raw("127.0.0.1", server->port());
+  const auto preflight = raw.Options("/v1/chat/completions");
+  ASSERT_TRUE(preflight);
+  EXPECT_EQ(preflight->status, 204);
+  EXPECT_EQ(preflight->get_header_value("Access-Control-Allow-Origin"), "*");
+  EXPECT_NE(preflight->get_header_value("Access-Control-Allow-Headers").find("Authorization"),
+            std::string::npos);
 }
 
 TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {

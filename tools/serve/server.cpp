@@ -144,6 +144,8 @@ Server::Server(ServerOptions options)
   h.set_payload_max_length(options_.max_body_bytes);
   h.set_keep_alive_timeout(std::max<time_t>(1, options_.idle_timeout.count() / 1000));
   h.set_tcp_nodelay(true);
+  // Browser pages served from elsewhere (another port, a file) may call the API: CORS.
+  h.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
   routes();
   port_ = options_.port == 0 ? h.bind_to_any_port(options_.host)
                              : (h.bind_to_port(options_.host, options_.port) ? options_.port : -1);
@@ -259,7 +261,8 @@ void Server::routes() {
       });
   // API key and readiness, before the handlers of /v1/*.
   h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.path.rfind("/v1/", 0) != 0 || req.method == "OPTIONS")  // preflights carry no key
+      return httplib::Server::HandlerResponse::Unhandled;
     if (!options_.api_key.empty()) {
       const std::string auth = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
@@ -299,6 +302,13 @@ void Server::routes() {
     h.Patch(path, not_allowed("GET"));
   }
 
+  // CORS preflight: what a browser asks before a cross-origin POST with JSON and a key.
+  h.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    res.set_header("Access-Control-Max-Age", "86400");
+  });
   h.Get("/", [](const httplib::Request&, httplib::Response& res) {
     const auto page = chat_page();
     res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
