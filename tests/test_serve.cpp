@@ -453,7 +453,11 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
       std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
   char buf[512];
-  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // streaming has started
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);                       // the response has started
+  const auto admitted_until = std::chrono::steady_clock::now() + 5s;  // and the job has its slot
+  while (metric(port, "brise_slots_busy") != 1 && std::chrono::steady_clock::now() < admitted_until)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(metric(port, "brise_slots_busy"), 1);
   const Reply busy = Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
   EXPECT_EQ(busy.status, 429) << busy.body;
   EXPECT_EQ(httplib::detail::get_header_value(busy.headers, "Retry-After", 0, ""),
@@ -461,9 +465,11 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
   // The client leaves mid-stream: its slot is freed within a step, and the next request runs.
   ::close(fd);
   const auto until = std::chrono::steady_clock::now() + 5s;
-  while (metric(port, "brise_slots_busy") != 0 && std::chrono::steady_clock::now() < until)
+  while ((metric(port, "brise_slots_busy") != 0 || metric(port, "brise_queue_length") != 0) &&
+         std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(metric(port, "brise_slots_busy"), 0);
+  EXPECT_EQ(metric(port, "brise_queue_length"), 0);
   EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
 
   // The same for a client waiting for a whole (non-streaming) answer.

@@ -123,12 +123,17 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
   }
 }
 
+// The slot is free before the client hears that its request ended: a client that sends its next
+// request at once finds the room.
 void Scheduler::finish(Slot& slot, Event last) {
-  slot.job->push(std::move(last));
+  const std::shared_ptr<Job> job = std::move(slot.job);
   slot.job.reset();
   slot.generation.reset();
-  std::lock_guard lock(mutex_);
-  --stats_.busy;
+  {
+    std::lock_guard lock(mutex_);
+    --stats_.busy;
+  }
+  job->push(std::move(last));
 }
 
 void Scheduler::run() {
