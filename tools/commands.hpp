@@ -19,5 +19,6 @@ int cmd_logits(const Args& args);
 int cmd_synth(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_serve(const Args& args);
+int cmd_perplexity(const Args& args);
 
 }  // namespace brise::cli

@@ -29,6 +29,7 @@ constexpr Command kCommands[] = {
     {"synth", brise::cli::cmd_synth, "write a model with random weights in real Mistral shapes"},
     {"bench", brise::cli::cmd_bench, "measure prefill and decode speed"},
     {"serve", brise::cli::cmd_serve, "serve OpenAI's API and a chat page over HTTP"},
+    {"perplexity", brise::cli::cmd_perplexity, "perplexity of a text, KL divergence to a base"},
 };
 
 void print_usage(std::FILE* to) {
