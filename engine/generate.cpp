@@ -130,20 +130,21 @@ struct Generation::State {
     if (listening && on_text) listening = on_text(piece);
   }
 
-  // Decides whether `id` ends generation; streams its text.
-  bool stops(int32_t id, const std::function<bool(std::string_view)>& on_text) {
-    if (options.stop_at_eos && id == eos) return reason = StopReason::Eos, true;
+  // Why `id` ends generation, if it does; streams its text.
+  std::optional<StopReason> stop_after(int32_t id,
+                                       const std::function<bool(std::string_view)>& on_text) {
+    if (options.stop_at_eos && id == eos) return StopReason::Eos;
     const auto& ids = options.stop_ids;
-    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return reason = StopReason::StopId, true;
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return StopReason::StopId;
     if (decoder) {
       emit(stop_strings.push(decoder->push(id)), on_text);
-      if (stop_strings.stopped()) return reason = StopReason::StopString, true;
-      if (!listening) return reason = StopReason::Callback, true;
+      if (stop_strings.stopped()) return StopReason::StopString;
+      if (!listening) return StopReason::Callback;
     }
-    if (generated.size() >= options.max_tokens) return reason = StopReason::MaxTokens, true;
+    if (generated.size() >= options.max_tokens) return StopReason::MaxTokens;
     if (!session.sliding_window() && session.position() >= session.kv_capacity())
-      return reason = StopReason::ContextFull, true;
-    return false;
+      return StopReason::ContextFull;
+    return std::nullopt;
   }
 
   void finish(const std::function<bool(std::string_view)>& on_text) {
@@ -173,7 +174,8 @@ bool Generation::advance(std::span<const float> logits,
   const int32_t id = g.sampler.sample(logits, g.history);
   g.generated.push_back(id);
   g.history.push_back(id);
-  if (g.stops(id, on_text)) {
+  if (const auto reason = g.stop_after(id, on_text)) {
+    g.reason = *reason;
     g.finish(on_text);
     return false;
   }

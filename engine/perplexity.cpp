@@ -106,7 +106,7 @@ PerplexityResult perplexity(const std::shared_ptr<const Model>& model,
   const int32_t bos = model->has_tokenizer() ? model->tokenizer().bos_id() : 1;
   uint32_t n_chunks = static_cast<uint32_t>(tokens.size() / ctx);
   if (options.chunks) n_chunks = std::min(n_chunks, std::max<uint32_t>(*options.chunks, 1));
-  const uint32_t first = ctx / 2, scored = ctx - 1 - first;
+  const uint32_t first = ctx / 2;
   const BaseHeader header{ctx, vocab, n_chunks, first};
 
   SessionOptions so = options.session;
@@ -175,7 +175,6 @@ PerplexityResult perplexity(const std::shared_ptr<const Model>& model,
   r.ppl = std::exp(mean);
   const double var = nll2 / n - mean * mean;
   r.ppl_err = var > 0 && count > 1 ? std::sqrt(var / (n - 1)) * r.ppl : 0;
-  (void)scored;
   if (base) {
     KlDivergence k;
     k.mean = kld_sum / n;

@@ -126,8 +126,7 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
 // The slot is free before the client hears that its request ended: a client that sends its next
 // request at once finds the room.
 void Scheduler::finish(Slot& slot, Event last) {
-  const std::shared_ptr<Job> job = std::move(slot.job);
-  slot.job.reset();
+  const std::shared_ptr<Job> job = std::move(slot.job);  // leaves the slot without a job
   slot.generation.reset();
   {
     std::lock_guard lock(mutex_);

@@ -440,7 +440,7 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   struct StreamState {
-    bool started = false, finished = false;
+    bool started = false;
     Clock::time_point next_check = Clock::now();
   };
   auto state = std::make_shared<StreamState>();
@@ -481,7 +481,6 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
           if (ok && include_usage) ok = write(sse(shapes.usage_chunk(e.usage)));
         }
         if (ok) ok = write("data: [DONE]\n\n");
-        state->finished = true;
         sink.done();
         return ok;
       },
