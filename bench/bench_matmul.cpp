@@ -72,7 +72,8 @@ Buffer allocate(size_t bytes) {
   return Buffer(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
 }
 
-// `copies` copies of one random weight matrix, as the forward pass holds it (quantized: packed).
+// `copies` copies of one random weight matrix, as the forward pass holds it (packed, but for the
+// row-major types).
 struct Weights {
   Buffer data;
   size_t copy_bytes = 0;
@@ -100,10 +101,13 @@ Weights make_weights(const TypeTraits& type, const Shape& s, size_t copies) {
   }
   Weights w;
   w.matrix = file;
-  w.matrix.packed = true;
-  w.copy_bytes = (packed_bytes(file) + 63) / 64 * 64;
+  w.matrix.packed = !type.row_major;  // row-major types are multiplied as stored
+  w.copy_bytes = ((type.row_major ? file.bytes() : packed_bytes(file)) + 63) / 64 * 64;
   w.data = allocate(w.copy_bytes * copies);
-  pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
+  if (type.row_major)
+    std::memcpy(w.data.get(), stored.get(), file.bytes());
+  else
+    pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
   w.copies = copies;
   w.matrix.data = w.data.get();
   for (size_t c = 1; c < copies; ++c)
@@ -128,16 +132,23 @@ void bm_brise(benchmark::State& state, std::string set, const TypeTraits* type, 
   const auto x = make_activations(n_tokens * s.cols);
   std::vector<float> y(n_tokens * s.rows);
   const bool int8 = type->quantized && !exact;
+  const bool q8k = int8 && brise::int8_input(*type) == brise::Int8Input::Q8K;
   std::vector<int8_t> q(int8 ? n_tokens * s.cols : 0);
   std::vector<float> d(int8 ? n_tokens * s.cols / kQ8Block : 0);
-  std::vector<int32_t> sums(d.size());
+  std::vector<int32_t> sums(int8 ? n_tokens * s.cols / 16 : 0);
   const Q8Activations xq{q.data(), d.data(), sums.data(), s.cols};
+  const Q8KActivations xk{q.data(), d.data(), sums.data(), s.cols};
   brise::bench::machine_roofline(threads);
   size_t copy = 0;
   const brise::bench::LoopTimer timer;
   for (auto _ : state) {
-    if (int8) quantize_activations(x.data(), s.cols, n_tokens, xq);
-    const brise::MatmulInput input{x.data(), n_tokens, int8 ? std::optional(xq) : std::nullopt};
+    if (q8k)
+      quantize_activations_k(x.data(), s.cols, n_tokens, xk);
+    else if (int8)
+      quantize_activations(x.data(), s.cols, n_tokens, xq);
+    const brise::MatmulInput input{x.data(), n_tokens,
+                                   int8 && !q8k ? std::optional(xq) : std::nullopt,
+                                   q8k ? std::optional(xk) : std::nullopt};
     brise::parallel_matmul(w.copy(copy), input, y.data(), threads);
     copy = copy + 1 == copies ? 0 : copy + 1;
     benchmark::DoNotOptimize(y.data());

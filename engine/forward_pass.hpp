@@ -26,9 +26,13 @@ struct Activations {
   std::vector<int8_t> q8_codes;
   std::vector<float> q8_scales;
   std::vector<int32_t> q8_sums;
+  std::vector<int8_t> q8k_codes;  // the same rows as Q8_K, for the K-quants
+  std::vector<float> q8k_scales;
+  std::vector<int32_t> q8k_sums;
   void ensure(size_t n, const ModelConfig& c, TensorType kv_type);
   // The q8 buffers as rows of `cols` values.
   kernels::Q8Activations q8_view(size_t cols);
+  kernels::Q8KActivations q8k_view(size_t cols);
 };
 
 // One sequence's part of a pass: `ids` at positions pos0.., attending to `cache`.

@@ -128,10 +128,16 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path,
 
   // Pack the matrices for the kernels, then let the mapping's copy go: its pages leave the
   // resident set, so memory stays about the file's size. A tied embedding stays: its rows are
-  // looked up as stored.
+  // looked up as stored. Row-major types (the K-quants, ...) are multiplied as the file stores
+  // them, from the mapping.
   uint64_t total = 0, done = 0;
   for (const kernels::WeightMatrix* w : weights.matrices()) total += w->bytes();
   for (kernels::WeightMatrix* w : weights.matrices()) {
+    if (w->type->row_major) {
+      done += w->bytes();
+      if (progress) progress(done, total);
+      continue;
+    }
     const void* stored = w->data;
     pack(*w, weights);
     if (!(weights.tied && w == &weights.output)) {

@@ -20,14 +20,21 @@ struct MatmulOutput {
   float* y;
 };
 
-// A matmul input: n_tokens rows of f32 activations (row t at f32 + t * cols), and, when `q8` is
-// set, the same rows quantized to int8 (kernels::quantize_activations), which quantized matrices
-// are multiplied with; without it they are multiplied with the f32 rows (the exact mode).
+// A matmul input: n_tokens rows of f32 activations (row t at f32 + t * cols), and, when set, the
+// same rows quantized to int8 (kernels::quantize_activations: `q8` for the types of 32-element
+// blocks, `q8k` for those of 256, the K-quants), which quantized matrices are multiplied with;
+// without them they are multiplied with the f32 rows (the exact mode).
 struct MatmulInput {
   const float* f32 = nullptr;
   size_t n_tokens = 0;
   std::optional<kernels::Q8Activations> q8;
+  std::optional<kernels::Q8KActivations> q8k;
 };
+
+// Which int8 activations a matrix is multiplied with: Q8Activations (32-element blocks),
+// Q8KActivations (256), or none (float weights).
+enum class Int8Input { None, Q8, Q8K };
+Int8Input int8_input(const kernels::TypeTraits& type);
 
 // The products of several matrices with one input of n tokens (wq, wk, wv; w1, w3) as one
 // parallel loop over pieces of their rows taken one after the other: no barrier between the

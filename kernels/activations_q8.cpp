@@ -53,7 +53,68 @@ void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
 }
 #endif
 
+#if defined(BRISE_ISA_GENERIC)
+void quantize_activations_k_ref(const float* x, size_t x_stride, size_t n_tokens,
+                                const Q8KActivations& out) {
+  const size_t n_blocks = out.cols / kQ8KBlock;
+  for (size_t t = 0; t < n_tokens; ++t) {
+    for (size_t b = 0; b < n_blocks; ++b) {
+      const float* xb = x + t * x_stride + b * kQ8KBlock;
+      float amax = 0.0f;
+      bool has_nan = false;
+      for (size_t j = 0; j < kQ8KBlock; ++j) {
+        has_nan = has_nan || std::isnan(xb[j]);
+        amax = std::fabs(xb[j]) > amax ? std::fabs(xb[j]) : amax;
+      }
+      const BlockScale s = block_scale(amax, has_nan);
+      int8_t* q = out.q + t * out.cols + b * kQ8KBlock;
+      int32_t* s16 = out.s16 + t * (out.cols / 16) + b * (kQ8KBlock / 16);
+      for (size_t j = 0; j < kQ8KBlock / 16; ++j) {
+        int32_t sum = 0;
+        for (size_t i = 0; i < 16; ++i) {
+          q[16 * j + i] = BRISE_ISA::q8_code(xb[16 * j + i] * s.id);
+          sum += q[16 * j + i];
+        }
+        s16[j] = sum;
+      }
+      out.d[t * n_blocks + b] = s.d;
+    }
+  }
+}
+#endif
+
 namespace BRISE_ISA {
+
+void quantize_activations_k(const float* x, size_t x_stride, size_t n_tokens,
+                            const Q8KActivations& out) {
+#if defined(BRISE_AVX512)
+  const size_t n_blocks = out.cols / kQ8KBlock;
+  for (size_t t = 0; t < n_tokens; ++t) {
+    for (size_t b = 0; b < n_blocks; ++b) {
+      const float* xb = x + t * x_stride + b * kQ8KBlock;
+      __m512 amax16 = _mm512_setzero_ps();
+      __mmask16 nan = 0;
+      for (size_t j = 0; j < 16; ++j) {
+        const __m512 v = _mm512_loadu_ps(xb + 16 * j);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        amax16 = _mm512_max_ps(amax16, abs_not_nan(v));
+      }
+      const BlockScale s = block_scale(_mm512_reduce_max_ps(amax16), nan != 0);
+      const __m512 id = _mm512_set1_ps(s.id);
+      int8_t* q = out.q + t * out.cols + b * kQ8KBlock;
+      int32_t* s16 = out.s16 + t * (out.cols / 16) + b * (kQ8KBlock / 16);
+      for (size_t j = 0; j < 16; ++j) {
+        const __m512i c = q8_codes_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * j), id));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * j), _mm512_cvtepi32_epi8(c));
+        s16[j] = _mm512_reduce_add_epi32(c);
+      }
+      out.d[t * n_blocks + b] = s.d;
+    }
+  }
+#else
+  quantize_activations_k_ref(x, x_stride, n_tokens, out);
+#endif
+}
 
 void quantize_activations(const float* x, size_t x_stride, size_t n_tokens,
                           const Q8Activations& out) {

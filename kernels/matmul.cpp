@@ -25,6 +25,7 @@
 #include "kernels/kernel_set.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/matmul_checks.hpp"
+#include "kernels/matmul_rows.hpp"
 #include "kernels/packed_ops.hpp"
 #include "kernels/types/all_types.hpp"
 #include "kernels/types/packed.hpp"
@@ -413,7 +414,9 @@ void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tok
   base.y = y;
   base.y_stride = y_stride;
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (C::kQuantized)
+    if constexpr (kIsRowMajor<C>)
+      row_major_matmul(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    else if constexpr (C::kQuantized)
       run_tiles<ExactPath<C>>(w, base, n_tokens, row_begin, row_end);
     else if (n_tokens > kDecodeMaxTokens)
       run_float_gemm<C>(w, base, n_tokens, row_begin, row_end);
@@ -436,8 +439,19 @@ void matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, f
   base.y = y;
   base.y_stride = y_stride;
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (C::kQuantized) run_tiles<Int8Path<C>>(w, base, n_tokens, row_begin, row_end);
+    if constexpr (kIsRowMajor<C>)
+      row_major_matmul_q8(w, x, n_tokens, y, y_stride, row_begin, row_end);
+    else if constexpr (C::kQuantized)
+      run_tiles<Int8Path<C>>(w, base, n_tokens, row_begin, row_end);
   });
+}
+
+void matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end) {
+  check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end);
+  check_q8k_args(w, x, n_tokens);
+  if (row_begin == row_end || n_tokens == 0) return;
+  row_major_matmul_q8k(w, x, n_tokens, y, y_stride, row_begin, row_end);
 }
 
 void encode_row(const TypeTraits& type, const float* x, void* out, size_t n) {

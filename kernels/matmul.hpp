@@ -64,6 +64,21 @@ struct Q8Activations {
 };
 inline constexpr size_t kQ8Block = 32;
 
+// Int8 activations for the K-quants (row-major types of 256-element blocks), as llama.cpp's Q8_K:
+// token t has cols codes at q + t * cols, per block of 256 its scale d[t * cols / 256 + b], and per
+// 16 codes their sum s16[t * cols / 16 + j]. Quantized as Q8Activations, with 256-element blocks.
+struct Q8KActivations {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* s16 = nullptr;
+  size_t cols = 0;  // a multiple of 256
+};
+inline constexpr size_t kQ8KBlock = 256;
+void quantize_activations_k(const float* x, size_t x_stride, size_t n_tokens,
+                            const Q8KActivations& out);
+void quantize_activations_k_ref(const float* x, size_t x_stride, size_t n_tokens,
+                                const Q8KActivations& out);
+
 // Quantizes n_tokens rows of cols f32 values (row t at x + t * x_stride) into `out`: per block,
 // d = max|x| / 127 and q = round(x / d) (half away from zero), as ggml quantizes Q8_0 but with an
 // f32 scale. A block holding a NaN gets d = NaN (and one holding an Inf d = Inf), so a non-finite
@@ -79,15 +94,23 @@ void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
 // at `rows`. Throws std::invalid_argument on a bad matrix or range.
 void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
             size_t y_stride, size_t row_begin, size_t row_end);
-// The same with int8 activations, for packed quantized weights.
+// The same with int8 activations, for quantized weights: packed ones, and row-major ones of
+// 32-element blocks (TypeTraits::row_major: Q4_1, Q5_0, Q5_1, IQ4_NL).
 void matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
                size_t y_stride, size_t row_begin, size_t row_end);
+
+// The same for the row-major types of 256-element blocks (the K-quants, IQ4_XS), with Q8_K
+// activations.
+void matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end);
 
 // Scalar references over unpacked matrices (the file's layout), in the kernels' orders.
 void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
                 size_t y_stride, size_t row_begin, size_t row_end);
 void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
                    size_t y_stride, size_t row_begin, size_t row_end);
+void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
+                    size_t y_stride, size_t row_begin, size_t row_end);
 
 // `n` f32 values into `type` (rounded/quantized as ggml does), and back. The SIMD versions give
 // the same bytes/values as the type's scalar references (TypeTraits::encode_row_ref).

@@ -20,7 +20,8 @@ inline void check_matmul_args(const WeightMatrix& w, size_t n_tokens, bool have_
                                 " is not a whole number of " + std::string(w.type->name) +
                                 " blocks");
   if (w.row_bytes < *need) throw std::invalid_argument("matmul: row_bytes smaller than one row");
-  const bool want_packed = !for_reference;
+  // Row-major types are multiplied in the file's layout (kernels/types/int8_block.hpp).
+  const bool want_packed = !for_reference && !(w.type && w.type->row_major);
   if (w.packed != want_packed)
     throw std::invalid_argument(want_packed ? "matmul: the weights must be packed (pack_groups)"
                                             : "matmul_ref: the weights must be unpacked");
@@ -42,8 +43,20 @@ inline void check_q8_args(const WeightMatrix& w, const Q8Activations& x, size_t 
   if (w.type && !w.type->quantized)
     throw std::invalid_argument("matmul_q8: " + std::string(w.type->name) +
                                 " weights have no int8 path");
+  if (w.type && w.type->row_major && w.type->block_elems != kQ8Block)
+    throw std::invalid_argument("matmul_q8: " + std::string(w.type->name) +
+                                " takes Q8_K activations (matmul_q8k)");
   if (n_tokens > 0 && x.cols != w.cols)
     throw std::invalid_argument("matmul_q8: activations of " + std::to_string(x.cols) +
+                                " columns for a matrix of " + std::to_string(w.cols));
+}
+
+inline void check_q8k_args(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens) {
+  if (w.type && !(w.type->row_major && w.type->block_elems == kQ8KBlock))
+    throw std::invalid_argument("matmul_q8k: " + std::string(w.type->name) +
+                                " weights are not of 256-element blocks");
+  if (n_tokens > 0 && x.cols != w.cols)
+    throw std::invalid_argument("matmul_q8k: activations of " + std::to_string(x.cols) +
                                 " columns for a matrix of " + std::to_string(w.cols));
 }
 

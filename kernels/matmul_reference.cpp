@@ -13,6 +13,7 @@
 #include "kernels/matmul.hpp"
 #include "kernels/matmul_checks.hpp"
 #include "kernels/types/all_types.hpp"
+#include "kernels/types/int8_block.hpp"
 #include "kernels/types/packed.hpp"
 
 namespace brise::kernels {
@@ -33,7 +34,17 @@ const uint8_t* row_of(const WeightMatrix& w, size_t r) {
 template <class C>
 float exact_dot(const uint8_t* row, const float* x, size_t cols) {
   float acc = 0.0f;
-  if constexpr (C::kQuantized) {
+  if constexpr (BRISE_ISA::kIsRowMajor<C>) {
+    // 16 lane sums (k mod 16) in order, then the fixed tree (int8_block.hpp).
+    float values[C::kBlockElems];
+    float part[16] = {};
+    for (size_t b = 0; b < cols / C::kBlockElems; ++b) {
+      C::decode_row_ref(row + b * C::kBlockBytes, values, C::kBlockElems);
+      for (size_t j = 0; j < C::kBlockElems; ++j)
+        part[j % 16] = std::fma(values[j], x[b * C::kBlockElems + j], part[j % 16]);
+    }
+    return sum_lanes16(part);
+  } else if constexpr (C::kQuantized) {
     int8_t codes[C::kBlockElems];
     for (size_t b = 0; b < cols / C::kBlockElems; ++b) {
       const uint8_t* block = row + b * C::kBlockBytes;
@@ -48,6 +59,29 @@ float exact_dot(const uint8_t* row, const float* x, size_t cols) {
       C::decode_row_ref(row + k * C::kBlockBytes, &w, 1);
       acc = std::fma(w, x[k], acc);
     }
+  }
+  return acc;
+}
+
+// Row-major types with int8 activations in blocks of kBlockElems: per block the exact integer sums
+// of int8_block.hpp, then add_block. asum(b, j): the activations' sum over elements
+// [16 j, 16 j + 16) of block b.
+template <class C, class ActSum>
+float row_major_q8_dot(const uint8_t* row, const int8_t* q, const float* d, ActSum asum,
+                       size_t cols) {
+  float acc = 0.0f;
+  Int8Block ib;
+  for (size_t b = 0; b < cols / C::kBlockElems; ++b) {
+    C::to_int8(row + b * C::kBlockBytes, ib);
+    int32_t sumi = 0, summ = 0;
+    for (size_t j = 0; j < C::kBlockElems / 16; ++j) {
+      int32_t isum = 0;
+      for (size_t i = 0; i < 16; ++i)
+        isum += int32_t{ib.code[16 * j + i]} * int32_t{q[b * C::kBlockElems + 16 * j + i]};
+      sumi += ib.scale[j] * (isum - ib.offset * asum(b, j));
+      summ += ib.min[j] * asum(b, j);
+    }
+    acc = add_block(acc, sumi, summ, ib.d, ib.dmin, d[b]);
   }
   return acc;
 }
@@ -155,11 +189,41 @@ void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_token
   check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
   BRISE_ISA::check_q8_args(w, x, n_tokens);
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (C::kQuantized) {
+    if constexpr (BRISE_ISA::kIsRowMajor<C>) {
+      if constexpr (C::kBlockElems == kQ8Block) {
+        for (size_t t = 0; t < n_tokens; ++t) {
+          const size_t blocks = x.cols / kQ8Block;
+          // One sum per block of 32: each half's sum is not kept, and a row-major type of
+          // 32-element blocks has one scale and one min for both halves, so split it as
+          // (whole, 0): scale * (isum0 - off * s) + scale * (isum1 - off * 0) is the same.
+          const int32_t* s = x.s + t * blocks;
+          const auto asum = [&](size_t b, size_t j) { return j == 0 ? s[b] : 0; };
+          for (size_t r = row_begin; r < row_end; ++r)
+            y[t * y_stride + r] =
+                row_major_q8_dot<C>(row_of(w, r), x.q + t * x.cols, x.d + t * blocks, asum, w.cols);
+        }
+      }
+    } else if constexpr (C::kQuantized) {
       for (size_t t = 0; t < n_tokens; ++t)
         for (size_t r = row_begin; r < row_end; ++r)
           y[t * y_stride + r] =
               q8_dot<C>(row_of(w, r), x.q + t * x.cols, x.d + t * x.cols / kQ8Block, w.cols);
+    }
+  });
+}
+void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
+                    size_t y_stride, size_t row_begin, size_t row_end) {
+  check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
+  BRISE_ISA::check_q8k_args(w, x, n_tokens);
+  with_codec(*w.type, [&]<class C>() {
+    if constexpr (BRISE_ISA::kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
+      for (size_t t = 0; t < n_tokens; ++t) {
+        const int32_t* s16 = x.s16 + t * (x.cols / 16);
+        const auto asum = [&](size_t b, size_t j) { return s16[b * (kQ8KBlock / 16) + j]; };
+        for (size_t r = row_begin; r < row_end; ++r)
+          y[t * y_stride + r] = row_major_q8_dot<C>(row_of(w, r), x.q + t * x.cols,
+                                                    x.d + t * (x.cols / kQ8KBlock), asum, w.cols);
+      }
     }
   });
 }

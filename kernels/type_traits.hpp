@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "kernels/types/int8_block.hpp"
+
 namespace brise::kernels {
 
 struct TypeTraits {
@@ -22,16 +24,21 @@ struct TypeTraits {
   // Blocks of integer codes with a scale: multiplied with int8 dot products, or with f32
   // activations in the exact mode (kernels/matmul.hpp). Otherwise a float type.
   bool quantized;
+  // Quantized and multiplied in the file's row-major layout, a block at a time
+  // (kernels/types/int8_block.hpp), rather than packed in groups of 16 rows.
+  bool row_major;
   size_t index;  // position in all_types()
   // Scalar references straight from the block layout: n values (a whole number of blocks)
   // encoded (rounded/quantized as ggml does) or decoded to f32.
   void (*encode_row_ref)(const float* x, void* out, size_t n);
   void (*decode_row_ref)(const void* in, float* out, size_t n);
+  // Row-major types: one block in the int8 matmul's form (kernels/types/int8_block.hpp); else null.
+  void (*to_int8)(const uint8_t* block, Int8Block& out);
 };
 
 // Every type brise computes with, in a fixed order (TypeTraits::index).
 std::span<const TypeTraits> all_types();
-// nullptr for ids/names brise does not support.
+// nullptr for ids/names brise does not support. Names match whatever their case ("q4_k", "Q4_K").
 const TypeTraits* find_type(uint32_t ggml_id);
 const TypeTraits* find_type(std::string_view name);
 // "f32, f16, bf16, q8_0 or q4_0": the names of all_types() for help texts and messages.

@@ -13,6 +13,7 @@
 #include "brise/session.hpp"
 #include "engine/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
+#include "support/end_to_end_types.hpp"
 #include "support/testdata.hpp"
 #include "support/wide_model.hpp"
 
@@ -27,6 +28,7 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
   while (prompt.size() < 530) prompt.push_back(id(rng));
 
   for (const kernels::TypeTraits& t : kernels::all_types()) {
+    if (!test::end_to_end_type(t)) continue;
     const auto type = static_cast<TensorType>(t.ggml_id);
     const auto model = Model::load(test::write_wide_model(scratch, type));
     for (bool exact : {false, true}) {
@@ -35,6 +37,8 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
       for (int threads : {1, 2, 3, 4}) {
         for (uint32_t chunk : {1u, 7u, 512u}) {
           if (chunk == 1 && threads != 2) continue;  // token by token is slow: 2 threads suffice
+          // Row-major types decode every block per pass: 1, 2 (one token at a time) and 3 threads.
+          if (t.row_major && (threads == 4 || (threads == 2 && chunk != 1))) continue;
           SessionOptions options;
           options.threads = threads;
           options.prefill_chunk = chunk;

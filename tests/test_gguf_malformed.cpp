@@ -324,8 +324,8 @@ TEST(GgufMalformed, TypeErrors) {
   expect_error(base.with_u32("kv3.inner.elem_type", 13), "unknown array element type 13",
                "metadata 3 'nest'[0]");
   expect_error(base.with_u8("kv4.value", 2), "invalid bool value 2", "metadata 4 'flag'");
-  expect_error(base.with_u32("t0.type", 12),
-               "unsupported tensor type id 12 (brise reads f32, f16, bf16, q8_0 or q4_0)",
+  expect_error(base.with_u32("t0.type", 16),
+               "unsupported tensor type id 16 (brise reads f32, f16, bf16, q8_0, q4_0, q4_1",
                "tensor 0 'a'");
   expect_error(base.with_u32("t1.type", 40), "unsupported tensor type id 40", "tensor 1 'b'");
   expect_error(base.with_u32("t1.type", 0x80000000u), "unsupported tensor type id 2147483648");
@@ -341,17 +341,17 @@ TEST(GgufMalformed, ForeignGgmlTypesOnlyWhenAsked) {
   Base base;
   ReadLimits inspect;
   inspect.accept_foreign_tensor_types = true;
-  // iq4_nl: 32-element blocks of 18 bytes, so tensor b (32 elements at offset 64) stays valid.
-  const auto iq4_nl = base.with_u32("t1.type", 20);
-  expect_error(iq4_nl, "unsupported tensor type id 20 (brise reads", "tensor 1 'b'");
-  ASSERT_EQ(parse_error(iq4_nl, inspect), "");
-  const auto f = File::parse(iq4_nl, "m.gguf", inspect);
-  EXPECT_EQ(static_cast<uint32_t>(f->tensor("b").type), 20u);
-  EXPECT_EQ(f->tensor("b").n_bytes, 18u);
-  EXPECT_EQ(ggml_type_name(20), "iq4_nl");
-  // q4_K blocks hold 256 elements: a 32-element row is not whole blocks.
-  expect_error(base.with_u32("t1.type", 12),
-               "row length 32 is not a multiple of the q4_K block "
+  // q8_1: 32-element blocks of 36 bytes, so tensor b (32 elements at offset 64) stays valid.
+  const auto q8_1 = base.with_u32("t1.type", 9);
+  expect_error(q8_1, "unsupported tensor type id 9 (brise reads", "tensor 1 'b'");
+  ASSERT_EQ(parse_error(q8_1, inspect), "");
+  const auto f = File::parse(q8_1, "m.gguf", inspect);
+  EXPECT_EQ(static_cast<uint32_t>(f->tensor("b").type), 9u);
+  EXPECT_EQ(f->tensor("b").n_bytes, 36u);
+  EXPECT_EQ(ggml_type_name(9), "q8_1");
+  // iq2_xxs blocks hold 256 elements: a 32-element row is not whole blocks.
+  expect_error(base.with_u32("t1.type", 16),
+               "row length 32 is not a multiple of the iq2_xxs block "
                "size 256",
                "tensor 1 'b'", inspect);
   // Ids removed from ggml, and ids past the table, stay unsupported.

@@ -22,7 +22,7 @@ namespace {
 
 // A weight matrix of random values stored in `type`: as in a file (rows padded by a few bytes
 // for float types, so that row_bytes > the row's size is exercised too), and packed for the
-// kernels.
+// kernels (row-major types: the kernels read the file's layout).
 struct TestMatrix {
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> packed_bytes;
@@ -43,6 +43,10 @@ TestMatrix make_matrix(const TypeTraits& type, size_t rows, size_t cols, uint32_
     type.encode_row_ref(row.data(), m.bytes.data() + r * stride, cols);
   }
   m.file = WeightMatrix{m.bytes.data(), &type, rows, cols, stride, false};
+  if (type.row_major) {
+    m.kernel = m.file;
+    return m;
+  }
   m.kernel = WeightMatrix{nullptr, &type, rows, cols, size, true};
   m.packed_bytes.assign(packed_bytes(m.kernel), 0xA5);
   pack_groups(m.file, m.packed_bytes.data(), 0, (rows + kMatmulRowAlign - 1) / kMatmulRowAlign);
@@ -58,12 +62,14 @@ std::vector<float> make_activations(size_t n_tokens, size_t stride, uint32_t see
   return x;
 }
 
-// int8 activations of n tokens of `cols` values (row t at x + t * x_stride), with their buffers.
+// int8 activations of n tokens of `cols` values (row t at x + t * x_stride), with their buffers:
+// blocks of 32, and when cols allows, Q8_K blocks of 256 (for the K-quants).
 struct Q8 {
-  std::vector<int8_t> q;
-  std::vector<float> d;
-  std::vector<int32_t> s;
+  std::vector<int8_t> q, qk;
+  std::vector<float> d, dk;
+  std::vector<int32_t> s, s16;
   Q8Activations view;
+  Q8KActivations kview;
 };
 Q8 quantize(const float* x, size_t x_stride, size_t n, size_t cols) {
   Q8 a;
@@ -72,7 +78,19 @@ Q8 quantize(const float* x, size_t x_stride, size_t n, size_t cols) {
   a.s.resize(n * cols / kQ8Block + 1);
   a.view = {a.q.data(), a.d.data(), a.s.data(), cols};
   quantize_activations(x, x_stride, n, a.view);
+  if (cols % kQ8KBlock == 0) {
+    a.qk.resize(n * cols);
+    a.dk.resize(n * cols / kQ8KBlock + 1);
+    a.s16.resize(n * cols / 16 + 1);
+    a.kview = {a.qk.data(), a.dk.data(), a.s16.data(), cols};
+    quantize_activations_k(x, x_stride, n, a.kview);
+  }
   return a;
+}
+
+// Types of 256-element blocks take Q8_K activations (matmul_q8k).
+bool takes_q8k(const TypeTraits& type) {
+  return type.row_major && type.block_elems == kQ8KBlock;
 }
 
 // Row r decoded with the type's scalar reference.
@@ -122,6 +140,7 @@ std::string label(const TypeTraits& type, size_t rows, size_t cols, size_t n_tok
 constexpr double kRelTol = 2e-5;
 
 std::vector<size_t> test_cols(const TypeTraits& type) {
+  if (type.block_elems == 256) return {256, 768, 4096, 14336};
   std::vector<size_t> cols = {32, 96, 4128};
   if (!type.quantized) cols.insert(cols.end(), {1, 7, 21, 417});  // partial last batch
   cols.push_back(14368);  // long rows (float: split into k blocks)
@@ -162,8 +181,13 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
           }
           if (!type.quantized) continue;
           std::vector<float> y8(n * y_stride, -7.0f), y8_ref(n * y_stride, -7.0f);
-          matmul_q8(m.kernel, xq.view, n, y8.data(), y_stride, 0, rows);
-          matmul_q8_ref(m.file, xq.view, n, y8_ref.data(), y_stride, 0, rows);
+          if (takes_q8k(type)) {
+            matmul_q8k(m.kernel, xq.kview, n, y8.data(), y_stride, 0, rows);
+            matmul_q8k_ref(m.file, xq.kview, n, y8_ref.data(), y_stride, 0, rows);
+          } else {
+            matmul_q8(m.kernel, xq.view, n, y8.data(), y_stride, 0, rows);
+            matmul_q8_ref(m.file, xq.view, n, y8_ref.data(), y_stride, 0, rows);
+          }
           for (size_t t = 0; t < n; ++t) {
             for (size_t r = 0; r < rows; ++r)
               ASSERT_TRUE(same_bits(y8[t * y_stride + r], y8_ref[t * y_stride + r]))
@@ -184,20 +208,27 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
 TEST(Matmul, Int8PathComputesTheQuantizedProduct) {
   for (const TypeTraits& type : all_types()) {
     if (!type.quantized) continue;
-    for (size_t cols : {32u, 4096u, 14336u}) {
+    for (size_t cols : {256u, 4096u, 14336u}) {
       const size_t rows = 37, n = 5;
       const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(cols + 3));
       const auto x = make_activations(n, cols, 11);
       const Q8 xq = quantize(x.data(), cols, n, cols);
       std::vector<float> y(n * rows);
-      matmul_q8(m.kernel, xq.view, n, y.data(), rows, 0, rows);
+      const bool q8k = takes_q8k(type);
+      const size_t block = q8k ? kQ8KBlock : kQ8Block;
+      const std::vector<int8_t>& codes = q8k ? xq.qk : xq.q;
+      const std::vector<float>& scales = q8k ? xq.dk : xq.d;
+      if (q8k)
+        matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, 0, rows);
+      else
+        matmul_q8(m.kernel, xq.view, n, y.data(), rows, 0, rows);
       for (size_t r = 0; r < rows; ++r) {
         const auto w = decoded_row(m.file, r);
         for (size_t t = 0; t < n; ++t) {
           double quantized = 0, exact = 0, mag = 0, rounding = 0;
           for (size_t k = 0; k < cols; ++k) {
-            const double dx = xq.d[t * cols / kQ8Block + k / kQ8Block];
-            quantized += double(w[k]) * dx * xq.q[t * cols + k];
+            const double dx = scales[t * cols / block + k / block];
+            quantized += double(w[k]) * dx * codes[t * cols + k];
             exact += double(w[k]) * x[t * cols + k];
             mag += std::fabs(double(w[k]) * x[t * cols + k]);
             rounding += std::fabs(double(w[k])) * dx / 2;
@@ -216,6 +247,7 @@ TEST(Matmul, Int8PathComputesTheQuantizedProduct) {
 // a long row, one long enough to be split into k blocks (float: accumulators spilled between
 // blocks, like Mistral's 14336-wide w2), and (float types) partial last batches.
 std::vector<size_t> identity_cols(const TypeTraits& type) {
+  if (type.block_elems == 256) return {256, 768, 4096, 14336};
   std::vector<size_t> c = {32, 96, 4128, 14368};
   if (!type.quantized) c.insert(c.end(), {21, 1000, 4100});
   return c;
@@ -234,7 +266,13 @@ std::vector<Path> paths(const TypeTraits& type) {
 void run(const TestMatrix& m, const Path& p, const std::vector<float>& x, const Q8& xq, size_t t0,
          size_t n, float* y, size_t y_stride, size_t r0, size_t r1) {
   const size_t cols = m.file.cols;
-  if (p.int8) {
+  if (p.int8 && takes_q8k(*m.file.type)) {
+    Q8KActivations v = xq.kview;
+    v.q += t0 * cols;
+    v.d += t0 * cols / kQ8KBlock;
+    v.s16 += t0 * cols / 16;
+    matmul_q8k(m.kernel, v, n, y, y_stride, r0, r1);
+  } else if (p.int8) {
     Q8Activations v = xq.view;
     v.q += t0 * cols;
     v.d += t0 * cols / kQ8Block;
@@ -347,6 +385,16 @@ TEST(Matmul, RejectsBadArguments) {
   EXPECT_THROW(matmul_q8(m.kernel, xq.view, 1, y.data(), 20, 0, 16), std::invalid_argument);
   EXPECT_THROW(matmul_q8(f.kernel, quantize(x.data(), 64, 1, 64).view, 1, y.data(), 4, 0, 4),
                std::invalid_argument);  // float weights have no int8 path
+  // Each int8 format goes with its types: Q8_K with 256-element blocks only, and back.
+  const auto x256 = make_activations(1, 256, 3);
+  const Q8 q256 = quantize(x256.data(), 256, 1, 256);
+  const TestMatrix k = make_matrix(*find_type("q4_K"), 4, 256, 1);
+  const TestMatrix q40 = make_matrix(*find_type("q4_0"), 4, 256, 1);
+  EXPECT_THROW(matmul_q8(k.kernel, q256.view, 1, y.data(), 4, 0, 4), std::invalid_argument);
+  EXPECT_THROW(matmul_q8k(q40.kernel, q256.kview, 1, y.data(), 4, 0, 4), std::invalid_argument);
+  EXPECT_NO_THROW(matmul_q8k(k.kernel, q256.kview, 1, y.data(), 4, 0, 4));
+  // Row-major matrices are read unpacked and split anywhere.
+  EXPECT_NO_THROW(matmul(k.kernel, x256.data(), 256, 1, y.data(), 4, 1, 3));
   // Empty work is fine, and the last partial group may end at the matrix's end.
   EXPECT_NO_THROW(matmul(m.kernel, x.data(), 64, 0, y.data(), 20, 0, 16));
   EXPECT_NO_THROW(call(m.kernel, 16, 16));
@@ -355,6 +403,7 @@ TEST(Matmul, RejectsBadArguments) {
 
 TEST(Packing, RoundTripsEveryRowAndPadsWithZeros) {
   for (const TypeTraits& type : all_types()) {
+    if (type.row_major) continue;  // not packed
     for (size_t rows : {1u, 16u, 37u}) {
       const TestMatrix m = make_matrix(type, rows, 96, static_cast<uint32_t>(rows));
       EXPECT_EQ(packed_bytes(m.file), (rows + 15) / 16 * 16 * m.kernel.row_bytes);
@@ -391,6 +440,52 @@ TEST(ActivationQuantization, SimdMatchesReferenceBitwise) {
     ASSERT_EQ(a.q, b.q) << scale;
     ASSERT_EQ(0, std::memcmp(a.d.data(), b.d.data(), a.d.size() * sizeof(float))) << scale;
     ASSERT_EQ(a.s, b.s) << scale;
+  }
+}
+
+TEST(ActivationQuantization, Q8KSimdMatchesReferenceBitwise) {
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float scale : {1.0f, 1e-3f, 300.0f, 1e-30f, 3e38f}) {
+    const size_t n = 3, cols = 4096;
+    std::vector<float> x(n * cols);
+    for (auto& v : x) v = normal(rng) * scale;
+    for (size_t i = 256; i < 512; ++i) x[i] = 0.0f;  // an all-zero block
+    const Q8 a = quantize(x.data(), cols, n, cols);
+    Q8 b = a;
+    b.kview = {b.qk.data(), b.dk.data(), b.s16.data(), cols};
+    quantize_activations_k_ref(x.data(), cols, n, b.kview);
+    ASSERT_EQ(a.qk, b.qk) << scale;
+    ASSERT_EQ(0, std::memcmp(a.dk.data(), b.dk.data(), a.dk.size() * sizeof(float))) << scale;
+    ASSERT_EQ(a.s16, b.s16) << scale;
+  }
+}
+
+// By hand: a 256-block whose largest magnitude is 127 has d = 1, so q = round(x) and the sums per
+// 16 are the codes' sums; its first 32 values are the rounding block's.
+TEST(ActivationQuantization, Q8KHandComputedBlock) {
+  const auto block = test::rounding_block();
+  std::vector<float> x(256, 0.0f);
+  for (int i = 0; i < 32; ++i) x[i] = block.x[i];
+  x[200] = 127.0f;
+  int8_t q[256];
+  float d;
+  int32_t s16[16];
+  const Q8KActivations out{q, &d, s16, 256};
+  for (auto fn : {&quantize_activations_k, &quantize_activations_k_ref}) {
+    fn(x.data(), 256, 1, out);
+    EXPECT_EQ(d, 1.0f);
+    for (int j = 0; j < 2; ++j) {
+      int32_t sum = 0;
+      for (int i = 0; i < 16; ++i) {
+        EXPECT_EQ(q[16 * j + i], block.codes[16 * j + i]) << i;
+        sum += block.codes[16 * j + i];
+      }
+      EXPECT_EQ(s16[j], sum);
+    }
+    EXPECT_EQ(q[200], 127);
+    EXPECT_EQ(s16[12], 127);
+    EXPECT_EQ(s16[5], 0);
   }
 }
 

@@ -62,7 +62,8 @@ TEST(ParallelMatmuls, EveryRowMatchesOneKernelCallWhateverTheThreads) {
     kernels::quantize_activations(x.data(), kCols, tokens, xq);
 
     for (bool int8 : {false, true}) {
-      const MatmulInput input{x.data(), tokens, int8 ? std::optional(xq) : std::nullopt};
+      const MatmulInput input{x.data(), tokens, int8 ? std::optional(xq) : std::nullopt,
+                              std::nullopt};
       std::vector<std::vector<float>> expected;
       for (const Matrix* m : {&a, &b, &c}) {
         std::vector<float> y(tokens * m->w.rows);

@@ -336,7 +336,7 @@ TEST(Synth, CommandLine) {
                 .status,
             2);
   EXPECT_EQ(run_command("'" + cli_path().string() + "' synth -o '" + (dir / "x.gguf").string() +
-                        "' --preset tiny --type q5_k")
+                        "' --preset tiny --type iq1_s")
                 .status,
             2);
   const auto bad = run_command("'" + cli_path().string() + "' synth -o '" +

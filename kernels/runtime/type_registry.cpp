@@ -1,5 +1,7 @@
 // The registry of kernels/type_traits.hpp, one row per codec of kernels/types/all_types.hpp.
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <limits>
 
 #include "kernels/type_traits.hpp"
@@ -9,6 +11,14 @@ namespace brise::kernels {
 namespace {
 
 template <class Codec>
+constexpr auto to_int8_of() -> void (*)(const uint8_t*, Int8Block&) {
+  if constexpr (BRISE_ISA::kIsRowMajor<Codec>)
+    return &Codec::to_int8;
+  else
+    return nullptr;
+}
+
+template <class Codec>
 constexpr TypeTraits row(size_t index) {
   return TypeTraits{Codec::kGgmlId,
                     Codec::kName,
@@ -16,9 +26,11 @@ constexpr TypeTraits row(size_t index) {
                     Codec::kBlockBytes,
                     Codec::kFileType,
                     Codec::kQuantized,
+                    BRISE_ISA::kIsRowMajor<Codec>,
                     index,
                     &Codec::encode_row_ref,
-                    &Codec::decode_row_ref};
+                    &Codec::decode_row_ref,
+                    to_int8_of<Codec>()};
 }
 
 constexpr auto make_registry() {
@@ -44,8 +56,14 @@ const TypeTraits* find_type(uint32_t ggml_id) {
 }
 
 const TypeTraits* find_type(std::string_view name) {
+  const auto same = [](std::string_view a, std::string_view b) {
+    return std::ranges::equal(a, b, [](char x, char y) {
+      return std::tolower(static_cast<unsigned char>(x)) ==
+             std::tolower(static_cast<unsigned char>(y));
+    });
+  };
   for (const auto& t : kRegistry)
-    if (t.name == name) return &t;
+    if (same(t.name, name)) return &t;
   return nullptr;
 }
 

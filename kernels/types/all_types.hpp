@@ -9,11 +9,25 @@
 #include "kernels/types/bf16.hpp"
 #include "kernels/types/f16.hpp"
 #include "kernels/types/f32.hpp"
+#include "kernels/types/iq4_nl.hpp"
+#include "kernels/types/iq4_xs.hpp"
+#include "kernels/types/q2_k.hpp"
+#include "kernels/types/q3_k.hpp"
 #include "kernels/types/q4_0.hpp"
+#include "kernels/types/q4_1.hpp"
+#include "kernels/types/q4_k.hpp"
+#include "kernels/types/q5_0.hpp"
+#include "kernels/types/q5_1.hpp"
+#include "kernels/types/q5_k.hpp"
+#include "kernels/types/q6_k.hpp"
 #include "kernels/types/q8_0.hpp"
 
 // X(Codec) for every codec, in registry order (kernels/type_traits.hpp).
-#define BRISE_TENSOR_TYPES(X) X(F32) X(F16) X(BF16) X(Q8_0) X(Q4_0)
+// clang-format off
+#define BRISE_TENSOR_TYPES(X) \
+  X(F32) X(F16) X(BF16) X(Q8_0) X(Q4_0) \
+  X(Q4_1) X(Q5_0) X(Q5_1) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K) X(IQ4_NL) X(IQ4_XS)
+// clang-format on
 
 namespace brise::kernels::BRISE_ISA {
 

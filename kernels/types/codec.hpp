@@ -9,7 +9,11 @@
 // float types (kQuantized false) load_packed<Ops>, the f32 values of one element of each row;
 // quantized types (blocks of 32 integer codes with an fp16 scale) kPayloadBytes, kSignedCodes,
 // kCodeOffset, kStepsPerUnit, step(unit, i), block_scale, block_codes, decode_unit<Ops>,
-// decode_step<Ops>.
+// decode_step<Ops>; row-major quantized types (kRowMajor true: the K-quants and the later 32-block
+// types, which stay in the file's layout) to_int8 (kernels/types/int8_block.hpp), and optionally
+// to_weights16(block, int16_t* w16, Int8Block& meta): block_weights16 of to_int8's result, with
+// meta's min, d and dmin (its code and scale need not be filled), straight from the block's bytes
+// with the set's SIMD: the int8 matmul's per-block work, so worth a type's own code.
 #pragma once
 
 #include "kernels/isa.hpp"
@@ -43,6 +47,13 @@ inline Batch fmadd(Batch a, Batch b, Batch c) {
   return xsimd::fma(a, b, c);
 #endif
 }
+
+// Whether codec C is multiplied in the file's row-major layout (kernels/types/int8_block.hpp)
+// rather than packed in groups of 16 rows.
+template <class C>
+inline constexpr bool kIsRowMajor = requires {
+  requires C::kRowMajor;
+};
 
 // A little-endian u16 at p, whatever p's alignment (quantized blocks are 2-byte aligned at best).
 inline uint16_t read_u16(const void* p) {

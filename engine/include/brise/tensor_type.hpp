@@ -15,12 +15,22 @@ enum class TensorType : uint32_t {
   F32 = 0,
   F16 = 1,
   Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
   Q8_0 = 8,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  IQ4_NL = 20,
+  IQ4_XS = 23,
   BF16 = 30,
 };
 
 struct TensorTypeInfo {
-  std::string_view name;  // "f32", "f16", "bf16", "q8_0", "q4_0"
+  std::string_view name;  // ggml's: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "iq4_xs", ...
   uint32_t block_elems;   // elements per block (1 for plain float types)
   uint32_t block_bytes;   // bytes per block
 };
@@ -33,7 +43,7 @@ inline std::string_view tensor_type_name(TensorType type) {
   return tensor_type_info(type).name;
 }
 
-// "f32, f16, bf16, q8_0 or q4_0": every supported type's name, for help texts and messages.
+// "f32, f16, ..., iq4_nl or iq4_xs": every supported type's name, for help texts and messages.
 std::string tensor_type_names();
 
 // Bytes used by a row of `n_elems` elements, or nullopt when n_elems is not a whole number of

@@ -1,0 +1,264 @@
+// y = W x for the row-major quantized types (kernels/types/int8_block.hpp): each row in the file's
+// layout, a block at a time, its codes turned once into 16-bit weights (or f32 values in the exact
+// mode) that every token of the tile multiplies.
+//
+// Determinism (kernels/matmul.hpp): y[t][r] depends only on row r and token t. Int8: per block an
+// exact integer dot product (any instruction order gives the same integer), then add_block's two
+// f32 FMAs in block order. Exact: 16 lane sums in k order and a fixed tree. The references
+// (matmul_reference.cpp) do the same in scalar code, so every kernel set equals them bit for bit.
+#include "kernels/matmul_rows.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/types/all_types.hpp"
+#include "kernels/types/int8_block.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+namespace {
+
+constexpr size_t kTokenTile = 32;  // tokens whose accumulators a row's pass over its blocks updates
+
+// sum_k w16[k] * a[k] over n (a multiple of 32) elements, exact in int32.
+inline int32_t dot16x8(const int16_t* w16, const int8_t* a, size_t n) {
+#if defined(BRISE_AVX512_VNNI)
+  __m512i acc = _mm512_setzero_si512();
+  for (size_t k = 0; k < n; k += 32) {
+    const __m512i av =
+        _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)));
+    acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(w16 + k), av);
+  }
+  return _mm512_reduce_add_epi32(acc);
+#elif defined(BRISE_AVX2)
+  __m256i acc = _mm256_setzero_si256();
+  for (size_t k = 0; k < n; k += 16) {
+    const __m256i av =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + k)));
+    acc = _mm256_add_epi32(
+        acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w16 + k)), av));
+  }
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  const __m128i s2 = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
+#else
+  int32_t sum = 0;
+  for (size_t k = 0; k < n; ++k) sum += int32_t{w16[k]} * int32_t{a[k]};
+  return sum;
+#endif
+}
+
+// block_weights16 (int8_block.hpp) with the set's SIMD: the same integers.
+template <size_t kElems>
+inline void weights16(const Int8Block& b, int16_t* w16) {
+#if defined(BRISE_AVX512)
+  const __m512i offset = _mm512_set1_epi16(static_cast<int16_t>(b.offset));
+  for (size_t c = 0; c < kElems / 32; ++c) {
+    const __m512i codes =
+        _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(b.code + 32 * c)));
+    const __m512i scale = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(b.scale[2 * c]))),
+        _mm256_set1_epi16(static_cast<int16_t>(b.scale[2 * c + 1])), 1);
+    _mm512_store_si512(w16 + 32 * c, _mm512_mullo_epi16(_mm512_sub_epi16(codes, offset), scale));
+  }
+#elif defined(BRISE_AVX2)
+  const __m256i offset = _mm256_set1_epi16(static_cast<int16_t>(b.offset));
+  for (size_t c = 0; c < kElems / 16; ++c) {
+    const __m256i codes =
+        _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(b.code + 16 * c)));
+    const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(b.scale[c]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 16 * c),
+                       _mm256_mullo_epi16(_mm256_sub_epi16(codes, offset), scale));
+  }
+#else
+  block_weights16(b, w16, kElems);
+#endif
+}
+
+// part[l] = fma(w[16 j + l], x[16 j + l], part[l]) for j in order, over n (a multiple of 16).
+inline void fma_lanes16(float* part, const float* w, const float* x, size_t n) {
+#if defined(BRISE_AVX512)
+  __m512 p = _mm512_loadu_ps(part);
+  for (size_t k = 0; k < n; k += 16)
+    p = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), p);
+  _mm512_storeu_ps(part, p);
+#elif defined(BRISE_AVX2)
+  __m256 p0 = _mm256_loadu_ps(part), p1 = _mm256_loadu_ps(part + 8);
+  for (size_t k = 0; k < n; k += 16) {
+    p0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), p0);
+    p1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), p1);
+  }
+  _mm256_storeu_ps(part, p0);
+  _mm256_storeu_ps(part + 8, p1);
+#else
+  for (size_t k = 0; k < n; k += 16)
+    for (size_t l = 0; l < 16; ++l) part[l] = std::fma(w[k + l], x[k + l], part[l]);
+#endif
+}
+
+const uint8_t* row_of(const WeightMatrix& w, size_t r) {
+  return static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+}
+
+// Where a token's activation block b is, for both activation formats.
+struct Q8Blocks {  // blocks of 32: one sum per block
+  const Q8Activations& x;
+  const int8_t* codes(size_t t, size_t b) const { return x.q + t * x.cols + b * kQ8Block; }
+  float scale(size_t t, size_t b) const { return x.d[t * (x.cols / kQ8Block) + b]; }
+  // sum_j min[j] * asum[j] over the block (scale and min are the same for both halves).
+  // The block's integer sums (int8_block.hpp) with token t's activation block b.
+  void sums(const int16_t* w16, const Int8Block& ib, bool mins, size_t t, size_t b, int32_t& sumi,
+            int32_t& summ) const {
+    sumi = dot16x8(w16, codes(t, b), kQ8Block);
+    summ = mins ? ib.min[0] * x.s[t * (x.cols / kQ8Block) + b] : 0;
+  }
+};
+struct Q8KBlocks {  // blocks of 256: sums per 16
+  const Q8KActivations& x;
+  const int8_t* codes(size_t t, size_t b) const { return x.q + t * x.cols + b * kQ8KBlock; }
+  float scale(size_t t, size_t b) const { return x.d[t * (x.cols / kQ8KBlock) + b]; }
+  void sums(const int16_t* w16, const Int8Block& ib, bool mins, size_t t, size_t b, int32_t& sumi,
+            int32_t& summ) const {
+    const int32_t* s16 = x.s16 + t * (x.cols / 16) + b * (kQ8KBlock / 16);
+#if defined(BRISE_AVX512_VNNI)
+    // Both sums reduced together: the dot product's 16 lanes in the low half of a pair, the
+    // mins' in the high half, added down to lanes 0 and 8.
+    const int8_t* a = codes(t, b);
+    __m512i dot = _mm512_setzero_si512();
+    for (size_t k = 0; k < kQ8KBlock; k += 32) {
+      const __m512i av =
+          _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)));
+      dot = _mm512_dpwssd_epi32(dot, _mm512_load_si512(w16 + k), av);
+    }
+    const __m512i m = mins ? _mm512_mullo_epi32(_mm512_loadu_si512(ib.min), _mm512_loadu_si512(s16))
+                           : _mm512_setzero_si512();
+    // [dot 0..7 + dot 8..15 | m 0..7 + m 8..15]
+    __m512i v =
+        _mm512_add_epi32(_mm512_shuffle_i64x2(dot, m, 0x44), _mm512_shuffle_i64x2(dot, m, 0xEE));
+    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));  // + lanes 2 apart
+    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));  // + lanes 1 apart
+    // lanes 0 and 4 of each 256-bit half now hold the half's two quarter sums
+    alignas(64) int32_t lanes[16];
+    _mm512_store_si512(lanes, v);
+    sumi = lanes[0] + lanes[4];
+    summ = lanes[8] + lanes[12];
+#else
+    sumi = dot16x8(w16, codes(t, b), kQ8KBlock);
+    summ = 0;
+    if (mins)
+      for (size_t j = 0; j < kQ8KBlock / 16; ++j) summ += ib.min[j] * s16[j];
+#endif
+  }
+};
+
+// A block's 16-bit weights (block_weights16) with its mins and scales in `meta`: straight from the
+// block's bytes when the codec has a SIMD to_weights16, else through to_int8.
+template <class C>
+inline void block_to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+  if constexpr (requires { C::to_weights16(block, w16, meta); }) {
+    C::to_weights16(block, w16, meta);
+  } else {
+    C::to_int8(block, meta);
+    weights16<C::kBlockElems>(meta, w16);
+  }
+}
+
+// Whether any of the block's mins is non-zero (summ is 0 otherwise, whatever the activations).
+template <size_t kElems>
+inline bool has_mins(const Int8Block& b) {
+#if defined(BRISE_AVX512)
+  if constexpr (kElems == 256) {
+    const __m512i m = _mm512_loadu_si512(b.min);
+    return _mm512_test_epi32_mask(m, m) != 0;
+  }
+#endif
+  int32_t any = 0;
+  for (size_t j = 0; j < kElems / 16; ++j) any |= b.min[j];
+  return any != 0;
+}
+
+template <class C, class Blocks>
+void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float* y, size_t y_stride,
+               size_t row_begin, size_t row_end) {
+  constexpr size_t kElems = C::kBlockElems;
+  const size_t n_blocks = w.cols / kElems;
+  Int8Block ib;
+  alignas(64) int16_t w16[kElems];
+  float acc[kTokenTile];
+  for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+    const size_t nt = std::min(kTokenTile, n_tokens - t0);
+    for (size_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = row_of(w, r);
+      std::fill(acc, acc + nt, 0.0f);
+      for (size_t b = 0; b < n_blocks; ++b) {
+        block_to_weights16<C>(row + b * C::kBlockBytes, w16, ib);
+        const bool mins = has_mins<kElems>(ib);
+        for (size_t t = 0; t < nt; ++t) {
+          int32_t sumi, summ;
+          act.sums(w16, ib, mins, t0 + t, b, sumi, summ);
+          acc[t] = add_block(acc[t], sumi, summ, ib.d, ib.dmin, act.scale(t0 + t, b));
+        }
+      }
+      for (size_t t = 0; t < nt; ++t) y[(t0 + t) * y_stride + r] = acc[t];
+    }
+  }
+}
+
+template <class C>
+void exact_rows(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
+                size_t y_stride, size_t row_begin, size_t row_end) {
+  constexpr size_t kElems = C::kBlockElems;
+  const size_t n_blocks = w.cols / kElems;
+  alignas(64) float values[kElems];
+  alignas(64) float part[kTokenTile][16];
+  for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+    const size_t nt = std::min(kTokenTile, n_tokens - t0);
+    for (size_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = row_of(w, r);
+      std::memset(part, 0, sizeof part);
+      for (size_t b = 0; b < n_blocks; ++b) {
+        C::decode_row(row + b * C::kBlockBytes, values, kElems);
+        for (size_t t = 0; t < nt; ++t)
+          fma_lanes16(part[t], values, x + (t0 + t) * x_stride + b * kElems, kElems);
+      }
+      for (size_t t = 0; t < nt; ++t) y[(t0 + t) * y_stride + r] = sum_lanes16(part[t]);
+    }
+  }
+}
+
+}  // namespace
+
+void row_major_matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens,
+                      float* y, size_t y_stride, size_t row_begin, size_t row_end) {
+  with_codec(*w.type, [&]<class C>() {
+    if constexpr (kIsRowMajor<C>)
+      exact_rows<C>(w, x, x_stride, n_tokens, y, y_stride, row_begin, row_end);
+    else
+      throw std::invalid_argument("matmul: " + std::string(C::kName) + " is not row-major");
+  });
+}
+
+void row_major_matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
+                         size_t y_stride, size_t row_begin, size_t row_end) {
+  with_codec(*w.type, [&]<class C>() {
+    if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8Block)
+      int8_rows<C>(w, Q8Blocks{x}, n_tokens, y, y_stride, row_begin, row_end);
+    else
+      throw std::invalid_argument("matmul_q8: " + std::string(C::kName) +
+                                  " takes Q8_K activations (matmul_q8k)");
+  });
+}
+
+void row_major_matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
+                          size_t y_stride, size_t row_begin, size_t row_end) {
+  with_codec(*w.type, [&]<class C>() {
+    if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8KBlock)
+      int8_rows<C>(w, Q8KBlocks{x}, n_tokens, y, y_stride, row_begin, row_end);
+    else
+      throw std::invalid_argument("matmul_q8k: " + std::string(C::kName) +
+                                  " is not a type of 256-element blocks");
+  });
+}
+
+}  // namespace brise::kernels::BRISE_ISA

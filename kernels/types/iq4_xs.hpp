@@ -1,0 +1,196 @@
+// IQ4_XS (ggml-common.h block_iq4_xs): super-blocks of 256 weights in 8 sub-blocks of 32; an fp16
+// scale d, then a 6-bit scale ls per sub-block (low 4 bits in scales_l, a nibble per sub-block, the
+// even one low; high 2 bits in scales_h, 2 bits per sub-block from bit 0), then 128 bytes of 4-bit
+// indices q into kIq4Values (iq4_nl.hpp), 16 bytes per sub-block laid out as IQ4_NL's block;
+// value = d * (ls - 32) * kIq4Values[q].
+// Quantized as llama-quantize does without an importance matrix: ggml's quantize_iq4_xs, i.e.
+// quantize_row_iq4_nl_impl over 256 with sub-blocks of 32, weights x * x and ntry = 7: each
+// sub-block's scale from IQ4_NL's search, d = -max_scale / 32 (max_scale: the sub-block scale of
+// largest magnitude, signed), ls = nearest_int(scale / d) clamped to [-32, 31] + 32, and each
+// sub-block's indices re-picked against the f32 d * (ls - 32). Bit for bit on finite input.
+#pragma once
+
+#include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
+#include "kernels/types/iq4_nl.hpp"
+#include "kernels/types/rounding.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct IQ4_XS {
+  static constexpr uint32_t kGgmlId = 23;
+  static constexpr std::string_view kName = "iq4_xs";
+  static constexpr uint32_t kBlockElems = 256;
+  static constexpr uint32_t kBlockBytes = 136;
+  static constexpr uint32_t kFileType = 30;  // LLAMA_FTYPE_MOSTLY_IQ4_XS
+  static constexpr bool kQuantized = true;
+  static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
+
+  struct Block {
+    uint16_t d;  // fp16
+    uint16_t scales_h;
+    uint8_t scales_l[4];
+    uint8_t qs[128];
+  };
+  static_assert(sizeof(Block) == kBlockBytes);
+
+  // ggml's nearest_int: round half to even by adding 1.5 * 2^23, valid for |v| < 2^22.
+  static int nearest_int(float v) {
+    const float r = v + 12582912.0f;
+    int32_t bits;
+    std::memcpy(&bits, &r, sizeof bits);
+    return (bits & 0x007FFFFF) - 0x00400000;
+  }
+
+  // Sub-block ib's 6-bit scale, 0..63 (the scale is ls - 32).
+  static int sub_scale(const uint8_t* block, size_t ib) {
+    const uint16_t scales_h = read_u16(block + 2);
+    const int low = (block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F;
+    const int high = (scales_h >> (2 * ib)) & 3;
+    return low | (high << 4);
+  }
+
+  static void encode_row_ref(const float* x, void* out, size_t n) {
+    auto* y = static_cast<Block*>(out);
+    for (size_t b = 0; b < n / 256; ++b) {
+      const float* xs = x + b * 256;
+      float scales[8];
+      float max_scale = 0.0f;  // the first sub-block scale of largest magnitude, with its sign
+      float amax_scale = 0.0f;
+      for (size_t ib = 0; ib < 8; ++ib) {
+        scales[ib] = iq4_block_scale(xs + ib * 32);
+        const float a = std::fabs(scales[ib]);
+        if (a > amax_scale) {
+          amax_scale = a;
+          max_scale = scales[ib];
+        }
+      }
+      // An all-zero super-block gives d = -0.0 (fp16 0x8000), as ggml's.
+      const float d = -max_scale / 32.0f;
+      y[b].d = f32_to_f16(d);
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      uint16_t scales_h = 0;
+      for (size_t ib = 0; ib < 8; ++ib) {
+        int l = nearest_int(id * scales[ib]);
+        l = l < -32 ? -32 : (l > 31 ? 31 : l);
+        // Indices against the f32 sub-block scale d * l, not the fp16 one, as ggml does.
+        const float dl = d * static_cast<float>(l);
+        const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+        const float* xb = xs + ib * 32;
+        uint8_t* qs = y[b].qs + ib * 16;
+        for (size_t j = 0; j < 16; ++j) {
+          const int q0 = iq4_best_index(idl * xb[j]);
+          const int q1 = iq4_best_index(idl * xb[j + 16]);
+          qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+        }
+        const int ls = l + 32;
+        if (ib % 2 == 0) {
+          y[b].scales_l[ib / 2] = static_cast<uint8_t>(ls & 0x0F);
+        } else {
+          y[b].scales_l[ib / 2] |= static_cast<uint8_t>((ls & 0x0F) << 4);
+        }
+        scales_h = static_cast<uint16_t>(scales_h | ((ls >> 4) << (2 * ib)));
+      }
+      y[b].scales_h = scales_h;
+    }
+  }
+
+  static void decode_row_ref(const void* in, float* out, size_t n) {
+    const auto* x = static_cast<const uint8_t*>(in);
+    for (size_t b = 0; b < n / 256; ++b) {
+      const uint8_t* block = x + b * kBlockBytes;
+      const float d = f16_to_f32(read_u16(block));
+      for (size_t ib = 0; ib < 8; ++ib) {
+        // Two products, d * (ls - 32) then * level, in ggml's order.
+        const float dl = d * static_cast<float>(sub_scale(block, ib) - 32);
+        const uint8_t* qs = block + 8 + ib * 16;
+        float* yb = out + b * 256 + ib * 32;
+        for (size_t j = 0; j < 16; ++j) {
+          yb[j] = dl * static_cast<float>(kIq4Values[qs[j] & 0x0F]);
+          yb[j + 16] = dl * static_cast<float>(kIq4Values[qs[j] >> 4]);
+        }
+      }
+    }
+  }
+
+  static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
+  static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
+
+  // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): the table's
+  // levels + 128 as codes, offset 128, each sub-block's ls - 32 as the scale of its two halves of
+  // 16, no minimum.
+  static void to_int8(const uint8_t* block, Int8Block& out) {
+    const uint8_t* qs = block + 8;
+    for (size_t ib = 0; ib < 8; ++ib) {
+      for (size_t j = 0; j < 16; ++j) {
+        out.code[ib * 32 + j] = kIq4Codes[qs[ib * 16 + j] & 0x0F];
+        out.code[ib * 32 + j + 16] = kIq4Codes[qs[ib * 16 + j] >> 4];
+      }
+      const int32_t scale = sub_scale(block, ib) - 32;
+      out.scale[2 * ib] = scale;
+      out.scale[2 * ib + 1] = scale;
+      out.min[2 * ib] = 0;
+      out.min[2 * ib + 1] = 0;
+    }
+    out.offset = 128;
+    out.d = f16_to_f32(read_u16(block));
+    out.dmin = 0.0f;
+  }
+
+#if defined(BRISE_AVX2)
+  // to_int8 + block_weights16 (codec.hpp) with SIMD: (kIq4Codes[q] - 128) is kIq4Values[q], so
+  // a pshufb of the 16 signed levels by the nibbles gives the signed values, widened to 16 bits
+  // and times the sub-block's scale (ls - 32). A sub-block's 16 bytes hold its first 16 elements
+  // in the low nibbles and the next 16 in the high ones.
+  static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+    const uint8_t* qs = block + 8;
+    const uint16_t scales_h = read_u16(block + 2);
+    int16_t scale[8];
+    for (unsigned ib = 0; ib < 8; ++ib)
+      scale[ib] = static_cast<int16_t>(
+          (((block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4)) -
+          32);
+    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values));
+#if defined(BRISE_AVX512)
+    // Two sub-blocks a 32-byte load: lanes [lo 2p | lo 2p+1] and [hi 2p | hi 2p+1] after the
+    // lookups, regrouped per sub-block by permute2x128.
+    const __m256i table = _mm256_broadcastsi128_si256(levels);
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    for (size_t p = 0; p < 4; ++p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * p));
+      const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(v, nibble));
+      const __m256i hi =
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+      _mm512_store_si512(
+          w16 + 64 * p,
+          _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm256_permute2x128_si256(lo, hi, 0x20)),
+                             _mm512_set1_epi16(scale[2 * p])));
+      _mm512_store_si512(
+          w16 + 64 * p + 32,
+          _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm256_permute2x128_si256(lo, hi, 0x31)),
+                             _mm512_set1_epi16(scale[2 * p + 1])));
+    }
+    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
+#else
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    for (size_t ib = 0; ib < 8; ++ib) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * ib));
+      const __m256i s = _mm256_set1_epi16(scale[ib]);
+      const __m128i lo = _mm_shuffle_epi8(levels, _mm_and_si128(v, nibble));
+      const __m128i hi = _mm_shuffle_epi8(levels, _mm_and_si128(_mm_srli_epi16(v, 4), nibble));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 32 * ib),
+                         _mm256_mullo_epi16(_mm256_cvtepi8_epi16(lo), s));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 32 * ib + 16),
+                         _mm256_mullo_epi16(_mm256_cvtepi8_epi16(hi), s));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
+#endif
+    // vcvtph2ps: exactly f16_to_f32, without its call.
+    meta.d = _cvtsh_ss(read_u16(block));
+    meta.dmin = 0.0f;
+  }
+#endif
+};
+
+}  // namespace brise::kernels::BRISE_ISA

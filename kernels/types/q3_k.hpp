@@ -1,0 +1,223 @@
+// Q3_K (ggml-common.h block_q3_K): super-blocks of 256 weights in 16 sub-blocks of 16. Each
+// sub-block has a 6-bit scale stored as sc + 32 (low 4 bits: nibble s % 8 of `scales[s % 8]`, low
+// nibble for s < 8; high 2 bits: bits 2 (s / 4) of `scales[8 + s % 4]`), the super-block an fp16
+// d; value = d * (sc - 32) * (q - 4), q 3-bit: its low 2 bits packed as Q2_K's
+// (kquant::pack_2bit), its high bit in hmask (element e: bit e / 32 of hmask[e % 32]).
+// Quantized as ggml's quantize_row_q3_K_ref (llama-quantize's path without an importance matrix):
+// each sub-block's signed scale by make_q3_quants, the scales rounded to 6 bits against the one
+// of largest magnitude (mapped to -32), then the codes recomputed from the rounded scales; bit for
+// bit on finite input.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
+#include "kernels/types/k_quants.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct Q3_K {
+  static constexpr uint32_t kGgmlId = 11;
+  static constexpr std::string_view kName = "q3_K";
+  static constexpr uint32_t kBlockElems = 256;
+  static constexpr uint32_t kBlockBytes = 110;
+  static constexpr uint32_t kFileType = 11;  // LLAMA_FTYPE_MOSTLY_Q3_K_S
+  static constexpr bool kQuantized = true;
+  static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
+
+  struct Block {
+    uint8_t hmask[32];
+    uint8_t qs[64];
+    uint8_t scales[12];  // 16 6-bit scales
+    uint16_t d;          // fp16
+  };
+  static_assert(sizeof(Block) == kBlockBytes);
+
+  // Sub-block s's 6-bit scale as stored (0..63, the signed scale + 32).
+  static int stored_scale(const uint8_t* scales, size_t s) {
+    const int low = s < 8 ? scales[s] & 0x0F : scales[s - 8] >> 4;
+    const int high = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+    return low | (high << 4);
+  }
+
+  static void encode_row_ref(const float* x, void* out, size_t n) {
+    auto* y = static_cast<uint8_t*>(out);
+    for (size_t b = 0; b < n / 256; ++b, x += 256) {
+      Block blk{};
+      int8_t L[256];
+      float scales[16];
+      // The signed scale of largest magnitude: it becomes -32.
+      float max_scale = 0;
+      float amax = 0;
+      for (size_t j = 0; j < 16; ++j) {
+        scales[j] = kquant::make_q3_quants_rmse(16, 4, x + 16 * j, L + 16 * j);
+        const float a = std::fabs(scales[j]);
+        if (a > amax) {
+          amax = a;
+          max_scale = scales[j];
+        }
+      }
+      if (max_scale != 0) {
+        const float iscale = -32.0f / max_scale;
+        for (size_t j = 0; j < 16; ++j) {
+          // ggml rounds into an int8_t before clamping: keep that truncation.
+          const auto r = static_cast<int8_t>(kquant::nearest_int(iscale * scales[j]));
+          const int l = std::max<int>(-32, std::min<int>(31, r)) + 32;
+          if (j < 8)
+            blk.scales[j] = static_cast<uint8_t>(l & 0x0F);
+          else
+            blk.scales[j - 8] = static_cast<uint8_t>(blk.scales[j - 8] | ((l & 0x0F) << 4));
+          blk.scales[8 + j % 4] =
+              static_cast<uint8_t>(blk.scales[8 + j % 4] | ((l >> 4) << (2 * (j / 4))));
+        }
+        blk.d = f32_to_f16(1 / iscale);
+      } else {
+        blk.d = f32_to_f16(0.0f);
+      }
+      // The codes again against the stored scales (a sub-block whose scale rounded to 0 keeps
+      // make_q3_quants' codes, as in ggml).
+      const float d_all = f16_to_f32(blk.d);
+      for (size_t j = 0; j < 16; ++j) {
+        const float d = d_all * static_cast<float>(stored_scale(blk.scales, j) - 32);
+        if (d == 0) continue;
+        for (size_t i = 0; i < 16; ++i) {
+          const int l = kquant::nearest_int(x[16 * j + i] / d);
+          L[16 * j + i] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
+        }
+      }
+      uint8_t low[256];
+      for (size_t e = 0; e < 256; ++e) {
+        const int q = L[e];
+        if (q > 3) blk.hmask[e % 32] = static_cast<uint8_t>(blk.hmask[e % 32] | (1u << (e / 32)));
+        low[e] = static_cast<uint8_t>(q > 3 ? q - 4 : q);
+      }
+      kquant::pack_2bit(low, blk.qs);
+      std::memcpy(y + b * kBlockBytes, &blk, kBlockBytes);
+    }
+  }
+
+  // ggml's dequantize_row_q3_K: (d * (sc - 32)) * (q - 4), in that order.
+  static void decode_row_ref(const void* in, float* out, size_t n) {
+    const auto* x = static_cast<const uint8_t*>(in);
+    for (size_t b = 0; b < n / 256; ++b, out += 256) {
+      const uint8_t* block = x + b * kBlockBytes;
+      const uint8_t* hmask = block + offsetof(Block, hmask);
+      const uint8_t* qs = block + offsetof(Block, qs);
+      const uint8_t* scales = block + offsetof(Block, scales);
+      const float d_all = f16_to_f32(read_u16(block + offsetof(Block, d)));
+      for (size_t s = 0; s < 16; ++s) {
+        const float dl = d_all * static_cast<float>(stored_scale(scales, s) - 32);
+        for (size_t e = 16 * s; e < 16 * s + 16; ++e) {
+          const int high = (hmask[e % 32] >> (e / 32)) & 1;
+          out[e] = dl * static_cast<float>(kquant::code_2bit(qs, e) + 4 * high - 4);
+        }
+      }
+    }
+  }
+
+  static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
+  static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
+
+  // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..7
+  // (low 2 bits + 4 * hmask bit), offset 4, the signed 6-bit scales, no min.
+  static void to_int8(const uint8_t* block, Int8Block& out) {
+    const uint8_t* hmask = block + offsetof(Block, hmask);
+    const uint8_t* qs = block + offsetof(Block, qs);
+    const uint8_t* scales = block + offsetof(Block, scales);
+    for (size_t h = 0; h < 2; ++h)
+      for (size_t k = 0; k < 4; ++k)
+        for (size_t l = 0; l < 32; ++l)
+          out.code[128 * h + 32 * k + l] = static_cast<uint8_t>(
+              ((qs[32 * h + l] >> (2 * k)) & 3) | (((hmask[l] >> (4 * h + k)) & 1) << 2));
+    for (size_t s = 0; s < 16; ++s) {
+      out.scale[s] = stored_scale(scales, s) - 32;
+      out.min[s] = 0;
+    }
+    out.offset = 4;
+    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+    out.dmin = 0.0f;
+  }
+
+#if defined(BRISE_AVX2)
+  // The 16 stored scales (stored_scale) at once as bytes of a vector (kept out of memory: a
+  // 16-byte reload of narrower stores would stall on store forwarding), ggml's way on 32-bit
+  // words: the low nibbles of bytes 0..7 then their high nibbles, each with its 2 bits of bytes
+  // 8..11 as bits 4-5.
+  static __m128i stored_scales(const uint8_t* scales) {
+    uint32_t a[3];
+    std::memcpy(a, scales, 12);
+    constexpr uint32_t k4 = 0x0F0F0F0Fu, k2 = 0x03030303u;
+    return _mm_setr_epi32(static_cast<int>((a[0] & k4) | ((a[2] & k2) << 4)),
+                          static_cast<int>((a[1] & k4) | (((a[2] >> 2) & k2) << 4)),
+                          static_cast<int>(((a[0] >> 4) & k4) | (((a[2] >> 4) & k2) << 4)),
+                          static_cast<int>(((a[1] >> 4) & k4) | (((a[2] >> 6) & k2) << 4)));
+  }
+
+  // to_int8 + block_weights16 (codec.hpp) with SIMD. In each half h of 128, the 32 qs bytes
+  // widened to 16-bit words give run k of 32 codes' low 2 bits as (q >> 2 k) & 3; hmask widened
+  // and shifted left by 2 gives bit 4 h + k (the third bit) as (hm >> (4 h + k)) & 4. Minus 4,
+  // times the scales (stored - 32).
+  static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+    const uint8_t* hmask = block + offsetof(Block, hmask);
+    const uint8_t* qs = block + offsetof(Block, qs);
+    const __m128i stored = stored_scales(block + offsetof(Block, scales));
+#if defined(BRISE_AVX512)
+    const __m512i scales = _mm512_castsi256_si512(
+        _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32)));
+    const __m512i low = _mm512_set1_epi16(3);
+    const __m512i bit2 = _mm512_set1_epi16(4);
+    const __m512i offset = _mm512_set1_epi16(4);
+    const auto load = [](const uint8_t* p) {
+      return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    };
+    const __m512i hm = _mm512_slli_epi16(load(hmask), 2);
+    for (unsigned h = 0; h < 2; ++h) {
+      const __m512i q = load(qs + 32 * h);
+      for (unsigned k = 0; k < 4; ++k) {
+        const __m512i code =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 2 * k), low),
+                            _mm512_and_si512(_mm512_srli_epi16(hm, 4 * h + k), bit2));
+        _mm512_store_si512(
+            w16 + 128 * h + 32 * k,
+            _mm512_mullo_epi16(_mm512_sub_epi16(code, offset),
+                               kquant::pair_scales(scales, static_cast<int>(4 * h + k))));
+      }
+    }
+    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
+#else
+    alignas(32) int16_t scale[16];  // one store, 2-byte reloads: forwarded
+    _mm256_store_si256(reinterpret_cast<__m256i*>(scale),
+                       _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32)));
+    const __m256i low = _mm256_set1_epi16(3);
+    const __m256i bit2 = _mm256_set1_epi16(4);
+    const __m256i offset = _mm256_set1_epi16(4);
+    const auto load = [](const uint8_t* p) {
+      return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    };
+    for (int i = 0; i < 2; ++i) {  // the halves of 16: sub-blocks 8 h + 2 k + i
+      const __m256i hm = _mm256_slli_epi16(load(hmask + 16 * i), 2);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i q = load(qs + 32 * h + 16 * i);
+        for (int k = 0; k < 4; ++k) {
+          const __m256i code =
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), low),
+                              _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + k), bit2));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 128 * h + 32 * k + 16 * i),
+                             _mm256_mullo_epi16(_mm256_sub_epi16(code, offset),
+                                                _mm256_set1_epi16(scale[8 * h + 2 * k + i])));
+        }
+      }
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
+#endif
+    // vcvtph2ps: exactly f16_to_f32, without its call.
+    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    meta.dmin = 0.0f;
+  }
+#endif
+};
+
+}  // namespace brise::kernels::BRISE_ISA

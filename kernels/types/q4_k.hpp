@@ -1,0 +1,135 @@
+// Q4_K (ggml-common.h block_q4_K): super-blocks of 256 weights in 8 sub-blocks of 32. Each
+// sub-block has a 6-bit scale and a 6-bit min (12 bytes, kquant::scale_min_k4), the super-block an
+// fp16 d and dmin; value = d * scale * q - dmin * min, q 4-bit: in each 64 elements, byte l of its
+// 32 holds element l in the low nibble and element l + 32 in the high one. Quantized as ggml's
+// quantize_row_q4_K_ref (llama-quantize's path without an importance matrix): each sub-block's
+// scale and min by make_qkx2_quants weighted by rms(x) + |x|, both sets rounded to 6 bits against
+// their maximum, then the codes recomputed from the rounded values; bit for bit on finite input.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
+#include "kernels/types/k_quants.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct Q4_K {
+  static constexpr uint32_t kGgmlId = 12;
+  static constexpr std::string_view kName = "q4_K";
+  static constexpr uint32_t kBlockElems = 256;
+  static constexpr uint32_t kBlockBytes = 144;
+  static constexpr uint32_t kFileType = 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
+  static constexpr bool kQuantized = true;
+  static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
+
+  struct Block {
+    uint16_t d;          // fp16
+    uint16_t dmin;       // fp16
+    uint8_t scales[12];  // 8 6-bit scales and 8 6-bit mins
+    uint8_t qs[128];
+  };
+  static_assert(sizeof(Block) == kBlockBytes);
+
+  static void encode_row_ref(const float* x, void* out, size_t n) {
+    auto* y = static_cast<uint8_t*>(out);
+    for (size_t b = 0; b < n / 256; ++b, x += 256) {
+      Block blk{};
+      uint8_t L[256];
+      kquant::quantize_scale_min_k4(x, 15, -1.0f, 0.1f, 20, blk.scales, blk.d, blk.dmin, L);
+      for (size_t c = 0; c < 4; ++c)
+        for (size_t l = 0; l < 32; ++l)
+          blk.qs[32 * c + l] = static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + l + 32] << 4));
+      std::memcpy(y + b * kBlockBytes, &blk, kBlockBytes);
+    }
+  }
+
+  // ggml's dequantize_row_q4_K: (d * scale) * q - (dmin * min), in that order.
+  static void decode_row_ref(const void* in, float* out, size_t n) {
+    const auto* x = static_cast<const uint8_t*>(in);
+    for (size_t b = 0; b < n / 256; ++b, out += 256) {
+      const uint8_t* block = x + b * kBlockBytes;
+      const uint8_t* scales = block + offsetof(Block, scales);
+      const uint8_t* qs = block + offsetof(Block, qs);
+      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+      const float dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+      for (int s = 0; s < 8; ++s) {
+        uint8_t sc, m;
+        kquant::scale_min_k4(scales, s, sc, m);
+        const float dl = d * static_cast<float>(sc);
+        const float ml = dmin * static_cast<float>(m);
+        const uint8_t* q = qs + 32 * (s / 2);
+        const int shift = 4 * (s % 2);
+        for (size_t l = 0; l < 32; ++l)
+          out[32 * s + l] = dl * static_cast<float>((q[l] >> shift) & 0x0F) - ml;
+      }
+    }
+  }
+
+  static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
+  static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
+
+  // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..15,
+  // offset 0, each sub-block's scale and min in both its halves of 16.
+  static void to_int8(const uint8_t* block, Int8Block& out) {
+    const uint8_t* scales = block + offsetof(Block, scales);
+    const uint8_t* qs = block + offsetof(Block, qs);
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t l = 0; l < 32; ++l) {
+        out.code[64 * c + l] = qs[32 * c + l] & 0x0F;
+        out.code[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+      }
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      kquant::scale_min_k4(scales, s, sc, m);
+      out.scale[2 * s] = out.scale[2 * s + 1] = sc;
+      out.min[2 * s] = out.min[2 * s + 1] = m;
+    }
+    out.offset = 0;
+    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+    out.dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+  }
+
+#if defined(BRISE_AVX2)
+  // to_int8 + block_weights16 (codec.hpp) with SIMD: each 32 qs bytes widened to 16-bit words
+  // hold sub-block 2 c in their low nibbles and 2 c + 1 in their high ones, so `& 0x0F` and
+  // `>> 4` give the codes in element order, times the sub-block's scale (offset 0).
+  static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+    const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
+    const uint8_t* qs = block + offsetof(Block, qs);
+#if defined(BRISE_AVX512)
+    const __m512i nibble = _mm512_set1_epi16(0x0F);
+    for (size_t c = 0; c < 4; ++c) {
+      const __m512i q =
+          _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c)));
+      _mm512_store_si512(w16 + 64 * c, _mm512_mullo_epi16(_mm512_and_si512(q, nibble),
+                                                          _mm512_set1_epi16(sm.sc[2 * c])));
+      _mm512_store_si512(
+          w16 + 64 * c + 32,
+          _mm512_mullo_epi16(_mm512_srli_epi16(q, 4), _mm512_set1_epi16(sm.sc[2 * c + 1])));
+    }
+#else
+    const __m256i nibble = _mm256_set1_epi16(0x0F);
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t i = 0; i < 2; ++i) {  // the two halves of 16 of each sub-block
+        const __m256i q = _mm256_cvtepu8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * c + 16 * i)));
+        _mm256_store_si256(
+            reinterpret_cast<__m256i*>(w16 + 64 * c + 16 * i),
+            _mm256_mullo_epi16(_mm256_and_si256(q, nibble), _mm256_set1_epi16(sm.sc[2 * c])));
+        _mm256_store_si256(
+            reinterpret_cast<__m256i*>(w16 + 64 * c + 32 + 16 * i),
+            _mm256_mullo_epi16(_mm256_srli_epi16(q, 4), _mm256_set1_epi16(sm.sc[2 * c + 1])));
+      }
+#endif
+    kquant::store_mins_k4(sm.m, meta.min);
+    // vcvtph2ps: exactly f16_to_f32, without its call.
+    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+  }
+#endif
+};
+
+}  // namespace brise::kernels::BRISE_ISA

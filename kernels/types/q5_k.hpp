@@ -1,0 +1,160 @@
+// Q5_K (ggml-common.h block_q5_K): super-blocks of 256 weights in 8 sub-blocks of 32, scales and
+// mins as Q4_K's (6 bits each in 12 bytes, kquant::scale_min_k4), an fp16 d and dmin; value =
+// d * scale * q - dmin * min, q 5-bit: its low 4 bits packed as Q4_K's codes (in each 64
+// elements, byte l of its 32 holds element l low and l + 32 high), its high bit in qh (element e:
+// bit e / 32 of qh[e % 32]). Quantized as ggml's quantize_row_q5_K_ref (llama-quantize's path
+// without an importance matrix): Q4_K's method with 31 levels and a finer search; bit for bit on
+// finite input.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
+#include "kernels/types/k_quants.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct Q5_K {
+  static constexpr uint32_t kGgmlId = 13;
+  static constexpr std::string_view kName = "q5_K";
+  static constexpr uint32_t kBlockElems = 256;
+  static constexpr uint32_t kBlockBytes = 176;
+  static constexpr uint32_t kFileType = 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
+  static constexpr bool kQuantized = true;
+  static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
+
+  struct Block {
+    uint16_t d;     // fp16
+    uint16_t dmin;  // fp16
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+  };
+  static_assert(sizeof(Block) == kBlockBytes);
+
+  static void encode_row_ref(const float* x, void* out, size_t n) {
+    auto* y = static_cast<uint8_t*>(out);
+    for (size_t b = 0; b < n / 256; ++b, x += 256) {
+      Block blk{};
+      uint8_t L[256];
+      kquant::quantize_scale_min_k4(x, 31, -0.5f, 0.1f, 15, blk.scales, blk.d, blk.dmin, L);
+      for (size_t e = 0; e < 256; ++e) {
+        if (L[e] > 15) blk.qh[e % 32] = static_cast<uint8_t>(blk.qh[e % 32] | (1u << (e / 32)));
+        const uint8_t low = L[e] & 0x0F;
+        // Element e sits in byte e % 32 of its 64's 32 bytes, high nibble for the second 32.
+        blk.qs[32 * (e / 64) + e % 32] |= static_cast<uint8_t>(low << (4 * ((e / 32) % 2)));
+      }
+      std::memcpy(y + b * kBlockBytes, &blk, kBlockBytes);
+    }
+  }
+
+  // ggml's dequantize_row_q5_K: (d * scale) * q - (dmin * min), in that order.
+  static void decode_row_ref(const void* in, float* out, size_t n) {
+    const auto* x = static_cast<const uint8_t*>(in);
+    for (size_t b = 0; b < n / 256; ++b, out += 256) {
+      const uint8_t* block = x + b * kBlockBytes;
+      const uint8_t* scales = block + offsetof(Block, scales);
+      const uint8_t* qh = block + offsetof(Block, qh);
+      const uint8_t* qs = block + offsetof(Block, qs);
+      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+      const float dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+      for (int s = 0; s < 8; ++s) {
+        uint8_t sc, m;
+        kquant::scale_min_k4(scales, s, sc, m);
+        const float dl = d * static_cast<float>(sc);
+        const float ml = dmin * static_cast<float>(m);
+        const uint8_t* q = qs + 32 * (s / 2);
+        const int shift = 4 * (s % 2);
+        for (size_t l = 0; l < 32; ++l) {
+          const int code = ((q[l] >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
+          out[32 * s + l] = dl * static_cast<float>(code) - ml;
+        }
+      }
+    }
+  }
+
+  static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
+  static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
+
+  // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..31,
+  // offset 0, each sub-block's scale and min in both its halves of 16.
+  static void to_int8(const uint8_t* block, Int8Block& out) {
+    const uint8_t* scales = block + offsetof(Block, scales);
+    const uint8_t* qh = block + offsetof(Block, qh);
+    const uint8_t* qs = block + offsetof(Block, qs);
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t l = 0; l < 32; ++l) {
+        const uint8_t q = qs[32 * c + l];
+        const uint8_t h = qh[l];
+        out.code[64 * c + l] = static_cast<uint8_t>((q & 0x0F) | (((h >> (2 * c)) & 1) << 4));
+        out.code[64 * c + 32 + l] =
+            static_cast<uint8_t>((q >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
+      }
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      kquant::scale_min_k4(scales, s, sc, m);
+      out.scale[2 * s] = out.scale[2 * s + 1] = sc;
+      out.min[2 * s] = out.min[2 * s + 1] = m;
+    }
+    out.offset = 0;
+    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+    out.dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+  }
+
+#if defined(BRISE_AVX2)
+  // to_int8 + block_weights16 (codec.hpp) with SIMD: Q4_K's nibbles (qs widened to 16-bit words,
+  // `& 0x0F` for sub-block 2 c, `>> 4` for 2 c + 1) plus bit s of qh[l] as bit 4 of sub-block
+  // s's element l: qh widened and shifted left by 4, then right by s, masked with 0x10.
+  static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+    const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
+    const uint8_t* qh = block + offsetof(Block, qh);
+    const uint8_t* qs = block + offsetof(Block, qs);
+#if defined(BRISE_AVX512)
+    const __m512i nibble = _mm512_set1_epi16(0x0F);
+    const __m512i bit4 = _mm512_set1_epi16(0x10);
+    const __m512i h4 = _mm512_slli_epi16(
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh))), 4);
+    for (unsigned c = 0; c < 4; ++c) {
+      const __m512i q =
+          _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c)));
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(q, nibble),
+                                         _mm512_and_si512(_mm512_srli_epi16(h4, 2 * c), bit4));
+      const __m512i hi = _mm512_or_si512(_mm512_srli_epi16(q, 4),
+                                         _mm512_and_si512(_mm512_srli_epi16(h4, 2 * c + 1), bit4));
+      _mm512_store_si512(w16 + 64 * c, _mm512_mullo_epi16(lo, _mm512_set1_epi16(sm.sc[2 * c])));
+      _mm512_store_si512(w16 + 64 * c + 32,
+                         _mm512_mullo_epi16(hi, _mm512_set1_epi16(sm.sc[2 * c + 1])));
+    }
+#else
+    const __m256i nibble = _mm256_set1_epi16(0x0F);
+    const __m256i bit4 = _mm256_set1_epi16(0x10);
+    for (size_t i = 0; i < 2; ++i) {  // the two halves of 16 of each sub-block
+      const __m256i h4 = _mm256_slli_epi16(
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qh + 16 * i))), 4);
+      for (unsigned c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_cvtepu8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * c + 16 * i)));
+        const __m256i lo =
+            _mm256_or_si256(_mm256_and_si256(q, nibble),
+                            _mm256_and_si256(_mm256_srli_epi16(h4, static_cast<int>(2 * c)), bit4));
+        const __m256i hi = _mm256_or_si256(
+            _mm256_srli_epi16(q, 4),
+            _mm256_and_si256(_mm256_srli_epi16(h4, static_cast<int>(2 * c + 1)), bit4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 64 * c + 16 * i),
+                           _mm256_mullo_epi16(lo, _mm256_set1_epi16(sm.sc[2 * c])));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 64 * c + 32 + 16 * i),
+                           _mm256_mullo_epi16(hi, _mm256_set1_epi16(sm.sc[2 * c + 1])));
+      }
+    }
+#endif
+    kquant::store_mins_k4(sm.m, meta.min);
+    // vcvtph2ps: exactly f16_to_f32, without its call.
+    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+  }
+#endif
+};
+
+}  // namespace brise::kernels::BRISE_ISA

@@ -1,0 +1,210 @@
+// Q6_K (ggml-common.h block_q6_K): super-blocks of 256 weights in 16 sub-blocks of 16. Each
+// sub-block has a signed 8-bit scale, the super-block an fp16 d; value = d * scale * (q - 32),
+// q 6-bit. In each half of 128, element 32 k + l (k = 0..3) has its low 4 bits in ql[64 h + l]
+// (k = 0), ql[64 h + 32 + l] (k = 1), or those bytes' high nibbles (k = 2, 3), and its high 2
+// bits in bits 2k, 2k + 1 of qh[32 h + l]. Quantized as ggml's quantize_row_q6_K_ref
+// (llama-quantize's path without an importance matrix): each sub-block's signed scale by
+// make_qx_quants (x^2-weighted), the scales rounded to int8 against the one of largest magnitude
+// (mapped to -128), then the codes recomputed from the rounded scales; bit for bit on finite
+// input.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+#include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
+#include "kernels/types/k_quants.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct Q6_K {
+  static constexpr uint32_t kGgmlId = 14;
+  static constexpr std::string_view kName = "q6_K";
+  static constexpr uint32_t kBlockElems = 256;
+  static constexpr uint32_t kBlockBytes = 210;
+  static constexpr uint32_t kFileType = 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
+  static constexpr bool kQuantized = true;
+  static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
+
+  struct Block {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;  // fp16
+  };
+  static_assert(sizeof(Block) == kBlockBytes);
+
+  // Element e's 6-bit code (0..63).
+  static int code(const uint8_t* ql, const uint8_t* qh, size_t e) {
+    const size_t h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const int low = (ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0x0F;
+    const int high = (qh[32 * h + l] >> (2 * k)) & 3;
+    return low | (high << 4);
+  }
+
+  static void encode_row_ref(const float* x, void* out, size_t n) {
+    auto* y = static_cast<uint8_t*>(out);
+    for (size_t b = 0; b < n / 256; ++b, x += 256) {
+      Block blk{};
+      int8_t L[256];
+      float scales[16];
+      // The signed scale of largest magnitude: it becomes -128.
+      float max_scale = 0;
+      float max_abs_scale = 0;
+      for (size_t j = 0; j < 16; ++j) {
+        scales[j] = kquant::make_qx_quants_rmse1(16, 32, x + 16 * j, L + 16 * j);
+        const float a = std::fabs(scales[j]);
+        if (a > max_abs_scale) {
+          max_abs_scale = a;
+          max_scale = scales[j];
+        }
+      }
+      if (max_abs_scale < kquant::kGroupMaxEps) {
+        // All zero: ggml writes an all-zero block (d = +0).
+        std::memset(y + b * kBlockBytes, 0, kBlockBytes);
+        continue;
+      }
+      const float iscale = -128.0f / max_scale;
+      blk.d = f32_to_f16(1 / iscale);
+      for (size_t j = 0; j < 16; ++j)
+        blk.scales[j] = static_cast<int8_t>(std::min(127, kquant::nearest_int(iscale * scales[j])));
+      // The codes again against the stored scales (a sub-block whose scale rounded to 0 keeps
+      // make_qx_quants' codes, as in ggml).
+      const float d_all = f16_to_f32(blk.d);
+      for (size_t j = 0; j < 16; ++j) {
+        const float d = d_all * static_cast<float>(blk.scales[j]);
+        if (d == 0) continue;
+        for (size_t i = 0; i < 16; ++i) {
+          const int l = kquant::nearest_int(x[16 * j + i] / d);
+          L[16 * j + i] = static_cast<int8_t>(std::max(-32, std::min(31, l)) + 32);
+        }
+      }
+      for (size_t e = 0; e < 256; ++e) {
+        const size_t h = e / 128, k = (e % 128) / 32, l = e % 32;
+        const auto q = static_cast<uint8_t>(L[e]);
+        uint8_t& low = blk.ql[64 * h + 32 * (k % 2) + l];
+        low = static_cast<uint8_t>(low | ((q & 0x0F) << (4 * (k / 2))));
+        uint8_t& high = blk.qh[32 * h + l];
+        high = static_cast<uint8_t>(high | ((q >> 4) << (2 * k)));
+      }
+      std::memcpy(y + b * kBlockBytes, &blk, kBlockBytes);
+    }
+  }
+
+  // ggml's dequantize_row_q6_K: (d * scale) * (q - 32), in that order.
+  static void decode_row_ref(const void* in, float* out, size_t n) {
+    const auto* x = static_cast<const uint8_t*>(in);
+    for (size_t b = 0; b < n / 256; ++b, out += 256) {
+      const uint8_t* block = x + b * kBlockBytes;
+      const uint8_t* ql = block + offsetof(Block, ql);
+      const uint8_t* qh = block + offsetof(Block, qh);
+      const auto* sc = reinterpret_cast<const int8_t*>(block + offsetof(Block, scales));
+      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+      for (size_t s = 0; s < 16; ++s) {
+        const float dl = d * static_cast<float>(sc[s]);
+        for (size_t e = 16 * s; e < 16 * s + 16; ++e)
+          out[e] = dl * static_cast<float>(code(ql, qh, e) - 32);
+      }
+    }
+  }
+
+  static void encode_row(const float* x, void* out, size_t n) { encode_row_ref(x, out, n); }
+  static void decode_row(const void* in, float* out, size_t n) { decode_row_ref(in, out, n); }
+
+  // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..63,
+  // offset 32, the signed scales, no min.
+  static void to_int8(const uint8_t* block, Int8Block& out) {
+    const uint8_t* ql = block + offsetof(Block, ql);
+    const uint8_t* qh = block + offsetof(Block, qh);
+    const auto* sc = reinterpret_cast<const int8_t*>(block + offsetof(Block, scales));
+    for (size_t h = 0; h < 2; ++h)
+      for (size_t l = 0; l < 32; ++l) {
+        const uint8_t a = ql[64 * h + l], c = ql[64 * h + 32 + l], q = qh[32 * h + l];
+        uint8_t* o = out.code + 128 * h + l;
+        o[0] = static_cast<uint8_t>((a & 0x0F) | ((q & 3) << 4));
+        o[32] = static_cast<uint8_t>((c & 0x0F) | (((q >> 2) & 3) << 4));
+        o[64] = static_cast<uint8_t>((a >> 4) | (((q >> 4) & 3) << 4));
+        o[96] = static_cast<uint8_t>((c >> 4) | (((q >> 6) & 3) << 4));
+      }
+    for (size_t s = 0; s < 16; ++s) {
+      out.scale[s] = sc[s];
+      out.min[s] = 0;
+    }
+    out.offset = 32;
+    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
+    out.dmin = 0.0f;
+  }
+
+#if defined(BRISE_AVX2)
+  // to_int8 + block_weights16 (codec.hpp) with SIMD. In each half of 128, the 32 bytes of
+  // ql[0..31] (a), ql[32..63] (c) and qh (q) widened to 16-bit words give the 4 runs of 32 codes:
+  // a's and c's low nibbles, then their high ones, each with its 2 bits of q moved to bits 4-5
+  // ((q << 4), (q << 2), q, (q >> 2), masked with 0x30); minus 32, times the scales.
+  static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
+    const uint8_t* ql = block + offsetof(Block, ql);
+    const uint8_t* qh = block + offsetof(Block, qh);
+    const uint8_t* sc = block + offsetof(Block, scales);
+#if defined(BRISE_AVX512)
+    const __m512i scales = _mm512_castsi256_si512(
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc))));
+    const __m512i nibble = _mm512_set1_epi16(0x0F);
+    const __m512i high = _mm512_set1_epi16(0x30);
+    const __m512i offset = _mm512_set1_epi16(32);
+    const auto load = [](const uint8_t* p) {
+      return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    };
+    for (int h = 0; h < 2; ++h) {
+      const __m512i a = load(ql + 64 * h), c = load(ql + 64 * h + 32), q = load(qh + 32 * h);
+      const __m512i codes[4] = {
+          _mm512_or_si512(_mm512_and_si512(a, nibble),
+                          _mm512_and_si512(_mm512_slli_epi16(q, 4), high)),
+          _mm512_or_si512(_mm512_and_si512(c, nibble),
+                          _mm512_and_si512(_mm512_slli_epi16(q, 2), high)),
+          _mm512_or_si512(_mm512_srli_epi16(a, 4), _mm512_and_si512(q, high)),
+          _mm512_or_si512(_mm512_srli_epi16(c, 4), _mm512_and_si512(_mm512_srli_epi16(q, 2), high)),
+      };
+      for (int k = 0; k < 4; ++k)
+        _mm512_store_si512(w16 + 128 * h + 32 * k,
+                           _mm512_mullo_epi16(_mm512_sub_epi16(codes[k], offset),
+                                              kquant::pair_scales(scales, 4 * h + k)));
+    }
+    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
+#else
+    const __m256i nibble = _mm256_set1_epi16(0x0F);
+    const __m256i high = _mm256_set1_epi16(0x30);
+    const __m256i offset = _mm256_set1_epi16(32);
+    const auto load = [](const uint8_t* p) {
+      return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    };
+    for (int h = 0; h < 2; ++h)
+      for (int i = 0; i < 2; ++i) {  // the halves of 16: sub-blocks 8 h + 2 k + i
+        const int o = 16 * i;
+        const __m256i a = load(ql + 64 * h + o), c = load(ql + 64 * h + 32 + o),
+                      q = load(qh + 32 * h + o);
+        const __m256i codes[4] = {
+            _mm256_or_si256(_mm256_and_si256(a, nibble),
+                            _mm256_and_si256(_mm256_slli_epi16(q, 4), high)),
+            _mm256_or_si256(_mm256_and_si256(c, nibble),
+                            _mm256_and_si256(_mm256_slli_epi16(q, 2), high)),
+            _mm256_or_si256(_mm256_srli_epi16(a, 4), _mm256_and_si256(q, high)),
+            _mm256_or_si256(_mm256_srli_epi16(c, 4),
+                            _mm256_and_si256(_mm256_srli_epi16(q, 2), high)),
+        };
+        for (int k = 0; k < 4; ++k)
+          _mm256_store_si256(
+              reinterpret_cast<__m256i*>(w16 + 128 * h + 32 * k + o),
+              _mm256_mullo_epi16(_mm256_sub_epi16(codes[k], offset),
+                                 _mm256_set1_epi16(static_cast<int8_t>(sc[8 * h + 2 * k + i]))));
+      }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
+#endif
+    // vcvtph2ps: exactly f16_to_f32, without its call.
+    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    meta.dmin = 0.0f;
+  }
+#endif
+};
+
+}  // namespace brise::kernels::BRISE_ISA
