@@ -11,6 +11,7 @@
 #include "brise/tokenizer.hpp"
 #include "engine/checkpoint.hpp"
 #include "engine/output_file.hpp"
+#include "engine/quantize_rules.hpp"
 #include "engine/tensor_encoding.hpp"
 
 namespace brise {
@@ -83,14 +84,34 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
                 " pieces but the model's vocab_size is " + std::to_string(config.vocab_size));
 
   ConvertResult result;
-  result.type = options.type.value_or(ck.dtype);
+  result.type = options.mix ? quant_mix_base_type(*options.mix) : options.type.value_or(ck.dtype);
   if (is_quantized(ck.dtype))  // cannot happen with safetensors sources, kept for clarity
     throw Error("quantized checkpoints cannot be converted");
 
   gguf::Writer writer;
   write_model_config(writer, config);
-  write_file_type(writer, result.type);
+  if (options.mix) {  // as llama-quantize writes them
+    writer.set("general.quantization_version", uint32_t{2});
+    writer.set("general.file_type", static_cast<uint32_t>(*options.mix));
+  } else {
+    write_file_type(writer, result.type);
+  }
   write_vocabulary(writer, vocab);
+
+  std::vector<QuantRuleChoice> mix_types;  // a mix's type for each weight
+  if (options.mix) {
+    std::vector<std::vector<uint64_t>> dims;
+    for (const auto& w : ck.weights) dims.push_back({w.shape.rbegin(), w.shape.rend()});
+    std::vector<QuantRuleTensor> tensors;
+    for (size_t i = 0; i < ck.weights.size(); ++i)
+      tensors.push_back({ck.weights[i].gguf_name, dims[i], TensorType::F32});
+    QuantRuleOptions rules;
+    rules.mix = *options.mix;
+    mix_types =
+        choose_tensor_types(rules, config.n_layers, config.n_heads, config.n_kv_heads, tensors);
+    for (const auto& c : mix_types)
+      if (!c.note.empty()) result.notes.push_back(c.note);
+  }
 
   std::vector<Planned> plan;
   std::set<std::string> fallback_notes;
@@ -98,6 +119,7 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
     const uint64_t rows = w.shape.size() == 2 ? w.shape[0] : 1;
     const uint64_t cols = w.shape.back();
     TensorType type = w.is_norm ? TensorType::F32 : result.type;
+    if (options.mix) type = w.is_norm ? TensorType::F32 : mix_types[plan.size()].type;
     if (cols % tensor_type_info(type).block_elems != 0) {
       type = TensorType::F16;
       fallback_notes.insert(w.gguf_name.substr(w.gguf_name.find('.') + 1));

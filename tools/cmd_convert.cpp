@@ -23,7 +23,8 @@ int cmd_convert(const Args& args) {
   p.option("--type", &type, "TYPE",
            tensor_type_names() +
                " for the matrices (default: the checkpoint's dtype;\n"
-               "      norm weights stay f32)");
+               "      norm weights stay f32), or a llama.cpp mix of per-tensor types (Q4_K_M,\n"
+               "      Q3_K_S, ...: see brise quantize --help)");
   p.option("--sliding-window", &window, "N|none",
            "sliding attention window to record (default: the checkpoint's)");
   p.option("--context-length", &context, "N", "context length to record (default: the config's)", 1,
@@ -37,8 +38,10 @@ int cmd_convert(const Args& args) {
   ConvertOptions options;
   if (!type.empty()) {
     options.type = tensor_type_from_name(type);
-    if (!options.type)
-      throw UsageError("--type must be " + tensor_type_names() + ", got '" + type + "'");
+    if (!options.type) options.mix = quant_mix_from_name(type);
+    if (!options.type && !options.mix)
+      throw UsageError("--type must be " + tensor_type_names() + ", or a llama.cpp mix (" +
+                       quant_mix_names() + "), got '" + type + "'");
   }
   if (!window.empty()) {
     if (window == "none") {
@@ -68,9 +71,11 @@ int cmd_convert(const Args& args) {
   });
   line.finish();
   for (const auto& note : result.notes) std::cerr << "note: " << note << "\n";
-  std::printf("wrote %s: %zu tensors, %s, %s, in %.1f s\n", output.c_str(), result.n_tensors,
-              std::string(tensor_type_name(result.type)).c_str(),
-              format_bytes(result.file_bytes).c_str(), result.seconds);
+  std::printf(
+      "wrote %s: %zu tensors, %s, %s, in %.1f s\n", output.c_str(), result.n_tensors,
+      std::string(options.mix ? quant_mix_name(*options.mix) : tensor_type_name(result.type))
+          .c_str(),
+      format_bytes(result.file_bytes).c_str(), result.seconds);
   return 0;
 }
 

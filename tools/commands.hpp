@@ -20,5 +20,6 @@ int cmd_synth(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_serve(const Args& args);
 int cmd_perplexity(const Args& args);
+int cmd_quantize(const Args& args);
 
 }  // namespace brise::cli

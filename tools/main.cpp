@@ -20,6 +20,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"convert", brise::cli::cmd_convert, "convert a Hugging Face or Mistral checkpoint to GGUF"},
+    {"quantize", brise::cli::cmd_quantize, "quantize a GGUF model (llama-quantize's mixes)"},
     {"info", brise::cli::cmd_info, "show a GGUF model's hyperparameters, tokenizer and tensors"},
     {"tokenize", brise::cli::cmd_tokenize, "text to token ids"},
     {"detokenize", brise::cli::cmd_detokenize, "token ids to text"},

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "brise/quantize.hpp"
 #include "brise/tensor_type.hpp"
 
 namespace brise {
@@ -16,6 +17,8 @@ namespace brise {
 struct ConvertOptions {
   // Element type of the matrices; default: the checkpoint's own dtype. Norm weights are f32.
   std::optional<TensorType> type;
+  // Instead of one type: llama.cpp's per-tensor types of a mix (brise/quantize.hpp), e.g. Q4_K_M.
+  std::optional<QuantMix> mix;
   // Overrides the checkpoint's sliding window: a value, or nullopt inside for "none" (full
   // attention). Absent: keep the checkpoint's.
   std::optional<std::optional<uint32_t>> sliding_window;
