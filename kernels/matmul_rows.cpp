@@ -15,6 +15,7 @@
 
 #include "kernels/types/all_types.hpp"
 #include "kernels/types/int8_block.hpp"
+#include "kernels/types/k_quants.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 namespace {
@@ -97,6 +98,15 @@ inline void fma_lanes16(float* part, const float* w, const float* x, size_t n) {
 #endif
 }
 
+// Decode streams the rows once: hints to fetch a block's bytes this far ahead (the address may lie
+// past the matrix, which a prefetch never faults on; formed as an integer, no pointer is made).
+constexpr size_t kPrefetchBytes = 2048;
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64)
+    __builtin_prefetch(
+        reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + off));
+}
+
 const uint8_t* row_of(const WeightMatrix& w, size_t r) {
   return static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
 }
@@ -118,12 +128,13 @@ struct Q8KBlocks {  // blocks of 256: sums per 16
   const Q8KActivations& x;
   const int8_t* codes(size_t t, size_t b) const { return x.q + t * x.cols + b * kQ8KBlock; }
   float scale(size_t t, size_t b) const { return x.d[t * (x.cols / kQ8KBlock) + b]; }
+  const int32_t* sums16(size_t t, size_t b) const {
+    return x.s16 + t * (x.cols / 16) + b * (kQ8KBlock / 16);
+  }
   void sums(const int16_t* w16, const Int8Block& ib, bool mins, size_t t, size_t b, int32_t& sumi,
             int32_t& summ) const {
     const int32_t* s16 = x.s16 + t * (x.cols / 16) + b * (kQ8KBlock / 16);
 #if defined(BRISE_AVX512_VNNI)
-    // Both sums reduced together: the dot product's 16 lanes in the low half of a pair, the
-    // mins' in the high half, added down to lanes 0 and 8.
     const int8_t* a = codes(t, b);
     __m512i dot = _mm512_setzero_si512();
     for (size_t k = 0; k < kQ8KBlock; k += 32) {
@@ -133,16 +144,7 @@ struct Q8KBlocks {  // blocks of 256: sums per 16
     }
     const __m512i m = mins ? _mm512_mullo_epi32(_mm512_loadu_si512(ib.min), _mm512_loadu_si512(s16))
                            : _mm512_setzero_si512();
-    // [dot 0..7 + dot 8..15 | m 0..7 + m 8..15]
-    __m512i v =
-        _mm512_add_epi32(_mm512_shuffle_i64x2(dot, m, 0x44), _mm512_shuffle_i64x2(dot, m, 0xEE));
-    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));  // + lanes 2 apart
-    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));  // + lanes 1 apart
-    // lanes 0 and 4 of each 256-bit half now hold the half's two quarter sums
-    alignas(64) int32_t lanes[16];
-    _mm512_store_si512(lanes, v);
-    sumi = lanes[0] + lanes[4];
-    summ = lanes[8] + lanes[12];
+    kquant::reduce_add_pair(dot, m, sumi, summ);
 #else
     sumi = dot16x8(w16, codes(t, b), kQ8KBlock);
     summ = 0;
@@ -186,12 +188,33 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
   Int8Block ib;
   alignas(64) int16_t w16[kElems];
   float acc[kTokenTile];
+  if constexpr (requires(int32_t i, float f) {
+                  C::dot_q8k(nullptr, act.codes(0, 0), act.sums16(0, 0), i, i, f, f);
+                }) {
+    if (n_tokens == 1) {  // decode: the codec's fused block dot product, the same integers
+      for (size_t r = row_begin; r < row_end; ++r) {
+        const uint8_t* row = row_of(w, r);
+        float sum = 0.0f;
+        for (size_t b = 0; b < n_blocks; ++b) {
+          int32_t sumi, summ;
+          float d, dmin;
+          prefetch_ahead(row + b * C::kBlockBytes, C::kBlockBytes);
+          C::dot_q8k(row + b * C::kBlockBytes, act.codes(0, b), act.sums16(0, b), sumi, summ, d,
+                     dmin);
+          sum = add_block(sum, sumi, summ, d, dmin, act.scale(0, b));
+        }
+        y[r] = sum;
+      }
+      return;
+    }
+  }
   for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
     const size_t nt = std::min(kTokenTile, n_tokens - t0);
     for (size_t r = row_begin; r < row_end; ++r) {
       const uint8_t* row = row_of(w, r);
       std::fill(acc, acc + nt, 0.0f);
       for (size_t b = 0; b < n_blocks; ++b) {
+        if (nt == 1) prefetch_ahead(row + b * C::kBlockBytes, C::kBlockBytes);
         block_to_weights16<C>(row + b * C::kBlockBytes, w16, ib);
         const bool mins = has_mins<kElems>(ib);
         for (size_t t = 0; t < nt; ++t) {

@@ -256,6 +256,21 @@ inline __m512i pair_scales(__m512i s16, int g) {
 }
 #endif
 
+#if defined(BRISE_AVX512)
+// The sums of the 16 int32 lanes of x and of y, together: x's lanes folded into the low half of
+// one vector, y's into the high half, then added down.
+inline void reduce_add_pair(__m512i x, __m512i y, int32_t& sum_x, int32_t& sum_y) {
+  __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(x, y, 0x44), _mm512_shuffle_i64x2(x, y, 0xEE));
+  v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));  // + lanes 2 apart
+  v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));  // + lanes 1 apart
+  // Lanes 0 and 4 hold x's two quarter sums, lanes 8 and 12 y's.
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, v);
+  sum_x = lanes[0] + lanes[4];
+  sum_y = lanes[8] + lanes[12];
+}
+#endif
+
 #if defined(BRISE_AVX2)
 // meta.min of Q4_K and Q5_K: each sub-block of 32's min in both its halves of 16.
 inline void store_mins_k4(const uint8_t* m8, int32_t* min) {
