@@ -74,7 +74,12 @@ run_tsan() {
 case "$what" in
   asan) run_asan ;;
   tsan) run_tsan ;;
-  all) run_asan && run_tsan ;;
+  # Not `run_asan && run_tsan`: set -e does not apply to the left of &&, so a failed ASan ctest
+  # would skip TSan and still end with "all passed" and status 0.
+  all)
+    run_asan
+    run_tsan
+    ;;
   *)
     echo "usage: tests/sanitize.sh [asan|tsan|all]" >&2
     exit 2

@@ -612,7 +612,8 @@ TEST_F(QuantizeCli, PureTypeWhoseBlocksDoNotFitTheRowsIsAnError) {
   // Pure q8_0 fits, as do the mixes' fallbacks (dry run: the plan only, no file).
   const auto q8 = quantize(in.string(), out, "q8_0 --pure");
   ASSERT_EQ(q8.status, 0) << q8.err;
-  for (const auto& t : gguf::File::open(out)->tensors())
+  const auto q8_file = gguf::File::open(out);  // alive for the loop (not a temporary's member)
+  for (const auto& t : q8_file->tensors())
     EXPECT_EQ(t.type, t.dims.size() == 1 ? T::F32 : T::Q8_0) << t.name;
   const auto dry = quantize(in.string(), scratch_ / "none.gguf", "q4_k_m --dry-run");
   ASSERT_EQ(dry.status, 0) << dry.err;
