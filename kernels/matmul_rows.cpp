@@ -22,16 +22,23 @@ namespace {
 
 constexpr size_t kTokenTile = 32;  // tokens whose accumulators a row's pass over its blocks updates
 
-// sum_k w16[k] * a[k] over n (a multiple of 32) elements, exact in int32.
-inline int32_t dot16x8(const int16_t* w16, const int8_t* a, size_t n) {
 #if defined(BRISE_AVX512_VNNI)
+// dot16x8's products summed into 16 int32 lanes (not yet added together).
+inline __m512i dot16x8_lanes(const int16_t* w16, const int8_t* a, size_t n) {
   __m512i acc = _mm512_setzero_si512();
   for (size_t k = 0; k < n; k += 32) {
     const __m512i av =
         _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)));
     acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(w16 + k), av);
   }
-  return _mm512_reduce_add_epi32(acc);
+  return acc;
+}
+#endif
+
+// sum_k w16[k] * a[k] over n (a multiple of 32) elements, exact in int32.
+inline int32_t dot16x8(const int16_t* w16, const int8_t* a, size_t n) {
+#if defined(BRISE_AVX512_VNNI)
+  return _mm512_reduce_add_epi32(dot16x8_lanes(w16, a, n));
 #elif defined(BRISE_AVX2)
   __m256i acc = _mm256_setzero_si256();
   for (size_t k = 0; k < n; k += 16) {
@@ -133,15 +140,9 @@ struct Q8KBlocks {  // blocks of 256: sums per 16
   }
   void sums(const int16_t* w16, const Int8Block& ib, bool mins, size_t t, size_t b, int32_t& sumi,
             int32_t& summ) const {
-    const int32_t* s16 = x.s16 + t * (x.cols / 16) + b * (kQ8KBlock / 16);
+    const int32_t* s16 = sums16(t, b);
 #if defined(BRISE_AVX512_VNNI)
-    const int8_t* a = codes(t, b);
-    __m512i dot = _mm512_setzero_si512();
-    for (size_t k = 0; k < kQ8KBlock; k += 32) {
-      const __m512i av =
-          _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)));
-      dot = _mm512_dpwssd_epi32(dot, _mm512_load_si512(w16 + k), av);
-    }
+    const __m512i dot = dot16x8_lanes(w16, codes(t, b), kQ8KBlock);
     const __m512i m = mins ? _mm512_mullo_epi32(_mm512_loadu_si512(ib.min), _mm512_loadu_si512(s16))
                            : _mm512_setzero_si512();
     kquant::reduce_add_pair(dot, m, sumi, summ);
