@@ -27,59 +27,45 @@ inline BlockScale block_scale(float amax, bool has_nan) {
 }  // namespace
 
 #if defined(BRISE_ISA_GENERIC)
-void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
-                              const Q8Activations& out) {
-  const size_t n_blocks = out.cols / kQ8Block;
+namespace {
+// Both formats' reference: per block of `block` values its scale d and codes, and the codes' sums
+// per `sum_elems` (a divisor of `block`).
+void quantize_blocks_ref(const float* x, size_t x_stride, size_t n_tokens, size_t cols,
+                         size_t block, size_t sum_elems, int8_t* q, float* d, int32_t* s) {
+  const size_t n_blocks = cols / block, n_sums = cols / sum_elems;
   for (size_t t = 0; t < n_tokens; ++t) {
     for (size_t b = 0; b < n_blocks; ++b) {
-      const float* xb = x + t * x_stride + b * kQ8Block;
+      const float* xb = x + t * x_stride + b * block;
       float amax = 0.0f;
       bool has_nan = false;
-      for (size_t j = 0; j < kQ8Block; ++j) {
+      for (size_t j = 0; j < block; ++j) {
         has_nan = has_nan || std::isnan(xb[j]);
         amax = std::fabs(xb[j]) > amax ? std::fabs(xb[j]) : amax;
       }
-      const BlockScale s = block_scale(amax, has_nan);
-      int8_t* q = out.q + t * out.cols + b * kQ8Block;
-      int32_t sum = 0;
-      for (size_t j = 0; j < kQ8Block; ++j) {
-        q[j] = BRISE_ISA::q8_code(xb[j] * s.id);
-        sum += q[j];
+      const BlockScale scale = block_scale(amax, has_nan);
+      int8_t* qb = q + t * cols + b * block;
+      for (size_t j = 0; j < block; j += sum_elems) {
+        int32_t sum = 0;
+        for (size_t i = j; i < j + sum_elems; ++i) {
+          qb[i] = BRISE_ISA::q8_code(xb[i] * scale.id);
+          sum += qb[i];
+        }
+        s[t * n_sums + (b * block + j) / sum_elems] = sum;
       }
-      out.d[t * n_blocks + b] = s.d;
-      out.s[t * n_blocks + b] = sum;
+      d[t * n_blocks + b] = scale.d;
     }
   }
 }
-#endif
+}  // namespace
 
-#if defined(BRISE_ISA_GENERIC)
+void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
+                              const Q8Activations& out) {
+  quantize_blocks_ref(x, x_stride, n_tokens, out.cols, kQ8Block, kQ8Block, out.q, out.d, out.s);
+}
+
 void quantize_activations_k_ref(const float* x, size_t x_stride, size_t n_tokens,
                                 const Q8KActivations& out) {
-  const size_t n_blocks = out.cols / kQ8KBlock;
-  for (size_t t = 0; t < n_tokens; ++t) {
-    for (size_t b = 0; b < n_blocks; ++b) {
-      const float* xb = x + t * x_stride + b * kQ8KBlock;
-      float amax = 0.0f;
-      bool has_nan = false;
-      for (size_t j = 0; j < kQ8KBlock; ++j) {
-        has_nan = has_nan || std::isnan(xb[j]);
-        amax = std::fabs(xb[j]) > amax ? std::fabs(xb[j]) : amax;
-      }
-      const BlockScale s = block_scale(amax, has_nan);
-      int8_t* q = out.q + t * out.cols + b * kQ8KBlock;
-      int32_t* s16 = out.s16 + t * (out.cols / 16) + b * (kQ8KBlock / 16);
-      for (size_t j = 0; j < kQ8KBlock / 16; ++j) {
-        int32_t sum = 0;
-        for (size_t i = 0; i < 16; ++i) {
-          q[16 * j + i] = BRISE_ISA::q8_code(xb[16 * j + i] * s.id);
-          sum += q[16 * j + i];
-        }
-        s16[j] = sum;
-      }
-      out.d[t * n_blocks + b] = s.d;
-    }
-  }
+  quantize_blocks_ref(x, x_stride, n_tokens, out.cols, kQ8KBlock, 16, out.q, out.d, out.s16);
 }
 #endif
 
