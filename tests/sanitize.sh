@@ -6,9 +6,10 @@
 # asan: gcc (the compiler of the normal build; the fuzz build, tests/fuzz/run.sh, covers clang
 #   with the same sanitizers) with AddressSanitizer + UndefinedBehaviorSanitizer
 #   (-DBRISE_SANITIZE=address;undefined, which also sets -fno-sanitize-recover=all, so any report
-#   fails the test), the whole suite through ctest but for the per-kernel-set copies of the two
+#   fails the test), the whole suite through ctest but for the per-kernel-set copies of the three
 #   end-to-end tests that run whole models (determinism: 4 minutes each under ASan; quantized
-#   accuracy): the best set's runs of those, and every set's kernel tests, still run. Leak detection is on: OpenMP's runtime (libgomp) does not trip it.
+#   accuracy; fast vs reference: a minute each): the best set's runs of those, and every set's
+#   kernel tests (test_kernels_matmul: every type, token count and row split), still run. Leak detection is on: OpenMP's runtime (libgomp) does not trip it.
 #   $BRISE_ASAN_EXCLUDE, a ctest -E regex, replaces that exclusion ('' runs everything).
 #
 # tsan: ThreadSanitizer on the multi-threaded tests: all of test_session (Session.Concurrent*:
@@ -38,7 +39,7 @@ run_asan() {
   local build=${BRISE_ASAN_BUILD:-build-asan}
   # The whole-model tests once per kernel set take minutes each under ASan; the kernel tests of
   # every set and the whole-model tests of the best set still run.
-  local asan_exclude=${BRISE_ASAN_EXCLUDE-'^isa:[a-z0-9]+:(Determinism|QuantizedAccuracy)[.]'}
+  local asan_exclude=${BRISE_ASAN_EXCLUDE-'^isa:[a-z0-9]+:(Determinism|QuantizedAccuracy|FastVsReference)[.]'}
   echo "=== ASan + UBSan (gcc): build $build"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBRISE_SANITIZE="address;undefined" -DBRISE_BUILD_BENCH=OFF >/dev/null
