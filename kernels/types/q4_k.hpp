@@ -135,35 +135,37 @@ struct Q4_K {
   // The one-token path: the block's integer sums (int8_block.hpp) with a Q8_K activation block
   // `a` (its sums per 16 `s16`) straight from the bytes, without 16-bit weights. 64 qs bytes hold
   // 128 elements: their low nibbles elements 0..31 and 64..95, the high ones 32..63 and 96..127,
-  // so the activations are regrouped by 256-bit halves to match, vpdpbusd multiplies 4 codes per
-  // lane, and each lane (8 per sub-block of 32) is multiplied by its sub-block's scale. The same
-  // integers as to_weights16's dot product.
+  // so the activations are regrouped by 256-bit halves to match; vpmaddubsw multiplies codes and
+  // activations into 16-bit pair sums (|2 x 15 x 127| < 2^15, exact) and vpdpwssd those by each
+  // word's sub-block scale into 32-bit lanes. The same integers as to_weights16's dot product.
   static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
                       int32_t& summ, float& d, float& dmin) {
     const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
     const uint8_t* qs = block + offsetof(Block, qs);
     const __m512i nibble = _mm512_set1_epi8(0x0F);
-    const auto scales = [&](int lo, int hi) {  // lanes 0..7 sub-block lo's scale, 8..15 hi's
-      return _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(sm.sc[lo]),
-                                     _mm512_set1_epi32(sm.sc[hi]));
+    __m128i scmv;  // bytes 0..7 the scales, 8..15 the mins
+    std::memcpy(&scmv, &sm, sizeof scmv);
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmv));
+    // Words 0..15 (32 codes) take sub-block lo's scale, words 16..31 hi's.
+    const auto scales = [&](int lo, int hi) {
+      const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
+                                             _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+      return _mm512_permutexvar_epi16(idx, sc16);
     };
     __m512i dot = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
       const __m512i q = _mm512_loadu_si512(qs + 64 * h);
       const __m512i a0 = _mm512_loadu_si512(a + 128 * h);
       const __m512i a1 = _mm512_loadu_si512(a + 128 * h + 64);
-      const __m512i low = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q, nibble),
-                                              _mm512_shuffle_i64x2(a0, a1, 0x44));
-      const __m512i high = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                               _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble),
-                                               _mm512_shuffle_i64x2(a0, a1, 0xEE));
-      dot = _mm512_add_epi32(dot, _mm512_mullo_epi32(low, scales(4 * h, 4 * h + 2)));
-      dot = _mm512_add_epi32(dot, _mm512_mullo_epi32(high, scales(4 * h + 1, 4 * h + 3)));
+      const __m512i low =
+          _mm512_maddubs_epi16(_mm512_and_si512(q, nibble), _mm512_shuffle_i64x2(a0, a1, 0x44));
+      const __m512i high = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q, 4), nibble),
+                                                _mm512_shuffle_i64x2(a0, a1, 0xEE));
+      dot = _mm512_dpwssd_epi32(dot, low, scales(4 * h, 4 * h + 2));
+      dot = _mm512_dpwssd_epi32(dot, high, scales(4 * h + 1, 4 * h + 3));
     }
-    uint64_t m8;
-    std::memcpy(&m8, sm.m, 8);
-    const __m128i mv = _mm_cvtsi64_si128(static_cast<long long>(m8));
-    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(mv, mv));  // per 16 elements
+    // Mins per 16 elements: each sub-block's min twice (words 8..15 of sc16, each doubled).
+    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
     kquant::reduce_add_pair(dot, _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16)), sumi, summ);
     d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));

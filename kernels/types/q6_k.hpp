@@ -205,6 +205,57 @@ struct Q6_K {
     meta.dmin = 0.0f;
   }
 #endif
+
+#if defined(BRISE_AVX512_VNNI)
+  // The one-token path: the block's integer sums (int8_block.hpp) with a Q8_K activation block
+  // `a` (its sums per 16 `s16`) straight from the bytes, as Q4_K::dot_q8k. In each half of 128,
+  // the 64 ql bytes' low nibbles are elements 0..63 and their high nibbles 64..127, in order; qh's
+  // 32 bytes, in both 256-bit halves, give their bits 4-5 (shifted << 4 | << 2 for the low
+  // nibbles, >> 0 | >> 2 for the high ones, per half). vpmaddubsw multiplies the codes with the
+  // activations into 16-bit pair sums (|2 x 63 x 127| < 2^15, exact), vpdpwssd those by each
+  // word's sub-block scale into 32-bit lanes, and the offset comes off as
+  // 32 x sum_j scale[j] x asum[j]. The same integers as to_weights16's dot product.
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
+                      int32_t& summ, float& d, float& dmin) {
+    const uint8_t* ql = block + offsetof(Block, ql);
+    const uint8_t* qh = block + offsetof(Block, qh);
+    const __m128i sc8 =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(Block, scales)));
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    const __m512i high = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    // Word w of 64 consecutive codes' pair sums belongs to sub-block w / 8 of them.
+    const __m512i word_sub = _mm512_srli_epi16(
+        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
+                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        3);
+    const auto scales = [&](int first) {
+      return _mm512_permutexvar_epi16(_mm512_add_epi16(word_sub, _mm512_set1_epi16(first)), sc16);
+    };
+    __m512i dot = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i l = _mm512_loadu_si512(ql + 64 * h);
+      const __m512i q =
+          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h)));
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, nibble),
+                                         _mm512_and_si512(_mm512_sllv_epi16(q, shl), high));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nibble),
+                                         _mm512_and_si512(_mm512_srlv_epi16(q, shr), high));
+      const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a + 128 * h));
+      const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a + 128 * h + 64));
+      dot = _mm512_dpwssd_epi32(dot, plo, scales(8 * h));
+      dot = _mm512_dpwssd_epi32(dot, phi, scales(8 * h + 4));
+    }
+    const __m512i offset =
+        _mm512_mullo_epi32(_mm512_cvtepi8_epi32(sc8), _mm512_loadu_si512(s16));  // x 32 below
+    sumi = _mm512_reduce_add_epi32(_mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 5)));
+    summ = 0;
+    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    dmin = 0.0f;
+  }
+#endif
 };
 
 }  // namespace brise::kernels::BRISE_ISA
