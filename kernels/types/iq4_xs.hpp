@@ -191,6 +191,57 @@ struct IQ4_XS {
     meta.dmin = 0.0f;
   }
 #endif
+
+#if defined(BRISE_AVX512_VNNI)
+  // The one-token path (see Q4_K::dot_q8k): 64 qs bytes are 4 sub-blocks, one per 128-bit lane,
+  // their low nibbles elements 0..15 and high ones 16..31, so the activations are regrouped by
+  // 128-bit lanes to match. pshufb looks the signed levels up; vpmaddubsw multiplies |level| with
+  // the activation carrying the level's sign (|pair sum| <= 2 x 127 x 127 < 2^15, exact), and
+  // vpdpwssd those by the sub-block's scale. The same integers as to_weights16's dot product
+  // (offset 128 cancels: code - 128 is the level).
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* /*s16*/, int32_t& sumi,
+                      int32_t& summ, float& d, float& dmin) {
+    const uint8_t* qs = block + 8;
+    const uint16_t scales_h = read_u16(block + 2);
+    alignas(16) int16_t scale[8];
+    for (unsigned ib = 0; ib < 8; ++ib)
+      scale[ib] = static_cast<int16_t>(
+          (((block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4)) -
+          32);
+    const __m512i sc16 =
+        _mm512_castsi128_si512(_mm_load_si128(reinterpret_cast<const __m128i*>(scale)));
+    const __m512i table =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    // Word w of a 64-element run belongs to its 128-bit lane's sub-block, w / 8.
+    const __m512i word_lane = _mm512_srli_epi16(
+        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
+                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        3);
+    const auto signed_dot = [](__m512i level, __m512i act) {
+      const __m512i neg =
+          _mm512_mask_sub_epi8(act, _mm512_movepi8_mask(level), _mm512_setzero_si512(), act);
+      return _mm512_maddubs_epi16(_mm512_abs_epi8(level), neg);
+    };
+    __m512i dot = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i v = _mm512_loadu_si512(qs + 64 * h);
+      const __m512i a0 = _mm512_loadu_si512(a + 128 * h);
+      const __m512i a1 = _mm512_loadu_si512(a + 128 * h + 64);
+      const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(v, nibble));
+      const __m512i hi =
+          _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble));
+      const __m512i scales = _mm512_permutexvar_epi16(
+          _mm512_add_epi16(word_lane, _mm512_set1_epi16(static_cast<int16_t>(4 * h))), sc16);
+      dot = _mm512_dpwssd_epi32(dot, signed_dot(lo, _mm512_shuffle_i64x2(a0, a1, 0x88)), scales);
+      dot = _mm512_dpwssd_epi32(dot, signed_dot(hi, _mm512_shuffle_i64x2(a0, a1, 0xDD)), scales);
+    }
+    sumi = _mm512_reduce_add_epi32(dot);
+    summ = 0;
+    d = _cvtsh_ss(read_u16(block));
+    dmin = 0.0f;
+  }
+#endif
 };
 
 }  // namespace brise::kernels::BRISE_ISA

@@ -155,6 +155,52 @@ struct Q5_K {
     meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
   }
 #endif
+
+#if defined(BRISE_AVX512_VNNI)
+  // The one-token path, as Q4_K::dot_q8k with the fifth bit: qh's 32 bytes in both 256-bit halves,
+  // shifted right per half by the sub-block (4 h, 4 h + 2 for the low nibbles; 4 h + 1, 4 h + 3
+  // for the high ones), masked to bit 0 and moved to bit 4. Codes 0..31: vpmaddubsw's pair sums
+  // stay exact. The same integers as to_weights16's dot product.
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
+                      int32_t& summ, float& d, float& dmin) {
+    const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
+    const uint8_t* qs = block + offsetof(Block, qs);
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(Block, qh))));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    const __m512i bit0 = _mm512_set1_epi8(0x01);
+    __m128i scmv;  // bytes 0..7 the scales, 8..15 the mins
+    std::memcpy(&scmv, &sm, sizeof scmv);
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmv));
+    const auto per_half = [](int lo, int hi) {  // words 0..15 lo, 16..31 hi
+      return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
+                                _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+    };
+    const auto fifth_bit = [&](int lo, int hi) {
+      return _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, per_half(lo, hi)), bit0), 4);
+    };
+    __m512i dot = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q = _mm512_loadu_si512(qs + 64 * h);
+      const __m512i a0 = _mm512_loadu_si512(a + 128 * h);
+      const __m512i a1 = _mm512_loadu_si512(a + 128 * h + 64);
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(q, nibble), fifth_bit(4 * h, 4 * h + 2));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4), nibble),
+                                         fifth_bit(4 * h + 1, 4 * h + 3));
+      const __m512i low = _mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(a0, a1, 0x44));
+      const __m512i high = _mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(a0, a1, 0xEE));
+      dot =
+          _mm512_dpwssd_epi32(dot, low, _mm512_permutexvar_epi16(per_half(4 * h, 4 * h + 2), sc16));
+      dot = _mm512_dpwssd_epi32(dot, high,
+                                _mm512_permutexvar_epi16(per_half(4 * h + 1, 4 * h + 3), sc16));
+    }
+    // Mins per 16 elements: each sub-block's min twice.
+    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
+    kquant::reduce_add_pair(dot, _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16)), sumi, summ);
+    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+  }
+#endif
 };
 
 }  // namespace brise::kernels::BRISE_ISA
