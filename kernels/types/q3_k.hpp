@@ -218,6 +218,60 @@ struct Q3_K {
     meta.dmin = 0.0f;
   }
 #endif
+
+#if defined(BRISE_AVX512_VNNI)
+  // The one-token path (see Q6_K::dot_q8k): in each half h of 128, the 32 qs bytes in both
+  // 256-bit halves give runs 0, 1 (shifted right 0 | 2) and 2, 3 (4 | 6) masked to 2 bits, hmask's
+  // bits 4 h + k move to bit 2; vpmaddubsw, vpdpwssd by each word's sub-block scale, and the
+  // offset comes off as 4 x sum_j scale[j] x asum[j]. The same integers as to_weights16's.
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
+                      int32_t& summ, float& d, float& dmin) {
+    const __m128i stored = stored_scales(block + offsetof(Block, scales));
+    const __m512i sc16 = _mm512_castsi256_si512(
+        _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32)));
+    const __m512i hm = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(Block, hmask))));
+    const uint8_t* qs = block + offsetof(Block, qs);
+    const __m512i two_bits = _mm512_set1_epi8(0x03);
+    const __m512i bit0 = _mm512_set1_epi8(0x01);
+    const auto per_half = [](int lo, int hi) {  // words 0..15 lo, 16..31 hi
+      return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
+                                _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+    };
+    // Word w of 64 consecutive codes' pair sums belongs to sub-block w / 8 of them.
+    const __m512i word_sub = _mm512_srli_epi16(
+        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
+                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        3);
+    const auto scales = [&](int first) {
+      return _mm512_permutexvar_epi16(_mm512_add_epi16(word_sub, _mm512_set1_epi16(first)), sc16);
+    };
+    const auto codes = [&](__m512i q, int k, int h) {  // runs k, k + 1 of half h
+      const __m512i low =
+          _mm512_and_si512(_mm512_srlv_epi16(q, per_half(2 * k, 2 * k + 2)), two_bits);
+      const __m512i third = _mm512_slli_epi16(
+          _mm512_and_si512(_mm512_srlv_epi16(hm, per_half(4 * h + k, 4 * h + k + 1)), bit0), 2);
+      return _mm512_or_si512(low, third);
+    };
+    __m512i dot = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q =
+          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h)));
+      const __m512i p01 = _mm512_maddubs_epi16(codes(q, 0, h), _mm512_loadu_si512(a + 128 * h));
+      const __m512i p23 =
+          _mm512_maddubs_epi16(codes(q, 2, h), _mm512_loadu_si512(a + 128 * h + 64));
+      dot = _mm512_dpwssd_epi32(dot, p01, scales(8 * h));
+      dot = _mm512_dpwssd_epi32(dot, p23, scales(8 * h + 4));
+    }
+    const __m512i offset =
+        _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(stored), _mm512_set1_epi32(32)),
+                           _mm512_loadu_si512(s16));  // x 4 below
+    sumi = _mm512_reduce_add_epi32(_mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 2)));
+    summ = 0;
+    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
+    dmin = 0.0f;
+  }
+#endif
 };
 
 }  // namespace brise::kernels::BRISE_ISA
