@@ -257,6 +257,19 @@ inline __m512i pair_scales(__m512i s16, int g) {
 #endif
 
 #if defined(BRISE_AVX512)
+// For 64 consecutive codes' 32 pair sums (16-bit words, word w covering codes 2 w, 2 w + 1): each
+// word's scale, from the 16-bit scales sc16 of the sub-blocks of 16 codes starting at `first`.
+inline __m512i scales_of_pair_sums(__m512i sc16, int first) {
+  const __m512i word_sub =
+      _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                         16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                        3);
+  return _mm512_permutexvar_epi16(
+      _mm512_add_epi16(word_sub, _mm512_set1_epi16(static_cast<int16_t>(first))), sc16);
+}
+#endif
+
+#if defined(BRISE_AVX512)
 // The sums of the 16 int32 lanes of x and of y, together: x's lanes folded into the low half of
 // one vector, y's into the high half, then added down.
 inline void reduce_add_pair(__m512i x, __m512i y, int32_t& sum_x, int32_t& sum_y) {

@@ -238,14 +238,7 @@ struct Q3_K {
       return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
                                 _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
     };
-    // Word w of 64 consecutive codes' pair sums belongs to sub-block w / 8 of them.
-    const __m512i word_sub = _mm512_srli_epi16(
-        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
-                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        3);
-    const auto scales = [&](int first) {
-      return _mm512_permutexvar_epi16(_mm512_add_epi16(word_sub, _mm512_set1_epi16(first)), sc16);
-    };
+    const auto scales = [&](int first) { return kquant::scales_of_pair_sums(sc16, first); };
     const auto codes = [&](__m512i q, int k, int h) {  // runs k, k + 1 of half h
       const __m512i low =
           _mm512_and_si512(_mm512_srlv_epi16(q, per_half(2 * k, 2 * k + 2)), two_bits);

@@ -226,14 +226,7 @@ struct Q6_K {
     const __m512i high = _mm512_set1_epi8(0x30);
     const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    // Word w of 64 consecutive codes' pair sums belongs to sub-block w / 8 of them.
-    const __m512i word_sub = _mm512_srli_epi16(
-        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
-                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        3);
-    const auto scales = [&](int first) {
-      return _mm512_permutexvar_epi16(_mm512_add_epi16(word_sub, _mm512_set1_epi16(first)), sc16);
-    };
+    const auto scales = [&](int first) { return kquant::scales_of_pair_sums(sc16, first); };
     __m512i dot = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
       const __m512i l = _mm512_loadu_si512(ql + 64 * h);
