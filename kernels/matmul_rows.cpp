@@ -13,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/matmul_byte_gemm.hpp"
 #include "kernels/types/all_types.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
@@ -21,7 +22,8 @@ namespace brise::kernels::BRISE_ISA {
 namespace {
 
 constexpr size_t kTokenTile = 32;  // tokens whose accumulators a row's pass over its blocks updates
-// From this many tokens on, the 256-element types go through gemm::int8_rows_gemm (AVX-512).
+// From this many tokens on, the 256-element types go through byte_gemm::gemm when they have a
+// ByteGroup form (Q4_K, Q6_K: matmul_byte_gemm.hpp), else gemm::int8_rows_gemm (AVX-512).
 constexpr size_t kGemmMinTokens = 4;
 
 #if defined(BRISE_AVX512_VNNI)
@@ -191,7 +193,8 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
   Int8Block ib;
   alignas(64) int16_t w16[kElems];
   float acc[kTokenTile];
-  if constexpr (requires(int32_t i, float f) {
+#if defined(BRISE_AVX512_VNNI)
+  if constexpr (requires(__m512i i, float f) {
                   C::dot_q8k(nullptr, act.codes(0, 0), act.sums16(0, 0), i, i, f, f);
                 }) {
     if (n_tokens == 1) {  // decode: the codec's fused block dot product, the same integers
@@ -199,18 +202,20 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
         const uint8_t* row = row_of(w, r);
         float sum = 0.0f;
         for (size_t b = 0; b < n_blocks; ++b) {
-          int32_t sumi, summ;
+          __m512i sumi, summ;
           float d, dmin;
           prefetch_ahead(row + b * C::kBlockBytes, C::kBlockBytes);
           C::dot_q8k(row + b * C::kBlockBytes, act.codes(0, b), act.sums16(0, b), sumi, summ, d,
                      dmin);
-          sum = add_block(sum, sumi, summ, d, dmin, act.scale(0, b));
+          sum = add_block(sum, _mm512_reduce_add_epi32(sumi), _mm512_reduce_add_epi32(summ), d,
+                          dmin, act.scale(0, b));
         }
         y[r] = sum;
       }
       return;
     }
   }
+#endif
   for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
     const size_t nt = std::min(kTokenTile, n_tokens - t0);
     for (size_t r = row_begin; r < row_end; ++r) {
@@ -232,7 +237,8 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
 }
 
 #if defined(BRISE_AVX512_VNNI)
-// Prefill of the 256-element types (Q8_K activations) on AVX-512: the same integers as int8_rows,
+// Prefill of the other 256-element types (Q8_K activations) on AVX-512 (those without a ByteGroup
+// form: Q2_K, Q3_K, Q5_K, IQ4_XS): the same integers as int8_rows,
 // without its horizontal sum per (row, block, token). A group of 16 rows' 16-bit weights of one
 // block are laid out once (GroupBlock) so that a vector holds 8 consecutive weights of each of 4
 // rows, one row per 128-bit lane; the token's 8 activations of those columns, broadcast to the 4
@@ -455,6 +461,12 @@ void row_major_matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t
   with_codec(*w.type, [&]<class C>() {
     if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
 #if defined(BRISE_AVX512_VNNI)
+      if constexpr (requires(ByteGroup & g) { C::to_byte_group(nullptr, g); }) {
+        if (n_tokens >= kGemmMinTokens) {
+          byte_gemm::gemm<C>(w, x, n_tokens, y, y_stride, row_begin, row_end);
+          return;
+        }
+      }
       if (n_tokens >= kGemmMinTokens) {
         gemm::int8_rows_gemm<C>(w, Q8KBlocks{x}, n_tokens, y, y_stride, row_begin, row_end);
         return;

@@ -202,6 +202,30 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
   }
 }
 
+// The 256-element types' prefill lays out a group of rows' block once per panel of 128 tokens:
+// token counts across panels, and a row range starting inside the matrix, equal the reference.
+TEST(Matmul, Int8KQuantPrefillAcrossTokenPanels) {
+  const size_t rows = 37, cols = 512;
+  for (const TypeTraits& type : all_types()) {
+    if (!takes_q8k(type)) continue;
+    const TestMatrix m = make_matrix(type, rows, cols, 977);
+    for (size_t n : {129u, 150u, 300u}) {
+      const auto x = make_activations(n, cols, static_cast<uint32_t>(n));
+      const Q8 xq = quantize(x.data(), cols, n, cols);
+      for (size_t begin : {0u, 16u}) {
+        std::vector<float> y(n * rows, -7.0f), y_ref(n * rows, -7.0f);
+        matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, begin, rows);
+        matmul_q8k_ref(m.file, xq.kview, n, y_ref.data(), rows, begin, rows);
+        for (size_t t = 0; t < n; ++t)
+          for (size_t r = 0; r < rows; ++r)
+            ASSERT_TRUE(same_bits(y[t * rows + r], y_ref[t * rows + r]))
+                << label(type, rows, cols, n) << " rows from " << begin << " t=" << t << " r=" << r
+                << ": " << y[t * rows + r] << " vs " << y_ref[t * rows + r];
+      }
+    }
+  }
+}
+
 // The int8 path computes sum_b d_w,b * d_x,b * sum_j code_w * code_x: checked against that sum
 // evaluated independently in double from the decoded weights and the dequantized activations,
 // and against the f32 product within the activations' rounding (|x - d q| <= d / 2).

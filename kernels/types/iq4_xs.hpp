@@ -199,8 +199,8 @@ struct IQ4_XS {
   // the activation carrying the level's sign (|pair sum| <= 2 x 127 x 127 < 2^15, exact), and
   // vpdpwssd those by the sub-block's scale. The same integers as to_weights16's dot product
   // (offset 128 cancels: code - 128 is the level).
-  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* /*s16*/, int32_t& sumi,
-                      int32_t& summ, float& d, float& dmin) {
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* /*s16*/, __m512i& sumi,
+                      __m512i& summ, float& d, float& dmin) {
     const uint8_t* qs = block + 8;
     const uint16_t scales_h = read_u16(block + 2);
     alignas(16) int16_t scale[8];
@@ -236,8 +236,8 @@ struct IQ4_XS {
       dot = _mm512_dpwssd_epi32(dot, signed_dot(lo, _mm512_shuffle_i64x2(a0, a1, 0x88)), scales);
       dot = _mm512_dpwssd_epi32(dot, signed_dot(hi, _mm512_shuffle_i64x2(a0, a1, 0xDD)), scales);
     }
-    sumi = _mm512_reduce_add_epi32(dot);
-    summ = 0;
+    sumi = dot;
+    summ = _mm512_setzero_si512();
     d = _cvtsh_ss(read_u16(block));
     dmin = 0.0f;
   }

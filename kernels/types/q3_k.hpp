@@ -224,8 +224,8 @@ struct Q3_K {
   // 256-bit halves give runs 0, 1 (shifted right 0 | 2) and 2, 3 (4 | 6) masked to 2 bits, hmask's
   // bits 4 h + k move to bit 2; vpmaddubsw, vpdpwssd by each word's sub-block scale, and the
   // offset comes off as 4 x sum_j scale[j] x asum[j]. The same integers as to_weights16's.
-  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
-                      int32_t& summ, float& d, float& dmin) {
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, __m512i& sumi,
+                      __m512i& summ, float& d, float& dmin) {
     const __m128i stored = stored_scales(block + offsetof(Block, scales));
     const __m512i sc16 = _mm512_castsi256_si512(
         _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32)));
@@ -259,8 +259,8 @@ struct Q3_K {
     const __m512i offset =
         _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(stored), _mm512_set1_epi32(32)),
                            _mm512_loadu_si512(s16));  // x 4 below
-    sumi = _mm512_reduce_add_epi32(_mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 2)));
-    summ = 0;
+    sumi = _mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 2));
+    summ = _mm512_setzero_si512();
     d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     dmin = 0.0f;
   }

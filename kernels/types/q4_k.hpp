@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
@@ -132,14 +133,67 @@ struct Q4_K {
 #endif
 
 #if defined(BRISE_AVX512_VNNI)
+  // The prefill's form (byte_group.hpp): codes 0..15, so a half's sum of code x activation is at
+  // most 16 x 15 x 127 = 30480 in magnitude and fits its lane's low word, which vpdpwssd
+  // multiplies by the sub-block's scale; the pairs are the mins per 32, into summ.
+  static constexpr bool kHalfFitsWord = true;
+  static constexpr bool kPairsAreMins = true;
+  static constexpr size_t kPairElems = 32;
+  static void to_byte_group(const uint8_t* const* blocks, ByteGroup& g) {
+    using namespace byte_group;
+    __m512i head[4];  // d | dmin << 16, then the 12 scale bytes as ggml's utmp words u0, u1, u2
+    rows_words(blocks, 0, head);
+    const __m512i k6 = _mm512_set1_epi32(0x3F3F3F3F), k4 = _mm512_set1_epi32(0x0F0F0F0F),
+                  k2 = _mm512_set1_epi32(0x03030303);
+    const __m512i u0 = head[1], u1 = head[2], u2 = head[3];
+    const __m512i sc03 = _mm512_and_si512(u0, k6);  // as unpack_scale_min_k4, lane by lane
+    const __m512i sc47 =
+        _mm512_or_si512(_mm512_and_si512(u2, k4),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
+    const __m512i m03 = _mm512_and_si512(u1, k6);
+    const __m512i m47 =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
+    const __m512i sc[8] = {lane_bytes<0, -1, -1, -1>(sc03), lane_bytes<1, -1, -1, -1>(sc03),
+                           lane_bytes<2, -1, -1, -1>(sc03), lane_bytes<3, -1, -1, -1>(sc03),
+                           lane_bytes<0, -1, -1, -1>(sc47), lane_bytes<1, -1, -1, -1>(sc47),
+                           lane_bytes<2, -1, -1, -1>(sc47), lane_bytes<3, -1, -1, -1>(sc47)};
+    for (size_t s = 0; s < 8; ++s) {
+      _mm512_store_si512(g.scale[2 * s], sc[s]);
+      _mm512_store_si512(g.scale[2 * s + 1], sc[s]);
+    }
+    _mm512_store_si512(g.pairs[0], lane_bytes<0, -1, 1, -1>(m03));
+    _mm512_store_si512(g.pairs[1], lane_bytes<2, -1, 3, -1>(m03));
+    _mm512_store_si512(g.pairs[2], lane_bytes<0, -1, 1, -1>(m47));
+    _mm512_store_si512(g.pairs[3], lane_bytes<2, -1, 3, -1>(m47));
+    const __m512i any = _mm512_or_si512(m03, m47);
+    g.any_pairs = _mm512_test_epi32_mask(any, any) != 0;
+    // vcvtph2ps: exactly f16_to_f32.
+    _mm512_store_ps(g.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head[0])));
+    _mm512_store_ps(g.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head[0], 16))));
+    // 16 qs bytes hold elements 64 c + 16 i .. (low nibbles) and 32 more on (high nibbles).
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t i = 0; i < 2; ++i) {
+        __m512i q[4];
+        rows_words(blocks, offsetof(Block, qs) + 32 * c + 16 * i, q);
+        for (size_t j = 0; j < 4; ++j) {
+          _mm512_store_si512(g.code[4 * c + i][j], _mm512_and_si512(q[j], nibble));
+          _mm512_store_si512(g.code[4 * c + 2 + i][j],
+                             _mm512_and_si512(_mm512_srli_epi16(q[j], 4), nibble));
+        }
+      }
+  }
+
   // The one-token path: the block's integer sums (int8_block.hpp) with a Q8_K activation block
-  // `a` (its sums per 16 `s16`) straight from the bytes, without 16-bit weights. 64 qs bytes hold
+  // `a` (its sums per 16 `s16`) straight from the bytes, without 16-bit weights, as 16 int32
+  // lanes each (sumi, summ) that the caller adds up. 64 qs bytes hold
   // 128 elements: their low nibbles elements 0..31 and 64..95, the high ones 32..63 and 96..127,
   // so the activations are regrouped by 256-bit halves to match; vpmaddubsw multiplies codes and
   // activations into 16-bit pair sums (|2 x 15 x 127| < 2^15, exact) and vpdpwssd those by each
   // word's sub-block scale into 32-bit lanes. The same integers as to_weights16's dot product.
-  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
-                      int32_t& summ, float& d, float& dmin) {
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, __m512i& sumi,
+                      __m512i& summ, float& d, float& dmin) {
     const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
     const uint8_t* qs = block + offsetof(Block, qs);
     const __m512i nibble = _mm512_set1_epi8(0x0F);
@@ -166,7 +220,8 @@ struct Q4_K {
     }
     // Mins per 16 elements: each sub-block's min twice (words 8..15 of sc16, each doubled).
     const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
-    kquant::reduce_add_pair(dot, _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16)), sumi, summ);
+    sumi = dot;
+    summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
     d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
   }

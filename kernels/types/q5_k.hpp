@@ -161,8 +161,8 @@ struct Q5_K {
   // shifted right per half by the sub-block (4 h, 4 h + 2 for the low nibbles; 4 h + 1, 4 h + 3
   // for the high ones), masked to bit 0 and moved to bit 4. Codes 0..31: vpmaddubsw's pair sums
   // stay exact. The same integers as to_weights16's dot product.
-  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, int32_t& sumi,
-                      int32_t& summ, float& d, float& dmin) {
+  static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, __m512i& sumi,
+                      __m512i& summ, float& d, float& dmin) {
     const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
     const uint8_t* qs = block + offsetof(Block, qs);
     const __m512i qh = _mm512_broadcast_i64x4(
@@ -196,7 +196,8 @@ struct Q5_K {
     }
     // Mins per 16 elements: each sub-block's min twice.
     const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
-    kquant::reduce_add_pair(dot, _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16)), sumi, summ);
+    sumi = dot;
+    summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
     d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
   }
