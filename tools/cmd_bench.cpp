@@ -53,8 +53,9 @@ int cmd_bench(const Args& args) {
   ArgParser p(
       "bench", "-m MODEL.gguf [-p N] [-n N] [-t THREADS] [--json]",
       "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
-      "speed (tok/s) and the bandwidth it implies (bytes of weights read per token x tok/s)\n"
-      "as a fraction of this machine's read bandwidth, which it measures first.");
+      "speed (tok/s) from an empty cache (as llama-bench's tgN) and the bandwidth it implies\n"
+      "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
+      "bandwidth, which it measures first.");
   session_args.add_to(p);
   p.option("-p,--prompt-tokens", &n_prompt, "N", "prompt tokens to prefill (default 512)", 1,
            1 << 20);
@@ -94,6 +95,9 @@ int cmd_bench(const Args& args) {
   session.prefill(prompt);
   const double prefill_s = seconds_since(t0);
 
+  // Decode from an empty cache, as llama-bench's tgN does: the same work as the peer's figure
+  // (after the prompt, attention over its 512 positions would add to every token).
+  session.reset();
   t0 = Clock::now();
   for (int64_t i = 0; i < n_decode; ++i) {
     session.decode(token(rng));
