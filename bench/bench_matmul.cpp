@@ -73,7 +73,7 @@ Buffer allocate(size_t bytes) {
 }
 
 // `copies` copies of one random weight matrix, as the forward pass holds it (packed, but for the
-// row-major types).
+// row-major types the kernel set in use multiplies as stored).
 struct Weights {
   Buffer data;
   size_t copy_bytes = 0;
@@ -101,10 +101,10 @@ Weights make_weights(const TypeTraits& type, const Shape& s, size_t copies) {
   }
   Weights w;
   w.matrix = file;
-  w.matrix.packed = !type.row_major;  // row-major types are multiplied as stored
-  w.copy_bytes = ((type.row_major ? file.bytes() : packed_bytes(file)) + 63) / 64 * 64;
+  w.matrix.packed = packs_rows(type);  // as the model loader does, for the set in use
+  w.copy_bytes = ((w.matrix.packed ? packed_bytes(file) : file.bytes()) + 63) / 64 * 64;
   w.data = allocate(w.copy_bytes * copies);
-  if (type.row_major)
+  if (!w.matrix.packed)
     std::memcpy(w.data.get(), stored.get(), file.bytes());
   else
     pack_groups(file, w.data.get(), 0, (s.rows + kMatmulRowAlign - 1) / kMatmulRowAlign);

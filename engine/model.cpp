@@ -129,11 +129,12 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path,
   // Pack the matrices for the kernels, then let the mapping's copy go: its pages leave the
   // resident set, so memory stays about the file's size. A tied embedding stays: its rows are
   // looked up as stored. Row-major types (the K-quants, ...) are multiplied as the file stores
-  // them, from the mapping.
+  // them, from the mapping, unless the kernel set has a kernel over packed rows for the type
+  // (kernels::packs_rows).
   uint64_t total = 0, done = 0;
   for (const kernels::WeightMatrix* w : weights.matrices()) total += w->bytes();
   for (kernels::WeightMatrix* w : weights.matrices()) {
-    if (w->type->row_major) {
+    if (!kernels::packs_rows(*w->type)) {
       done += w->bytes();
       if (progress) progress(done, total);
       continue;

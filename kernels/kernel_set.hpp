@@ -34,6 +34,7 @@
     (const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y, size_t y_stride, \
      size_t row_begin, size_t row_end),                                                          \
     (w, x, n_tokens, y, y_stride, row_begin, row_end))                                           \
+  X(bool, packs_rows, (const TypeTraits& type), (type))                                          \
   X(void, quantize_activations_k,                                                                \
     (const float* x, size_t x_stride, size_t n_tokens, const Q8KActivations& out),               \
     (x, x_stride, n_tokens, out))                                                                \

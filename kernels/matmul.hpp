@@ -46,6 +46,12 @@ struct WeightMatrix {
 
 inline constexpr size_t kMatmulRowAlign = 16;  // = rows per packed group
 
+// Whether the kernel set in use multiplies `type` from packed matrices: always for the types that
+// are not row-major (TypeTraits::row_major), and for a row-major one when the set has a kernel over
+// 16 rows at once for it (packed in word units, kernels/types/packed.hpp); else as stored. The
+// kernels take both forms of a row-major type whose blocks are whole words.
+bool packs_rows(const TypeTraits& type);
+
 // Packing (scalar; runs once at load). packed_bytes: the size of a packed copy of `m`.
 // pack_groups writes groups [group_begin, group_end) of the packed copy of the unpacked `m` into
 // dst (which holds packed_bytes(m)); the rows of the last group beyond m.rows are zeros.

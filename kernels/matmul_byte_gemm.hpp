@@ -24,6 +24,7 @@
 
 #include "kernels/matmul.hpp"
 #include "kernels/types/byte_group.hpp"
+#include "kernels/types/packed.hpp"
 
 // gcc 12 flags its own avx512fintrin.h here (`__m512i __Y = __Y;`, the undefined first operand of
 // the broadcast and convert intrinsics, once inlined): a false -Wuninitialized.
@@ -99,6 +100,40 @@ void tile_upto(size_t n, const ByteGroup& g, const Token* x, float (*acc)[16]) {
   tile<C, T>(g, x, acc);
 }
 
+// A token's activation sums per kPairElems (8 or 16 of them per block, from its sums per 16
+// `s16`) as 16-bit pairs, like ByteGroup::pairs: out[p] = sum 2 p & 0xFFFF | sum 2 p + 1 << 16
+// (|sum| <= 32 x 127).
+template <size_t kPairElems>
+inline void pair_sums(const int32_t* s16, int32_t* out) {
+  constexpr size_t kPer = kPairElems / 16;  // sums of 16 per element of a pair
+  for (size_t p = 0; p < kQ8KBlock / kPairElems / 2; ++p) {
+    int32_t lo = 0, hi = 0;
+    for (size_t k = 0; k < kPer; ++k) {
+      lo += s16[2 * kPer * p + k];
+      hi += s16[2 * kPer * p + kPer + k];
+    }
+    out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) | static_cast<uint32_t>(hi)
+                                                                             << 16);
+  }
+}
+
+// The 16 rows of a group's block b, in the form to_byte_group reads: straight from the group block
+// when the matrix is packed in word units, else the blocks in the file's layout.
+template <class C>
+inline void group_to_byte_group(const WeightMatrix& w, size_t r0, size_t rows, size_t b,
+                                ByteGroup& g) {
+  alignas(64) static constexpr uint8_t kZeroBlock[C::kBlockBytes] = {};  // d = 0: adds 0
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  if (w.packed)
+    return C::to_byte_group(
+        byte_group::GroupWords{data + r0 * w.row_bytes + b * 16 * C::kBlockBytes, C::kBlockBytes},
+        g);
+  const uint8_t* blocks[16];
+  for (size_t r = 0; r < 16; ++r)
+    blocks[r] = r < rows ? data + (r0 + r) * w.row_bytes + b * C::kBlockBytes : kZeroBlock;
+  C::to_byte_group(byte_group::RowBlocks{blocks}, g);
+}
+
 // Rows [row_begin, row_end) of y = W x for n_tokens tokens of Q8_K activations.
 template <class C>
 void gemm(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
@@ -106,39 +141,23 @@ void gemm(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float
   static_assert(C::kBlockElems == kQ8KBlock);
   constexpr size_t kPairs = kQ8KBlock / C::kPairElems / 2;
   const size_t n_blocks = w.cols / kQ8KBlock;
-  const auto* data = static_cast<const uint8_t*>(w.data);
-  alignas(64) static constexpr uint8_t kZeroBlock[C::kBlockBytes] = {};  // d = 0: adds 0
   // The panel's activation sums per kPairElems as 16-bit pairs (|sum| <= 32 x 127), per token
   // and block.
   std::vector<int32_t> sums(std::min(n_tokens, kPanelTokens) * n_blocks * kPairs);
   ByteGroup g;
   alignas(64) float acc[kPanelTokens][16];
   Token tokens[kTileTokens];
-  const uint8_t* blocks[16];
   for (size_t t0 = 0; t0 < n_tokens; t0 += kPanelTokens) {
     const size_t nt = std::min(kPanelTokens, n_tokens - t0);
     for (size_t t = 0; t < nt; ++t)
-      for (size_t b = 0; b < n_blocks; ++b) {
-        const int32_t* s16 = x.s16 + (t0 + t) * (x.cols / 16) + 16 * b;
-        int32_t* out = &sums[(t * n_blocks + b) * kPairs];
-        constexpr size_t kPer = C::kPairElems / 16;  // sums of 16 per element of a pair
-        for (size_t p = 0; p < kPairs; ++p) {
-          int32_t lo = 0, hi = 0;
-          for (size_t k = 0; k < kPer; ++k) {
-            lo += s16[2 * kPer * p + k];
-            hi += s16[2 * kPer * p + kPer + k];
-          }
-          out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) |
-                                        static_cast<uint32_t>(hi) << 16);
-        }
-      }
+      for (size_t b = 0; b < n_blocks; ++b)
+        pair_sums<C::kPairElems>(x.s16 + (t0 + t) * (x.cols / 16) + 16 * b,
+                                 &sums[(t * n_blocks + b) * kPairs]);
     for (size_t r0 = row_begin; r0 < row_end; r0 += 16) {
       const size_t rows = std::min<size_t>(16, row_end - r0);
       std::memset(acc, 0, nt * sizeof acc[0]);
       for (size_t b = 0; b < n_blocks; ++b) {
-        for (size_t r = 0; r < 16; ++r)
-          blocks[r] = r < rows ? data + (r0 + r) * w.row_bytes + b * C::kBlockBytes : kZeroBlock;
-        C::to_byte_group(blocks, g);
+        group_to_byte_group<C>(w, r0, rows, b, g);
         for (size_t t = 0; t < nt; t += kTileTokens) {
           const size_t n = std::min(kTileTokens, nt - t);
           for (size_t i = 0; i < n; ++i) {

@@ -20,11 +20,12 @@ inline void check_matmul_args(const WeightMatrix& w, size_t n_tokens, bool have_
                                 " is not a whole number of " + std::string(w.type->name) +
                                 " blocks");
   if (w.row_bytes < *need) throw std::invalid_argument("matmul: row_bytes smaller than one row");
-  // Row-major types are multiplied in the file's layout (kernels/types/int8_block.hpp).
-  const bool want_packed = !for_reference && !(w.type && w.type->row_major);
-  if (w.packed != want_packed)
-    throw std::invalid_argument(want_packed ? "matmul: the weights must be packed (pack_groups)"
-                                            : "matmul_ref: the weights must be unpacked");
+  // Row-major types are multiplied in the file's layout (kernels/types/int8_block.hpp), or
+  // packed in word units (kernels/types/packed.hpp).
+  if (for_reference && w.packed)
+    throw std::invalid_argument("matmul_ref: the weights must be unpacked");
+  if (!for_reference && !w.type->row_major && !w.packed)
+    throw std::invalid_argument("matmul: the weights must be packed (pack_groups)");
   if (w.packed && w.row_bytes != *need)
     throw std::invalid_argument("matmul: packed rows have exactly their blocks' bytes");
   if (row_begin > row_end || row_end > w.rows)

@@ -102,18 +102,23 @@ float q8_dot(const uint8_t* row, const int8_t* q, const float* d, size_t cols) {
 }
 
 // Copies row i of a group between the file's layout and the group (to_group: into it): quantized
-// types interleave the blocks' scales and 4-byte pieces of their codes (packed::pack_block), float
-// types interleave elements.
+// types interleave the blocks' scales and 4-byte pieces of their codes (packed::pack_block),
+// row-major ones their blocks' words (packed::pack_block_words), float types elements.
 void move_row(const TypeTraits& t, uint8_t* group, size_t i, const uint8_t* row, size_t cols,
               bool to_group) {
   if (t.quantized) {
     const size_t group_block = packed::group_block_bytes(t.block_bytes);
     for (size_t b = 0; b < cols / t.block_elems; ++b) {
-      if (to_group)
-        packed::pack_block(row + b * t.block_bytes, t.block_bytes, group + b * group_block, i);
+      uint8_t* plain = const_cast<uint8_t*>(row) + b * t.block_bytes;
+      uint8_t* in_group = group + b * group_block;
+      if (t.row_major && to_group)
+        packed::pack_block_words(plain, t.block_bytes, in_group, i);
+      else if (t.row_major)
+        packed::unpack_block_words(in_group, t.block_bytes, i, plain);
+      else if (to_group)
+        packed::pack_block(plain, t.block_bytes, in_group, i);
       else
-        packed::unpack_block(group + b * group_block, t.block_bytes, i,
-                             const_cast<uint8_t*>(row) + b * t.block_bytes);
+        packed::unpack_block(in_group, t.block_bytes, i, plain);
     }
     return;
   }

@@ -1,6 +1,8 @@
 // y = W x for the row-major quantized types (kernels/types/int8_block.hpp): each row in the file's
 // layout, a block at a time, its codes turned once into 16-bit weights (or f32 values in the exact
-// mode) that every token of the tile multiplies.
+// mode) that every token of the tile multiplies. A type with a one-token kernel over 16 rows
+// (Q4_K on AVX-512 VNNI) is packed at load in word units (kernels/types/packed.hpp): decode reads
+// the groups, the other paths the blocks copied out of them.
 //
 // Determinism (kernels/matmul.hpp): y[t][r] depends only on row r and token t. Int8: per block an
 // exact integer dot product (any instruction order gives the same integer), then add_block's two
@@ -12,11 +14,13 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/matmul_byte_gemm.hpp"
 #include "kernels/types/all_types.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
+#include "kernels/types/packed.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 namespace {
@@ -122,6 +126,18 @@ const uint8_t* row_of(const WeightMatrix& w, size_t r) {
   return static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
 }
 
+// Block b of row r in the file's layout: in place, or copied out of its group into `scratch`
+// (kBlockBytes) when the matrix is packed in word units (kernels/types/packed.hpp).
+template <class C>
+inline const uint8_t* block_at(const WeightMatrix& w, size_t r, size_t b, uint8_t* scratch) {
+  if (!w.packed) return row_of(w, r) + b * C::kBlockBytes;
+  const uint8_t* group = static_cast<const uint8_t*>(w.data) +
+                         r / packed::kGroupRows * packed::kGroupRows * w.row_bytes +
+                         b * packed::group_block_bytes(C::kBlockBytes);
+  packed::unpack_block_words(group, C::kBlockBytes, r % packed::kGroupRows, scratch);
+  return scratch;
+}
+
 // Where a token's activation block b is, for both activation formats.
 struct Q8Blocks {  // blocks of 32: one sum per block
   const Q8Activations& x;
@@ -185,6 +201,85 @@ inline bool has_mins(const Int8Block& b) {
   return any != 0;
 }
 
+#if defined(BRISE_AVX512_VNNI)
+// Whether the codec has a one-token kernel over packed groups of 16 rows (the loader packs its
+// matrices then: packs_rows).
+template <class C>
+inline constexpr bool kHasGroupDecode = requires(__m512i i, __m512 f) {
+  C::template dot_groups_q8k<1>(nullptr, 0, nullptr, nullptr, &i, &i, &f, &f);
+};
+
+// Decode over a matrix packed in word units (kernels/types/packed.hpp): the codec's one-token dot
+// product of a group block gives 16 rows' block sums at once (C::dot_groups_q8k), then add_block's
+// two FMAs per lane in block order: bit for bit the per-row path's result. G groups are streamed
+// side by side, block by block, each prefetched ahead: one stream alone leaves the memory idle.
+constexpr size_t kDecodeGroups = 4;
+constexpr size_t kDecodePrefetchBytes = 2048;
+
+template <class C, size_t G>
+void group_decode_tile(const uint8_t* group0, size_t group_bytes, size_t n_blocks,
+                       const Q8KBlocks& act, const int32_t* pairs, __m512* acc) {
+  constexpr size_t kGroupBlock = packed::group_block_bytes(C::kBlockBytes);
+  constexpr size_t kPairs = kQ8KBlock / C::kPairElems / 2;
+  for (size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
+  for (size_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* blocks = group0 + b * kGroupBlock;
+    for (size_t g = 0; g < G; ++g)
+      for (size_t off = 0; off < kGroupBlock; off += 64)  // an address, never dereferenced
+        __builtin_prefetch(reinterpret_cast<const void*>(
+            reinterpret_cast<uintptr_t>(blocks + g * group_bytes) + kDecodePrefetchBytes + off));
+    __m512i sumi[G], summ[G];
+    __m512 d[G], dmin[G];
+    C::template dot_groups_q8k<G>(blocks, group_bytes, act.codes(0, b), pairs + b * kPairs, sumi,
+                                  summ, d, dmin);
+    const __m512 da = _mm512_set1_ps(act.scale(0, b));
+    for (size_t g = 0; g < G; ++g) {
+      // add_block: fma(sumi, d * da, acc), then fma(summ, -(dmin * da), acc); the sign flipped
+      // exactly (xor), as the scalar negation does.
+      const __m512 neg_dmin_da = _mm512_castsi512_ps(_mm512_xor_si512(
+          _mm512_castps_si512(_mm512_mul_ps(dmin[g], da)), _mm512_set1_epi32(INT32_MIN)));
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[g]), _mm512_mul_ps(d[g], da), acc[g]);
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[g]), neg_dmin_da, acc[g]);
+    }
+  }
+}
+
+template <class C>
+void group_decode(const WeightMatrix& w, const Q8KBlocks& act, float* y, size_t row_begin,
+                  size_t row_end) {
+  constexpr size_t kPairs = kQ8KBlock / C::kPairElems / 2;
+  const size_t n_blocks = w.cols / kQ8KBlock;
+  const size_t group_bytes = packed::kGroupRows * w.row_bytes;
+  std::vector<int32_t> pairs(n_blocks * kPairs);  // the token's activation sums, as pairs
+  for (size_t b = 0; b < n_blocks; ++b)
+    byte_gemm::pair_sums<C::kPairElems>(act.sums16(0, b), &pairs[b * kPairs]);
+  for (size_t r0 = row_begin; r0 < row_end;) {
+    const size_t groups =
+        std::min(kDecodeGroups, (row_end - r0 + packed::kGroupRows - 1) / packed::kGroupRows);
+    const uint8_t* group0 = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes;
+    __m512 acc[kDecodeGroups];
+    switch (groups) {
+      case 1:
+        group_decode_tile<C, 1>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        break;
+      case 2:
+        group_decode_tile<C, 2>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        break;
+      case 3:
+        group_decode_tile<C, 3>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        break;
+      default:
+        group_decode_tile<C, 4>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        break;
+    }
+    for (size_t g = 0; g < groups; ++g, r0 += packed::kGroupRows) {
+      const size_t rows = std::min(packed::kGroupRows, row_end - r0);
+      _mm512_mask_storeu_ps(y + r0, static_cast<__mmask16>((1u << rows) - 1), acc[g]);
+    }
+  }
+}
+#endif
+
 template <class C, class Blocks>
 void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float* y, size_t y_stride,
                size_t row_begin, size_t row_end) {
@@ -192,12 +287,19 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
   const size_t n_blocks = w.cols / kElems;
   Int8Block ib;
   alignas(64) int16_t w16[kElems];
+  alignas(64) uint8_t scratch[C::kBlockBytes];
   float acc[kTokenTile];
 #if defined(BRISE_AVX512_VNNI)
+  if constexpr (kHasGroupDecode<C>) {
+    if (n_tokens == 1 && w.packed) {
+      group_decode<C>(w, act, y, row_begin, row_end);
+      return;
+    }
+  }
   if constexpr (requires(__m512i i, float f) {
                   C::dot_q8k(nullptr, act.codes(0, 0), act.sums16(0, 0), i, i, f, f);
                 }) {
-    if (n_tokens == 1) {  // decode: the codec's fused block dot product, the same integers
+    if (n_tokens == 1 && !w.packed) {  // decode: the codec's fused block dot product
       for (size_t r = row_begin; r < row_end; ++r) {
         const uint8_t* row = row_of(w, r);
         float sum = 0.0f;
@@ -219,11 +321,10 @@ void int8_rows(const WeightMatrix& w, const Blocks& act, size_t n_tokens, float*
   for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
     const size_t nt = std::min(kTokenTile, n_tokens - t0);
     for (size_t r = row_begin; r < row_end; ++r) {
-      const uint8_t* row = row_of(w, r);
       std::fill(acc, acc + nt, 0.0f);
       for (size_t b = 0; b < n_blocks; ++b) {
-        if (nt == 1) prefetch_ahead(row + b * C::kBlockBytes, C::kBlockBytes);
-        block_to_weights16<C>(row + b * C::kBlockBytes, w16, ib);
+        if (nt == 1 && !w.packed) prefetch_ahead(row_of(w, r) + b * C::kBlockBytes, C::kBlockBytes);
+        block_to_weights16<C>(block_at<C>(w, r, b, scratch), w16, ib);
         const bool mins = has_mins<kElems>(ib);
         for (size_t t = 0; t < nt; ++t) {
           int32_t sumi, summ;
@@ -280,12 +381,13 @@ struct TokenBlock {  // block b of one token's activations
 template <class C>
 void lay_out(const WeightMatrix& w, size_t row0, size_t rows, size_t b, GroupBlock& g) {
   alignas(64) int16_t w16[kQ8KBlock];
+  alignas(64) uint8_t scratch[C::kBlockBytes];
   Int8Block meta;
   g.any_mins = false;
   for (size_t r = 0; r < 16; ++r) {
     const size_t lane = lane_row(r);
     if (r < rows) {
-      block_to_weights16<C>(row_of(w, row0 + r) + b * C::kBlockBytes, w16, meta);
+      block_to_weights16<C>(block_at<C>(w, row0 + r, b, scratch), w16, meta);
       g.any_mins = g.any_mins || has_mins<kQ8KBlock>(meta);
     } else {  // past the matrix: zeros (never stored)
       std::memset(w16, 0, sizeof w16);
@@ -418,13 +520,13 @@ void exact_rows(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
   const size_t n_blocks = w.cols / kElems;
   alignas(64) float values[kElems];
   alignas(64) float part[kTokenTile][16];
+  alignas(64) uint8_t scratch[C::kBlockBytes];
   for (size_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
     const size_t nt = std::min(kTokenTile, n_tokens - t0);
     for (size_t r = row_begin; r < row_end; ++r) {
-      const uint8_t* row = row_of(w, r);
       std::memset(part, 0, sizeof part);
       for (size_t b = 0; b < n_blocks; ++b) {
-        C::decode_row(row + b * C::kBlockBytes, values, kElems);
+        C::decode_row(block_at<C>(w, r, b, scratch), values, kElems);
         for (size_t t = 0; t < nt; ++t)
           fma_lanes16(part[t], values, x + (t0 + t) * x_stride + b * kElems, kElems);
       }
@@ -434,6 +536,16 @@ void exact_rows(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
 }
 
 }  // namespace
+
+bool packs_rows(const TypeTraits& type) {
+  bool packs = !type.row_major;
+#if defined(BRISE_AVX512_VNNI)
+  with_codec(type, [&]<class C>() {
+    if constexpr (kHasGroupDecode<C>) packs = true;
+  });
+#endif
+  return packs;
+}
 
 void row_major_matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens,
                       float* y, size_t y_stride, size_t row_begin, size_t row_end) {
@@ -461,7 +573,7 @@ void row_major_matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t
   with_codec(*w.type, [&]<class C>() {
     if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
 #if defined(BRISE_AVX512_VNNI)
-      if constexpr (requires(ByteGroup & g) { C::to_byte_group(nullptr, g); }) {
+      if constexpr (requires(ByteGroup & g) { C::to_byte_group(byte_group::RowBlocks{}, g); }) {
         if (n_tokens >= kGemmMinTokens) {
           byte_gemm::gemm<C>(w, x, n_tokens, y, y_stride, row_begin, row_end);
           return;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -22,7 +23,8 @@ namespace {
 
 // A weight matrix of random values stored in `type`: as in a file (rows padded by a few bytes
 // for float types, so that row_bytes > the row's size is exercised too), and packed for the
-// kernels (row-major types: the kernels read the file's layout).
+// kernels as the model loader does for the kernel set in use (packs_rows; row-major types are
+// read in the file's layout unless the set packs them), or as `pack` says.
 struct TestMatrix {
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> packed_bytes;
@@ -30,7 +32,8 @@ struct TestMatrix {
   WeightMatrix kernel;  // what the kernels read
 };
 
-TestMatrix make_matrix(const TypeTraits& type, size_t rows, size_t cols, uint32_t seed) {
+TestMatrix make_matrix(const TypeTraits& type, size_t rows, size_t cols, uint32_t seed,
+                       std::optional<bool> pack = std::nullopt) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const size_t size = *row_bytes(type, cols);
@@ -43,7 +46,7 @@ TestMatrix make_matrix(const TypeTraits& type, size_t rows, size_t cols, uint32_
     type.encode_row_ref(row.data(), m.bytes.data() + r * stride, cols);
   }
   m.file = WeightMatrix{m.bytes.data(), &type, rows, cols, stride, false};
-  if (type.row_major) {
+  if (!pack.value_or(packs_rows(type))) {
     m.kernel = m.file;
     return m;
   }
@@ -221,6 +224,51 @@ TEST(Matmul, Int8KQuantPrefillAcrossTokenPanels) {
             ASSERT_TRUE(same_bits(y[t * rows + r], y_ref[t * rows + r]))
                 << label(type, rows, cols, n) << " rows from " << begin << " t=" << t << " r=" << r
                 << ": " << y[t * rows + r] << " vs " << y_ref[t * rows + r];
+      }
+    }
+  }
+}
+
+// A row-major type may be packed in word units (the loader does so when the kernel set has a
+// 16-row one-token kernel for it, packs_rows): the kernels give the reference's bits from either
+// form, for every path (exact, int8 one token, the small-chunk and the prefill paths), on a
+// matrix whose last group is partial and on a row range after the first group.
+TEST(Matmul, RowMajorTypesPackedOrStoredGiveTheReferenceBits) {
+  const size_t rows = 37;
+  for (const TypeTraits& type : all_types()) {
+    if (!type.row_major) {
+      EXPECT_TRUE(packs_rows(type)) << type.name;
+      continue;
+    }
+    const size_t cols = type.block_elems == kQ8KBlock ? 768 : 96;
+    for (bool pack : {false, true}) {
+      const TestMatrix m = make_matrix(type, rows, cols, 41, pack);
+      ASSERT_EQ(m.kernel.packed, pack);
+      const auto x = make_activations(140, cols, 3);
+      const Q8 xq = quantize(x.data(), cols, 140, cols);
+      for (size_t n : {1u, 2u, 3u, 4u, 7u, 13u, 140u}) {
+        for (size_t begin : {0u, 16u}) {
+          const auto label_of = [&](const char* path) {
+            return std::string(path) + " " + label(type, rows, cols, n) +
+                   (pack ? " packed" : " stored") + " rows from " + std::to_string(begin);
+          };
+          std::vector<float> y(n * rows, -7.0f), y_ref(n * rows, -7.0f);
+          if (n <= 13) {  // exact mode (f32 activations): the reference is slow
+            matmul(m.kernel, x.data(), cols, n, y.data(), rows, begin, rows);
+            matmul_ref(m.file, x.data(), cols, n, y_ref.data(), rows, begin, rows);
+            for (size_t j = 0; j < y.size(); ++j)
+              ASSERT_TRUE(same_bits(y[j], y_ref[j])) << label_of("exact") << " j=" << j;
+          }
+          if (takes_q8k(type)) {
+            matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, begin, rows);
+            matmul_q8k_ref(m.file, xq.kview, n, y_ref.data(), rows, begin, rows);
+          } else {
+            matmul_q8(m.kernel, xq.view, n, y.data(), rows, begin, rows);
+            matmul_q8_ref(m.file, xq.view, n, y_ref.data(), rows, begin, rows);
+          }
+          for (size_t j = 0; j < y.size(); ++j)
+            ASSERT_TRUE(same_bits(y[j], y_ref[j])) << label_of("int8") << " j=" << j;
+        }
       }
     }
   }
@@ -412,7 +460,7 @@ TEST(Matmul, RejectsBadArguments) {
   // Each int8 format goes with its types: Q8_K with 256-element blocks only, and back.
   const auto x256 = make_activations(1, 256, 3);
   const Q8 q256 = quantize(x256.data(), 256, 1, 256);
-  const TestMatrix k = make_matrix(*find_type("q4_K"), 4, 256, 1);
+  const TestMatrix k = make_matrix(*find_type("q4_K"), 4, 256, 1, /*pack=*/false);
   const TestMatrix q40 = make_matrix(*find_type("q4_0"), 4, 256, 1);
   EXPECT_THROW(matmul_q8(k.kernel, q256.view, 1, y.data(), 4, 0, 4), std::invalid_argument);
   EXPECT_THROW(matmul_q8k(q40.kernel, q256.kview, 1, y.data(), 4, 0, 4), std::invalid_argument);
@@ -427,9 +475,9 @@ TEST(Matmul, RejectsBadArguments) {
 
 TEST(Packing, RoundTripsEveryRowAndPadsWithZeros) {
   for (const TypeTraits& type : all_types()) {
-    if (type.row_major) continue;  // not packed
+    const size_t cols = type.block_elems == 256 ? 512 : 96;
     for (size_t rows : {1u, 16u, 37u}) {
-      const TestMatrix m = make_matrix(type, rows, 96, static_cast<uint32_t>(rows));
+      const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(rows), true);
       EXPECT_EQ(packed_bytes(m.file), (rows + 15) / 16 * 16 * m.kernel.row_bytes);
       std::vector<uint8_t> row(m.kernel.row_bytes);
       for (size_t r = 0; r < rows; ++r) {

@@ -6,7 +6,8 @@
 // elements of half h. scale[h] is the multiplier of that half's integer sum per row, pairs[p]
 // per-row multipliers of the activations' sums (16-bit pairs, vpdpwssd) that correct the result:
 // a type's mins (into summ) or its code offset (into sumi). The codec's to_byte_group fills it
-// from the 16 rows' block bytes (a zero block past the matrix) with the helpers below.
+// from the 16 rows' block bytes (a zero block past the matrix, RowBlocks) or from a group block
+// packed in word units (GroupWords), with the helpers below.
 #pragma once
 
 #if defined(BRISE_AVX512_VNNI)
@@ -15,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "kernels/types/packed.hpp"
 
 // gcc 12 flags its own avx512fintrin.h here (`__m512i __Y = __Y;`, the undefined first operand of
 // the insert and convert intrinsics, once inlined): a false -Wuninitialized.
@@ -89,6 +92,26 @@ inline __m512 rows_f16(const uint8_t* const* blocks, size_t offset) {
   for (size_t r = 0; r < 16; ++r) std::memcpy(&h[r], blocks[r] + offset, 2);
   return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
 }
+
+// Where to_byte_group reads the 16 rows' blocks from: words(offset, x) puts row r's word j of the
+// 16 bytes at `offset` (a multiple of 4) into lane r of x[j].
+struct RowBlocks {  // 16 blocks in the file's layout (a zero block past the matrix)
+  const uint8_t* const* blocks;
+  void words(size_t offset, __m512i x[4]) const { rows_words(blocks, offset, x); }
+  __m512 f16(size_t offset) const { return rows_f16(blocks, offset); }
+};
+struct GroupWords {  // a group block packed in word units (packed::pack_block_words)
+  const uint8_t* group;
+  size_t block_bytes;
+  void words(size_t offset, __m512i x[4]) const {
+    for (size_t j = 0; j < 4; ++j) x[j] = _mm512_loadu_si512(group + (offset / 4 + j) * 64);
+  }
+  __m512 f16(size_t offset) const {  // an fp16 tail: offset = block_bytes - 2
+    (void)offset;
+    return _mm512_cvtph_ps(_mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(group + block_bytes / 4 * packed::kUnitBytes)));
+  }
+};
 
 }  // namespace byte_group
 }  // namespace brise::kernels::BRISE_ISA

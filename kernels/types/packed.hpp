@@ -15,6 +15,17 @@
 //
 // so one 64-byte load gives 4 consecutive code bytes of 16 rows, which an int8 dot-product
 // instruction (vpdpbusd) multiplies with 4 activation bytes broadcast to every lane.
+//
+// Row-major types (the K-quants, ...) are multiplied as the file stores them, but may also be
+// packed, for the kernel sets that have a one-token kernel over 16 rows (KernelSet::packs_rows):
+// group block b then holds the 16 rows' blocks b word by word, and the bytes past the last whole
+// word (a 2-byte tail: Q6_K's and Q3_K's fp16 d) row after row,
+//
+//   word unit u (64 bytes) = for each row r = 0..15: row r's block bytes [4u, 4u + 4)
+//   tail (16 x (kBlockBytes % 4) bytes) = for each row r: row r's bytes [4 W, kBlockBytes)
+//
+// (W = kBlockBytes / 4 units), so that one load gives a header word or 4 code bytes of 16 rows,
+// one row per 32-bit lane, and a tail's 16 fp16 values one vcvtph2ps.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +59,22 @@ inline void unpack_block(const uint8_t* group_block, size_t block_bytes, size_t 
   const uint8_t* payload = group_block + kGroupRows * kScaleBytes;
   for (size_t u = 0; u < units; ++u)
     std::memcpy(block + kScaleBytes + 4 * u, payload + u * kUnitBytes + r * 4, 4);
+}
+
+// A row-major type's block in word units and its tail, and back.
+inline void pack_block_words(const uint8_t* block, size_t block_bytes, uint8_t* group_block,
+                             size_t r) {
+  const size_t words = block_bytes / 4, tail = block_bytes % 4;
+  for (size_t u = 0; u < words; ++u)
+    std::memcpy(group_block + u * kUnitBytes + r * 4, block + 4 * u, 4);
+  std::memcpy(group_block + words * kUnitBytes + r * tail, block + 4 * words, tail);
+}
+inline void unpack_block_words(const uint8_t* group_block, size_t block_bytes, size_t r,
+                               uint8_t* block) {
+  const size_t words = block_bytes / 4, tail = block_bytes % 4;
+  for (size_t u = 0; u < words; ++u)
+    std::memcpy(block + 4 * u, group_block + u * kUnitBytes + r * 4, 4);
+  std::memcpy(block + 4 * words, group_block + words * kUnitBytes + r * tail, tail);
 }
 
 }  // namespace brise::kernels::packed

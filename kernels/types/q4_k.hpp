@@ -139,34 +139,50 @@ struct Q4_K {
   static constexpr bool kHalfFitsWord = true;
   static constexpr bool kPairsAreMins = true;
   static constexpr size_t kPairElems = 32;
-  static void to_byte_group(const uint8_t* const* blocks, ByteGroup& g) {
-    using namespace byte_group;
-    __m512i head[4];  // d | dmin << 16, then the 12 scale bytes as ggml's utmp words u0, u1, u2
-    rows_words(blocks, 0, head);
+  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of 16 rows, the 6-bit
+  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
+  struct ScaleMinLanes {
+    __m512i sc03, sc47, m03, m47;
+  };
+  static ScaleMinLanes scale_min_lanes(__m512i u0, __m512i u1, __m512i u2) {
     const __m512i k6 = _mm512_set1_epi32(0x3F3F3F3F), k4 = _mm512_set1_epi32(0x0F0F0F0F),
                   k2 = _mm512_set1_epi32(0x03030303);
-    const __m512i u0 = head[1], u1 = head[2], u2 = head[3];
-    const __m512i sc03 = _mm512_and_si512(u0, k6);  // as unpack_scale_min_k4, lane by lane
-    const __m512i sc47 =
-        _mm512_or_si512(_mm512_and_si512(u2, k4),
-                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
-    const __m512i m03 = _mm512_and_si512(u1, k6);
-    const __m512i m47 =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
-                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
-    const __m512i sc[8] = {lane_bytes<0, -1, -1, -1>(sc03), lane_bytes<1, -1, -1, -1>(sc03),
-                           lane_bytes<2, -1, -1, -1>(sc03), lane_bytes<3, -1, -1, -1>(sc03),
-                           lane_bytes<0, -1, -1, -1>(sc47), lane_bytes<1, -1, -1, -1>(sc47),
-                           lane_bytes<2, -1, -1, -1>(sc47), lane_bytes<3, -1, -1, -1>(sc47)};
+    ScaleMinLanes x;
+    x.sc03 = _mm512_and_si512(u0, k6);
+    x.sc47 = _mm512_or_si512(_mm512_and_si512(u2, k4),
+                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
+    x.m03 = _mm512_and_si512(u1, k6);
+    x.m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
+    return x;
+  }
+  // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
+  static void min_pairs(const ScaleMinLanes& x, __m512i pairs[4]) {
+    using byte_group::lane_bytes;
+    pairs[0] = lane_bytes<0, -1, 1, -1>(x.m03);
+    pairs[1] = lane_bytes<2, -1, 3, -1>(x.m03);
+    pairs[2] = lane_bytes<0, -1, 1, -1>(x.m47);
+    pairs[3] = lane_bytes<2, -1, 3, -1>(x.m47);
+  }
+
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    using namespace byte_group;
+    __m512i head[4];  // d | dmin << 16, then the 12 scale bytes as ggml's utmp words u0, u1, u2
+    blocks.words(0, head);
+    const ScaleMinLanes x = scale_min_lanes(head[1], head[2], head[3]);
+    const __m512i sc[8] = {lane_bytes<0, -1, -1, -1>(x.sc03), lane_bytes<1, -1, -1, -1>(x.sc03),
+                           lane_bytes<2, -1, -1, -1>(x.sc03), lane_bytes<3, -1, -1, -1>(x.sc03),
+                           lane_bytes<0, -1, -1, -1>(x.sc47), lane_bytes<1, -1, -1, -1>(x.sc47),
+                           lane_bytes<2, -1, -1, -1>(x.sc47), lane_bytes<3, -1, -1, -1>(x.sc47)};
     for (size_t s = 0; s < 8; ++s) {
       _mm512_store_si512(g.scale[2 * s], sc[s]);
       _mm512_store_si512(g.scale[2 * s + 1], sc[s]);
     }
-    _mm512_store_si512(g.pairs[0], lane_bytes<0, -1, 1, -1>(m03));
-    _mm512_store_si512(g.pairs[1], lane_bytes<2, -1, 3, -1>(m03));
-    _mm512_store_si512(g.pairs[2], lane_bytes<0, -1, 1, -1>(m47));
-    _mm512_store_si512(g.pairs[3], lane_bytes<2, -1, 3, -1>(m47));
-    const __m512i any = _mm512_or_si512(m03, m47);
+    __m512i pairs[4];
+    min_pairs(x, pairs);
+    for (size_t p = 0; p < 4; ++p) _mm512_store_si512(g.pairs[p], pairs[p]);
+    const __m512i any = _mm512_or_si512(x.m03, x.m47);
     g.any_pairs = _mm512_test_epi32_mask(any, any) != 0;
     // vcvtph2ps: exactly f16_to_f32.
     _mm512_store_ps(g.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head[0])));
@@ -176,7 +192,7 @@ struct Q4_K {
     for (size_t c = 0; c < 4; ++c)
       for (size_t i = 0; i < 2; ++i) {
         __m512i q[4];
-        rows_words(blocks, offsetof(Block, qs) + 32 * c + 16 * i, q);
+        blocks.words(offsetof(Block, qs) + 32 * c + 16 * i, q);
         for (size_t j = 0; j < 4; ++j) {
           _mm512_store_si512(g.code[4 * c + i][j], _mm512_and_si512(q[j], nibble));
           _mm512_store_si512(g.code[4 * c + 2 + i][j],
@@ -224,6 +240,69 @@ struct Q4_K {
     summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
     d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+  }
+
+  // The one-token path over group blocks packed in word units (packed::pack_block_words): the
+  // same integers for 16 rows at once, row r in lane r, so no horizontal sums; G groups (block b
+  // of each, `stride` bytes apart) share each broadcast activation. Word unit 0 holds
+  // d | dmin << 16, units 1..3 the scale words, unit 4 + 8 c + j the qs bytes 32 c + 4 j .. + 3,
+  // whose low nibbles are elements 64 c + 4 j .. + 3 (sub-block 2 c) and high nibbles the 4
+  // elements 32 further on (sub-block 2 c + 1). Eight vpdpbusd with 4 broadcast activations give
+  // a sub-block's integer sum per row; the high nibbles are multiplied in place (code x 16, masked
+  // with 0xF0) and the sum shifted back once, exactly (|sum| <= 32 x 240 x 127). Times the
+  // sub-block's scale (vpmulld) into sumi; the mins meet the token's activation sums per 32
+  // (`pairs`, 16-bit pairs as ByteGroup::pairs) in vpdpwssd into summ.
+  template <size_t G>
+  static void dot_groups_q8k(const uint8_t* group, size_t stride, const int8_t* a,
+                             const int32_t* pairs, __m512i* sumi, __m512i* summ, __m512* d,
+                             __m512* dmin) {
+    const auto unit = [&](size_t g, size_t u) {
+      return _mm512_loadu_si512(group + g * stride + 64 * u);
+    };
+    const auto bcast = [&](size_t k) {
+      int32_t v;
+      std::memcpy(&v, a + k, 4);
+      return _mm512_set1_epi32(v);
+    };
+    const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
+    const __m512i byte = _mm512_set1_epi32(0xFF);
+    ScaleMinLanes x[G];
+    for (size_t g = 0; g < G; ++g) {
+      x[g] = scale_min_lanes(unit(g, 1), unit(g, 2), unit(g, 3));
+      sumi[g] = _mm512_setzero_si512();
+    }
+    for (size_t c = 0; c < 4; ++c) {
+      __m512i lo[G], hi[G];
+      for (size_t g = 0; g < G; ++g) lo[g] = hi[g] = _mm512_setzero_si512();
+      for (size_t j = 0; j < 8; ++j) {
+        const __m512i a_lo = bcast(64 * c + 4 * j), a_hi = bcast(64 * c + 32 + 4 * j);
+        for (size_t g = 0; g < G; ++g) {
+          const __m512i v = unit(g, 4 + 8 * c + j);
+          lo[g] = _mm512_dpbusd_epi32(lo[g], _mm512_and_si512(v, low), a_lo);
+          hi[g] = _mm512_dpbusd_epi32(hi[g], _mm512_and_si512(v, high), a_hi);
+        }
+      }
+      // Scales 2 c and 2 c + 1: bytes 2 (c % 2) and 2 (c % 2) + 1 of sc03 (c < 2) or sc47.
+      const int shift = 16 * (c % 2);
+      for (size_t g = 0; g < G; ++g) {
+        const __m512i sc = c < 2 ? x[g].sc03 : x[g].sc47;
+        const __m512i sc_lo = _mm512_and_si512(_mm512_srli_epi32(sc, shift), byte);
+        const __m512i sc_hi = _mm512_and_si512(_mm512_srli_epi32(sc, shift + 8), byte);
+        sumi[g] = _mm512_add_epi32(sumi[g], _mm512_mullo_epi32(lo[g], sc_lo));
+        sumi[g] = _mm512_add_epi32(sumi[g], _mm512_mullo_epi32(_mm512_srai_epi32(hi[g], 4), sc_hi));
+      }
+    }
+    for (size_t g = 0; g < G; ++g) {
+      __m512i mp[4];
+      min_pairs(x[g], mp);
+      __m512i m = _mm512_setzero_si512();
+      for (size_t p = 0; p < 4; ++p) m = _mm512_dpwssd_epi32(m, mp[p], _mm512_set1_epi32(pairs[p]));
+      summ[g] = m;
+      // vcvtph2ps: exactly f16_to_f32.
+      const __m512i head = unit(g, 0);
+      d[g] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
+      dmin[g] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
+    }
   }
 #endif
 };

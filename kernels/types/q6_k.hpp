@@ -214,10 +214,12 @@ struct Q6_K {
   static constexpr bool kHalfFitsWord = false;
   static constexpr bool kPairsAreMins = false;
   static constexpr size_t kPairElems = 16;
-  static void to_byte_group(const uint8_t* const* blocks, ByteGroup& g) {
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    static_assert(offsetof(Block, d) == kBlockBytes - 2);  // GroupWords::f16 reads the tail
     using namespace byte_group;
     __m512i s[4];  // scales 4 j .. 4 j + 3 of row r in lane r of s[j]
-    rows_words(blocks, offsetof(Block, scales), s);
+    blocks.words(offsetof(Block, scales), s);
     const __m512i sc[16] = {lane_bytes<-1, -1, -1, 0>(s[0]), lane_bytes<-1, -1, -1, 1>(s[0]),
                             lane_bytes<-1, -1, -1, 2>(s[0]), lane_bytes<-1, -1, -1, 3>(s[0]),
                             lane_bytes<-1, -1, -1, 0>(s[1]), lane_bytes<-1, -1, -1, 1>(s[1]),
@@ -236,7 +238,7 @@ struct Q6_K {
       _mm512_store_si512(g.pairs[2 * j + 1], pair(lane_bytes<-1, 2, -1, 3>(s[j])));
     }
     g.any_pairs = true;
-    _mm512_store_ps(g.d, rows_f16(blocks, offsetof(Block, d)));
+    _mm512_store_ps(g.d, blocks.f16(offsetof(Block, d)));
     _mm512_store_ps(g.dmin, _mm512_setzero_ps());
     // 16 bytes of ql at 64 h + 16 i (a) and + 32 (b) and of qh at 32 h + 16 i give elements
     // 128 h + 16 i + 32 k .. + 15: a's low nibbles (k = 0), b's (1), a's high (2), b's (3), with
@@ -245,9 +247,9 @@ struct Q6_K {
     for (size_t h = 0; h < 2; ++h)
       for (size_t i = 0; i < 2; ++i) {
         __m512i a[4], b[4], q[4];
-        rows_words(blocks, offsetof(Block, ql) + 64 * h + 16 * i, a);
-        rows_words(blocks, offsetof(Block, ql) + 64 * h + 32 + 16 * i, b);
-        rows_words(blocks, offsetof(Block, qh) + 32 * h + 16 * i, q);
+        blocks.words(offsetof(Block, ql) + 64 * h + 16 * i, a);
+        blocks.words(offsetof(Block, ql) + 64 * h + 32 + 16 * i, b);
+        blocks.words(offsetof(Block, qh) + 32 * h + 16 * i, q);
         for (size_t j = 0; j < 4; ++j) {
           const auto code = [&](__m512i low, __m512i high) {
             return _mm512_or_si512(_mm512_and_si512(low, nibble), _mm512_and_si512(high, top));
