@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
-#include <vector>
 
 #include "kernels/matmul_byte_gemm.hpp"
 #include "kernels/types/all_types.hpp"
@@ -220,20 +219,20 @@ constexpr size_t kDecodePrefetchBytes = 2048;
 
 template <class C, size_t G>
 void group_decode_tile(const uint8_t* group0, size_t group_bytes, size_t n_blocks,
-                       const Q8KBlocks& act, const int32_t* pairs, __m512* acc) {
+                       const Q8KBlocks& act, __m512* acc) {
   constexpr size_t kGroupBlock = packed::group_block_bytes(C::kBlockBytes);
-  constexpr size_t kPairs = kQ8KBlock / C::kPairElems / 2;
   for (size_t g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
   for (size_t b = 0; b < n_blocks; ++b) {
     const uint8_t* blocks = group0 + b * kGroupBlock;
+    int32_t pairs[kQ8KBlock / C::kPairElems / 2];  // the token's activation sums, as pairs
+    byte_gemm::pair_sums<C::kPairElems>(act.sums16(0, b), pairs);
     for (size_t g = 0; g < G; ++g)
       for (size_t off = 0; off < kGroupBlock; off += 64)  // an address, never dereferenced
         __builtin_prefetch(reinterpret_cast<const void*>(
             reinterpret_cast<uintptr_t>(blocks + g * group_bytes) + kDecodePrefetchBytes + off));
     __m512i sumi[G], summ[G];
     __m512 d[G], dmin[G];
-    C::template dot_groups_q8k<G>(blocks, group_bytes, act.codes(0, b), pairs + b * kPairs, sumi,
-                                  summ, d, dmin);
+    C::template dot_groups_q8k<G>(blocks, group_bytes, act.codes(0, b), pairs, sumi, summ, d, dmin);
     const __m512 da = _mm512_set1_ps(act.scale(0, b));
     for (size_t g = 0; g < G; ++g) {
       // add_block: fma(sumi, d * da, acc), then fma(summ, -(dmin * da), acc); the sign flipped
@@ -249,12 +248,8 @@ void group_decode_tile(const uint8_t* group0, size_t group_bytes, size_t n_block
 template <class C>
 void group_decode(const WeightMatrix& w, const Q8KBlocks& act, float* y, size_t row_begin,
                   size_t row_end) {
-  constexpr size_t kPairs = kQ8KBlock / C::kPairElems / 2;
   const size_t n_blocks = w.cols / kQ8KBlock;
   const size_t group_bytes = packed::kGroupRows * w.row_bytes;
-  std::vector<int32_t> pairs(n_blocks * kPairs);  // the token's activation sums, as pairs
-  for (size_t b = 0; b < n_blocks; ++b)
-    byte_gemm::pair_sums<C::kPairElems>(act.sums16(0, b), &pairs[b * kPairs]);
   for (size_t r0 = row_begin; r0 < row_end;) {
     const size_t groups =
         std::min(kDecodeGroups, (row_end - r0 + packed::kGroupRows - 1) / packed::kGroupRows);
@@ -262,16 +257,16 @@ void group_decode(const WeightMatrix& w, const Q8KBlocks& act, float* y, size_t 
     __m512 acc[kDecodeGroups];
     switch (groups) {
       case 1:
-        group_decode_tile<C, 1>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        group_decode_tile<C, 1>(group0, group_bytes, n_blocks, act, acc);
         break;
       case 2:
-        group_decode_tile<C, 2>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        group_decode_tile<C, 2>(group0, group_bytes, n_blocks, act, acc);
         break;
       case 3:
-        group_decode_tile<C, 3>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        group_decode_tile<C, 3>(group0, group_bytes, n_blocks, act, acc);
         break;
       default:
-        group_decode_tile<C, 4>(group0, group_bytes, n_blocks, act, pairs.data(), acc);
+        group_decode_tile<C, 4>(group0, group_bytes, n_blocks, act, acc);
         break;
     }
     for (size_t g = 0; g < groups; ++g, r0 += packed::kGroupRows) {
