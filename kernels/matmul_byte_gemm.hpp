@@ -126,7 +126,7 @@ inline void group_to_byte_group(const WeightMatrix& w, size_t r0, size_t rows, s
   const auto* data = static_cast<const uint8_t*>(w.data);
   if (w.packed)
     return C::to_byte_group(
-        byte_group::GroupWords{data + r0 * w.row_bytes + b * 16 * C::kBlockBytes, C::kBlockBytes},
+        byte_group::GroupWords{packed::group_block_at(data, w.row_bytes, r0, b, C::kBlockBytes)},
         g);
   const uint8_t* blocks[16];
   for (size_t r = 0; r < 16; ++r)

@@ -132,10 +132,8 @@ const uint8_t* row_of(const WeightMatrix& w, size_t r) {
 template <class C>
 inline const uint8_t* block_at(const WeightMatrix& w, size_t r, size_t b, uint8_t* scratch) {
   if (!w.packed) return row_of(w, r) + b * C::kBlockBytes;
-  const uint8_t* group = static_cast<const uint8_t*>(w.data) +
-                         r / packed::kGroupRows * packed::kGroupRows * w.row_bytes +
-                         b * packed::group_block_bytes(C::kBlockBytes);
-  packed::unpack_block_words(group, C::kBlockBytes, r % packed::kGroupRows, scratch);
+  packed::unpack_block_words(packed::group_block_at(w.data, w.row_bytes, r, b, C::kBlockBytes),
+                             C::kBlockBytes, r % packed::kGroupRows, scratch);
   return scratch;
 }
 

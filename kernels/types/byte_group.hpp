@@ -102,14 +102,14 @@ struct RowBlocks {  // 16 blocks in the file's layout (a zero block past the mat
 };
 struct GroupWords {  // a group block packed in word units (packed::pack_block_words)
   const uint8_t* group;
-  size_t block_bytes;
   void words(size_t offset, __m512i x[4]) const {
-    for (size_t j = 0; j < 4; ++j) x[j] = _mm512_loadu_si512(group + (offset / 4 + j) * 64);
+    for (size_t j = 0; j < 4; ++j)
+      x[j] = _mm512_loadu_si512(group + (offset / 4 + j) * packed::kUnitBytes);
   }
-  __m512 f16(size_t offset) const {  // an fp16 tail: offset = block_bytes - 2
-    (void)offset;
+  // Only for an fp16 that is the block's 2-byte tail (offset = 4 W): the 16 rows' side by side.
+  __m512 f16(size_t offset) const {
     return _mm512_cvtph_ps(_mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(group + block_bytes / 4 * packed::kUnitBytes)));
+        reinterpret_cast<const __m256i*>(group + offset / 4 * packed::kUnitBytes)));
   }
 };
 

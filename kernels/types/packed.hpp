@@ -61,6 +61,13 @@ inline void unpack_block(const uint8_t* group_block, size_t block_bytes, size_t 
     std::memcpy(block + kScaleBytes + 4 * u, payload + u * kUnitBytes + r * 4, 4);
 }
 
+// Group block b of the group that holds row r, in a matrix packed from rows of row_bytes.
+inline const uint8_t* group_block_at(const void* data, size_t row_bytes, size_t r, size_t b,
+                                     size_t block_bytes) {
+  return static_cast<const uint8_t*>(data) + r / kGroupRows * kGroupRows * row_bytes +
+         b * group_block_bytes(block_bytes);
+}
+
 // A row-major type's block in word units and its tail, and back.
 inline void pack_block_words(const uint8_t* block, size_t block_bytes, uint8_t* group_block,
                              size_t r) {
