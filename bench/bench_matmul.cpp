@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "bench/support/roofline_counters.hpp"
-#include "engine/parallel_ops.hpp"
+#include "engine/runtime/parallel_ops.hpp"
 #include "kernels/kernel_set.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"

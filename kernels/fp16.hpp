@@ -27,4 +27,15 @@ void convert_f16_to_f32_ref(const uint16_t* x, float* y, size_t n);
 void convert_f32_to_bf16_ref(const float* x, uint16_t* y, size_t n);
 void convert_bf16_to_f32_ref(const uint16_t* x, float* y, size_t n);
 
+#if defined(BRISE_ISA)
+// This kernel set's bulk conversions (kernels/fp16.cpp; also listed in kernels/kernel_set.hpp),
+// for the codecs compiled with it (kernels/types/f16.hpp, bf16.hpp).
+namespace BRISE_ISA {
+void convert_f32_to_f16(const float* x, uint16_t* y, size_t n);
+void convert_f16_to_f32(const uint16_t* x, float* y, size_t n);
+void convert_f32_to_bf16(const float* x, uint16_t* y, size_t n);
+void convert_bf16_to_f32(const uint16_t* x, float* y, size_t n);
+}  // namespace BRISE_ISA
+#endif
+
 }  // namespace brise::kernels

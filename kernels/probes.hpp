@@ -1,6 +1,6 @@
-// Machine probes for the measured roofline (engine/roofline.hpp): the loops that find how fast this
-// core reads memory, fuses multiply-adds and multiplies int8, written with the kernel set's own
-// instructions so that the ceilings are those the kernels can reach.
+// Machine probes for the measured roofline (bench/support/roofline.hpp): the loops that find how
+// fast this core reads memory, fuses multiply-adds and multiplies int8, written with the kernel
+// set's own instructions so that the ceilings are those the kernels can reach.
 #pragma once
 
 #include <cstddef>

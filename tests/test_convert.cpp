@@ -13,7 +13,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
-#include "engine/checkpoint.hpp"
+#include "engine/convert/checkpoint.hpp"
 #include "kernels/fp16.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/testdata.hpp"

@@ -12,7 +12,7 @@
 
 #include "brise/model.hpp"
 #include "brise/session.hpp"
-#include "engine/tensor_encoding.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/end_to_end_types.hpp"
 #include "support/testdata.hpp"

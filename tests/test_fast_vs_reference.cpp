@@ -10,10 +10,10 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "brise/synth.hpp"
-#include "engine/reference/reference_model.hpp"
-#include "engine/tensor_encoding.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/end_to_end_types.hpp"
+#include "support/reference_model.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/parallel_ops.hpp"
+#include "engine/runtime/parallel_ops.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"
 

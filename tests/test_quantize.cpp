@@ -17,7 +17,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/quantize.hpp"
-#include "engine/quantize_rules.hpp"
+#include "engine/convert/quantize_rules.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/testdata.hpp"
 

@@ -20,7 +20,7 @@
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
-#include "engine/tensor_encoding.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/matmul.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"

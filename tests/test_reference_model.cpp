@@ -22,8 +22,8 @@
 #include "brise/convert.hpp"
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
-#include "engine/reference/reference_model.hpp"
 #include "kernels/fp16.hpp"
+#include "support/reference_model.hpp"
 #include "support/testdata.hpp"
 
 namespace fs = std::filesystem;

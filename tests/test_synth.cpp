@@ -20,7 +20,7 @@
 #include "brise/model_config.hpp"
 #include "brise/synth.hpp"
 #include "brise/tokenizer.hpp"
-#include "engine/reference/reference_model.hpp"
+#include "support/reference_model.hpp"
 #include "support/testdata.hpp"
 
 namespace fs = std::filesystem;

@@ -9,12 +9,11 @@
 #include <span>
 #include <vector>
 
+#include "bench/support/roofline.hpp"
 #include "brise/session.hpp"
+#include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
-#include "engine/model_weights.hpp"
-#include "engine/roofline.hpp"
-#include "kernels/kernel_set.hpp"
 #include "progress.hpp"
 #include "session_args.hpp"
 
@@ -30,8 +29,7 @@ double seconds_since(Clock::time_point t0) {
 // Multiply-adds of the matrices for one token (the classifier included).
 double matrix_macs_per_token(const Model& m) {
   double macs = 0;
-  for (const kernels::WeightMatrix* w : m.weights().matrices())
-    macs += static_cast<double>(w->rows) * w->cols;
+  for (const MatrixView& w : m.matrices()) macs += static_cast<double>(w.rows) * w.cols;
   return macs;
 }
 
@@ -39,8 +37,7 @@ double matrix_macs_per_token(const Model& m) {
 // streams through once per token.
 std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
   std::vector<std::span<const std::byte>> regions;
-  for (const kernels::WeightMatrix* w : m.weights().matrices())
-    regions.emplace_back(static_cast<const std::byte*>(w->data), w->bytes());
+  for (const MatrixView& w : m.matrices()) regions.push_back(w.bytes);
   return regions;
 }
 
@@ -114,17 +111,17 @@ int cmd_bench(const Args& args) {
   // Quantized matrices multiply int8 activations unless the session is exact: their ceiling is
   // the int8 peak, the float matrices' the FMA peak; the prefill's is the mix of the two.
   double int8_macs = 0, all_macs = 0;
-  for (const kernels::WeightMatrix* w : model->weights().matrices()) {
-    const double macs = static_cast<double>(w->rows) * w->cols;
+  for (const MatrixView& w : model->matrices()) {
+    const double macs = static_cast<double>(w.rows) * w.cols;
     all_macs += macs;
-    if (w->type->quantized && !options.exact) int8_macs += macs;
+    if (tensor_type_info(w.type).quantized && !options.exact) int8_macs += macs;
   }
   const double int8_share = all_macs > 0 ? int8_macs / all_macs : 0.0;
   const double peak = 1.0 / (int8_share / int8_peak + (1.0 - int8_share) / fma_peak);
 
   if (json) {
     nlohmann::json j{{"model", session_args.model},
-                     {"kernels", std::string(kernels::active_kernel_set().name)},
+                     {"kernels", active_kernel_set().name},
                      {"exact", options.exact},
                      {"threads", threads},
                      {"prompt_tokens", n_prompt},
@@ -153,8 +150,8 @@ int cmd_bench(const Args& args) {
       "machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s, int8 peak %.1f "
       "GOP/s\n",
       threads, read_bw, fma_peak, int8_peak);
-  std::printf("kernels  %s (%s)%s\n", std::string(kernels::active_kernel_set().name).c_str(),
-              std::string(kernels::active_kernel_set().instructions).c_str(),
+  std::printf("kernels  %s (%s)%s\n", active_kernel_set().name.c_str(),
+              active_kernel_set().instructions.c_str(),
               options.exact ? ", exact mode (f32 activations)" : "");
   // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
   std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",

@@ -13,9 +13,9 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
-#include "kernels/kernel_set.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
@@ -173,10 +173,10 @@ class Report {
     j["totals"] = {
         {"tensors", f_.tensors().size()}, {"bytes", total_bytes()}, {"by_type", by_type}};
     json built = json::array();
-    for (const auto& s : kernels::built_kernel_sets())
+    for (const auto& s : built_kernel_sets())
       built.push_back(
           {{"name", s.name}, {"instructions", s.instructions}, {"runs_here", s.runs_here}});
-    const auto active = active_kernels();
+    const auto active = active_kernel_set();
     j["kernels"] = {
         {"active", active.name}, {"instructions", active.instructions}, {"built", built}};
     return j;
@@ -237,24 +237,15 @@ class Report {
       out << "  " << pad(type, 5) << "  " << total.first << " tensors, " << total.second
           << " bytes\n";
 
-    const auto active = active_kernels();
+    const auto active = active_kernel_set();
     out << "\nkernels       " << active.name << " (" << active.instructions << ")\n";
     out << "  built:      ";
-    for (const auto& s : kernels::built_kernel_sets())
+    for (const auto& s : built_kernel_sets())
       out << " " << s.name << (s.runs_here ? "" : " (not on this CPU)");
     out << "\n";
   }
 
  private:
-  // The kernel set this machine runs (BRISE_ISA's errors as brise::Error).
-  static kernels::KernelSetInfo active_kernels() {
-    try {
-      return kernels::active_kernel_set();
-    } catch (const std::runtime_error& e) {
-      throw Error(e.what());
-    }
-  }
-
   std::string prefix() const { return (arch_.empty() ? "llama" : arch_) + "."; }
 
   void use(const std::string& key) { used_.insert(key); }

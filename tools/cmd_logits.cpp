@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "brise/error.hpp"
+#include "brise/output_file.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
-#include "engine/output_file.hpp"
 #include "session_args.hpp"
 
 namespace brise::cli {

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "engine/roofline.hpp"
+#include "bench/support/roofline.hpp"
 #include "kernels/kernel_set.hpp"
 
 namespace brise::bench {

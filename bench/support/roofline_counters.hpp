@@ -1,6 +1,7 @@
 // Roofline counters shared by the benchmarks: the machine's read bandwidth, FMA peak and int8
 // dot-product peak, measured once per kernel set and thread count in the benchmark process
-// (engine/roofline.hpp), and the counters that express a kernel's throughput as a fraction of them.
+// (bench/support/roofline.hpp), and the counters that express a kernel's throughput as a fraction
+// of them.
 #pragma once
 
 #include <benchmark/benchmark.h>

@@ -1,7 +1,7 @@
 // BF16: the top 16 bits of an f32. Encoding rounds to nearest even (NaN stays NaN).
 #pragma once
 
-#include "kernels/kernel_set.hpp"
+#include "kernels/fp16.hpp"
 #include "kernels/types/codec.hpp"
 
 namespace brise::kernels::BRISE_ISA {

@@ -1,7 +1,7 @@
 // F16: IEEE half precision. Encoding rounds to nearest even (NaN stays NaN, overflow gives Inf).
 #pragma once
 
-#include "kernels/kernel_set.hpp"
+#include "kernels/fp16.hpp"
 #include "kernels/types/codec.hpp"
 
 namespace brise::kernels::BRISE_ISA {

@@ -31,8 +31,8 @@
 #include "brise/sampler.hpp"
 #include "brise/session.hpp"
 #include "brise/tokenizer.hpp"
-#include "engine/checkpoint.hpp"
-#include "engine/safetensors.hpp"
+#include "engine/convert/checkpoint.hpp"
+#include "engine/convert/safetensors.hpp"
 #include "serve/api.hpp"
 
 namespace brise::fuzz {

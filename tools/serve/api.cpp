@@ -1,9 +1,9 @@
 #include "api.hpp"
 
-#include "engine/tokenizer_utf8.hpp"
-
 #include <cmath>
 #include <limits>
+
+#include "brise/tokenizer.hpp"
 
 namespace brise::serve {
 namespace {
@@ -63,7 +63,7 @@ bool boolean(const json& v, const std::string& param) {
 
 // Text fields must be valid UTF-8 (the JSON parser passes any bytes through).
 std::string valid_text(std::string s, const std::string& param) {
-  const size_t at = utf8::find_invalid(s);
+  const size_t at = find_invalid_utf8(s);
   if (at != std::string::npos)
     throw bad(param, "'" + param + "' is not valid UTF-8 (byte " + std::to_string(at) + ")");
   return s;

@@ -1,6 +1,6 @@
 // OpenAI's API as brise serve speaks it: request bodies parsed and validated into ApiRequest,
 // errors as OpenAI's error object, and the response and stream-chunk objects. No I/O: the HTTP
-// layer (http_server.cpp) and the libFuzzer target (tests/fuzz) call these on raw bytes.
+// layer (server.cpp) and the libFuzzer target (tests/fuzz) call these on raw bytes.
 #pragma once
 
 #include <cstdint>

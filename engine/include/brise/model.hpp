@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "brise/model_config.hpp"
@@ -19,8 +20,17 @@ namespace gguf {
 class File;
 }
 
-// The weights as the forward pass reads them (engine/model_weights.hpp, internal).
+// The weights as the forward pass reads them (engine/runtime/model_weights.hpp, internal).
 struct ModelWeights;
+
+// A matrix the forward pass multiplies with, where it reads it: packed copies made at load or the
+// file's mapping. For memory accounting and benchmarks (bytes read per token, FLOPs per token).
+struct MatrixView {
+  TensorType type;
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  std::span<const std::byte> bytes;
+};
 
 class Model {
  public:
@@ -41,8 +51,9 @@ class Model {
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const gguf::File& file() const { return *file_; }
 
-  const ModelWeights& weights() const { return *weights_; }
   bool tied_embeddings() const;
+  // Every matrix the forward pass multiplies with (the classifier last).
+  std::vector<MatrixView> matrices() const;
 
   // Reads every page of the mapped weights once (from disk into the page cache), calling
   // progress(bytes_done, bytes_total) along the way, so that the first tokens do not pay for the
@@ -55,6 +66,7 @@ class Model {
   uint64_t weight_bytes_per_token() const;
 
  private:
+  friend const ModelWeights& model_weights(const Model& model);
   Model() = default;
   std::shared_ptr<const gguf::File> file_;
   ModelConfig config_;

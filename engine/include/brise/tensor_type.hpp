@@ -33,6 +33,9 @@ struct TensorTypeInfo {
   std::string_view name;  // ggml's: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "iq4_xs", ...
   uint32_t block_elems;   // elements per block (1 for plain float types)
   uint32_t block_bytes;   // bytes per block
+  // Blocks of integer codes with scales (q8_0, q4_K, ...): multiplied with int8 activations
+  // unless a session is exact. Otherwise a float type.
+  bool quantized;
 };
 
 // Returns nullopt for ids brise does not support (every other ggml type).

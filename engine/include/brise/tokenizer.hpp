@@ -118,4 +118,9 @@ class Tokenizer {
   std::shared_ptr<const EncoderTables> tables_;
 };
 
+// Offset of the first byte of `text` that does not belong to a valid UTF-8 character (overlong
+// forms, surrogates and code points above U+10FFFF are invalid), or std::string_view::npos when
+// all of it is valid: for checking text from outside before it meets a tokenizer.
+size_t find_invalid_utf8(std::string_view text);
+
 }  // namespace brise

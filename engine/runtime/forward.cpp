@@ -1,0 +1,349 @@
+// The Mistral forward pass over the rows of one or more sequences
+// (engine/runtime/forward_pass.hpp).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "brise/error.hpp"
+#include "engine/runtime/forward_pass.hpp"
+#include "engine/runtime/model_weights.hpp"
+#include "engine/runtime/parallel_ops.hpp"
+#include "kernels/activation.hpp"
+#include "kernels/fp16.hpp"
+#include "kernels/norm.hpp"
+#include "kernels/rope.hpp"
+
+namespace brise {
+namespace {
+
+void add_rows(float* x, const float* h, size_t count) {
+  for (size_t i = 0; i < count; ++i) x[i] += h[i];
+}
+
+// Corrupt weights show up as NaN/Inf in the activations: name where they appear.
+[[noreturn]] void nonfinite_fault(const std::string& where) {
+  throw Error("numeric fault: NaN or Inf in the activations after " + where +
+              " (corrupt weights?)");
+}
+
+void check_finite(const float* x, size_t count, const std::string& where) {
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(x[i])) nonfinite_fault(where);
+}
+
+// The residual stream after layer `layer` must be finite and also small enough for the next
+// RMSNorm: a row whose sum of squares overflows f32 would be normalised to zeros, silently (huge
+// but finite weights). One pass: the double sum of squares of finite floats cannot overflow, so
+// it is non-finite exactly when the row holds a NaN or Inf. A NaN/Inf anywhere is reported before
+// an overflow; the message is only built on a fault.
+void check_residual(const float* x, size_t rows, size_t dim, size_t layer) {
+  const auto where = [&] {
+    return "layer " + std::to_string(layer) + " (blk." + std::to_string(layer) + ")";
+  };
+  bool overflow = false;
+  for (size_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (size_t i = 0; i < dim; ++i) sum += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+    if (!std::isfinite(sum)) nonfinite_fault(where());
+    overflow = overflow || sum > std::numeric_limits<float>::max();
+  }
+  if (overflow)
+    throw Error("numeric fault: activations too large for f32 (overflow) after " + where() +
+                " (corrupt weights?)");
+}
+
+// Inside the forward pass's team: f(t) for t in [0, n), split among the threads; every thread
+// waits at the end. Each row's work is the same whatever thread does it.
+template <class F>
+void each_row(size_t n, F&& f) {
+#pragma omp for schedule(static)
+  for (size_t t = 0; t < n; ++t) f(t);
+}
+
+// The pass as every thread of its OpenMP team runs it.
+class Pass {
+ public:
+  Pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
+       LogitRows rows, PassScratch& scratch, float* logits)
+      : c_(model.config()),
+        weights_(model_weights(model)),
+        options_(options),
+        seqs_(sequences),
+        rows_(rows),
+        s_(scratch),
+        a_(scratch.act),
+        logits_(logits) {}
+
+  void run_team();
+
+ private:
+  void attention(uint32_t layer, size_t n);
+
+  const ModelConfig& c_;
+  const ModelWeights& weights_;
+  const PassOptions& options_;
+  std::span<SequenceRows> seqs_;
+  LogitRows rows_;
+  PassScratch& s_;
+  Activations& a_;
+  float* logits_;
+};
+
+}  // namespace
+
+// One OpenMP team runs the whole pass: every thread executes Pass::run_team, the work of each step
+// is split inside it (matmul rows handed out by the step's own counter, rows or heads by
+// worksharing loops), and the threads wait for each other only where a step needs the previous
+// one's result. Numeric faults are found by one thread and end the pass for all of them at the
+// same barrier, then are thrown here.
+void forward_pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
+                  LogitRows rows, PassScratch& scratch, float* logits) {
+  const ModelConfig& c = model.config();
+  size_t n = 0;
+  scratch.row_sequence.clear();
+  scratch.logit_rows.clear();
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    SequenceRows& seq = sequences[i];
+    seq.row0 = n;
+    n += seq.ids.size();
+    scratch.row_sequence.insert(scratch.row_sequence.end(), seq.ids.size(),
+                                static_cast<uint32_t>(i));
+    if (rows == LogitRows::Last) scratch.logit_rows.push_back(n - 1);
+  }
+  if (rows == LogitRows::All)
+    for (size_t t = 0; t < n; ++t) scratch.logit_rows.push_back(t);
+  scratch.act.ensure(n, c, options.kv_type);
+  // One counter per matmul step (4 per layer and the classifier), zero before the team starts.
+  scratch.schedule = std::vector<std::atomic<size_t>>(4 * size_t{c.n_layers} + 1);
+  scratch.fault = nullptr;
+  // Threads worth waking for one layer's matmuls (a small model decoding runs on one thread).
+  const size_t layer_macs =
+      size_t{c.dim} * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.hidden_dim;
+  const int team = team_size(n * layer_macs, options.threads);
+  Pass pass(model, options, sequences, rows, scratch, logits);
+#pragma omp parallel num_threads(team)
+  pass.run_team();
+  if (scratch.fault) std::rethrow_exception(scratch.fault);
+}
+
+namespace {
+
+void Pass::run_team() {
+  const ModelConfig& c = c_;
+  const ModelWeights& weights = weights_;
+  const size_t n = s_.row_sequence.size(), dim = c.dim, hd = c.head_dim, ffn = c.hidden_dim;
+  const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  Activations& a = a_;
+  std::atomic<size_t>* next = s_.schedule.data();
+  std::exception_ptr& fault = s_.fault;
+
+  // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
+  // of the matrices is quantized (unless the pass is exact): Q8 and/or Q8_K blocks, as the
+  // matrices need (int8_input). Ends with the team waiting.
+  const auto input = [&](const float* x, size_t rows_in, size_t cols,
+                         std::initializer_list<const kernels::WeightMatrix*> ws) {
+    MatmulInput in{x, rows_in, std::nullopt, std::nullopt};
+    if (options_.exact) return in;
+    bool q8 = false, q8k = false;
+    for (const auto* w : ws) {
+      q8 = q8 || int8_input(*w->type) == Int8Input::Q8;
+      q8k = q8k || int8_input(*w->type) == Int8Input::Q8K;
+    }
+    if (q8) {
+      const kernels::Q8Activations q = a.q8_view(cols);
+      const size_t blocks = cols / kernels::kQ8Block;
+      each_row(rows_in, [&](size_t t) {
+        kernels::quantize_activations(x + t * cols, cols, 1,
+                                      {q.q + t * cols, q.d + t * blocks, q.s + t * blocks, cols});
+      });
+      in.q8 = q;
+    }
+    if (q8k) {
+      const kernels::Q8KActivations q = a.q8k_view(cols);
+      const size_t blocks = cols / kernels::kQ8KBlock;
+      each_row(rows_in, [&](size_t t) {
+        kernels::quantize_activations_k(
+            x + t * cols, cols, 1,
+            {q.q + t * cols, q.d + t * blocks, q.s16 + t * (cols / 16), cols});
+      });
+      in.q8k = q;
+    }
+    return in;
+  };
+  // Matmuls sharing an input, then the team waits for all of their rows.
+  const auto matmuls = [&](std::initializer_list<MatmulOutput> outputs, const MatmulInput& x) {
+    team_matmuls(outputs, x, *next++);
+#pragma omp barrier
+  };
+  // One thread checks; everyone learns the verdict at the barrier that ends `single`.
+  const auto check = [&](auto&& f) {
+#pragma omp single
+    {
+      try {
+        f();
+      } catch (...) {
+        fault = std::current_exception();
+      }
+    }
+    return fault == nullptr;
+  };
+
+  each_row(n, [&](size_t t) {
+    const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+    const size_t i = t - seq.row0;
+    embedding_row(weights.token_embedding, seq.ids[i], &a.x[t * dim]);
+    kernels::rope_angles(seq.pos0 + i, hd, c.rope_theta, &a.rope_cos[t * hd / 2],
+                         &a.rope_sin[t * hd / 2]);
+  });
+
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights.layers[l];
+
+    // h = x + wo · attention(rope(wq · xn), rope(wk · xn), wv · xn),  xn = rmsnorm(x) *
+    // attention_norm
+    each_row(n, [&](size_t t) {
+      kernels::rmsnorm(&a.x[t * dim], w.attention_norm, dim, c.norm_eps, &a.xn[t * dim]);
+    });
+    matmuls({{w.wq, a.q.data()}, {w.wk, a.k.data()}, {w.wv, a.v.data()}},
+            input(a.xn.data(), n, dim, {&w.wq, &w.wk, &w.wv}));
+    each_row(n, [&](size_t t) {
+      kernels::rope_apply(&a.q[t * q_dim], c.n_heads, hd, &a.rope_cos[t * hd / 2],
+                          &a.rope_sin[t * hd / 2]);
+      kernels::rope_apply(&a.k[t * kv_dim], c.n_kv_heads, hd, &a.rope_cos[t * hd / 2],
+                          &a.rope_sin[t * hd / 2]);
+    });
+    attention(l, n);
+    matmuls({{w.wo, a.h.data()}}, input(a.att.data(), n, q_dim, {&w.wo}));
+    each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
+
+    // x = h + w2 · (silu(w1 · xn) * (w3 · xn)),  xn = rmsnorm(h) * ffn_norm
+    each_row(n, [&](size_t t) {
+      kernels::rmsnorm(&a.x[t * dim], w.ffn_norm, dim, c.norm_eps, &a.xn[t * dim]);
+    });
+    matmuls({{w.w1, a.gate.data()}, {w.w3, a.up.data()}},
+            input(a.xn.data(), n, dim, {&w.w1, &w.w3}));
+    each_row(n, [&](size_t t) {  // row by row: each row's SIMD/tail split is fixed
+      kernels::silu_mul(&a.gate[t * ffn], &a.up[t * ffn], &a.gate[t * ffn], ffn);
+    });
+    matmuls({{w.w2, a.h.data()}}, input(a.gate.data(), n, ffn, {&w.w2}));
+    each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
+
+    if (!check([&] { check_residual(a.x.data(), n, dim, l); })) return;
+  }
+
+  // logits = output · (rmsnorm(x) * output_norm), for the rows asked for, gathered into the
+  // first rows of xn.
+  const size_t n_out = s_.logit_rows.size();
+  each_row(n_out, [&](size_t o) {
+    kernels::rmsnorm(&a.x[s_.logit_rows[o] * dim], weights.output_norm, dim, c.norm_eps,
+                     &a.xn[o * dim]);
+  });
+  matmuls({{weights.output, logits_}}, input(a.xn.data(), n_out, dim, {&weights.output}));
+  check([&] { check_finite(logits_, n_out * c.vocab_size, "the output layer"); });
+}
+
+// Grouped-query attention of every query of the pass. Keys of earlier positions come from the
+// sequence's cache; keys of the pass itself from the sequence's own K/V rows (staged in the
+// cache's type), so a chunk longer than the window still sees exactly positions i - W < j <= i.
+// Every query walks its keys oldest first, so the result does not depend on how the prompt was
+// chunked or batched. Run by the whole team.
+void Pass::attention(uint32_t layer, size_t n) {
+  const ModelConfig& c = c_;
+  const size_t hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), group = c.group_size();
+  Activations& a = a_;
+  const bool f16 = options_.kv_type == TensorType::F16;
+  const size_t eb = f16 ? sizeof(uint16_t) : sizeof(float);
+
+  const std::byte* k_rows = reinterpret_cast<const std::byte*>(a.k.data());
+  const std::byte* v_rows = reinterpret_cast<const std::byte*>(a.v.data());
+  if (f16) {
+    each_row(n, [&](size_t t) {
+      kernels::convert_f32_to_f16(&a.k[t * kv_dim], &a.k16[t * kv_dim], kv_dim);
+      kernels::convert_f32_to_f16(&a.v[t * kv_dim], &a.v16[t * kv_dim], kv_dim);
+    });
+    k_rows = reinterpret_cast<const std::byte*>(a.k16.data());
+    v_rows = reinterpret_cast<const std::byte*>(a.v16.data());
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+#pragma omp for collapse(2) schedule(static)
+  for (size_t t = 0; t < n; ++t) {
+    for (size_t h = 0; h < c.n_kv_heads; ++h) {
+      const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+      KVCache& cache = *seq.cache;
+      const uint64_t slots = cache.max_slots();
+      const uint64_t pos0 = seq.pos0, pos = pos0 + (t - seq.row0);
+      const uint64_t first = seq.window && pos + 1 > *seq.window ? pos + 1 - *seq.window : 0;
+      const size_t head = h * hd * eb;
+      kernels::KVSegment segments[3];
+      size_t count = 0;
+      if (first < pos0) {  // cached positions [first, pos0), possibly wrapping around the ring
+        const uint64_t s0 = cache.slot(first), len = pos0 - first;
+        const uint64_t run = std::min(len, slots - s0);
+        segments[count++] = {cache.key(layer, s0) + head, cache.value(layer, s0) + head, run};
+        if (len > run)
+          segments[count++] = {cache.key(layer, 0) + head, cache.value(layer, 0) + head, len - run};
+      }
+      const uint64_t c0 = seq.row0 + (std::max(first, pos0) - pos0);  // the pass's rows [c0, t]
+      segments[count++] = {k_rows + (c0 * kv_dim) * eb + head, v_rows + (c0 * kv_dim) * eb + head,
+                           t - c0 + 1};
+      const kernels::KVView view{&cache.type(), hd, kv_dim, {segments, count}};
+      const size_t q_off = t * q_dim + h * group * hd;
+      kernels::attention(&a.q[q_off], hd, group, view, scale, &a.att[q_off], hd);
+    }
+  }
+
+  // Store the rows' keys and values. A chunk longer than its ring wraps it: only its last `slots`
+  // positions stay, each in a slot of its own, so the stores can be split freely.
+  each_row(n, [&](size_t t) {
+    const SequenceRows& seq = seqs_[s_.row_sequence[t]];
+    KVCache& cache = *seq.cache;
+    const size_t i = t - seq.row0;
+    if (seq.ids.size() - i > cache.max_slots()) return;  // overwritten later in this pass
+    const uint32_t slot = cache.slot(seq.pos0 + i);
+    std::memcpy(cache.key(layer, slot), k_rows + t * kv_dim * eb, kv_dim * eb);
+    std::memcpy(cache.value(layer, slot), v_rows + t * kv_dim * eb, kv_dim * eb);
+  });
+}
+
+}  // namespace
+
+void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
+  if (n <= tokens) return;
+  tokens = n;
+  x.resize(n * c.dim);
+  xn.resize(n * c.dim);
+  h.resize(n * c.dim);
+  q.resize(n * c.q_dim());
+  att.resize(n * c.q_dim());
+  k.resize(n * c.kv_dim());
+  v.resize(n * c.kv_dim());
+  gate.resize(n * c.hidden_dim);
+  up.resize(n * c.hidden_dim);
+  rope_cos.resize(n * c.head_dim / 2);
+  rope_sin.resize(n * c.head_dim / 2);
+  if (kv_type == TensorType::F16) {
+    k16.resize(n * c.kv_dim());
+    v16.resize(n * c.kv_dim());
+  }
+  const size_t widest = std::max<size_t>({c.dim, c.q_dim(), c.hidden_dim});
+  q8_codes.resize(n * widest);
+  q8_scales.resize(n * widest / kernels::kQ8Block + 1);
+  q8_sums.resize(n * widest / kernels::kQ8Block + 1);
+  q8k_codes.resize(n * widest);
+  q8k_scales.resize(n * widest / kernels::kQ8KBlock + 1);
+  q8k_sums.resize(n * widest / 16 + 1);
+}
+
+kernels::Q8Activations Activations::q8_view(size_t cols) {
+  return {q8_codes.data(), q8_scales.data(), q8_sums.data(), cols};
+}
+
+kernels::Q8KActivations Activations::q8k_view(size_t cols) {
+  return {q8k_codes.data(), q8k_scales.data(), q8k_sums.data(), cols};
+}
+
+}  // namespace brise

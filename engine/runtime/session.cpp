@@ -1,0 +1,178 @@
+#include "brise/session.hpp"
+
+#include <omp.h>
+
+#include <limits>
+
+#include "brise/error.hpp"
+#include "engine/runtime/session_state.hpp"
+
+namespace brise {
+namespace {
+
+constexpr uint32_t kMaxContext = 1u << 24;
+
+std::optional<uint32_t> effective_window(const Model& m, const SessionOptions& o) {
+  const auto w = o.sliding_window ? *o.sliding_window : m.config().sliding_window;
+  if (w && *w == 0) throw Error("sliding window must be at least 1");
+  return w;
+}
+
+uint32_t effective_context(const Model& m, const SessionOptions& o) {
+  const uint32_t ctx = o.context_length.value_or(m.config().context_length);
+  if (ctx == 0 || ctx > kMaxContext)
+    throw Error("context length must be between 1 and " + std::to_string(kMaxContext) + ", got " +
+                std::to_string(ctx));
+  return ctx;
+}
+
+}  // namespace
+
+Session::State::State(std::shared_ptr<const Model> m, SessionOptions o, std::optional<uint32_t> w,
+                      uint32_t slots)
+    : model(std::move(m)),
+      options(o),
+      window(w),
+      cache(model->config().n_layers, model->config().kv_dim(), slots, o.kv_type) {}
+
+Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
+  if (!model) throw Error("Session needs a model");
+  if (options.prefill_chunk == 0) throw Error("prefill chunk size must be at least 1");
+  if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
+    throw Error("the KV cache holds f32 or f16, not " +
+                std::string(tensor_type_name(options.kv_type)));
+  const auto window = effective_window(*model, options);
+  const uint32_t context = effective_context(*model, options);
+  // A rolling cache needs exactly W slots; a full-attention cache one per position of context.
+  const uint32_t slots = window ? std::min(*window, kMaxContext) : context;
+  state_ = std::make_unique<State>(std::move(model), options, window, slots);
+  state_->position_limit = window ? std::numeric_limits<uint32_t>::max() : context;
+  state_->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+}
+
+SequenceRows Session::State::rows(std::span<const int32_t> ids) {
+  const uint64_t pos0 = tokens.size();
+  cache.reserve(pos0 + ids.size());
+  return {&cache, window, ids, pos0, 0};
+}
+
+void Session::State::forward(std::span<const int32_t> ids, LogitRows which) {
+  SequenceRows seq = rows(ids);
+  float* out = which == LogitRows::All ? all_logits.data() : logits.data();
+  forward_pass(*model, pass_options(threads), {&seq, 1}, which, scratch, out);
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+void Session::State::check_tokens(std::span<const int32_t> ids) const {
+  if (ids.empty()) throw Error("no tokens to process (an empty prompt needs at least BOS)");
+  const uint32_t vocab = model->config().vocab_size;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || static_cast<uint32_t>(ids[i]) >= vocab)
+      throw Error("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                  " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
+  if (tokens.size() + ids.size() > position_limit)
+    throw Error("the prompt (" + std::to_string(ids.size()) + " tokens at position " +
+                std::to_string(tokens.size()) + ") exceeds the context length of " +
+                std::to_string(position_limit) + " tokens");
+}
+
+std::span<const float> Session::prefill(std::span<const int32_t> ids) {
+  State& s = *state_;
+  s.check_tokens(ids);
+  s.logits.resize(s.model->config().vocab_size);
+  const size_t chunk = s.options.prefill_chunk;
+  try {
+    for (size_t i = 0; i < ids.size(); i += chunk) {
+      const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
+      s.forward(part, LogitRows::Last);
+      s.tokens.insert(s.tokens.end(), part.begin(), part.end());
+    }
+  } catch (...) {
+    reset();  // the cache may hold part of a failed chunk
+    throw;
+  }
+  return s.logits;
+}
+
+void Session::prefill_all_logits(std::span<const int32_t> ids,
+                                 const std::function<void(size_t, std::span<const float>)>& row) {
+  State& s = *state_;
+  s.check_tokens(ids);
+  const size_t vocab = s.model->config().vocab_size;
+  const size_t chunk = s.options.prefill_chunk;
+  s.logits.resize(vocab);
+  try {
+    for (size_t i = 0; i < ids.size(); i += chunk) {
+      const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
+      s.all_logits.resize(part.size() * vocab);
+      s.forward(part, LogitRows::All);
+      s.tokens.insert(s.tokens.end(), part.begin(), part.end());
+      for (size_t t = 0; t < part.size(); ++t) row(i + t, {&s.all_logits[t * vocab], vocab});
+      std::copy_n(&s.all_logits[(part.size() - 1) * vocab], vocab, s.logits.begin());
+    }
+  } catch (...) {
+    reset();
+    throw;
+  }
+}
+
+std::span<const float> Session::decode(int32_t token) {
+  return prefill({&token, 1});
+}
+
+std::span<const float> Session::logits() const {
+  return state_->tokens.empty() ? std::span<const float>() : std::span<const float>(state_->logits);
+}
+
+uint32_t Session::position() const {
+  return static_cast<uint32_t>(state_->tokens.size());
+}
+const std::vector<int32_t>& Session::tokens() const {
+  return state_->tokens;
+}
+
+void Session::reset() {
+  state_->tokens.clear();
+  state_->logits.clear();
+}
+
+void Session::rewind(uint32_t position) {
+  State& s = *state_;
+  const uint64_t now = s.tokens.size();
+  if (position > now)
+    throw Error("cannot rewind to position " + std::to_string(position) + ": only " +
+                std::to_string(now) + " tokens were fed");
+  if (position == now) return;
+  if (s.window) {
+    // The ring holds positions [now - slots, now); the next query at `position` needs keys from
+    // position - W + 1 on.
+    const uint64_t oldest_kept = now > s.cache.max_slots() ? now - s.cache.max_slots() : 0;
+    const uint64_t oldest_needed = position + 1 > *s.window ? position + 1 - *s.window : 0;
+    if (oldest_needed < oldest_kept)
+      throw Error("cannot rewind a sliding-window session by " + std::to_string(now - position) +
+                  " tokens: the rolling cache no longer holds the keys; reset and prefill again");
+  }
+  s.tokens.resize(position);
+  s.logits.clear();
+}
+
+std::optional<uint32_t> Session::sliding_window() const {
+  return state_->window;
+}
+uint32_t Session::kv_capacity() const {
+  return state_->cache.max_slots();
+}
+uint64_t Session::kv_cache_bytes() const {
+  return state_->cache.allocated_bytes();
+}
+const Model& Session::model() const {
+  return *state_->model;
+}
+const SessionOptions& Session::options() const {
+  return state_->options;
+}
+
+}  // namespace brise

@@ -1,0 +1,42 @@
+// What a Session holds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "brise/session.hpp"
+#include "engine/runtime/forward_pass.hpp"
+#include "engine/runtime/kv_cache.hpp"
+
+namespace brise {
+
+struct Session::State {
+  std::shared_ptr<const Model> model;
+  SessionOptions options;
+  std::optional<uint32_t> window;  // sliding window, nullopt = full attention
+  uint64_t position_limit = 0;     // positions a full-attention session may hold
+  int threads = 1;
+  KVCache cache;
+  std::vector<int32_t> tokens;
+  std::vector<float> logits;      // [vocab] after the last token; empty when unknown
+  std::vector<float> all_logits;  // [chunk][vocab] for prefill_all_logits
+  PassScratch scratch;            // of this session's own passes (a Batch has its own)
+
+  State(std::shared_ptr<const Model> m, SessionOptions o, std::optional<uint32_t> w,
+        uint32_t slots);
+
+  void check_tokens(std::span<const int32_t> ids) const;
+  // Runs ids through the model after the tokens held, updates the cache, and writes the logits
+  // of the last row (into `logits`) or of every row (into `all_logits`). Does not append ids to
+  // `tokens`.
+  void forward(std::span<const int32_t> ids, LogitRows rows);
+  // This session's part of a pass: `ids` after the tokens it holds (cache room made).
+  SequenceRows rows(std::span<const int32_t> ids);
+  PassOptions pass_options(int pass_threads) const {
+    return {options.exact, options.kv_type, pass_threads};
+  }
+};
+
+}  // namespace brise

@@ -1,0 +1,103 @@
+#include "engine/tokenizer/utf8.hpp"
+
+#include "brise/tokenizer.hpp"
+
+namespace brise::utf8 {
+namespace {
+
+bool is_trail(uint8_t b) {
+  return (b & 0xC0) == 0x80;
+}
+bool is_valid_code_point(uint32_t c) {
+  return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF);
+}
+
+// Bytes needed before the validity of the character at `lead` can be decided.
+size_t bytes_to_decide(uint8_t lead) {
+  if ((lead & 0xE0) == 0xC0) return 2;
+  if ((lead & 0xF0) == 0xE0) return 3;
+  if ((lead & 0xF8) == 0xF0) return 4;
+  return 1;
+}
+
+}  // namespace
+
+size_t valid_char_length(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  const size_t len = s.size();
+  if (b[0] < 0x80) return 1;
+  if (len >= 2 && (b[0] & 0xE0) == 0xC0) {
+    const uint32_t cp = ((b[0] & 0x1Fu) << 6) | (b[1] & 0x3Fu);
+    return (is_trail(b[1]) && cp >= 0x80 && is_valid_code_point(cp)) ? 2 : 0;
+  }
+  if (len >= 3 && (b[0] & 0xF0) == 0xE0) {
+    const uint32_t cp = ((b[0] & 0x0Fu) << 12) | ((b[1] & 0x3Fu) << 6) | (b[2] & 0x3Fu);
+    return (is_trail(b[1]) && is_trail(b[2]) && cp >= 0x800 && is_valid_code_point(cp)) ? 3 : 0;
+  }
+  if (len >= 4 && (b[0] & 0xF8) == 0xF0) {
+    const uint32_t cp =
+        ((b[0] & 0x07u) << 18) | ((b[1] & 0x3Fu) << 12) | ((b[2] & 0x3Fu) << 6) | (b[3] & 0x3Fu);
+    return (is_trail(b[1]) && is_trail(b[2]) && is_trail(b[3]) && cp >= 0x10000 &&
+            is_valid_code_point(cp))
+               ? 4
+               : 0;
+  }
+  return 0;
+}
+
+size_t find_invalid(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // ASCII fast path: most text is mostly ASCII.
+    if (static_cast<uint8_t>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = valid_char_length(s.substr(i));
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+void append_bytes_lossy(std::string_view bytes, std::string& out) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const size_t n = valid_char_length(bytes.substr(i));
+    if (n == 0) {
+      out += kReplacement;
+      ++i;
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+}
+
+size_t append_complete_bytes(std::string_view bytes, std::string& out) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    // Too few bytes to judge this character yet: the next byte piece may complete it.
+    if (bytes.size() - i < bytes_to_decide(static_cast<uint8_t>(bytes[i]))) break;
+    const size_t n = valid_char_length(bytes.substr(i));
+    if (n == 0) {
+      out += kReplacement;
+      ++i;
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  return i;
+}
+
+}  // namespace brise::utf8
+
+namespace brise {
+
+size_t find_invalid_utf8(std::string_view text) {
+  return utf8::find_invalid(text);
+}
+
+}  // namespace brise
