@@ -305,7 +305,7 @@ TEST_F(GenerateStories, ChatTurnsFeedOnlyTheNewTokens) {
                                        {ChatMessage::Role::User, "Hi"}};
   Session session(model_, one_thread());
   const Ids first = format_chat(tok, tmpl, messages);
-  ASSERT_EQ(reuse_session_prefix(session, first), first.size());
+  ASSERT_EQ(session.reusable_prefix(first), 0u);  // an empty session keeps nothing
   const auto r1 = generate(session, first, o);
   std::string answer = r1.text;
   if (!answer.empty() && answer.front() == ' ') answer.erase(0, 1);
@@ -313,38 +313,43 @@ TEST_F(GenerateStories, ChatTurnsFeedOnlyTheNewTokens) {
   messages.push_back({ChatMessage::Role::User, "And then?"});
   const Ids second = format_chat(tok, tmpl, messages);
   const uint32_t held = session.position();
-  const size_t to_feed = reuse_session_prefix(session, second);
+  const uint32_t kept = session.reusable_prefix(second);
+  EXPECT_EQ(session.position(), held);  // asking changes nothing
+  session.keep_prefix(kept);
   // What the session keeps is a prefix of the new conversation, and only the rest is fed.
-  ASSERT_EQ(session.position() + to_feed, second.size());
+  ASSERT_EQ(session.position(), kept);
   EXPECT_TRUE(std::equal(session.tokens().begin(), session.tokens().end(), second.begin()));
   // The first turn's prompt at least is kept. The answer is re-encoded from its text, as
   // mistral-common does, which need not give the sampled ids back (this tiny model's answer
   // starts with a piece without "▁", which the dummy prefix then adds), so the rest may go.
   EXPECT_GE(session.position(), first.size());
   EXPECT_LE(session.position(), held);
-  const auto r2 = generate(session, std::span(second).subspan(second.size() - to_feed), o);
+  const auto r2 = generate(session, std::span(second).subspan(kept), o);
   Session fresh(model_, one_thread());
   const auto r2_fresh = generate(fresh, second, o);
   EXPECT_EQ(r2.generated_ids, r2_fresh.generated_ids);
   EXPECT_EQ(r2.text, r2_fresh.text);
 }
 
-TEST_F(GenerateStories, ReusingASessionPrefixRewindsOrResets) {
+TEST_F(GenerateStories, KeepingASessionPrefixRewindsOrResets) {
   BRISE_REQUIRE_TESTDATA(data);
   const Ids fed(reference_.generated.begin(), reference_.generated.begin() + 30);
   {
     Session session(model_, one_thread());
     session.prefill(fed);
     // The same tokens again: step back one so that there are logits to sample from.
-    EXPECT_EQ(reuse_session_prefix(session, fed), 1u);
+    EXPECT_EQ(session.reusable_prefix(fed), 29u);
+    session.keep_prefix(29);
     EXPECT_EQ(session.position(), 29u);
     // A conversation that differs after 5 tokens: full attention rewinds to 5.
     session.prefill(std::span(fed).subspan(29));
     Ids other(fed.begin(), fed.begin() + 5);
     other.push_back(400);
-    EXPECT_EQ(reuse_session_prefix(session, other), 1u);
+    EXPECT_EQ(session.reusable_prefix(other), 5u);
+    session.keep_prefix(5);
     EXPECT_EQ(session.position(), 5u);
-    EXPECT_THROW(reuse_session_prefix(session, Ids{}), Error);
+    EXPECT_EQ(session.reusable_prefix(Ids{}), 0u);
+    EXPECT_THROW(session.keep_prefix(6), Error);  // past what the session holds
   }
   {
     // A rolling cache of 8 positions holds 22..29: going back to 29 works, to 5 does not, and the
@@ -353,12 +358,21 @@ TEST_F(GenerateStories, ReusingASessionPrefixRewindsOrResets) {
     session.prefill(fed);
     Ids same_but_last(fed.begin(), fed.begin() + 29);
     same_but_last.push_back(400);
-    EXPECT_EQ(reuse_session_prefix(session, same_but_last), 1u);
+    EXPECT_EQ(session.reusable_prefix(same_but_last), 29u);
+    session.keep_prefix(29);
     EXPECT_EQ(session.position(), 29u);
+    session.prefill(std::span(fed).subspan(29));
     Ids early(fed.begin(), fed.begin() + 5);
     early.push_back(400);
-    EXPECT_EQ(reuse_session_prefix(session, early), early.size());
+    EXPECT_EQ(session.reusable_prefix(early), 0u);
+    EXPECT_THROW(session.rewind(5), Error);
+    session.keep_prefix(0);  // a reset, which a rolled ring allows where rewind(0) does not
     EXPECT_EQ(session.position(), 0u);
+    // A prompt that continues everything held keeps it all, however far the ring has rolled.
+    session.prefill(fed);
+    Ids longer = fed;
+    longer.push_back(400);
+    EXPECT_EQ(session.reusable_prefix(longer), 30u);
   }
 }
 

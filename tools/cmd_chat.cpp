@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -79,8 +80,10 @@ int cmd_chat(const Args& args) {
                     " tokens with the template) does not fit the context of " +
                     std::to_string(session.kv_capacity()) + " tokens");
     }
-    const size_t to_feed = reuse_session_prefix(session, ids);
-    const std::span<const int32_t> suffix(ids.data() + ids.size() - to_feed, to_feed);
+    // Only the tokens after what the session already holds of this conversation are fed.
+    const uint32_t kept = session.reusable_prefix(ids);
+    session.keep_prefix(kept);
+    const auto suffix = std::span<const int32_t>(ids).subspan(kept);
 
     // SentencePiece answers start with "▁": drop that one space, as decoding the answer alone
     // would (and as mistral-common stores the answer).

@@ -8,7 +8,6 @@
 // In both the system prompt joins the user text as "{system}\n\n{user}".
 #include "brise/chat.hpp"
 
-#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -108,22 +107,6 @@ std::vector<int32_t> format_chat(const Tokenizer& tokenizer, ChatTemplate tmpl,
     }
   }
   return ids;
-}
-
-size_t reuse_session_prefix(Session& session, std::span<const int32_t> ids) {
-  if (ids.empty()) throw Error("chat: no tokens to feed");
-  const auto& fed = session.tokens();
-  const auto common_end = std::mismatch(fed.begin(), fed.end(), ids.begin(), ids.end()).first;
-  size_t common = std::min(static_cast<size_t>(common_end - fed.begin()), ids.size() - 1);
-  if (common < fed.size()) {
-    try {
-      session.rewind(static_cast<uint32_t>(common));
-    } catch (const Error&) {  // a rolling cache that no longer holds the keys needed
-      session.reset();
-      common = 0;
-    }
-  }
-  return ids.size() - common;
 }
 
 }  // namespace brise

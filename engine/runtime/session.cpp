@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "brise/error.hpp"
@@ -139,6 +140,16 @@ void Session::reset() {
   state_->logits.clear();
 }
 
+bool Session::State::can_rewind(uint64_t position) const {
+  const uint64_t now = tokens.size();
+  if (!window || position == now) return true;
+  // The ring holds positions [now - slots, now); the next query at `position` needs keys from
+  // position - W + 1 on.
+  const uint64_t oldest_kept = now > cache.max_slots() ? now - cache.max_slots() : 0;
+  const uint64_t oldest_needed = position + 1 > *window ? position + 1 - *window : 0;
+  return oldest_needed >= oldest_kept;
+}
+
 void Session::rewind(uint32_t position) {
   State& s = *state_;
   const uint64_t now = s.tokens.size();
@@ -146,17 +157,26 @@ void Session::rewind(uint32_t position) {
     throw Error("cannot rewind to position " + std::to_string(position) + ": only " +
                 std::to_string(now) + " tokens were fed");
   if (position == now) return;
-  if (s.window) {
-    // The ring holds positions [now - slots, now); the next query at `position` needs keys from
-    // position - W + 1 on.
-    const uint64_t oldest_kept = now > s.cache.max_slots() ? now - s.cache.max_slots() : 0;
-    const uint64_t oldest_needed = position + 1 > *s.window ? position + 1 - *s.window : 0;
-    if (oldest_needed < oldest_kept)
-      throw Error("cannot rewind a sliding-window session by " + std::to_string(now - position) +
-                  " tokens: the rolling cache no longer holds the keys; reset and prefill again");
-  }
+  if (!s.can_rewind(position))
+    throw Error("cannot rewind a sliding-window session by " + std::to_string(now - position) +
+                " tokens: the rolling cache no longer holds the keys; reset and prefill again");
   s.tokens.resize(position);
   s.logits.clear();
+}
+
+uint32_t Session::reusable_prefix(std::span<const int32_t> prompt) const {
+  if (prompt.empty()) return 0;
+  const auto& fed = state_->tokens;
+  const auto common_end = std::mismatch(fed.begin(), fed.end(), prompt.begin(), prompt.end()).first;
+  const size_t keep = std::min(static_cast<size_t>(common_end - fed.begin()), prompt.size() - 1);
+  return state_->can_rewind(keep) ? static_cast<uint32_t>(keep) : 0;
+}
+
+void Session::keep_prefix(uint32_t count) {
+  if (count == 0)
+    reset();  // always possible, where a rolling cache may refuse rewind(0)
+  else
+    rewind(count);
 }
 
 std::optional<uint32_t> Session::sliding_window() const {

@@ -28,6 +28,9 @@ struct Session::State {
         uint32_t slots);
 
   void check_tokens(std::span<const int32_t> ids) const;
+  // Whether rewinding to `position` (at most the tokens held) leaves every key the next
+  // position's query needs in the cache: a rolling cache has overwritten the oldest ones.
+  bool can_rewind(uint64_t position) const;
   // Runs ids through the model after the tokens held, updates the cache, and writes the logits
   // of the last row (into `logits`) or of every row (into `all_logits`). Does not append ids to
   // `tokens`.

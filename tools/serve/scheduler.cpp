@@ -4,7 +4,6 @@
 #include <optional>
 
 #include "brise/batch.hpp"
-#include "brise/chat.hpp"
 #include "brise/error.hpp"
 
 namespace brise::serve {
@@ -89,23 +88,19 @@ SchedulerStats Scheduler::stats() const {
   return s;
 }
 
-// Puts queued jobs into idle slots: the slot whose cache shares the longest prefix with the
-// prompt, else the least recently used.
+// Puts queued jobs into idle slots: the slot that can keep the longest prefix of the prompt,
+// else the least recently used.
 void Scheduler::admit(std::unique_lock<std::mutex>&) {
   while (!queue_.empty()) {
     Slot* best = nullptr;
-    size_t best_common = 0;
+    uint32_t best_kept = 0;
     const auto& prompt = queue_.front()->prompt;
     for (auto& s : slots_) {
       if (s->job) continue;
-      const auto& held = s->session.tokens();
-      const size_t common =
-          std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first -
-          held.begin();
-      if (!best || common > best_common ||
-          (common == best_common && s->last_use < best->last_use)) {
+      const uint32_t kept = s->session.reusable_prefix(prompt);
+      if (!best || kept > best_kept || (kept == best_kept && s->last_use < best->last_use)) {
         best = s.get();
-        best_common = common;
+        best_kept = kept;
       }
     }
     if (!best) return;
@@ -113,13 +108,13 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
     queue_.pop_front();
     best->generation.reset();
     best->last_use = ++use_counter_;
-    const auto& p = best->job->prompt;
-    const size_t to_feed = reuse_session_prefix(best->session, p);  // rewinds (or resets)
-    best->fed = p.size() - to_feed;
-    best->usage = {static_cast<uint32_t>(p.size()), 0, static_cast<uint32_t>(best->fed)};
+    best->session.keep_prefix(best_kept);  // rewinds (or resets)
+    best->fed = best_kept;
+    const size_t prompt_tokens = best->job->prompt.size();
+    best->usage = {static_cast<uint32_t>(prompt_tokens), 0, best_kept};
     ++stats_.busy;
-    stats_.prompt_tokens += p.size();
-    stats_.cached_tokens += best->fed;
+    stats_.prompt_tokens += prompt_tokens;
+    stats_.cached_tokens += best_kept;
   }
 }
 

@@ -1,13 +1,10 @@
 // Mistral instruct chat templates.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
-#include "brise/session.hpp"
 #include "brise/tokenizer.hpp"
 
 namespace brise {
@@ -33,11 +30,5 @@ ChatTemplate detect_chat_template(const Tokenizer& tokenizer);
 // message encodes as EOS alone.
 std::vector<int32_t> format_chat(const Tokenizer& tokenizer, ChatTemplate tmpl,
                                  const std::vector<ChatMessage>& messages);
-
-// For multi-turn chat on one session: keeps the longest prefix of `ids` that `session` already
-// holds (rewinding past the rest, or resetting when a rolling cache cannot go back that far) and
-// returns how many tokens at the end of `ids` are still to be fed, at least one so that there
-// are fresh logits to sample from. `ids` must not be empty.
-size_t reuse_session_prefix(Session& session, std::span<const int32_t> ids);
 
 }  // namespace brise

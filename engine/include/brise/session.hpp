@@ -61,6 +61,19 @@ class Session {
   // keys needed are still there; otherwise brise::Error (reset and prefill again).
   void rewind(uint32_t position);
 
+  // Prefix reuse, for a session that runs one prompt after another (the turns of a chat, the
+  // requests of a server's slot): a prompt that starts with tokens the session already holds
+  // need not feed them again.
+  //
+  // How many of `prompt`'s leading tokens this session can keep for it: the longest prefix it
+  // shares with tokens(), short of the whole prompt (at least one token is left to feed, so that
+  // there are fresh logits to sample from), or 0 when a rolling cache can no longer rewind to
+  // it. 0 for an empty prompt. Changes nothing.
+  uint32_t reusable_prefix(std::span<const int32_t> prompt) const;
+  // Keeps the first `count` tokens fed and forgets the rest: reset() for 0, else rewind(count)
+  // (with its errors). After keep_prefix(reusable_prefix(prompt)), feed the rest of the prompt.
+  void keep_prefix(uint32_t count);
+
   std::optional<uint32_t> sliding_window() const;
   // Positions the KV cache can hold: the window for a rolling cache, else the context length.
   uint32_t kv_capacity() const;
