@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "brise/error.hpp"
+#include "engine/generate/option_checks.hpp"
 
 namespace brise {
 namespace {
@@ -22,11 +23,9 @@ double seconds_since(Clock::time_point start) {
 // cuts the text before the first stop string that completes.
 class StopStrings {
  public:
+  // The stop strings are not empty (check_generate_options).
   explicit StopStrings(const std::vector<std::string>& stops) : stops_(stops) {
-    for (const auto& s : stops_) {
-      if (s.empty()) throw Error("generate: a stop string must not be empty");
-      longest_ = std::max(longest_, s.size());
-    }
+    for (const auto& s : stops_) longest_ = std::max(longest_, s.size());
   }
 
   // Adds text; returns what is certain to be output.
@@ -108,12 +107,16 @@ struct Generation::State {
   bool done = false;
   StopReason reason = StopReason::MaxTokens;
 
+  // The options, once checked: before any member is built from them.
+  static const GenerateOptions& checked(const GenerateOptions& o, const Session& s) {
+    check_generate_options(o, s.model());
+    return o;
+  }
+
   State(const Session& s, const GenerateOptions& o)
-      : session(s), options(o), sampler(o.sampling), stop_strings(o.stop_strings) {
+      : session(s), options(checked(o, s)), sampler(o.sampling), stop_strings(o.stop_strings) {
     const Model& model = session.model();
     const Tokenizer* tokenizer = model.has_tokenizer() ? &model.tokenizer() : nullptr;
-    if (!tokenizer && !options.stop_strings.empty())
-      throw Error("generate: stop strings need a model with a tokenizer");
     // The decoder sees everything fed so far, so the first generated piece keeps its leading
     // space exactly when it continues earlier text (not after BOS alone).
     if (tokenizer) {
@@ -201,8 +204,7 @@ const std::string& Generation::text() const {
 GenerateResult generate(Session& session, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<bool(std::string_view)>& on_text) {
-  const Sampler validate(options.sampling);  // the parameters are checked before any work
-  const StopStrings validate_stops(options.stop_strings);
+  check_generate_options(options, session.model());  // before any work
   if (prompt.empty() && session.position() == 0)
     throw Error("generate: the prompt is empty (it needs at least BOS)");
 

@@ -11,26 +11,11 @@
 #include <unordered_set>
 
 #include "brise/error.hpp"
+#include "engine/generate/option_checks.hpp"
 #include "kernels/activation.hpp"
 
 namespace brise {
 namespace {
-
-void validate(const SamplingParams& p) {
-  if (!std::isfinite(p.temperature) || p.temperature < 0)
-    throw Error("sampling: temperature must be a finite number >= 0, got " +
-                std::to_string(p.temperature));
-  if (p.top_k < 0) throw Error("sampling: top_k must be >= 0, got " + std::to_string(p.top_k));
-  if (!(p.top_p > 0 && p.top_p <= 1))
-    throw Error("sampling: top_p must be in (0, 1], got " + std::to_string(p.top_p));
-  if (!(p.min_p >= 0 && p.min_p <= 1))
-    throw Error("sampling: min_p must be in [0, 1], got " + std::to_string(p.min_p));
-  if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0)
-    throw Error("sampling: repeat_penalty must be a finite number > 0, got " +
-                std::to_string(p.repeat_penalty));
-  if (p.repeat_last_n < 0)
-    throw Error("sampling: repeat_last_n must be >= 0, got " + std::to_string(p.repeat_last_n));
-}
 
 // Higher logit first; on equal logits the lower id first, so the order never depends on the
 // sorting algorithm.
@@ -79,7 +64,7 @@ double unit_interval(uint64_t bits) {
 }  // namespace
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
-  validate(params_);
+  check_sampling_params(params_);
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {

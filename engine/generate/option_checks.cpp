@@ -1,0 +1,34 @@
+#include "engine/generate/option_checks.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "brise/error.hpp"
+
+namespace brise {
+
+void check_sampling_params(const SamplingParams& p) {
+  if (!std::isfinite(p.temperature) || p.temperature < 0)
+    throw Error("sampling: temperature must be a finite number >= 0, got " +
+                std::to_string(p.temperature));
+  if (p.top_k < 0) throw Error("sampling: top_k must be >= 0, got " + std::to_string(p.top_k));
+  if (!(p.top_p > 0 && p.top_p <= 1))
+    throw Error("sampling: top_p must be in (0, 1], got " + std::to_string(p.top_p));
+  if (!(p.min_p >= 0 && p.min_p <= 1))
+    throw Error("sampling: min_p must be in [0, 1], got " + std::to_string(p.min_p));
+  if (!std::isfinite(p.repeat_penalty) || p.repeat_penalty <= 0)
+    throw Error("sampling: repeat_penalty must be a finite number > 0, got " +
+                std::to_string(p.repeat_penalty));
+  if (p.repeat_last_n < 0)
+    throw Error("sampling: repeat_last_n must be >= 0, got " + std::to_string(p.repeat_last_n));
+}
+
+void check_generate_options(const GenerateOptions& options, const Model& model) {
+  check_sampling_params(options.sampling);
+  for (const auto& s : options.stop_strings)
+    if (s.empty()) throw Error("generate: a stop string must not be empty");
+  if (!options.stop_strings.empty() && !model.has_tokenizer())
+    throw Error("generate: stop strings need a model with a tokenizer");
+}
+
+}  // namespace brise
