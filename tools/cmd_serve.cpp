@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "brise/error.hpp"
+#include "brise/scheduler.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
 #include "serve/server.hpp"
@@ -53,7 +54,7 @@ int cmd_serve(const Args& args) {
   server.max_body_bytes = static_cast<size_t>(max_body);
   server.request_timeout = std::chrono::seconds(timeout);
   server.http_threads = std::max<size_t>(32, 2 * static_cast<size_t>(parallel) + 16);
-  serve::SchedulerOptions scheduling;
+  SchedulerOptions scheduling;
   scheduling.parallel = static_cast<int>(parallel);
   scheduling.queue_limit = static_cast<size_t>(queue);
   scheduling.prefill_chunk = static_cast<uint32_t>(prefill_chunk);

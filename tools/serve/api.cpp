@@ -134,8 +134,27 @@ nlohmann::json error_body(const ApiError& e) {
   return {{"error", err}};
 }
 
-std::string_view finish_reason_name(bool length) {
-  return length ? "length" : "stop";
+ApiError job_api_error(JobError error, const std::string& message,
+                       const std::string& prompt_param) {
+  switch (error) {
+    case JobError::QueueFull:
+      return ApiError(429, "too many requests are waiting: try again shortly", {}, "queue_full");
+    case JobError::ShuttingDown:
+      return ApiError(503, "the server is shutting down");
+    case JobError::InvalidRequest:
+      return ApiError(400, message);
+    case JobError::ContextExceeded:
+      return ApiError(400, message, prompt_param, "context_length_exceeded");
+    case JobError::Cancelled:
+      return ApiError(499, message);
+    case JobError::Internal:
+      break;
+  }
+  return ApiError(500, message);
+}
+
+std::string_view finish_reason_name(StopReason reason) {
+  return reason == StopReason::MaxTokens || reason == StopReason::ContextFull ? "length" : "stop";
 }
 
 ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ParseLimits& limits) {

@@ -14,6 +14,7 @@
 
 #include "brise/chat.hpp"
 #include "brise/sampler.hpp"
+#include "brise/scheduler.hpp"
 
 namespace brise::serve {
 
@@ -29,6 +30,12 @@ struct ApiError : std::runtime_error {
 
 // {"error": {"message", "type", "param", "code"}} (param/code null when empty).
 nlohmann::json error_body(const ApiError& e);
+
+// The answer to a job the scheduler refused or ended (brise/scheduler.hpp): 429 queue_full, 503
+// while shutting down, 400 for an invalid request, 400 context_length_exceeded naming
+// `prompt_param` (the field that held the prompt), 499 when cancelled, 500 for the rest.
+ApiError job_api_error(JobError error, const std::string& message,
+                       const std::string& prompt_param = {});
 
 enum class Endpoint { ChatCompletions, Completions };
 
@@ -57,7 +64,8 @@ struct ParseLimits {
 // like; never anything else but std::bad_alloc.
 ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ParseLimits& limits = {});
 
-// OpenAI's finish_reason for a brise stop reason ("stop" or "length").
-std::string_view finish_reason_name(bool length);
+// OpenAI's finish_reason for a brise stop reason: "length" for max_tokens and a full context,
+// else "stop".
+std::string_view finish_reason_name(StopReason reason);
 
 }  // namespace brise::serve

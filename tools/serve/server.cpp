@@ -19,6 +19,7 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJson = "application/json";
 
@@ -45,7 +46,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), kJson);
 }
 
-json usage_json(const Usage& u) {
+json usage_json(const JobUsage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
@@ -69,9 +70,9 @@ struct Shapes {
             {"model", model},
             {"system_fingerprint", "brise"}};
   }
-  json whole(const std::string& text, bool length, const Usage& u) const {
+  json whole(const std::string& text, StopReason reason, const JobUsage& u) const {
     json choice = {
-        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_name(length)}};
+        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_name(reason)}};
     if (chat)
       choice["message"] = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
     else
@@ -101,7 +102,7 @@ struct Shapes {
     if (usage_field) j["usage"] = nullptr;
     return j;
   }
-  json usage_chunk(const Usage& u) const {
+  json usage_chunk(const JobUsage& u) const {
     json j = base(chat ? "chat.completion.chunk" : "text_completion");
     j["choices"] = json::array();
     j["usage"] = usage_json(u);
@@ -369,21 +370,15 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
         "the model '" + r.model + "' is not served here (this server serves '" + model_id_ + "')",
         "model", "model_not_found");
   const Tokenizer& tokenizer = model_->tokenizer();
+  const std::string prompt_param = endpoint == Endpoint::ChatCompletions ? "messages" : "prompt";
   std::vector<int32_t> prompt;
   try {
     prompt = endpoint == Endpoint::ChatCompletions
                  ? format_chat(tokenizer, detect_chat_template(tokenizer), r.messages)
                  : tokenizer.encode(r.prompt, /*add_bos=*/true);
   } catch (const Error& e) {
-    throw ApiError(400, e.what(), endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
+    throw ApiError(400, e.what(), prompt_param);
   }
-  const uint32_t context = scheduler_->context_length();
-  if (!scheduler_->sliding_window() && prompt.size() > context)
-    throw ApiError(400,
-                   "the prompt is " + std::to_string(prompt.size()) +
-                       " tokens, more than the context of " + std::to_string(context) + " tokens",
-                   endpoint == Endpoint::ChatCompletions ? "messages" : "prompt",
-                   "context_length_exceeded");
 
   GenerateOptions g;
   g.sampling = r.sampling;
@@ -391,18 +386,15 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
     g.sampling.seed =
         std::random_device{}() * uint64_t{0x9E3779B97F4A7C15} ^ std::random_device{}();
   // OpenAI's defaults: completions stop after 16 tokens, chat when the model ends its answer.
-  g.max_tokens = r.max_tokens.value_or(endpoint == Endpoint::Completions ? 16u : context);
+  g.max_tokens =
+      r.max_tokens.value_or(endpoint == Endpoint::Completions ? 16u : scheduler_->context_length());
   g.stop_strings = r.stop;
-  try {
-    Sampler check(g.sampling);
-  } catch (const Error& e) {
-    throw ApiError(400, e.what());
-  }
 
-  auto job = std::make_shared<Job>(std::move(prompt), std::move(g));
-  if (!scheduler_->submit(job)) {
-    if (!scheduler_->accepting()) throw ApiError(503, "the server is shutting down");
-    throw ApiError(429, "too many requests are waiting: try again shortly", {}, "queue_full");
+  std::shared_ptr<Job> job;
+  try {
+    job = scheduler_->submit(std::move(prompt), std::move(g));  // every check of the job
+  } catch (const SubmitError& e) {
+    throw job_api_error(e.kind(), e.what(), prompt_param);
   }
   Shapes shapes{endpoint == Endpoint::ChatCompletions,
                 random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"),
@@ -410,7 +402,7 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
 
   if (!r.stream) {
     std::string text;
-    Event e;
+    JobEvent e;
     auto next_check = Clock::now();
     for (;;) {
       // Every 100 ms, a client that has gone frees its slot (the answer would wait for nobody).
@@ -424,12 +416,12 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
         }
       }
       if (!job->next(e, milliseconds(100))) continue;
-      if (e.kind == Event::Kind::Text) {
+      if (e.kind == JobEvent::Kind::Text) {
         text += e.text;
-      } else if (e.kind == Event::Kind::Error) {
-        throw ApiError(e.status, e.text);
+      } else if (e.kind == JobEvent::Kind::Error) {
+        throw job_api_error(e.error, e.text);
       } else {
-        res.set_content(shapes.whole(text, e.length, e.usage)
+        res.set_content(shapes.whole(text, e.stop_reason, e.usage)
                             .dump(-1, ' ', false, json::error_handler_t::replace),
                         kJson);
         return;
@@ -455,13 +447,13 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
           if (shapes.chat && !write(sse(shapes.chunk(nullptr, true, nullptr, include_usage))))
             return job->cancel(), false;
         }
-        Event e;
+        JobEvent e;
         if (!job->next(e, milliseconds(100))) {
           // Nothing new: check that the client is still there.
           if (!sink.is_writable()) return job->cancel(), false;
           return true;
         }
-        if (e.kind == Event::Kind::Text) {
+        if (e.kind == JobEvent::Kind::Text) {
           if (!write(sse(shapes.chunk(&e.text, false, nullptr, include_usage))))
             return job->cancel(), false;
           // A write into a closed connection may still succeed (the kernel buffers it): look
@@ -473,10 +465,10 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
           return true;
         }
         bool ok = true;
-        if (e.kind == Event::Kind::Error) {
-          ok = write(sse(error_body(ApiError(e.status, e.text))));
+        if (e.kind == JobEvent::Kind::Error) {
+          ok = write(sse(error_body(job_api_error(e.error, e.text))));
         } else {
-          const std::string reason(finish_reason_name(e.length));
+          const std::string reason(finish_reason_name(e.stop_reason));
           ok = write(sse(shapes.chunk(nullptr, false, reason.c_str(), include_usage)));
           if (ok && include_usage) ok = write(sse(shapes.usage_chunk(e.usage)));
         }

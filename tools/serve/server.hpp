@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "brise/model.hpp"
-#include "scheduler.hpp"
+#include "brise/scheduler.hpp"
 
 namespace httplib {
 struct Request;
