@@ -170,6 +170,7 @@ void Scheduler::step() {
     done.kind = JobEvent::Kind::Done;
     done.stop_reason = reason;
     done.usage = slot.usage;
+    done.generated_ids = slot.generation->generated_ids();
     finish(slot, std::move(done));
   }
 }

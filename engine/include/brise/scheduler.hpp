@@ -77,7 +77,8 @@ struct JobEvent {
   std::string text;                                // Text: a UTF-8-complete piece; Error: why
   StopReason stop_reason = StopReason::MaxTokens;  // Done
   JobUsage usage;                                  // Done
-  JobError error = JobError::Internal;             // Error
+  std::vector<int32_t> generated_ids;   // Done: the tokens generated, a stop token included
+  JobError error = JobError::Internal;  // Error
 };
 
 class Scheduler;
@@ -93,8 +94,9 @@ class Job {
   JobEvent next();
   // Waits up to `timeout` for the next event: false when none came.
   bool next(JobEvent& out, std::chrono::milliseconds timeout);
-  // The consumer is gone: the scheduler frees the slot (or the queue place) at its next step and
-  // ends the job with an Error of kind Cancelled, unless it had ended already.
+  // The consumer is gone: a running job ends at the scheduler's next step, with an Error of kind
+  // Cancelled (unless it had ended already), and its slot is free; a queued job keeps its place
+  // until it reaches a slot, and ends there the same way without running.
   void cancel();
   bool cancelled() const;
 

@@ -1,0 +1,412 @@
+// brise::Scheduler driven directly, without HTTP, on stories260k (full attention and a sliding
+// window of 8). The reference for every job's output is brise::generate() alone on a fresh Session:
+// batching, slot reuse and prefix reuse must change no token. Also: cached-token counts against
+// the prefix rule restated here, cancel, a full queue, shutdown, and refusals at submit.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brise/chat.hpp"
+#include "brise/error.hpp"
+#include "brise/generate.hpp"
+#include "brise/model.hpp"
+#include "brise/scheduler.hpp"
+#include "brise/session.hpp"
+#include "support/stories.hpp"
+#include "support/testdata.hpp"
+
+namespace brise {
+namespace {
+
+using namespace std::chrono_literals;
+using Ids = std::vector<int32_t>;
+
+// What a job produced: every Text piece joined, and its last event.
+struct Outcome {
+  std::string text;
+  size_t pieces = 0;
+  JobEvent last;
+};
+
+Outcome run_to_end(Job& job) {
+  Outcome out;
+  for (;;) {
+    JobEvent e;
+    if (!job.next(e, 60s)) {
+      ADD_FAILURE() << "no event for 60 s";
+      return out;
+    }
+    if (e.kind != JobEvent::Kind::Text) {
+      out.last = std::move(e);
+      return out;
+    }
+    out.text += e.text;
+    ++out.pieces;
+  }
+}
+
+// The first event of a running job (a piece of text: the job holds a slot and generates).
+JobEvent first_event(Job& job) {
+  JobEvent e;
+  EXPECT_TRUE(job.next(e, 60s)) << "no event for 60 s";
+  return e;
+}
+
+// Submit's refusal, or none.
+std::optional<SubmitError> refusal(Scheduler& s, Ids prompt, const GenerateOptions& o) {
+  try {
+    s.submit(std::move(prompt), o);
+  } catch (const SubmitError& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BRISE_REQUIRE_TESTDATA(dir);
+    data_ = dir;
+    model_ = Model::load(test::converted_model(data_, "models/stories260k/hf"));
+    window_model_ = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
+  }
+  static SchedulerOptions options(int parallel, size_t queue_limit = 64) {
+    SchedulerOptions o;
+    o.parallel = parallel;
+    o.queue_limit = queue_limit;
+    o.prefill_chunk = 5;  // prompts take several steps beside decoding jobs
+    o.prefill_chunk_alone = 7;
+    o.threads = 2;
+    return o;
+  }
+  Ids encode(const std::string& text) const { return model_->tokenizer().encode(text, true); }
+  Ids chat(const std::string& system, const std::string& user) const {
+    const Tokenizer& t = model_->tokenizer();
+    return format_chat(t, detect_chat_template(t),
+                       {{ChatMessage::Role::System, system}, {ChatMessage::Role::User, user}});
+  }
+  // What the scheduler must reproduce: generate() alone on a fresh session.
+  static GenerateResult alone(const std::shared_ptr<const Model>& model, const Ids& prompt,
+                              const GenerateOptions& o) {
+    Session session(model);
+    return generate(session, prompt, o);
+  }
+  static GenerateOptions greedy(uint32_t max_tokens) {
+    GenerateOptions o;
+    o.max_tokens = max_tokens;
+    return o;
+  }
+  static GenerateOptions seeded(uint32_t max_tokens, uint64_t seed) {
+    GenerateOptions o;
+    o.max_tokens = max_tokens;
+    o.sampling.temperature = 0.9f;
+    o.sampling.top_p = 0.9f;
+    o.sampling.top_k = 40;
+    o.sampling.seed = seed;
+    return o;
+  }
+  // Expects `out` to be a finished job with exactly `ref`'s output.
+  static void expect_same(const Outcome& out, const GenerateResult& ref, size_t prompt_tokens,
+                          const std::string& what) {
+    ASSERT_EQ(out.last.kind, JobEvent::Kind::Done) << what << ": " << out.last.text;
+    EXPECT_EQ(out.last.generated_ids, ref.generated_ids) << what;
+    EXPECT_EQ(out.text, ref.text) << what;
+    EXPECT_EQ(out.last.stop_reason, ref.stop_reason) << what;
+    EXPECT_EQ(out.last.usage.prompt_tokens, prompt_tokens) << what;
+    EXPECT_EQ(out.last.usage.completion_tokens, ref.generated_ids.size()) << what;
+  }
+
+  std::filesystem::path data_;
+  std::shared_ptr<const Model> model_, window_model_;
+};
+
+TEST_F(SchedulerTest, JobsRunTogetherGiveWhatGenerateGivesAlone) {
+  for (const auto& model : {model_, window_model_}) {
+    Scheduler scheduler(model, options(3));
+    struct Case {
+      Ids prompt;
+      GenerateOptions options;
+    };
+    std::vector<Case> cases = {
+        {encode("Once upon a time"), greedy(40)},
+        {encode("The dog"), seeded(33, 7)},
+        {encode("Lily and Tom went to the park. They saw a big"), greedy(25)},
+        {encode("One day, a little bird"), seeded(47, 123)},
+        {encode("The sun was"), greedy(30)},
+        {chat("Be nice.", "Tell me a story."), seeded(20, 99)},
+    };
+    // A stop string cuts one job short; a stop id (the BOS this model writes between stories)
+    // may end another.
+    const GenerateResult plain = alone(model, cases[0].prompt, cases[0].options);
+    cases.push_back({cases[0].prompt, greedy(40)});
+    cases.back().options.stop_strings = {plain.text.substr(12, 4)};
+    cases[4].options.stop_ids = {1};
+    // Seven jobs over three slots: some wait in the queue and get a slot another job held.
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (const Case& c : cases) jobs.push_back(scheduler.submit(c.prompt, c.options));
+    uint64_t prompt_tokens = 0, completion_tokens = 0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Outcome out = run_to_end(*jobs[i]);
+      const GenerateResult ref = alone(model, cases[i].prompt, cases[i].options);
+      expect_same(out, ref, cases[i].prompt.size(), "job " + std::to_string(i));
+      prompt_tokens += cases[i].prompt.size();
+      completion_tokens += ref.generated_ids.size();
+    }
+    EXPECT_EQ(alone(model, cases.back().prompt, cases.back().options).stop_reason,
+              StopReason::StopString);
+    const SchedulerStats stats = scheduler.stats();
+    EXPECT_EQ(stats.slots, 3u);
+    EXPECT_EQ(stats.busy, 0u);
+    EXPECT_EQ(stats.queued, 0u);
+    EXPECT_EQ(stats.prompt_tokens, prompt_tokens);
+    EXPECT_EQ(stats.completion_tokens, completion_tokens);
+    // Every prompt token was fed or kept; every generated token but each job's last was fed.
+    EXPECT_EQ(stats.prefill_tokens + stats.cached_tokens, prompt_tokens);
+    EXPECT_EQ(stats.decode_tokens, completion_tokens - jobs.size());
+    EXPECT_GT(stats.passes, 0u);
+  }
+}
+
+// The prefix-reuse rule, restated: a slot that has fed `held` can keep the common prefix c of
+// `held` and the prompt, short of the whole prompt; with a window of 8 only when c == held or
+// the ring still holds the keys position c needs (c-7 .. c-1 against held-8 .. held-1), else
+// nothing. A job goes to the idle slot that can keep the most, ties to the least recently used.
+class SlotsModel {
+ public:
+  SlotsModel(size_t slots, bool window) : held_(slots), last_use_(slots, 0), window_(window) {}
+  // The cached tokens the next job gets; its slot then holds `prompt` and what was generated
+  // but the last token (sampled, never fed).
+  uint32_t admit(const Ids& prompt, const Ids& generated) {
+    size_t best = 0;
+    uint32_t best_kept = 0;
+    for (size_t i = 0; i < held_.size(); ++i) {
+      const uint32_t kept = keepable(held_[i], prompt);
+      if (i == 0 || kept > best_kept || (kept == best_kept && last_use_[i] < last_use_[best])) {
+        best = i;
+        best_kept = kept;
+      }
+    }
+    held_[best] = prompt;
+    held_[best].insert(held_[best].end(), generated.begin(), generated.end() - 1);
+    last_use_[best] = ++uses_;
+    return best_kept;
+  }
+  const Ids& held_by_last() const {
+    return held_[std::max_element(last_use_.begin(), last_use_.end()) - last_use_.begin()];
+  }
+
+ private:
+  uint32_t keepable(const Ids& held, const Ids& prompt) const {
+    size_t c = 0;
+    while (c < held.size() && c < prompt.size() && held[c] == prompt[c]) ++c;
+    c = std::min(c, prompt.size() - 1);
+    if (!window_ || c == held.size()) return static_cast<uint32_t>(c);
+    const int64_t oldest_needed = std::max<int64_t>(static_cast<int64_t>(c) - 7, 0);
+    const int64_t oldest_held = std::max<int64_t>(static_cast<int64_t>(held.size()) - 8, 0);
+    return oldest_needed >= oldest_held ? static_cast<uint32_t>(c) : 0;
+  }
+  std::vector<Ids> held_;
+  std::vector<uint64_t> last_use_;
+  uint64_t uses_ = 0;
+  bool window_;
+};
+
+TEST_F(SchedulerTest, PrefixReuseReportsCachedTokensAndChangesNoOutput) {
+  for (const auto& model : {model_, window_model_}) {
+    const bool window = model == window_model_;
+    const std::string what = window ? "window 8" : "full attention";
+    Scheduler scheduler(model, options(2));
+    SlotsModel slots(2, window);
+    const GenerateOptions o = greedy(12);
+    uint64_t cached_total = 0;
+    const auto run = [&](const Ids& prompt, const std::string& name) {
+      const Outcome out = run_to_end(*scheduler.submit(prompt, o));
+      expect_same(out, alone(model, prompt, o), prompt.size(), what + ", " + name);
+      const uint32_t expected = slots.admit(prompt, out.last.generated_ids);
+      EXPECT_EQ(out.last.usage.cached_tokens, expected) << what << ", " << name;
+      cached_total += out.last.usage.cached_tokens;
+      return expected;
+    };
+    const std::string system = "You are a storyteller who tells short and happy stories.";
+    EXPECT_EQ(run(chat(system, "A cat?"), "first job"), 0u);
+    // Text without BOS shares no token with the chat: it goes to the other, empty slot.
+    const Ids b = model->tokenizer().encode("Tom had a red ball. He liked to play with it.", false);
+    EXPECT_EQ(run(b, "unrelated job"), 0u);
+    const Ids held_b = slots.held_by_last();
+
+    // The same system prompt, another question: the first slot keeps the shared part (with a
+    // window, its ring has rolled past it: nothing).
+    const Ids a2 = chat(system, "A dog?");
+    const uint32_t shared = run(a2, "same system prompt");
+    if (window) {
+      EXPECT_EQ(shared, 0u);
+    } else {
+      EXPECT_GT(shared, 10u);
+    }
+
+    // A prompt that continues everything the second slot holds (its answer, then more text)
+    // keeps it all, window or not; and again, now that this slot was used last: it is chosen for
+    // what it holds over the least recently used one.
+    const Ids more = model->tokenizer().encode(" The end.", false);
+    const auto continued = [&](Ids held) {
+      held.insert(held.end(), more.begin(), more.end());
+      return held;
+    };
+    EXPECT_EQ(run(continued(held_b), "continuation"), held_b.size());
+    const Ids held_b2 = slots.held_by_last();
+    EXPECT_EQ(run(continued(held_b2), "continuation again"), held_b2.size());
+
+    // The very same prompt again: all but its last token are kept with full attention (that
+    // token is fed again for fresh logits).
+    const uint32_t repeated = run(a2, "repeated prompt");
+    if (!window) {
+      EXPECT_EQ(repeated, a2.size() - 1);
+    }
+
+    EXPECT_EQ(scheduler.stats().cached_tokens, cached_total) << what;
+  }
+}
+
+TEST_F(SchedulerTest, CancelFreesTheSlotAndAFullQueueIsRefused) {
+  // One slot, no queue: while a job runs, another is refused; once it is cancelled, one fits.
+  // The window model never runs out of context, so the first job runs until it is cancelled.
+  Scheduler scheduler(window_model_, options(1, 0));
+  const auto endless = scheduler.submit(encode("Once"), greedy(1000000));
+  EXPECT_EQ(first_event(*endless).kind, JobEvent::Kind::Text);
+  EXPECT_EQ(scheduler.stats().busy, 1u);
+  const auto full = refusal(scheduler, encode("The dog"), greedy(4));
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->kind(), JobError::QueueFull);
+  EXPECT_NE(std::string(full->what()).find("queue"), std::string::npos) << full->what();
+
+  endless->cancel();
+  const Outcome ended = run_to_end(*endless);
+  ASSERT_EQ(ended.last.kind, JobEvent::Kind::Error);
+  EXPECT_EQ(ended.last.error, JobError::Cancelled);
+  EXPECT_EQ(scheduler.stats().busy, 0u);  // freed before the job's last event was sent
+
+  const Ids prompt = encode("The dog");
+  const Outcome next = run_to_end(*scheduler.submit(prompt, greedy(10)));
+  expect_same(next, alone(window_model_, prompt, greedy(10)), prompt.size(), "after cancel");
+
+  // A queue of one beside one busy slot: the third job is refused, the second waits.
+  Scheduler queued(window_model_, options(1, 1));
+  const auto running = queued.submit(encode("Once upon a time"), greedy(1000000));
+  EXPECT_EQ(first_event(*running).kind, JobEvent::Kind::Text);
+  const auto waiting = queued.submit(prompt, greedy(10));
+  const auto refused = refusal(queued, encode("The sun"), greedy(4));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->kind(), JobError::QueueFull);
+  EXPECT_EQ(queued.stats().queued, 1u);
+  // A queued job that is cancelled ends when it reaches a slot, without running.
+  waiting->cancel();
+  running->cancel();
+  EXPECT_EQ(run_to_end(*running).last.error, JobError::Cancelled);
+  const Outcome never_ran = run_to_end(*waiting);
+  EXPECT_EQ(never_ran.pieces, 0u);
+  EXPECT_EQ(never_ran.last.error, JobError::Cancelled);
+}
+
+TEST_F(SchedulerTest, ShutdownEndsQueuedAndRunningJobs) {
+  {
+    // Past the grace: the running job ends with ShuttingDown after its text so far, the queued
+    // ones at once without any text; nothing is taken afterwards.
+    Scheduler scheduler(window_model_, options(1, 4));
+    const auto running = scheduler.submit(encode("Once"), greedy(1000000));
+    EXPECT_EQ(first_event(*running).kind, JobEvent::Kind::Text);
+    const auto queued1 = scheduler.submit(encode("The dog"), greedy(5));
+    const auto queued2 = scheduler.submit(encode("The sun"), greedy(5));
+    scheduler.shutdown(0ms);
+    const Outcome r = run_to_end(*running);
+    ASSERT_EQ(r.last.kind, JobEvent::Kind::Error);
+    EXPECT_EQ(r.last.error, JobError::ShuttingDown);
+    for (const auto& q : {queued1, queued2}) {
+      const Outcome out = run_to_end(*q);
+      EXPECT_EQ(out.pieces, 0u);
+      ASSERT_EQ(out.last.kind, JobEvent::Kind::Error);
+      EXPECT_EQ(out.last.error, JobError::ShuttingDown);
+    }
+    const auto late = refusal(scheduler, encode("The cat"), greedy(5));
+    ASSERT_TRUE(late.has_value());
+    EXPECT_EQ(late->kind(), JobError::ShuttingDown);
+  }
+  {
+    // Within the grace a running job finishes, with generate()'s output.
+    Scheduler scheduler(model_, options(2));
+    const Ids prompt = encode("Once upon a time");
+    const auto running = scheduler.submit(prompt, greedy(30));
+    JobEvent first = first_event(*running);
+    ASSERT_EQ(first.kind, JobEvent::Kind::Text);
+    scheduler.shutdown(600s);  // returns once the job is done
+    Outcome rest = run_to_end(*running);
+    rest.text = first.text + rest.text;
+    expect_same(rest, alone(model_, prompt, greedy(30)), prompt.size(), "within the grace");
+  }
+}
+
+TEST_F(SchedulerTest, InvalidJobsAreRefusedAtSubmit) {
+  SchedulerOptions o = options(1);
+  o.session.context_length = 16;
+  Scheduler scheduler(model_, o);
+  const Ids prompt = encode("Once upon a time");
+  ASSERT_LE(prompt.size(), 16u);
+  const auto expect_refused = [&](const Ids& p, const GenerateOptions& g, JobError kind,
+                                  const std::string& phrase) {
+    const auto r = refusal(scheduler, p, g);
+    ASSERT_TRUE(r.has_value()) << "accepted, expected: " << phrase;
+    EXPECT_EQ(r->kind(), kind) << r->what();
+    EXPECT_NE(std::string(r->what()).find(phrase), std::string::npos) << r->what();
+  };
+  GenerateOptions g = greedy(4);
+  g.sampling.top_p = 0;
+  expect_refused(prompt, g, JobError::InvalidRequest, "top_p");
+  g = greedy(4);
+  g.sampling.temperature = -1;
+  expect_refused(prompt, g, JobError::InvalidRequest, "temperature");
+  g = greedy(4);
+  g.sampling.repeat_penalty = 0;
+  expect_refused(prompt, g, JobError::InvalidRequest, "repeat_penalty");
+  g = greedy(4);
+  g.stop_strings = {""};
+  expect_refused(prompt, g, JobError::InvalidRequest, "stop string");
+  expect_refused({}, greedy(4), JobError::InvalidRequest, "empty");
+  expect_refused({1, 512}, greedy(4), JobError::InvalidRequest, "token id 512 at index 1");
+  expect_refused({1, -3}, greedy(4), JobError::InvalidRequest, "token id -3");
+  const Ids long_prompt =
+      encode("Once upon a time there was a little girl who liked to play in the big green park.");
+  ASSERT_GT(long_prompt.size(), 16u);
+  expect_refused(long_prompt, greedy(4), JobError::ContextExceeded,
+                 std::to_string(long_prompt.size()) + " tokens, more than the context of 16");
+  const SchedulerStats stats = scheduler.stats();  // nothing was queued or admitted
+  EXPECT_EQ(stats.queued, 0u);
+  EXPECT_EQ(stats.prompt_tokens, 0u);
+  EXPECT_EQ(stats.passes, 0u);
+  // A prompt that fills the context exactly runs (and ends when it is full).
+  Ids full(prompt);
+  while (full.size() < 16) full.push_back(prompt.back());
+  const Outcome out = run_to_end(*scheduler.submit(full, greedy(100)));
+  Session session(model_, o.session);
+  const GenerateResult ref = generate(session, full, greedy(100));
+  expect_same(out, ref, full.size(), "a full context");
+  EXPECT_EQ(out.last.stop_reason, StopReason::ContextFull);
+
+  // With a sliding window, a prompt longer than the context length is a prompt like any other.
+  Scheduler windowed(window_model_, o);
+  const Outcome long_out = run_to_end(*windowed.submit(long_prompt, greedy(10)));
+  Session window_session(window_model_, o.session);
+  expect_same(long_out, generate(window_session, long_prompt, greedy(10)), long_prompt.size(),
+              "window, long prompt");
+
+  // And a scheduler with impossible options is not built.
+  EXPECT_THROW({ Scheduler none(model_, options(0)); }, Error);
+  SchedulerOptions no_chunk = options(1);
+  no_chunk.prefill_chunk = 0;
+  EXPECT_THROW({ Scheduler none(model_, no_chunk); }, Error);
+}
+
+}  // namespace
+}  // namespace brise
