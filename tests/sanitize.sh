@@ -15,8 +15,8 @@
 # tsan: ThreadSanitizer on the multi-threaded tests: all of test_session (Session.Concurrent*:
 #   several sessions on std::threads sharing one Model; Session.LogitsAreBitIdentical*: OpenMP
 #   teams of 1-3 threads), test_convert and test_synth (parallel quantization/generation loops),
-#   the fuzz regression replay, brise serve's tests (HTTP threads, the scheduler's thread, batched
-#   passes) and the batch invariance test.
+#   the fuzz regression replay, the scheduler's tests (its thread, consumers' threads, batched
+#   passes), brise serve's tests (HTTP threads over the scheduler) and the batch invariance test.
 #   Compiler: clang 14 with LLVM's OpenMP runtime (libomp), NOT gcc: libgomp is not instrumented,
 #   so TSan cannot see its barriers and reports false races in every parallel loop. libomp is not
 #   instrumented either, but it ships Archer (libarcher.so, loaded automatically by libomp when
@@ -56,7 +56,8 @@ run_tsan() {
   echo "=== TSan (clang + libomp + Archer): build $build"
   cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRISE_SANITIZE=thread -DBRISE_BUILD_BENCH=OFF >/dev/null
-  local tests=(test_session test_convert test_synth test_fuzz_regressions test_serve test_batch)
+  local tests=(test_session test_convert test_synth test_fuzz_regressions test_scheduler test_serve
+               test_batch)
   cmake --build "$build" -j"$jobs" --target brise_cli "${tests[@]}"
   echo "=== TSan: multi-threaded tests"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
@@ -67,7 +68,9 @@ run_tsan() {
   "$build/tests/test_convert"
   "$build/tests/test_synth"
   "$build/tests/test_fuzz_regressions"
-  # brise serve: HTTP threads, the scheduler's thread and its batched OpenMP passes; Batch alone.
+  # brise::Scheduler: its thread and its batched OpenMP passes, consumers on other threads; brise
+  # serve: HTTP threads over it; Batch alone.
+  "$build/tests/test_scheduler"
   "$build/tests/test_serve"
   "$build/tests/test_batch"
 }
