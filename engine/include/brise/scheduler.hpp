@@ -11,9 +11,10 @@
 // prompt and options on a fresh Session, whatever else runs beside it and whatever its slot held.
 //
 //   brise::Scheduler scheduler(model, {.parallel = 4});
-//   auto job = scheduler.submit(prompt_ids, options);   // brise::SubmitError when refused
-//   for (brise::JobEvent e = job->next(); e.kind == brise::JobEvent::Kind::Text; e = job->next())
-//     std::cout << e.text;                                // then one Done or one Error
+//   auto job = scheduler.submit(prompt_ids, options);  // brise::SubmitError when refused
+//   brise::JobEvent e;
+//   while ((e = job->next()).kind == brise::JobEvent::Kind::Text) std::cout << e.text;
+//   // e: one Done (stop reason, usage, generated ids) or one Error (a JobError kind)
 //
 // Thread safety: submit, stats, shutdown and the Job's methods may be called from any thread.
 #pragma once
@@ -80,8 +81,6 @@ struct JobEvent {
   std::vector<int32_t> generated_ids;   // Done: the tokens generated, a stop token included
   JobError error = JobError::Internal;  // Error
 };
-
-class Scheduler;
 
 // One submitted generation, shared by its consumer and the scheduler's thread.
 class Job {
