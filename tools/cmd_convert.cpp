@@ -59,16 +59,8 @@ int cmd_convert(const Args& args) {
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 
   ProgressLine line;
-  const auto result = convert_checkpoint(dir, output, options, [&](const ConvertProgress& pr) {
-    if (pr.tensor_index >= pr.n_tensors) return;
-    char buf[256];
-    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
-    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
-                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
-                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
-                  format_bytes(static_cast<uint64_t>(rate)).c_str());
-    line.update(buf);
-  });
+  const auto result = convert_checkpoint(
+      dir, output, options, [&](const WriteProgress& pr) { show_write_progress(line, pr); });
   line.finish();
   for (const auto& note : result.notes) std::cerr << "note: " << note << "\n";
   std::printf(

@@ -90,14 +90,15 @@ int cmd_synth(const Args& args) {
   };
   ProgressLine line;
   uint64_t file_bytes = 0;
-  write_synthetic_model(output, spec, [&](uint64_t done, uint64_t total) {
-    file_bytes = total;
-    const double s = seconds();
+  write_synthetic_model(output, spec, [&](const WriteProgress& pr) {
+    file_bytes = pr.bytes_total;
+    const double percent = pr.bytes_total ? 100.0 * pr.bytes_done / pr.bytes_total : 0.0;
+    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "synth: %s / %s (%3.0f%%)  %s/s", format_bytes(done).c_str(),
-                  format_bytes(total).c_str(), total ? 100.0 * done / total : 0.0,
-                  format_bytes(s > 0 ? static_cast<uint64_t>(done / s) : 0).c_str());
-    line.update(buf, done == total);
+    std::snprintf(buf, sizeof buf, "synth: %s / %s (%3.0f%%)  %s/s",
+                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                  percent, format_bytes(static_cast<uint64_t>(rate)).c_str());
+    line.update(buf, pr.bytes_done == pr.bytes_total);
   });
   line.finish();
   std::printf(

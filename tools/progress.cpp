@@ -43,4 +43,15 @@ std::string format_bytes(uint64_t bytes) {
   return buf;
 }
 
+void show_write_progress(ProgressLine& line, const WriteProgress& pr) {
+  if (pr.tensor_index >= pr.n_tensors) return;
+  char buf[256];
+  const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
+  std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
+                pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
+                format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                format_bytes(static_cast<uint64_t>(rate)).c_str());
+  line.update(buf);
+}
+
 }  // namespace brise::cli
