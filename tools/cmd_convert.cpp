@@ -7,6 +7,7 @@
 #include "brise/convert.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
@@ -43,16 +44,7 @@ int cmd_convert(const Args& args) {
       throw UsageError("--type must be " + tensor_type_names() + ", or a llama.cpp mix (" +
                        quant_mix_names() + "), got '" + type + "'");
   }
-  if (!window.empty()) {
-    if (window == "none") {
-      options.sliding_window = std::optional<uint32_t>{};
-    } else {
-      const auto ids = parse_id_list(window, "--sliding-window");
-      if (ids.size() != 1 || ids[0] <= 0)
-        throw UsageError("--sliding-window must be a positive number or 'none'");
-      options.sliding_window = static_cast<uint32_t>(ids[0]);
-    }
-  }
+  if (!window.empty()) options.sliding_window = parse_recorded_window(window);
   if (context > 0) options.context_length = static_cast<uint32_t>(context);
   options.tokenizer = tokenizer;
   options.name = name;

@@ -8,27 +8,10 @@
 #include "brise/quantize.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
-namespace {
-
-TensorType parse_tensor_type(const std::string& text, const char* option) {
-  const auto t = tensor_type_from_name(text);
-  if (!t)
-    throw UsageError(std::string(option) + " must be " + tensor_type_names() + ", got '" + text +
-                     "'");
-  return *t;
-}
-
-std::string shape_text(const std::vector<uint64_t>& dims) {
-  std::string s;
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-  return s;
-}
-
-}  // namespace
-
 int cmd_quantize(const Args& args) {
   std::string input, output, type, output_type, embedding_type;
   bool pure = false, allow_requantize = false, dry_run = false;
@@ -72,7 +55,7 @@ int cmd_quantize(const Args& args) {
     const auto plan = plan_quantization(*file, options);
     std::map<std::string, size_t> counts;
     for (const auto& t : plan.tensors) {
-      std::printf("%-32s %-18s %-6s -> %s\n", t.name.c_str(), shape_text(t.dims).c_str(),
+      std::printf("%-32s %-18s %-6s -> %s\n", t.name.c_str(), format_dims(t.dims).c_str(),
                   std::string(tensor_type_name(t.from)).c_str(),
                   std::string(tensor_type_name(t.to)).c_str());
       ++counts[std::string(tensor_type_name(t.to))];

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "format.hpp"
+
 namespace brise::cli {
 
 ProgressLine::ProgressLine() : enabled_(::isatty(STDERR_FILENO) == 1) {}
@@ -28,19 +30,6 @@ void ProgressLine::update(const std::string& text, bool force) {
 void ProgressLine::finish() {
   if (drawn_) std::fputc('\n', stderr);
   drawn_ = false;
-}
-
-std::string format_bytes(uint64_t bytes) {
-  char buf[32];
-  if (bytes >= 10'000'000'000ull)
-    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  else if (bytes >= 1'000'000ull)
-    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
-  else if (bytes >= 1'000ull)
-    std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  return buf;
 }
 
 void show_write_progress(ProgressLine& line, const WriteProgress& pr) {

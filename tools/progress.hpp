@@ -24,8 +24,6 @@ class ProgressLine {
   int64_t last_ms_ = -1000;
 };
 
-std::string format_bytes(uint64_t bytes);  // "512.0 MB", "14.50 GB"
-
 // A model file being written (brise convert, brise quantize), as
 // "[ 12/291] blk.1.attn_q.weight   1.2 GB / 4.1 GB  350.0 MB/s"; nothing once it is complete.
 void show_write_progress(ProgressLine& line, const WriteProgress& progress);
