@@ -14,6 +14,7 @@
 #include "session_args.hpp"
 
 namespace brise::cli {
+
 int cmd_chat(const Args& args) {
   SessionArgs session_args;
   SamplingArgs sampling_args;

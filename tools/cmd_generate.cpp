@@ -10,6 +10,7 @@
 #include "session_args.hpp"
 
 namespace brise::cli {
+
 int cmd_generate(const Args& args) {
   SessionArgs session_args;
   SamplingArgs sampling_args;
