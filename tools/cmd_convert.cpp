@@ -51,8 +51,7 @@ int cmd_convert(const Args& args) {
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 
   ProgressLine line;
-  const auto result = convert_checkpoint(
-      dir, output, options, [&](const WriteProgress& pr) { show_write_progress(line, pr); });
+  const auto result = convert_checkpoint(dir, output, options, write_progress_on(line));
   line.finish();
   for (const auto& note : result.notes) std::cerr << "note: " << note << "\n";
   std::printf(

@@ -69,8 +69,7 @@ int cmd_quantize(const Args& args) {
   }
 
   ProgressLine line;
-  const auto result = quantize_model(
-      input, output, options, [&](const WriteProgress& pr) { show_write_progress(line, pr); });
+  const auto result = quantize_model(input, output, options, write_progress_on(line));
   line.finish();
   for (const auto& note : result.plan.notes) std::cerr << "note: " << note << "\n";
   std::printf("wrote %s: %zu tensors, %s%s, %s (from %s), in %.1f s\n", output.c_str(),

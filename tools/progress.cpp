@@ -32,15 +32,17 @@ void ProgressLine::finish() {
   drawn_ = false;
 }
 
-void show_write_progress(ProgressLine& line, const WriteProgress& pr) {
-  if (pr.tensor_index >= pr.n_tensors) return;
-  char buf[256];
-  const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
-  std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
-                pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
-                format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
-                format_bytes(static_cast<uint64_t>(rate)).c_str());
-  line.update(buf);
+WriteProgressCallback write_progress_on(ProgressLine& line) {
+  return [&line](const WriteProgress& pr) {
+    if (pr.tensor_index >= pr.n_tensors) return;
+    char buf[256];
+    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
+    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
+                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
+                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                  format_bytes(static_cast<uint64_t>(rate)).c_str());
+    line.update(buf);
+  };
 }
 
 }  // namespace brise::cli

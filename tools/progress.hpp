@@ -24,8 +24,8 @@ class ProgressLine {
   int64_t last_ms_ = -1000;
 };
 
-// A model file being written (brise convert, brise quantize), as
+// Draws the progress of a model file being written (brise convert, brise quantize) on `line`, as
 // "[ 12/291] blk.1.attn_q.weight   1.2 GB / 4.1 GB  350.0 MB/s"; nothing once it is complete.
-void show_write_progress(ProgressLine& line, const WriteProgress& progress);
+WriteProgressCallback write_progress_on(ProgressLine& line);
 
 }  // namespace brise::cli
