@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -17,18 +16,13 @@
 #include "kernels/norm.hpp"
 #include "kernels/rope.hpp"
 #include "kernels/type_traits.hpp"
+#include "tests/support/random_vector.hpp"
 
 namespace {
 
 using namespace brise::kernels;
 
-std::vector<float> random_vector(size_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using brise::test::random_vector;
 
 // ---- RMSNorm, n = 4096 (Mistral 7B hidden size) ----
 

@@ -8,8 +8,8 @@
 #   tokenizer  2   engine/tokenizer/, public tokenizer
 #   runtime    3   engine/runtime/, public model_config, model, session, batch, system
 #   generate   4   engine/generate/, public sampler, generate, chat, perplexity, scheduler
-#   convert    4   engine/convert/, public convert, quantize, synth (beside generate: neither
-#                  includes the other)
+#   convert    4   engine/convert/, public convert, quantize, synth, write_progress (beside
+#                  generate: neither includes the other)
 #   tools      5   tools/: public headers (brise/...), its own headers and bench support only
 #
 # Tests and benchmarks are not checked: they may look inside.
@@ -45,6 +45,7 @@ set(public_scheduler generate)
 set(public_convert convert)
 set(public_quantize convert)
 set(public_synth convert)
+set(public_write_progress convert)
 
 # The place of a file (by its path relative to SOURCE_DIR), or "" when it is not checked.
 function(place_of_file rel out)

@@ -13,7 +13,6 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "kernels/type_traits.hpp"
-#include "support/end_to_end_types.hpp"
 #include "support/testdata.hpp"
 #include "support/wide_model.hpp"
 
@@ -109,24 +108,19 @@ void expect_batch_invariant(const std::shared_ptr<const Model>& model,
 
 TEST(Batch, LogitsBitIdenticalToSessionsAloneForEveryTypeAndMode) {
   const auto scratch = test::scratch_dir("batch_invariance");
-  for (const kernels::TypeTraits& t : kernels::all_types()) {
-    if (!test::end_to_end_type(t)) continue;
-    const auto type = static_cast<TensorType>(t.ggml_id);
-    const auto model = Model::load(test::write_wide_model(scratch, type));
-    for (bool exact : {false, true}) {
-      if (exact && !t.quantized) continue;
-      SessionOptions options;
-      options.threads = 1;
-      options.exact = exact;
-      const std::string what = std::string(t.name) + (exact ? " exact" : "");
-      expect_batch_invariant(model, options, 3, 64, what + ", 3 threads, chunk 64");
-      if (t.ggml_id == kernels::all_types().front().ggml_id) {
-        expect_batch_invariant(model, options, 2, 7, what + ", 2 threads, chunk 7");
-        options.kv_type = TensorType::F16;
-        expect_batch_invariant(model, options, 2, 512, what + ", f16 cache, chunk 512");
-      }
+  test::for_each_wide_model(scratch, [&](const kernels::TypeTraits& t,
+                                         const std::shared_ptr<const Model>& model, bool exact) {
+    SessionOptions options;
+    options.threads = 1;
+    options.exact = exact;
+    const std::string what = std::string(t.name) + (exact ? " exact" : "");
+    expect_batch_invariant(model, options, 3, 64, what + ", 3 threads, chunk 64");
+    if (t.ggml_id == kernels::all_types().front().ggml_id) {
+      expect_batch_invariant(model, options, 2, 7, what + ", 2 threads, chunk 7");
+      options.kv_type = TensorType::F16;
+      expect_batch_invariant(model, options, 2, 512, what + ", f16 cache, chunk 512");
     }
-  }
+  });
 }
 
 TEST(Batch, RejectsBadItemsBeforeChangingAnything) {

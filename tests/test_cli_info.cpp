@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "brise/gguf.hpp"
+#include "support/gguf_image.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -15,17 +16,16 @@ namespace fs = std::filesystem;
 using gguf::Writer;
 
 void write_gguf(const fs::path& path, const Writer& w, uint32_t alignment = 32) {
-  std::ofstream out(path, std::ios::binary);
-  const auto header = w.header_bytes();
-  out.write(reinterpret_cast<const char*>(header.data()),
-            static_cast<std::streamsize>(header.size()));
-  for (const auto& t : w.tensors()) {
-    // Recognisable data: byte i of every tensor is i mod 251.
-    for (uint64_t i = 0; i < t.n_bytes; ++i) out.put(static_cast<char>(i % 251));
-    for (uint64_t i = 0; i < gguf::padding_after(t.n_bytes, alignment); ++i) out.put('\0');
-  }
-  ASSERT_TRUE(out.good());
-  ASSERT_EQ(static_cast<uint64_t>(out.tellp()), w.file_size());
+  const auto image = test::gguf_image(
+      w,
+      [&](size_t index) {
+        // Recognisable data: byte i of every tensor is i mod 251.
+        std::vector<std::byte> data(w.tensors()[index].n_bytes);
+        for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i % 251);
+        return data;
+      },
+      alignment);
+  test::write_file_bytes(path, image);
 }
 
 // A small model with distinct hyperparameters; vocab_size comes from the tokens array.

@@ -2,7 +2,6 @@
 // GGUF holding the same vocabulary), checked against the SentencePiece vectors.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -31,11 +30,6 @@ std::string quote(const std::string& s) {
 
 std::string cli() {
   return quote(test::cli_path().string());
-}
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::string ids_line(const std::vector<int32_t>& ids) {
@@ -68,7 +62,7 @@ TEST(CliTokenize, EveryVectorCaseFromAFile) {
     for (size_t index = 0; index < v["cases"].size(); index += step) {
       const json& c = v["cases"][index];
       const fs::path text = dir / ("case" + std::to_string(index) + ".txt");
-      write_file(text, c["text"].get<std::string>());
+      test::write_file_text(text, c["text"].get<std::string>());
       const auto r = test::run_command(cli() + " tokenize -m " + quote(model.string()) + " -f " +
                                        quote(text.string()));
       ASSERT_EQ(r.status, 0) << r.err;
@@ -114,7 +108,8 @@ TEST(CliTokenize, GgufModelGivesTheSameIds) {
   write_vocabulary(writer, vocab);
   const auto image = writer.header_bytes();
   const fs::path gguf_path = dir / "vocab.gguf";
-  write_file(gguf_path, std::string(reinterpret_cast<const char*>(image.data()), image.size()));
+  test::write_file_text(gguf_path,
+                        std::string(reinterpret_cast<const char*>(image.data()), image.size()));
   const auto r =
       test::run_command(cli() + " tokenize -m " + quote(gguf_path.string()) + " -p 'Hello world'");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -130,7 +125,7 @@ TEST(CliTokenize, UsageAndErrorsExitCodes) {
   const std::string model = quote((data / "tokenizers/tok512/tokenizer.model").string());
   const fs::path dir = test::scratch_dir("CliTokenize_Errors");
   const fs::path bad_utf8 = dir / "bad.txt";
-  write_file(bad_utf8, "ok \xFF");
+  test::write_file_text(bad_utf8, "ok \xFF");
 
   struct Case {
     std::string args;

@@ -14,7 +14,6 @@
 #include "brise/session.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
-#include "support/end_to_end_types.hpp"
 #include "support/testdata.hpp"
 #include "support/wide_model.hpp"
 
@@ -49,42 +48,36 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
   std::vector<int32_t> prompt{1};
   while (prompt.size() < 530) prompt.push_back(id(rng));
 
-  for (const kernels::TypeTraits& t : kernels::all_types()) {
-    if (!test::end_to_end_type(t)) continue;
-    const auto type = static_cast<TensorType>(t.ggml_id);
-    const auto model = Model::load(test::write_wide_model(scratch, type));
-    for (bool exact : {false, true}) {
-      if (exact && !t.quantized) continue;
-      std::vector<float> first;
-      for (int threads : {1, 2, 3, 4}) {
-        for (uint32_t chunk : {1u, 7u, 512u}) {
-          if (!in_grid(t, threads, chunk)) continue;
-          SessionOptions options;
-          options.threads = threads;
-          options.prefill_chunk = chunk;
-          options.exact = exact;
-          Session session(model, options);
-          std::vector<float> logits;
-          session.prefill_all_logits(prompt, [&](size_t, std::span<const float> row) {
-            logits.insert(logits.end(), row.begin(), row.end());
-          });
-          // Then a few decoded tokens, the one-token path.
-          for (int32_t next : {5, 77, 300}) {
-            const auto row = session.decode(next);
-            logits.insert(logits.end(), row.begin(), row.end());
-          }
-          if (first.empty()) {
-            first = std::move(logits);
-            continue;
-          }
-          ASSERT_EQ(logits.size(), first.size());
-          EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0)
-              << t.name << (exact ? " exact" : "") << ", threads " << threads << ", chunk "
-              << chunk;
+  test::for_each_wide_model(scratch, [&](const kernels::TypeTraits& t,
+                                         const std::shared_ptr<const Model>& model, bool exact) {
+    std::vector<float> first;
+    for (int threads : {1, 2, 3, 4}) {
+      for (uint32_t chunk : {1u, 7u, 512u}) {
+        if (!in_grid(t, threads, chunk)) continue;
+        SessionOptions options;
+        options.threads = threads;
+        options.prefill_chunk = chunk;
+        options.exact = exact;
+        Session session(model, options);
+        std::vector<float> logits;
+        session.prefill_all_logits(prompt, [&](size_t, std::span<const float> row) {
+          logits.insert(logits.end(), row.begin(), row.end());
+        });
+        // Then a few decoded tokens, the one-token path.
+        for (int32_t next : {5, 77, 300}) {
+          const auto row = session.decode(next);
+          logits.insert(logits.end(), row.begin(), row.end());
         }
+        if (first.empty()) {
+          first = std::move(logits);
+          continue;
+        }
+        ASSERT_EQ(logits.size(), first.size());
+        EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0)
+            << t.name << (exact ? " exact" : "") << ", threads " << threads << ", chunk " << chunk;
       }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <random>
 
@@ -40,13 +39,6 @@ std::vector<std::byte> assemble_with_padding(const Writer& w,
   }
   EXPECT_EQ(out.size(), w.file_size());
   return out;
-}
-
-void write_bytes(const std::filesystem::path& path, const std::vector<std::byte>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
 }
 
 std::vector<std::byte> random_bytes(size_t n, uint32_t seed) {
@@ -180,7 +172,7 @@ TEST_P(RoundTrip, EveryValueTypeAndTensorType) {
   }
   const auto bytes = assemble_with_padding(w, data, alignment);
   const auto path = dir / "all.gguf";
-  write_bytes(path, bytes);
+  test::write_file_bytes(path, bytes);
 
   const auto f = File::open(path);
   EXPECT_EQ(f->name(), path.string());
@@ -236,7 +228,7 @@ TEST(GgufRoundTrip, ZeroTensorsAndZeroMetadata) {
     // 24-byte header padded to 32.
     ASSERT_EQ(bytes.size(), 32u);
     EXPECT_EQ(w.file_size(), 32u);
-    write_bytes(dir / "empty.gguf", bytes);
+    test::write_file_bytes(dir / "empty.gguf", bytes);
     const auto f = File::open(dir / "empty.gguf");
     EXPECT_TRUE(f->metadata().empty());
     EXPECT_TRUE(f->tensors().empty());
@@ -246,7 +238,7 @@ TEST(GgufRoundTrip, ZeroTensorsAndZeroMetadata) {
     Writer w(64);
     w.set("general.architecture", "llama");
     w.set("llama.block_count", uint32_t{2});
-    write_bytes(dir / "meta.gguf", assemble_with_padding(w, {}, 64));
+    test::write_file_bytes(dir / "meta.gguf", assemble_with_padding(w, {}, 64));
     const auto f = File::open(dir / "meta.gguf");
     EXPECT_TRUE(f->tensors().empty());
     EXPECT_EQ(f->get_string("general.architecture"), "llama");
@@ -257,7 +249,7 @@ TEST(GgufRoundTrip, ZeroTensorsAndZeroMetadata) {
     Writer w;
     w.add_tensor("only", {4}, TensorType::F32);
     const auto data = random_bytes(16, 7);
-    write_bytes(dir / "tensor.gguf", assemble_with_padding(w, {data}, 32));
+    test::write_file_bytes(dir / "tensor.gguf", assemble_with_padding(w, {data}, 32));
     const auto f = File::open(dir / "tensor.gguf");
     EXPECT_TRUE(f->metadata().empty());
     ASSERT_EQ(f->tensors().size(), 1u);
@@ -552,7 +544,7 @@ TEST(GgufFile, OpenReportsUnreadablePaths) {
   const auto dir = test::scratch_dir("gguf_open_errors");
   expect_writer_error([&] { File::open(dir / "missing.gguf"); }, "missing.gguf: cannot open");
   expect_writer_error([&] { File::open(dir); }, "not a regular file");
-  write_bytes(dir / "empty.gguf", {});
+  test::write_file_bytes(dir / "empty.gguf", {});
   expect_writer_error([&] { File::open(dir / "empty.gguf"); }, "too short");
 }
 

@@ -137,12 +137,6 @@ std::string measured(const std::function<void()>& fn, HeapUse* use) {
 constexpr int64_t kSmall = 1 << 20;          // what a rejected claim may allocate: 1 MB
 constexpr int64_t kLoadConstant = 16 << 20;  // the constant of the load bound: 16 MB
 
-void write_bytes(const fs::path& path, const Bytes& bytes) {
-  std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()),
-             static_cast<std::streamsize>(bytes.size()));
-}
-
 // A small valid model (dim 32, 2 layers, vocab 260) to damage.
 const Bytes& small_model() {
   static const Bytes bytes = [] {
@@ -237,7 +231,7 @@ TEST(HostileLimits, ClaimsAreRejectedBeforeAnythingIsAllocated) {
     SCOPED_TRACE(c.name);
     const fs::path path = dir / "claim.gguf";
     const Bytes bytes = c.make();
-    write_bytes(path, bytes);
+    test::write_file_bytes(path, bytes);
     HeapUse use;
     const std::string msg = measured([&] { Model::load(path); }, &use);
     EXPECT_NE(msg.find(c.message), std::string::npos) << "message: " << msg;
@@ -380,7 +374,7 @@ TEST(HostileLimits, MetadataExpansionIsBoundedByTheItemBudget) {
   {
     SCOPED_TRACE("2^20 u8 items: accepted, heap bounded");
     const Bytes b = file_of(1, 1u << 20);
-    write_bytes(dir / "m.gguf", b);
+    test::write_file_bytes(dir / "m.gguf", b);
     HeapUse use;
     const std::string msg = measured([&] { gguf::File::open(dir / "m.gguf"); }, &use);
     EXPECT_EQ(msg, "");
@@ -391,7 +385,7 @@ TEST(HostileLimits, MetadataExpansionIsBoundedByTheItemBudget) {
   {
     SCOPED_TRACE("5 x 2^20 u8 items: over the budget of 2^22, rejected");
     const Bytes b = file_of(5, 1u << 20);
-    write_bytes(dir / "m.gguf", b);
+    test::write_file_bytes(dir / "m.gguf", b);
     HeapUse use;
     const std::string msg = measured([&] { gguf::File::open(dir / "m.gguf"); }, &use);
     EXPECT_NE(msg.find("metadata arrays hold more than 4194304 items in all"), std::string::npos)

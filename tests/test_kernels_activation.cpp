@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "kernels/activation.hpp"
+#include "support/random_vector.hpp"
 
 namespace brise::kernels {
 namespace {
@@ -17,13 +17,7 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 const size_t kSizes[] = {1, 2, 7, 15, 16, 17, 31, 32, 33, 100, 4099, 14336};
 
-std::vector<float> random_vector(size_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using brise::test::random_vector;
 
 // ---- softmax ----
 

@@ -4,22 +4,16 @@
 
 #include <cmath>
 #include <cstddef>
-#include <random>
 #include <vector>
 
 #include "kernels/norm.hpp"
 #include "kernels/rope.hpp"
+#include "support/random_vector.hpp"
 
 namespace brise::kernels {
 namespace {
 
-std::vector<float> random_vector(size_t n, float lo, float hi, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using brise::test::random_vector;
 
 // ---- RMSNorm ----
 

@@ -13,7 +13,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -26,6 +25,7 @@
 #include "brise/session.hpp"
 #include "brise/synth.hpp"
 #include "support/gguf_bytes.hpp"
+#include "support/gguf_image.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -78,15 +78,7 @@ struct ModelSpec {
     gguf::Writer w;
     for (const auto& [k, v] : metadata) w.set(k, v);
     for (const auto& t : tensors) w.add_tensor(t.name, t.dims, t.type);
-    Bytes out = w.header_bytes();
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const uint64_t n = w.tensors()[i].n_bytes;
-      Bytes data = tensors[i].data;
-      data.resize(n);
-      out.insert(out.end(), data.begin(), data.end());
-      out.resize(out.size() + gguf::padding_after(n, gguf::kDefaultAlignment));
-    }
-    return out;
+    return test::gguf_image(w, [&](size_t i) { return tensors[i].data; });
   }
 };
 
@@ -121,13 +113,6 @@ const ModelSpec& base(TensorType type) {
     fs::remove_all(dir);
   }
   return it->second;
-}
-
-void write_bytes(const fs::path& path, const Bytes& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
 }
 
 // Sets an f16 value (the scale of a q8_0 block) at byte `at` of a tensor's data.
@@ -465,7 +450,7 @@ std::vector<Written> write_cases(const std::string& test) {
   int i = 0;
   for (auto& c : cases()) {
     const fs::path path = dir / ("case" + std::to_string(i++) + ".gguf");
-    write_bytes(path, c.make());
+    test::write_file_bytes(path, c.make());
     out.push_back({path, std::move(c)});
   }
   return out;
@@ -474,7 +459,7 @@ std::vector<Written> write_cases(const std::string& test) {
 TEST(MalformedModels, BaseModelsLoadAndRun) {
   for (const auto type : {TensorType::F32, TensorType::Q8_0}) {
     const fs::path dir = test::scratch_dir("malformed-base-check");
-    write_bytes(dir / "m.gguf", base(type).serialize());
+    test::write_file_bytes(dir / "m.gguf", base(type).serialize());
     const auto model = Model::load(dir / "m.gguf");
     Session session(model);
     const auto logits = session.prefill(std::vector<int32_t>{1, 5, 9});
@@ -521,7 +506,7 @@ TEST(MalformedModels, EveryHeaderTruncationIsAnError) {
     const Bytes cut(full.begin(), full.begin() + static_cast<long>(n));
     EXPECT_THROW(gguf::File::parse(cut, "m"), Error) << "parsed a file cut at " << n;
     if (n >= 64 && n % 7 != 0) continue;
-    write_bytes(path, cut);
+    test::write_file_bytes(path, cut);
     try {
       Model::load(path);
       ADD_FAILURE() << "loaded a file cut at " << n << " of " << full.size() << " bytes";
@@ -560,7 +545,7 @@ TEST(MalformedModels, ExtremeHeaderFieldsNeverCrash) {
         put_u32(b, f.at, static_cast<uint32_t>(v));
       else
         put_u64(b, f.at, v);
-      write_bytes(path, b);
+      test::write_file_bytes(path, b);
       try {
         Model::load(path);
         ++loaded;

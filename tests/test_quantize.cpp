@@ -19,6 +19,7 @@
 #include "brise/quantize.hpp"
 #include "engine/convert/quantize_rules.hpp"
 #include "kernels/type_traits.hpp"
+#include "support/gguf_image.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -579,20 +580,17 @@ fs::path write_small_model(const fs::path& path) {
       {"output_norm.weight", {96}},      {"output.weight", {96, 32}},
   };
   for (const auto& [name, dims] : tensors) w.add_tensor(name, dims, T::F32);
-  std::ofstream f(path, std::ios::binary);
-  const auto header = w.header_bytes();
-  f.write(reinterpret_cast<const char*>(header.data()),
-          static_cast<std::streamsize>(header.size()));
-  uint32_t seed = 1;
-  for (const auto& t : w.tensors()) {
-    for (uint64_t i = 0; i < t.n_elements; ++i) {
+  uint32_t seed = 1;  // values in [0, 2) from one LCG stream through the tensors in order
+  const auto random_values = [&](size_t index) {
+    std::vector<std::byte> data(w.tensors()[index].n_bytes);
+    for (size_t i = 0; i < data.size(); i += sizeof(float)) {
       seed = seed * 1664525u + 1013904223u;
       const float v = static_cast<float>(static_cast<int32_t>(seed >> 8) % 2000) / 1000.0f;
-      f.write(reinterpret_cast<const char*>(&v), sizeof v);
+      std::memcpy(data.data() + i, &v, sizeof v);
     }
-    const std::vector<char> pad(gguf::padding_after(t.n_bytes, gguf::kDefaultAlignment), 0);
-    f.write(pad.data(), static_cast<std::streamsize>(pad.size()));
-  }
+    return data;
+  };
+  test::write_file_bytes(path, test::gguf_image(w, random_values));
   return path;
 }
 

@@ -9,6 +9,7 @@
 
 #include "brise/error.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/same_vocabulary.hpp"
 #include "support/testdata.hpp"
 #include "tokenizer_test_models.hpp"
 
@@ -69,22 +70,6 @@ std::string error_of(const std::string& bytes) {
   }
 }
 
-void expect_same(const Vocabulary& a, const Vocabulary& b) {
-  EXPECT_EQ(a.pieces, b.pieces);
-  EXPECT_EQ(a.scores, b.scores);
-  EXPECT_EQ(a.kinds, b.kinds);
-  EXPECT_EQ(a.bos_id, b.bos_id);
-  EXPECT_EQ(a.eos_id, b.eos_id);
-  EXPECT_EQ(a.unk_id, b.unk_id);
-  EXPECT_EQ(a.pad_id, b.pad_id);
-  EXPECT_EQ(a.add_bos, b.add_bos);
-  EXPECT_EQ(a.add_eos, b.add_eos);
-  EXPECT_EQ(a.add_dummy_prefix, b.add_dummy_prefix);
-  EXPECT_EQ(a.remove_extra_whitespaces, b.remove_extra_whitespaces);
-  EXPECT_EQ(a.byte_fallback, b.byte_fallback);
-  EXPECT_EQ(a.unk_surface, b.unk_surface);
-}
-
 TEST(SentencePieceModel, RealModels) {
   BRISE_REQUIRE_TESTDATA(data);
   const Vocabulary v1 = read_sentencepiece_model(data / "tokenizers/mistral-v1/tokenizer.model");
@@ -107,9 +92,9 @@ TEST(SentencePieceModel, RoundTripsThroughAnIndependentWriter) {
     ModelSpec spec;
     spec.vocab = read_sentencepiece_model(data / "tokenizers" / name / "tokenizer.model");
     spec.write_unk_surface = true;
-    expect_same(parse(write_model(spec)), spec.vocab);
+    test::expect_same_vocabulary(parse(write_model(spec)), spec.vocab);
     spec.unknown_fields = true;
-    expect_same(parse(write_model(spec)), spec.vocab);
+    test::expect_same_vocabulary(parse(write_model(spec)), spec.vocab);
   }
 }
 
@@ -117,7 +102,7 @@ TEST(SentencePieceModel, SmallModelParsesWithDefaults) {
   ModelSpec spec = small_spec();
   spec.unknown_fields = true;
   const Vocabulary v = parse(write_model(spec));
-  expect_same(v, spec.vocab);
+  test::expect_same_vocabulary(v, spec.vocab);
   EXPECT_TRUE(v.add_bos);
   EXPECT_FALSE(v.add_eos);
   EXPECT_EQ(v.unk_surface, " \xE2\x81\x87 ");  // the proto default when unk_surface is absent

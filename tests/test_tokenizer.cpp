@@ -14,6 +14,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/same_vocabulary.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -279,22 +280,6 @@ std::vector<std::byte> gguf_image(const gguf::Writer& writer) {
   return bytes;
 }
 
-void expect_same_vocabulary(const Vocabulary& a, const Vocabulary& b) {
-  EXPECT_EQ(a.pieces, b.pieces);
-  EXPECT_EQ(a.scores, b.scores);
-  EXPECT_EQ(a.kinds, b.kinds);
-  EXPECT_EQ(a.bos_id, b.bos_id);
-  EXPECT_EQ(a.eos_id, b.eos_id);
-  EXPECT_EQ(a.unk_id, b.unk_id);
-  EXPECT_EQ(a.pad_id, b.pad_id);
-  EXPECT_EQ(a.add_bos, b.add_bos);
-  EXPECT_EQ(a.add_eos, b.add_eos);
-  EXPECT_EQ(a.add_dummy_prefix, b.add_dummy_prefix);
-  EXPECT_EQ(a.remove_extra_whitespaces, b.remove_extra_whitespaces);
-  EXPECT_EQ(a.byte_fallback, b.byte_fallback);
-  EXPECT_EQ(a.unk_surface, b.unk_surface);
-}
-
 TEST(TokenizerGguf, VocabularyRoundTrips) {
   BRISE_REQUIRE_TESTDATA(data);
   for (const char* name : {"mistral-v1", "mistral-v3", "tok512"}) {
@@ -306,7 +291,7 @@ TEST(TokenizerGguf, VocabularyRoundTrips) {
     const auto image = gguf_image(writer);
     const auto file = gguf::File::parse(image, name);
     const Vocabulary back = read_vocabulary(*file);
-    expect_same_vocabulary(back, original);
+    test::expect_same_vocabulary(back, original);
     EXPECT_EQ(file->get("tokenizer.ggml.model").as_string("model"), "llama");
     EXPECT_EQ(file->get("tokenizer.ggml.padding_token_id").type(), gguf::ValueType::U32);
     EXPECT_EQ(file->get("tokenizer.ggml.token_type").as_array("types").elem_type,
@@ -432,7 +417,7 @@ TEST(TokenizerGguf, LoadVocabularyRecognisesBothFormats) {
   BRISE_REQUIRE_TESTDATA(data);
   const auto model_path = data / "tokenizers/mistral-v3/tokenizer.model";
   const Vocabulary from_model = load_vocabulary(model_path);
-  expect_same_vocabulary(from_model, read_sentencepiece_model(model_path));
+  test::expect_same_vocabulary(from_model, read_sentencepiece_model(model_path));
   gguf::Writer writer;
   write_vocabulary(writer, from_model);
   const auto image = gguf_image(writer);
@@ -440,7 +425,7 @@ TEST(TokenizerGguf, LoadVocabularyRecognisesBothFormats) {
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(image.data()),
              static_cast<std::streamsize>(image.size()));
-  expect_same_vocabulary(load_vocabulary(path), from_model);
+  test::expect_same_vocabulary(load_vocabulary(path), from_model);
   EXPECT_THROW(load_vocabulary(path.parent_path() / "missing.gguf"), Error);
 }
 

@@ -184,4 +184,20 @@ std::vector<int32_t> parse_id_list(std::string_view text, std::string_view optio
   return ids;
 }
 
+TensorType parse_tensor_type(const std::string& text, std::string_view option) {
+  const auto type = tensor_type_from_name(text);
+  if (!type)
+    throw UsageError(std::string(option) + " must be " + tensor_type_names() + ", got '" + text +
+                     "'");
+  return *type;
+}
+
+std::optional<uint32_t> parse_recorded_window(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  const auto ids = parse_id_list(text, "--sliding-window");
+  if (ids.size() != 1 || ids[0] <= 0)
+    throw UsageError("--sliding-window must be a positive number or 'none'");
+  return static_cast<uint32_t>(ids[0]);
+}
+
 }  // namespace brise::cli

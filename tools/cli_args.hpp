@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "brise/tensor_type.hpp"
+
 namespace brise::cli {
 
 // Wrong usage (unknown option, missing or malformed value): the tool exits with code 2.
@@ -64,5 +66,12 @@ class ArgParser {
 
 // Parses "1 2 3" or "1,2,3" into token ids; UsageError on anything else.
 std::vector<int32_t> parse_id_list(std::string_view text, std::string_view option_name);
+
+// A tensor type named by `option`'s value (tensor_type_from_name); UsageError otherwise.
+TensorType parse_tensor_type(const std::string& text, std::string_view option);
+
+// The sliding window a model file records (--sliding-window N|none of convert and synth): N, or
+// nullopt for "none" (full attention); UsageError otherwise.
+std::optional<uint32_t> parse_recorded_window(const std::string& text);
 
 }  // namespace brise::cli

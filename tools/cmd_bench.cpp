@@ -14,6 +14,7 @@
 #include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 #include "session_args.hpp"
 

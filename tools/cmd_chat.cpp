@@ -9,20 +9,12 @@
 
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
-#include "brise/generate.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "generate_stream.hpp"
 #include "session_args.hpp"
 
 namespace brise::cli {
-namespace {
-
-void write_stdout(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
-}  // namespace
 
 int cmd_chat(const Args& args) {
   SessionArgs session_args;
@@ -43,10 +35,7 @@ int cmd_chat(const Args& args) {
   if (!p.parse(args)) return 0;
 
   const SessionOptions session_options = session_args.session_options();
-  GenerateOptions options;
-  options.sampling = sampling_args.params();
-  options.max_tokens = static_cast<uint32_t>(n_predict);
-  options.stop_at_eos = true;
+  const GenerateOptions options = sampling_args.generate_options(n_predict);
 
   const auto model = session_args.load_model();
   const Tokenizer& tokenizer = model->tokenizer();
@@ -85,23 +74,11 @@ int cmd_chat(const Args& args) {
     session.keep_prefix(kept);
     const auto suffix = std::span<const int32_t>(ids).subspan(kept);
 
-    // SentencePiece answers start with "▁": drop that one space, as decoding the answer alone
-    // would (and as mistral-common stores the answer).
-    bool first = true;
-    const auto result = generate(session, suffix, options, [&](std::string_view text) {
-      if (first && !text.empty()) {
-        first = false;
-        if (text.front() == ' ') text.remove_prefix(1);
-      }
-      write_stdout(text);
-      return true;
-    });
-    std::string answer = result.text;
-    if (!answer.empty() && answer.front() == ' ') answer.erase(0, 1);
+    const auto result = generate_to_stdout(session, suffix, options, Stream::Answer);
     write_stdout("\n");
     if (result.stop_reason == StopReason::ContextFull)
       std::fprintf(stderr, "brise chat: [the context is full]\n");
-    messages.push_back({ChatMessage::Role::Assistant, answer});
+    messages.push_back({ChatMessage::Role::Assistant, result.text});
   }
   if (interactive) write_stdout("\n");
   return 0;

@@ -7,6 +7,7 @@
 #include "brise/convert.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
@@ -43,32 +44,14 @@ int cmd_convert(const Args& args) {
       throw UsageError("--type must be " + tensor_type_names() + ", or a llama.cpp mix (" +
                        quant_mix_names() + "), got '" + type + "'");
   }
-  if (!window.empty()) {
-    if (window == "none") {
-      options.sliding_window = std::optional<uint32_t>{};
-    } else {
-      const auto ids = parse_id_list(window, "--sliding-window");
-      if (ids.size() != 1 || ids[0] <= 0)
-        throw UsageError("--sliding-window must be a positive number or 'none'");
-      options.sliding_window = static_cast<uint32_t>(ids[0]);
-    }
-  }
+  if (!window.empty()) options.sliding_window = parse_recorded_window(window);
   if (context > 0) options.context_length = static_cast<uint32_t>(context);
   options.tokenizer = tokenizer;
   options.name = name;
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 
   ProgressLine line;
-  const auto result = convert_checkpoint(dir, output, options, [&](const ConvertProgress& pr) {
-    if (pr.tensor_index >= pr.n_tensors) return;
-    char buf[256];
-    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
-    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
-                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
-                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
-                  format_bytes(static_cast<uint64_t>(rate)).c_str());
-    line.update(buf);
-  });
+  const auto result = convert_checkpoint(dir, output, options, write_progress_on(line));
   line.finish();
   for (const auto& note : result.notes) std::cerr << "note: " << note << "\n";
   std::printf(

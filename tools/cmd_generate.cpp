@@ -4,20 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include "brise/error.hpp"
-#include "brise/generate.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "generate_stream.hpp"
 #include "session_args.hpp"
 
 namespace brise::cli {
-namespace {
-
-void write_stdout(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
-}  // namespace
 
 int cmd_generate(const Args& args) {
   SessionArgs session_args;
@@ -48,9 +40,7 @@ int cmd_generate(const Args& args) {
   if (!p.parse(args)) return 0;
 
   const SessionOptions session_options = session_args.session_options();
-  GenerateOptions options;
-  options.sampling = sampling_args.params();
-  options.max_tokens = static_cast<uint32_t>(n_predict);
+  GenerateOptions options = sampling_args.generate_options(n_predict);
   options.stop_strings = stop_strings;
   for (const auto& s : stop_id_args) {
     const auto ids = parse_id_list(s, "--stop-id");
@@ -69,10 +59,8 @@ int cmd_generate(const Args& args) {
 
   Session session(model, session_options);
   if (echo && !json) write_stdout(tokenizer.decode(prompt_ids));
-  const auto result = generate(session, prompt_ids, options, [&](std::string_view text) {
-    if (!json) write_stdout(text);
-    return true;
-  });
+  const auto result =
+      generate_to_stdout(session, prompt_ids, options, json ? Stream::Quiet : Stream::Text);
 
   if (json) {
     nlohmann::json out;

@@ -16,7 +16,7 @@
 #include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
-#include "progress.hpp"
+#include "format.hpp"
 
 namespace brise::cli {
 namespace {
@@ -110,12 +110,6 @@ std::string text_of(const json& j) {
 
 std::string type_name(const gguf::TensorInfo& t) {
   return std::string(gguf::ggml_type_name(static_cast<uint32_t>(t.type)));
-}
-
-std::string dims_text(const std::vector<uint64_t>& dims) {
-  std::string s;
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-  return s;
 }
 
 // One line of the hyperparameter or tokenizer section.
@@ -220,7 +214,7 @@ class Report {
     size_t name_w = 4, dims_w = 4;
     for (const auto& t : f_.tensors()) {
       name_w = std::max(name_w, printable(t.name, 200).size());
-      dims_w = std::max(dims_w, dims_text(t.dims).size());
+      dims_w = std::max(dims_w, format_dims(t.dims).size());
     }
     const auto pad = [](std::string s, size_t w) {
       if (s.size() < w) s += std::string(w - s.size(), ' ');
@@ -230,7 +224,7 @@ class Report {
         << "  bytes\n";
     for (const auto& t : f_.tensors())
       out << "  " << pad(printable(t.name, 200), name_w) << "  " << pad(type_name(t), 5) << "  "
-          << pad(dims_text(t.dims), dims_w) << "  " << t.n_bytes << "\n";
+          << pad(format_dims(t.dims), dims_w) << "  " << t.n_bytes << "\n";
     out << "\ntotals: " << f_.tensors().size() << " tensors, " << total_bytes() << " bytes ("
         << format_bytes(total_bytes()) << ")\n";
     for (const auto& [type, total] : totals_by_type())

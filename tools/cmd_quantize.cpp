@@ -8,27 +8,10 @@
 #include "brise/quantize.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
-namespace {
-
-TensorType parse_tensor_type(const std::string& text, const char* option) {
-  const auto t = tensor_type_from_name(text);
-  if (!t)
-    throw UsageError(std::string(option) + " must be " + tensor_type_names() + ", got '" + text +
-                     "'");
-  return *t;
-}
-
-std::string shape_text(const std::vector<uint64_t>& dims) {
-  std::string s;
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-  return s;
-}
-
-}  // namespace
-
 int cmd_quantize(const Args& args) {
   std::string input, output, type, output_type, embedding_type;
   bool pure = false, allow_requantize = false, dry_run = false;
@@ -72,7 +55,7 @@ int cmd_quantize(const Args& args) {
     const auto plan = plan_quantization(*file, options);
     std::map<std::string, size_t> counts;
     for (const auto& t : plan.tensors) {
-      std::printf("%-32s %-18s %-6s -> %s\n", t.name.c_str(), shape_text(t.dims).c_str(),
+      std::printf("%-32s %-18s %-6s -> %s\n", t.name.c_str(), format_dims(t.dims).c_str(),
                   std::string(tensor_type_name(t.from)).c_str(),
                   std::string(tensor_type_name(t.to)).c_str());
       ++counts[std::string(tensor_type_name(t.to))];
@@ -86,16 +69,7 @@ int cmd_quantize(const Args& args) {
   }
 
   ProgressLine line;
-  const auto result = quantize_model(input, output, options, [&](const QuantizeProgress& pr) {
-    if (pr.tensor_index >= pr.n_tensors) return;
-    char buf[256];
-    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
-    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
-                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
-                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
-                  format_bytes(static_cast<uint64_t>(rate)).c_str());
-    line.update(buf);
-  });
+  const auto result = quantize_model(input, output, options, write_progress_on(line));
   line.finish();
   for (const auto& note : result.plan.notes) std::cerr << "note: " << note << "\n";
   std::printf("wrote %s: %zu tensors, %s%s, %s (from %s), in %.1f s\n", output.c_str(),

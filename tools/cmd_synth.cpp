@@ -8,6 +8,7 @@
 #include "brise/synth.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
@@ -59,10 +60,7 @@ int cmd_synth(const Args& args) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
-  const auto parsed_type = tensor_type_from_name(type);
-  if (!parsed_type)
-    throw UsageError("--type must be " + tensor_type_names() + ", got '" + type + "'");
-  spec.type = *parsed_type;
+  spec.type = parse_tensor_type(type, "--type");
   spec.seed = static_cast<uint64_t>(seed);
   spec.tied_embeddings = tied;
   ModelConfig& c = spec.config;
@@ -75,12 +73,7 @@ int cmd_synth(const Args& args) {
   override_size(&c.vocab_size, vocab);
   override_size(&c.context_length, context);
   if (rope_theta != 0) c.rope_theta = rope_theta;
-  if (!window.empty() && window != "none") {
-    const auto ids = parse_id_list(window, "--sliding-window");
-    if (ids.size() != 1 || ids[0] <= 0)
-      throw UsageError("--sliding-window must be a positive number or 'none'");
-    c.sliding_window = static_cast<uint32_t>(ids[0]);
-  }
+  if (!window.empty()) c.sliding_window = parse_recorded_window(window);
   if (!name.empty()) c.name = name;
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 
@@ -90,14 +83,15 @@ int cmd_synth(const Args& args) {
   };
   ProgressLine line;
   uint64_t file_bytes = 0;
-  write_synthetic_model(output, spec, [&](uint64_t done, uint64_t total) {
-    file_bytes = total;
-    const double s = seconds();
+  write_synthetic_model(output, spec, [&](const WriteProgress& pr) {
+    file_bytes = pr.bytes_total;
+    const double percent = pr.bytes_total ? 100.0 * pr.bytes_done / pr.bytes_total : 0.0;
+    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "synth: %s / %s (%3.0f%%)  %s/s", format_bytes(done).c_str(),
-                  format_bytes(total).c_str(), total ? 100.0 * done / total : 0.0,
-                  format_bytes(s > 0 ? static_cast<uint64_t>(done / s) : 0).c_str());
-    line.update(buf, done == total);
+    std::snprintf(buf, sizeof buf, "synth: %s / %s (%3.0f%%)  %s/s",
+                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                  percent, format_bytes(static_cast<uint64_t>(rate)).c_str());
+    line.update(buf, pr.bytes_done == pr.bytes_total);
   });
   line.finish();
   std::printf(

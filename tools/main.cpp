@@ -18,20 +18,9 @@ struct Command {
   std::string_view summary;
 };
 
-constexpr Command kCommands[] = {
-    {"convert", brise::cli::cmd_convert, "convert a Hugging Face or Mistral checkpoint to GGUF"},
-    {"quantize", brise::cli::cmd_quantize, "quantize a GGUF model (llama-quantize's mixes)"},
-    {"info", brise::cli::cmd_info, "show a GGUF model's hyperparameters, tokenizer and tensors"},
-    {"tokenize", brise::cli::cmd_tokenize, "text to token ids"},
-    {"detokenize", brise::cli::cmd_detokenize, "token ids to text"},
-    {"generate", brise::cli::cmd_generate, "generate text from a prompt"},
-    {"chat", brise::cli::cmd_chat, "interactive chat with an instruct model"},
-    {"logits", brise::cli::cmd_logits, "write the logits of a token sequence"},
-    {"synth", brise::cli::cmd_synth, "write a model with random weights in real Mistral shapes"},
-    {"bench", brise::cli::cmd_bench, "measure prefill and decode speed"},
-    {"serve", brise::cli::cmd_serve, "serve OpenAI's API and a chat page over HTTP"},
-    {"perplexity", brise::cli::cmd_perplexity, "perplexity of a text, KL divergence to a base"},
-};
+#define BRISE_COMMAND_ENTRY(name, summary) {#name, brise::cli::cmd_##name, summary},
+constexpr Command kCommands[] = {BRISE_COMMANDS(BRISE_COMMAND_ENTRY)};
+#undef BRISE_COMMAND_ENTRY
 
 void print_usage(std::FILE* to) {
   std::fprintf(to, "usage: brise <command> [options]   (brise <command> --help for details)\n\n");

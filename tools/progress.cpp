@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "format.hpp"
+
 namespace brise::cli {
 
 ProgressLine::ProgressLine() : enabled_(::isatty(STDERR_FILENO) == 1) {}
@@ -30,17 +32,17 @@ void ProgressLine::finish() {
   drawn_ = false;
 }
 
-std::string format_bytes(uint64_t bytes) {
-  char buf[32];
-  if (bytes >= 10'000'000'000ull)
-    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  else if (bytes >= 1'000'000ull)
-    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
-  else if (bytes >= 1'000ull)
-    std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
-  else
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  return buf;
+WriteProgressCallback write_progress_on(ProgressLine& line) {
+  return [&line](const WriteProgress& pr) {
+    if (pr.tensor_index >= pr.n_tensors) return;
+    char buf[256];
+    const double rate = pr.seconds > 0 ? pr.bytes_done / pr.seconds : 0;
+    std::snprintf(buf, sizeof buf, "[%3zu/%zu] %-28.*s %s / %s  %s/s", pr.tensor_index + 1,
+                  pr.n_tensors, static_cast<int>(pr.tensor_name.size()), pr.tensor_name.data(),
+                  format_bytes(pr.bytes_done).c_str(), format_bytes(pr.bytes_total).c_str(),
+                  format_bytes(static_cast<uint64_t>(rate)).c_str());
+    line.update(buf);
+  };
 }
 
 }  // namespace brise::cli

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "brise/write_progress.hpp"
+
 namespace brise::cli {
 
 class ProgressLine {
@@ -22,6 +24,8 @@ class ProgressLine {
   int64_t last_ms_ = -1000;
 };
 
-std::string format_bytes(uint64_t bytes);  // "512.0 MB", "14.50 GB"
+// Draws the progress of a model file being written (brise convert, brise quantize) on `line`, as
+// "[ 12/291] blk.1.attn_q.weight   1.2 GB / 4.1 GB  350.0 MB/s"; nothing once it is complete.
+WriteProgressCallback write_progress_on(ProgressLine& line);
 
 }  // namespace brise::cli

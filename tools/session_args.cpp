@@ -4,6 +4,7 @@
 #include <random>
 
 #include "brise/error.hpp"
+#include "format.hpp"
 #include "progress.hpp"
 
 namespace brise::cli {
@@ -117,6 +118,13 @@ SamplingParams SamplingArgs::params() const {
     throw UsageError(e.what());
   }
   return p;
+}
+
+GenerateOptions SamplingArgs::generate_options(int64_t max_tokens) const {
+  GenerateOptions options;
+  options.sampling = params();
+  options.max_tokens = static_cast<uint32_t>(max_tokens);
+  return options;
 }
 
 }  // namespace brise::cli

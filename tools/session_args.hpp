@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "brise/generate.hpp"
 #include "brise/model.hpp"
 #include "brise/sampler.hpp"
 #include "brise/session.hpp"
@@ -44,6 +45,8 @@ struct SamplingArgs {
   void add_to(ArgParser& parser);
   // After parsing: UsageError for values the sampler rejects. Draws the seed when none was given.
   SamplingParams params() const;
+  // After parsing: generate's options with these sampling settings and at most `max_tokens`.
+  GenerateOptions generate_options(int64_t max_tokens) const;
 };
 
 }  // namespace brise::cli

@@ -1,6 +1,5 @@
 #include "brise/convert.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -8,10 +7,10 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
-#include "brise/output_file.hpp"
 #include "brise/tokenizer.hpp"
 #include "engine/convert/checkpoint.hpp"
 #include "engine/convert/quantize_rules.hpp"
+#include "engine/convert/tensor_writer.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
 
 namespace brise {
@@ -63,7 +62,7 @@ void refuse_to_overwrite_inputs(const Checkpoint& ck, const fs::path& output) {
 
 ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path& output,
                                  const ConvertOptions& options,
-                                 const std::function<void(const ConvertProgress&)>& progress) {
+                                 const WriteProgressCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
   Checkpoint ck = open_checkpoint(checkpoint_dir);
   refuse_to_overwrite_inputs(ck, output);
@@ -135,58 +134,23 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
                            ": stored as f16 instead of " +
                            std::string(tensor_type_name(result.type)));
 
-  const std::vector<std::byte> header = writer.header_bytes();
-  const uint64_t total = writer.file_size();
-  OutputFile out(output);
-  out.write(header);
-
-  ConvertProgress p;
-  p.n_tensors = plan.size();
-  p.bytes_total = total;
-  auto report = [&] {
-    if (!progress) return;
-    p.bytes_done = out.bytes_written();
-    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    progress(p);
-  };
-
-  constexpr uint64_t kBatchElements = 4u << 20;  // rows converted per batch: ~16 MB of f32
-  std::vector<float> scratch;
-  std::vector<std::byte> buffer;
-  for (size_t ti = 0; ti < plan.size(); ++ti) {
-    const Planned& t = plan[ti];
-    const SafetensorsTensor& src = *t.weight->source;
-    p.tensor_index = ti;
-    p.tensor_name = t.weight->gguf_name;
-    report();
-    const uint64_t in_row_bytes = t.cols * tensor_type_info(src.dtype).block_bytes;
-    const uint64_t out_row_bytes = *tensor_row_bytes(t.type, t.cols);
-    const uint64_t batch_rows = std::max<uint64_t>(1, kBatchElements / t.cols);
-    scratch.resize(static_cast<size_t>(std::min(batch_rows, t.rows) * t.cols));
-    buffer.resize(static_cast<size_t>(std::min(batch_rows, t.rows) * out_row_bytes));
-    for (uint64_t r0 = 0; r0 < t.rows; r0 += batch_rows) {
-      const uint64_t n = std::min(batch_rows, t.rows - r0);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
-        const uint64_t r = r0 + static_cast<uint64_t>(i);
-        const uint64_t s = source_row(r, t.rows, t.weight->unpermute_heads);
-        convert_row(src.dtype, src.data.data() + s * in_row_bytes, t.type,
-                    buffer.data() + i * out_row_bytes, t.cols, scratch.data() + i * t.cols);
-      }
-      out.write({buffer.data(), static_cast<size_t>(n * out_row_bytes)});
-    }
-    out.write_zeros(gguf::padding_after(t.rows * out_row_bytes, gguf::kDefaultAlignment));
-  }
-  if (out.bytes_written() != total)
-    throw Error(output.string() + ": internal error: wrote " + std::to_string(out.bytes_written()) +
-                " bytes, expected " + std::to_string(total));
-  out.commit();
-  p.tensor_index = plan.size();
-  p.tensor_name = {};
-  report();
+  write_gguf(
+      output, writer, checkpoint_dir.string(),
+      [&](size_t ti) {
+        const Planned& t = plan[ti];
+        const SafetensorsTensor& src = *t.weight->source;
+        const uint64_t in_row_bytes = t.cols * tensor_type_info(src.dtype).block_bytes;
+        TensorData data;
+        data.make_row = [&t, &src, in_row_bytes](uint64_t r, float* scratch, std::byte* out) {
+          const uint64_t s = source_row(r, t.rows, t.weight->unpermute_heads);
+          convert_row(src.dtype, src.data.data() + s * in_row_bytes, t.type, out, t.cols, scratch);
+        };
+        return data;
+      },
+      progress, start);
 
   result.n_tensors = plan.size();
-  result.file_bytes = total;
+  result.file_bytes = writer.file_size();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

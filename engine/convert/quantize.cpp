@@ -2,17 +2,15 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 #include <set>
 
 #include "brise/error.hpp"
-#include "brise/output_file.hpp"
 #include "engine/convert/quantize_rules.hpp"
+#include "engine/convert/tensor_writer.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
 
 namespace brise {
@@ -179,7 +177,7 @@ QuantizePlan plan_quantization(const gguf::File& model, const QuantizeOptions& o
 
 QuantizeResult quantize_model(const fs::path& input, const fs::path& output,
                               const QuantizeOptions& options,
-                              const std::function<void(const QuantizeProgress&)>& progress) {
+                              const WriteProgressCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
   std::error_code ec;
   if (fs::is_directory(output, ec)) throw Error(output.string() + ": is a folder, not a file name");
@@ -213,78 +211,29 @@ QuantizeResult quantize_model(const fs::path& input, const fs::path& output,
   writer.set("general.file_type", result.plan.file_type);
   for (const auto& e : plan) writer.add_tensor(e.name, e.dims, e.to);
 
-  const std::vector<std::byte> header = writer.header_bytes();
-  const uint64_t total = writer.file_size();
-  OutputFile out(output);
-  out.write(header);
-
-  QuantizeProgress p;
-  p.n_tensors = plan.size();
-  p.bytes_total = total;
-  auto report = [&] {
-    if (!progress) return;
-    p.bytes_done = out.bytes_written();
-    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    progress(p);
-  };
-
-  constexpr uint64_t kBatchElements = 4u << 20;  // rows converted per batch: ~16 MB of f32
-  std::vector<float> scratch;
-  std::vector<std::byte> buffer;
-  for (size_t ti = 0; ti < plan.size(); ++ti) {
-    const QuantizePlanEntry& e = plan[ti];
-    const gguf::TensorInfo& src = file->tensors()[ti];
-    p.tensor_index = ti;
-    p.tensor_name = e.name;
-    report();
-    const uint64_t out_bytes = writer.tensors()[ti].n_bytes;
-    if (e.from == e.to) {
-      out.write({src.data, static_cast<size_t>(src.n_bytes)});
-    } else {
-      const uint64_t cols = src.row_length(), rows = src.n_rows();
-      const uint64_t in_row_bytes = src.n_bytes / rows;
-      const uint64_t out_row_bytes = *tensor_row_bytes(e.to, cols);
-      const uint64_t batch_rows = std::max<uint64_t>(1, kBatchElements / cols);
-      scratch.resize(static_cast<size_t>(std::min(batch_rows, rows) * cols));
-      buffer.resize(static_cast<size_t>(std::min(batch_rows, rows) * out_row_bytes));
-      std::mutex error_mutex;
-      std::string error;
-      std::atomic<bool> failed{false};
-      for (uint64_t r0 = 0; r0 < rows; r0 += batch_rows) {
-        const uint64_t n = std::min(batch_rows, rows - r0);
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
-          if (failed.load(std::memory_order_relaxed)) continue;
-          const uint64_t r = r0 + static_cast<uint64_t>(i);
-          float* row = scratch.data() + i * cols;
-          try {
-            decode_row(e.from, src.data + r * in_row_bytes, row, cols);
-            if (!std::all_of(row, row + cols, [](float v) { return std::isfinite(v); }))
-              throw Error("row " + std::to_string(r) + " holds a NaN or infinite value");
-            encode_row(row, e.to, buffer.data() + i * out_row_bytes, cols);
-          } catch (const std::exception& x) {
-            std::lock_guard lock(error_mutex);
-            if (!failed.exchange(true)) error = x.what();
-          }
+  write_gguf(
+      output, writer, input.string(),
+      [&](size_t ti) {
+        const QuantizePlanEntry& e = plan[ti];
+        const gguf::TensorInfo& src = file->tensors()[ti];
+        TensorData data;
+        data.written = [&file, &src] { file->release(src); };
+        if (e.from == e.to) {
+          data.bytes = {src.data, static_cast<size_t>(src.n_bytes)};
+          return data;
         }
-        if (failed)
-          throw Error(input.string() + ": tensor '" + e.name + "' to " +
-                      std::string(tensor_type_name(e.to)) + ": " + error);
-        out.write({buffer.data(), static_cast<size_t>(n * out_row_bytes)});
-      }
-    }
-    out.write_zeros(gguf::padding_after(out_bytes, gguf::kDefaultAlignment));
-    file->release(src);
-  }
-  if (out.bytes_written() != total)
-    throw Error(output.string() + ": internal error: wrote " + std::to_string(out.bytes_written()) +
-                " bytes, expected " + std::to_string(total));
-  out.commit();
-  p.tensor_index = plan.size();
-  p.tensor_name = {};
-  report();
+        const uint64_t cols = src.row_length(), in_row_bytes = src.n_bytes / src.n_rows();
+        data.make_row = [&e, &src, cols, in_row_bytes](uint64_t r, float* row, std::byte* out) {
+          decode_row(e.from, src.data + r * in_row_bytes, row, cols);
+          if (!std::all_of(row, row + cols, [](float v) { return std::isfinite(v); }))
+            throw Error("row " + std::to_string(r) + " holds a NaN or infinite value");
+          encode_row(row, e.to, out, cols);
+        };
+        return data;
+      },
+      progress, start);
 
-  result.file_bytes = total;
+  result.file_bytes = writer.file_size();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -1,13 +1,13 @@
 #include "brise/synth.hpp"
 
-#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
-#include "brise/output_file.hpp"
+#include "engine/convert/tensor_writer.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
 
 namespace brise {
@@ -173,7 +173,8 @@ Vocabulary synthetic_vocabulary(uint32_t size) {
 }
 
 void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
-                           const std::function<void(uint64_t, uint64_t)>& progress) {
+                           const WriteProgressCallback& progress) {
+  const auto start = std::chrono::steady_clock::now();
   const std::string where = "synthetic model " + out.string();
   spec.config.validate(where);
   const std::vector<Planned> plan = plan_tensors(spec);
@@ -195,42 +196,22 @@ void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& sp
     writer.add_tensor(t.name, std::move(dims), t.type);
   }
 
-  const uint64_t total = writer.file_size();
-  OutputFile file(out);
-  file.write(writer.header_bytes());
-  if (progress) progress(file.bytes_written(), total);
-
-  constexpr uint64_t kBatchElements = 4u << 20;  // rows generated per batch: ~16 MB of f32
-  std::vector<float> values;
-  std::vector<std::byte> bytes;
-  for (size_t ti = 0; ti < plan.size(); ++ti) {
-    const Planned& t = plan[ti];
-    const float a = amplitude(t);
-    const float offset = t.kind == Kind::Norm ? 1.0f : 0.0f;
-    const uint64_t row_bytes = *tensor_row_bytes(t.type, t.cols);
-    const uint64_t batch = std::min(t.rows, std::max<uint64_t>(1, kBatchElements / t.cols));
-    values.resize(batch * t.cols);
-    bytes.resize(batch * row_bytes);
-    for (uint64_t r0 = 0; r0 < t.rows; r0 += batch) {
-      const uint64_t n = std::min(batch, t.rows - r0);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
-        float* row = values.data() + i * t.cols;
-        random_row(spec.seed, ti, r0 + static_cast<uint64_t>(i), a, row, t.cols);
-        if (offset != 0)
-          for (uint64_t j = 0; j < t.cols; ++j) row[j] += offset;
-        encode_row(row, t.type, bytes.data() + i * row_bytes, t.cols);
-      }
-      file.write({bytes.data(), static_cast<size_t>(n * row_bytes)});
-      if (progress) progress(file.bytes_written(), total);
-    }
-    file.write_zeros(gguf::padding_after(t.rows * row_bytes, gguf::kDefaultAlignment));
-  }
-  if (file.bytes_written() != total)
-    throw Error(where + ": internal error: wrote " + std::to_string(file.bytes_written()) +
-                " bytes, expected " + std::to_string(total));
-  file.commit();
-  if (progress) progress(total, total);
+  write_gguf(
+      out, writer, where,
+      [&](size_t ti) {
+        const Planned& t = plan[ti];
+        const float a = amplitude(t);
+        const float offset = t.kind == Kind::Norm ? 1.0f : 0.0f;
+        TensorData data;
+        data.make_row = [&spec, &t, ti, a, offset](uint64_t r, float* row, std::byte* bytes) {
+          random_row(spec.seed, ti, r, a, row, t.cols);
+          if (offset != 0)
+            for (uint64_t j = 0; j < t.cols; ++j) row[j] += offset;
+          encode_row(row, t.type, bytes, t.cols);
+        };
+        return data;
+      },
+      progress, start);
 }
 
 }  // namespace brise

@@ -68,38 +68,44 @@ uint64_t Reader::read_varint(std::string_view what) {
   fail_at(start, "varint longer than 10 bytes (" + std::string(what) + ")");
 }
 
-bool Reader::next(Field& field) {
-  if (pos_ >= data_.size()) return false;
-  field = Field{};
-  field.offset = base_ + pos_;
-  const size_t tag_pos = pos_;
+Reader::Tag Reader::read_tag() {
+  const size_t pos = pos_;
   const uint64_t tag = read_varint("field tag");
   const uint64_t number = tag >> 3;
   const auto wire = static_cast<uint32_t>(tag & 7);
   if (number == 0 || number > 0x1FFFFFFF)
-    fail_at(tag_pos, "invalid field number " + std::to_string(number));
-  if (wire > 5) fail_at(tag_pos, "invalid wire type " + std::to_string(wire));
-  field.number = static_cast<uint32_t>(number);
-  field.type = static_cast<WireType>(wire);
+    fail_at(pos, "invalid field number " + std::to_string(number));
+  if (wire > 5) fail_at(pos, "invalid wire type " + std::to_string(wire));
+  return {pos, static_cast<uint32_t>(number), static_cast<WireType>(wire)};
+}
+
+bool Reader::next(Field& field) {
+  if (pos_ >= data_.size()) return false;
+  field = Field{};
+  field.offset = base_ + pos_;
+  const Tag tag = read_tag();
+  field.number = tag.number;
+  field.type = tag.type;
   switch (field.type) {
     case WireType::Varint:
-      field.varint = read_varint("value of field " + std::to_string(number));
+      field.varint = read_varint("value of field " + std::to_string(tag.number));
       break;
     case WireType::Fixed64:
-      if (data_.size() - pos_ < 8) fail_at(tag_pos, "truncated fixed64 field");
+      if (data_.size() - pos_ < 8) fail_at(tag.pos, "truncated fixed64 field");
       std::memcpy(&field.fixed64, data_.data() + pos_, 8);
       pos_ += 8;
       break;
     case WireType::Fixed32:
-      if (data_.size() - pos_ < 4) fail_at(tag_pos, "truncated fixed32 field");
+      if (data_.size() - pos_ < 4) fail_at(tag.pos, "truncated fixed32 field");
       std::memcpy(&field.fixed32, data_.data() + pos_, 4);
       pos_ += 4;
       break;
     case WireType::Len: {
-      const uint64_t length = read_varint("length of field " + std::to_string(number));
+      const uint64_t length = read_varint("length of field " + std::to_string(tag.number));
       if (length > data_.size() - pos_)
-        fail_at(tag_pos, "field " + std::to_string(number) + " claims " + std::to_string(length) +
-                             " bytes but only " + std::to_string(data_.size() - pos_) + " remain");
+        fail_at(tag.pos, "field " + std::to_string(tag.number) + " claims " +
+                             std::to_string(length) + " bytes but only " +
+                             std::to_string(data_.size() - pos_) + " remain");
       field.bytes = data_.subspan(pos_, static_cast<size_t>(length));
       pos_ += static_cast<size_t>(length);
       break;
@@ -108,7 +114,7 @@ bool Reader::next(Field& field) {
       skip_group(field.number, 1);
       break;
     case WireType::EndGroup:
-      fail_at(tag_pos, "unexpected end-group tag for field " + std::to_string(number));
+      fail_at(tag.pos, "unexpected end-group tag for field " + std::to_string(tag.number));
   }
   return true;
 }
@@ -118,40 +124,33 @@ void Reader::skip_group(uint32_t number, int depth) {
   while (true) {
     if (pos_ >= data_.size())
       fail_at(pos_, "unterminated group for field " + std::to_string(number));
-    const size_t tag_pos = pos_;
-    const uint64_t tag = read_varint("field tag");
-    const uint64_t inner = tag >> 3;
-    const auto wire = static_cast<uint32_t>(tag & 7);
-    if (inner == 0 || inner > 0x1FFFFFFF)
-      fail_at(tag_pos, "invalid field number " + std::to_string(inner));
-    switch (wire) {
-      case 0:
+    const Tag tag = read_tag();
+    switch (tag.type) {
+      case WireType::Varint:
         read_varint("varint in group");
         break;
-      case 1:
-        if (data_.size() - pos_ < 8) fail_at(tag_pos, "truncated fixed64 field");
+      case WireType::Fixed64:
+        if (data_.size() - pos_ < 8) fail_at(tag.pos, "truncated fixed64 field");
         pos_ += 8;
         break;
-      case 5:
-        if (data_.size() - pos_ < 4) fail_at(tag_pos, "truncated fixed32 field");
+      case WireType::Fixed32:
+        if (data_.size() - pos_ < 4) fail_at(tag.pos, "truncated fixed32 field");
         pos_ += 4;
         break;
-      case 2: {
+      case WireType::Len: {
         const uint64_t length = read_varint("length in group");
-        if (length > data_.size() - pos_) fail_at(tag_pos, "length-delimited field past the end");
+        if (length > data_.size() - pos_) fail_at(tag.pos, "length-delimited field past the end");
         pos_ += static_cast<size_t>(length);
         break;
       }
-      case 3:
-        skip_group(static_cast<uint32_t>(inner), depth + 1);
+      case WireType::StartGroup:
+        skip_group(tag.number, depth + 1);
         break;
-      case 4:
-        if (inner != number)
-          fail_at(tag_pos, "end-group tag for field " + std::to_string(inner) +
+      case WireType::EndGroup:
+        if (tag.number != number)
+          fail_at(tag.pos, "end-group tag for field " + std::to_string(tag.number) +
                                " does not match group " + std::to_string(number));
         return;
-      default:
-        fail_at(tag_pos, "invalid wire type " + std::to_string(wire));
     }
   }
 }

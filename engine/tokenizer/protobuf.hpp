@@ -69,6 +69,13 @@ class Reader {
   size_t base() const { return base_; }
 
  private:
+  // A field's tag: where it starts, its number (1 .. 2^29 - 1) and its wire type.
+  struct Tag {
+    size_t pos;
+    uint32_t number;
+    WireType type;
+  };
+  Tag read_tag();
   uint64_t read_varint(std::string_view what);
   void skip_group(uint32_t number, int depth);
   [[noreturn]] void fail_at(size_t pos, std::string_view problem) const;

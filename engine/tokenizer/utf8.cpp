@@ -20,6 +20,26 @@ size_t bytes_to_decide(uint8_t lead) {
   return 1;
 }
 
+// Appends each valid character of `bytes` and U+FFFD for each byte that does not start one;
+// with `stop_if_incomplete`, stops before a character that more bytes could still complete.
+// Returns how many bytes were consumed.
+size_t append_lossy(std::string_view bytes, std::string& out, bool stop_if_incomplete) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    if (stop_if_incomplete && bytes.size() - i < bytes_to_decide(static_cast<uint8_t>(bytes[i])))
+      break;
+    const size_t n = valid_char_length(bytes.substr(i));
+    if (n == 0) {
+      out += kReplacement;
+      ++i;
+    } else {
+      out.append(bytes.substr(i, n));
+      i += n;
+    }
+  }
+  return i;
+}
+
 }  // namespace
 
 size_t valid_char_length(std::string_view s) {
@@ -62,34 +82,11 @@ size_t find_invalid(std::string_view s) {
 }
 
 void append_bytes_lossy(std::string_view bytes, std::string& out) {
-  size_t i = 0;
-  while (i < bytes.size()) {
-    const size_t n = valid_char_length(bytes.substr(i));
-    if (n == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(bytes.substr(i, n));
-      i += n;
-    }
-  }
+  append_lossy(bytes, out, false);
 }
 
 size_t append_complete_bytes(std::string_view bytes, std::string& out) {
-  size_t i = 0;
-  while (i < bytes.size()) {
-    // Too few bytes to judge this character yet: the next byte piece may complete it.
-    if (bytes.size() - i < bytes_to_decide(static_cast<uint8_t>(bytes[i]))) break;
-    const size_t n = valid_char_length(bytes.substr(i));
-    if (n == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(bytes.substr(i, n));
-      i += n;
-    }
-  }
-  return i;
+  return append_lossy(bytes, out, true);
 }
 
 }  // namespace brise::utf8

@@ -58,6 +58,16 @@ std::vector<float> read_f32_file(const fs::path& path) {
   return v;
 }
 
+void write_file_text(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+void write_file_bytes(const fs::path& path, std::span<const std::byte> bytes) {
+  write_file_text(path, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+}
+
 fs::path scratch_dir(const std::string& test_name) {
   // ctest runs the cases of one test program as parallel processes, so each process gets its
   // own folder; all are removed when the process exits (set BRISE_KEEP_SCRATCH to keep them).

@@ -9,7 +9,9 @@
 
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace brise::test {
@@ -22,6 +24,9 @@ bool testdata_required();
 std::vector<std::byte> read_file_bytes(const std::filesystem::path& path);
 std::string read_file_text(const std::filesystem::path& path);
 std::vector<float> read_f32_file(const std::filesystem::path& path);
+// Writes the file anew; throws std::runtime_error when it cannot.
+void write_file_bytes(const std::filesystem::path& path, std::span<const std::byte> bytes);
+void write_file_text(const std::filesystem::path& path, std::string_view text);
 
 // A fresh empty directory under the build tree for one test's outputs.
 std::filesystem::path scratch_dir(const std::string& test_name);

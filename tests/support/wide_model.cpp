@@ -3,6 +3,7 @@
 #include <string>
 
 #include "brise/synth.hpp"
+#include "support/end_to_end_types.hpp"
 
 namespace brise::test {
 
@@ -24,6 +25,18 @@ std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorT
   const auto path = dir / ("wide-" + std::string(tensor_type_name(type)) + ".gguf");
   write_synthetic_model(path, spec);
   return path;
+}
+
+void for_each_wide_model(
+    const std::filesystem::path& dir,
+    const std::function<void(const kernels::TypeTraits&, const std::shared_ptr<const Model>&,
+                             bool)>& run) {
+  for (const kernels::TypeTraits& t : kernels::all_types()) {
+    if (!end_to_end_type(t)) continue;
+    const auto model = Model::load(write_wide_model(dir, static_cast<TensorType>(t.ggml_id)));
+    for (bool exact : {false, true})
+      if (!exact || t.quantized) run(t, model, exact);
+  }
 }
 
 }  // namespace brise::test

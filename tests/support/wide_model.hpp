@@ -4,13 +4,25 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <memory>
 
+#include "brise/model.hpp"
 #include "brise/tensor_type.hpp"
+#include "kernels/type_traits.hpp"
 
 namespace brise::test {
 
 // Writes it (2 layers, dim 256, 4/2 heads of 64, ffn 768, vocab 512, context 1024) with every
 // matrix of `type` into `dir`, returning the path.
 std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorType type);
+
+// The grid of the end-to-end tests: for each end-to-end type (support/end_to_end_types.hpp),
+// loads its wide model (written into `dir`) and calls `run` once with int8 activations and, for a
+// quantized type, once more with exact ones.
+void for_each_wide_model(
+    const std::filesystem::path& dir,
+    const std::function<void(const kernels::TypeTraits& type,
+                             const std::shared_ptr<const Model>& model, bool exact)>& run);
 
 }  // namespace brise::test

@@ -3,14 +3,13 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "brise/quantize.hpp"
 #include "brise/tensor_type.hpp"
+#include "brise/write_progress.hpp"
 
 namespace brise {
 
@@ -27,15 +26,6 @@ struct ConvertOptions {
   std::string name;                        // general.name; default: the folder's name
 };
 
-struct ConvertProgress {
-  size_t tensor_index = 0;  // 0-based index of the tensor being written
-  size_t n_tensors = 0;
-  std::string_view tensor_name;
-  uint64_t bytes_done = 0;   // bytes of the output file written so far
-  uint64_t bytes_total = 0;  // size of the finished output file
-  double seconds = 0;
-};
-
 struct ConvertResult {
   size_t n_tensors = 0;
   uint64_t file_bytes = 0;
@@ -50,6 +40,6 @@ struct ConvertResult {
 // existing file there stays intact). Throws brise::Error naming the problem.
 ConvertResult convert_checkpoint(const std::filesystem::path& checkpoint_dir,
                                  const std::filesystem::path& output, const ConvertOptions& options,
-                                 const std::function<void(const ConvertProgress&)>& progress = {});
+                                 const WriteProgressCallback& progress = {});
 
 }  // namespace brise

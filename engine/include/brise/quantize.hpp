@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +12,7 @@
 
 #include "brise/gguf.hpp"
 #include "brise/tensor_type.hpp"
+#include "brise/write_progress.hpp"
 
 namespace brise {
 
@@ -78,15 +78,6 @@ struct QuantizePlan {
 // that are not whole blocks of a --pure or override type, a model that is not llama-architecture).
 QuantizePlan plan_quantization(const gguf::File& model, const QuantizeOptions& options);
 
-struct QuantizeProgress {
-  size_t tensor_index = 0;  // 0-based index of the tensor being written
-  size_t n_tensors = 0;
-  std::string_view tensor_name;
-  uint64_t bytes_done = 0;   // bytes of the output file written so far
-  uint64_t bytes_total = 0;  // size of the finished output file
-  double seconds = 0;
-};
-
 struct QuantizeResult {
   QuantizePlan plan;
   uint64_t input_bytes = 0;
@@ -101,6 +92,6 @@ struct QuantizeResult {
 // brise::Error naming the problem.
 QuantizeResult quantize_model(const std::filesystem::path& input,
                               const std::filesystem::path& output, const QuantizeOptions& options,
-                              const std::function<void(const QuantizeProgress&)>& progress = {});
+                              const WriteProgressCallback& progress = {});
 
 }  // namespace brise

@@ -4,13 +4,13 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <string_view>
 #include <vector>
 
 #include "brise/model_config.hpp"
 #include "brise/tensor_type.hpp"
 #include "brise/tokenizer.hpp"
+#include "brise/write_progress.hpp"
 
 namespace brise {
 
@@ -35,10 +35,10 @@ Vocabulary synthetic_vocabulary(uint32_t size);
 // Writes the model to `out` (through a temporary file renamed at the end: on error nothing is left
 // at `out`). Weights are uniform random, row r of tensor i drawn from a counter-based generator
 // keyed by (seed, i, r): the same spec gives the same bytes whatever the thread count. The scales
-// keep activations O(1) through the layers. `progress(bytes_done, bytes_total)` is called from the
-// calling thread as the file grows. Throws brise::Error for an invalid config, a vocabulary below
-// 260, or row lengths that are not whole q8_0/q4_0 blocks.
+// keep activations O(1) through the layers; `progress` follows the writing. Throws brise::Error
+// for an invalid config, a vocabulary below 260, or row lengths that are not whole blocks of the
+// type.
 void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
-                           const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+                           const WriteProgressCallback& progress = {});
 
 }  // namespace brise
