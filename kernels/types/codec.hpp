@@ -1,8 +1,8 @@
 // What every codec (kernels/types/<type>.hpp) is made of, and the helpers they share.
 //
 // A codec is one struct per tensor type, compiled once per kernel set (its SIMD parts follow the
-// set's instructions), holding everything about the type:
-//   kGgmlId, kName, kBlockElems, kBlockBytes, kFileType, kQuantized
+// set's instructions), holding everything about the type but its GGUF id (type_list.hpp):
+//   kName, kBlockElems, kBlockBytes, kFileType, kQuantized
 //   encode_row_ref / decode_row_ref   scalar, straight from the block layout (the references)
 //   encode_row / decode_row           the same results, with the set's SIMD where it has any
 // and how the matmul reads the type packed in groups of 16 rows (kernels/types/packed.hpp):

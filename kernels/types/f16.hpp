@@ -7,7 +7,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct F16 {
-  static constexpr uint32_t kGgmlId = 1;
   static constexpr std::string_view kName = "f16";
   static constexpr uint32_t kBlockElems = 1;
   static constexpr uint32_t kBlockBytes = 2;

@@ -6,7 +6,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct F32 {
-  static constexpr uint32_t kGgmlId = 0;
   static constexpr std::string_view kName = "f32";
   static constexpr uint32_t kBlockElems = 1;
   static constexpr uint32_t kBlockBytes = 4;

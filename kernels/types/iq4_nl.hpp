@@ -87,7 +87,6 @@ inline float iq4_block_scale(const float* xb) {
 }
 
 struct IQ4_NL {
-  static constexpr uint32_t kGgmlId = 20;
   static constexpr std::string_view kName = "iq4_nl";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 18;

@@ -18,7 +18,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct IQ4_XS {
-  static constexpr uint32_t kGgmlId = 23;
   static constexpr std::string_view kName = "iq4_xs";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 136;

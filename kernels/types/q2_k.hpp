@@ -18,7 +18,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q2_K {
-  static constexpr uint32_t kGgmlId = 10;
   static constexpr std::string_view kName = "q2_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 84;

@@ -19,7 +19,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q3_K {
-  static constexpr uint32_t kGgmlId = 11;
   static constexpr std::string_view kName = "q3_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 110;

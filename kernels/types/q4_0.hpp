@@ -11,7 +11,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q4_0 {
-  static constexpr uint32_t kGgmlId = 2;
   static constexpr std::string_view kName = "q4_0";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 18;

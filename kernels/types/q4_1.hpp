@@ -14,7 +14,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q4_1 {
-  static constexpr uint32_t kGgmlId = 3;
   static constexpr std::string_view kName = "q4_1";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 20;

@@ -18,7 +18,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q4_K {
-  static constexpr uint32_t kGgmlId = 12;
   static constexpr std::string_view kName = "q4_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 144;

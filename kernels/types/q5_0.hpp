@@ -21,7 +21,6 @@ inline uint8_t q5_code(float v) {
 }
 
 struct Q5_0 {
-  static constexpr uint32_t kGgmlId = 6;
   static constexpr std::string_view kName = "q5_0";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 22;

@@ -15,7 +15,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q5_1 {
-  static constexpr uint32_t kGgmlId = 7;
   static constexpr std::string_view kName = "q5_1";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 24;

@@ -17,7 +17,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q5_K {
-  static constexpr uint32_t kGgmlId = 13;
   static constexpr std::string_view kName = "q5_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 176;

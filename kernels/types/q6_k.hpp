@@ -20,7 +20,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q6_K {
-  static constexpr uint32_t kGgmlId = 14;
   static constexpr std::string_view kName = "q6_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 210;

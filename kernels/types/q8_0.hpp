@@ -11,7 +11,6 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q8_0 {
-  static constexpr uint32_t kGgmlId = 8;
   static constexpr std::string_view kName = "q8_0";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 34;
