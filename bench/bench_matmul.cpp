@@ -132,7 +132,7 @@ void bm_brise(benchmark::State& state, std::string set, const TypeTraits* type, 
   const auto x = make_activations(n_tokens * s.cols);
   std::vector<float> y(n_tokens * s.rows);
   const bool int8 = type->quantized && !exact;
-  const bool q8k = int8 && brise::int8_input(*type) == brise::Int8Input::Q8K;
+  const bool q8k = int8 && type->activation == ActivationFormat::Q8K;
   std::vector<int8_t> q(int8 ? n_tokens * s.cols : 0);
   std::vector<float> d(int8 ? n_tokens * s.cols / kQ8Block : 0);
   std::vector<int32_t> sums(int8 ? n_tokens * s.cols / 16 : 0);

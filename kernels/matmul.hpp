@@ -68,7 +68,6 @@ struct Q8Activations {
   int32_t* s = nullptr;
   size_t cols = 0;  // a multiple of 32
 };
-inline constexpr size_t kQ8Block = 32;
 
 // Int8 activations for the K-quants (row-major types of 256-element blocks), as llama.cpp's Q8_K:
 // token t has cols codes at q + t * cols, per block of 256 its scale d[t * cols / 256 + b], and per
@@ -79,7 +78,6 @@ struct Q8KActivations {
   int32_t* s16 = nullptr;
   size_t cols = 0;  // a multiple of 256
 };
-inline constexpr size_t kQ8KBlock = 256;
 void quantize_activations_k(const float* x, size_t x_stride, size_t n_tokens,
                             const Q8KActivations& out);
 void quantize_activations_k_ref(const float* x, size_t x_stride, size_t n_tokens,

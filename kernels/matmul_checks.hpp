@@ -44,7 +44,7 @@ inline void check_q8_args(const WeightMatrix& w, const Q8Activations& x, size_t 
   if (w.type && !w.type->quantized)
     throw std::invalid_argument("matmul_q8: " + std::string(w.type->name) +
                                 " weights have no int8 path");
-  if (w.type && w.type->row_major && w.type->block_elems != kQ8Block)
+  if (w.type && w.type->activation != ActivationFormat::Q8)
     throw std::invalid_argument("matmul_q8: " + std::string(w.type->name) +
                                 " takes Q8_K activations (matmul_q8k)");
   if (n_tokens > 0 && x.cols != w.cols)
@@ -53,9 +53,9 @@ inline void check_q8_args(const WeightMatrix& w, const Q8Activations& x, size_t 
 }
 
 inline void check_q8k_args(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens) {
-  if (w.type && !(w.type->row_major && w.type->block_elems == kQ8KBlock))
+  if (w.type && w.type->activation != ActivationFormat::Q8K)
     throw std::invalid_argument("matmul_q8k: " + std::string(w.type->name) +
-                                " weights are not of 256-element blocks");
+                                " weights do not take Q8_K activations");
   if (n_tokens > 0 && x.cols != w.cols)
     throw std::invalid_argument("matmul_q8k: activations of " + std::to_string(x.cols) +
                                 " columns for a matrix of " + std::to_string(w.cols));

@@ -195,7 +195,7 @@ void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_token
   BRISE_ISA::check_q8_args(w, x, n_tokens);
   with_codec(*w.type, [&]<class C>() {
     if constexpr (BRISE_ISA::kIsRowMajor<C>) {
-      if constexpr (C::kBlockElems == kQ8Block) {
+      if constexpr (C::kActivations == ActivationFormat::Q8) {
         for (size_t t = 0; t < n_tokens; ++t) {
           const size_t blocks = x.cols / kQ8Block;
           // One sum per block of 32: each half's sum is not kept, and a row-major type of
@@ -221,7 +221,7 @@ void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tok
   check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
   BRISE_ISA::check_q8k_args(w, x, n_tokens);
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (BRISE_ISA::kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
+    if constexpr (C::kActivations == ActivationFormat::Q8K) {
       for (size_t t = 0; t < n_tokens; ++t) {
         const int32_t* s16 = x.s16 + t * (x.cols / 16);
         const auto asum = [&](size_t b, size_t j) { return s16[b * (kQ8KBlock / 16) + j]; };

@@ -555,7 +555,7 @@ void row_major_matmul(const WeightMatrix& w, const float* x, size_t x_stride, si
 void row_major_matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
                          size_t y_stride, size_t row_begin, size_t row_end) {
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8Block)
+    if constexpr (kIsRowMajor<C> && C::kActivations == ActivationFormat::Q8)
       int8_rows<C>(w, Q8Blocks{x}, n_tokens, y, y_stride, row_begin, row_end);
     else
       throw std::invalid_argument("matmul_q8: " + std::string(C::kName) +
@@ -566,7 +566,7 @@ void row_major_matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n
 void row_major_matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
                           size_t y_stride, size_t row_begin, size_t row_end) {
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
+    if constexpr (kIsRowMajor<C> && C::kActivations == ActivationFormat::Q8K) {
 #if defined(BRISE_AVX512_VNNI)
       if constexpr (requires(ByteGroup & g) { C::to_byte_group(byte_group::RowBlocks{}, g); }) {
         if (n_tokens >= kByteGemmMinTokens) {
@@ -582,7 +582,7 @@ void row_major_matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t
       int8_rows<C>(w, Q8KBlocks{x}, n_tokens, y, y_stride, row_begin, row_end);
     } else
       throw std::invalid_argument("matmul_q8k: " + std::string(C::kName) +
-                                  " is not a type of 256-element blocks");
+                                  " does not take Q8_K activations");
   });
 }
 

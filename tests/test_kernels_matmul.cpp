@@ -91,9 +91,9 @@ Q8 quantize(const float* x, size_t x_stride, size_t n, size_t cols) {
   return a;
 }
 
-// Types of 256-element blocks take Q8_K activations (matmul_q8k).
+// Types multiplied with Q8_K activations (matmul_q8k).
 bool takes_q8k(const TypeTraits& type) {
-  return type.row_major && type.block_elems == kQ8KBlock;
+  return type.activation == ActivationFormat::Q8K;
 }
 
 // Row r decoded with the type's scalar reference.

@@ -142,15 +142,15 @@ void Pass::run_team() {
 
   // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
   // of the matrices is quantized (unless the pass is exact): Q8 and/or Q8_K blocks, as the
-  // matrices need (int8_input). Ends with the team waiting.
+  // matrices' types are multiplied with (TypeTraits::activation). Ends with the team waiting.
   const auto input = [&](const float* x, size_t rows_in, size_t cols,
                          std::initializer_list<const kernels::WeightMatrix*> ws) {
     MatmulInput in{x, rows_in, std::nullopt, std::nullopt};
     if (options_.exact) return in;
     bool q8 = false, q8k = false;
     for (const auto* w : ws) {
-      q8 = q8 || int8_input(*w->type) == Int8Input::Q8;
-      q8k = q8k || int8_input(*w->type) == Int8Input::Q8K;
+      q8 = q8 || w->type->activation == kernels::ActivationFormat::Q8;
+      q8k = q8k || w->type->activation == kernels::ActivationFormat::Q8K;
     }
     if (q8) {
       const kernels::Q8Activations q = a.q8_view(cols);

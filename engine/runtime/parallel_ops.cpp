@@ -10,11 +10,6 @@
 
 namespace brise {
 
-Int8Input int8_input(const kernels::TypeTraits& type) {
-  if (!type.quantized) return Int8Input::None;
-  return type.block_elems == kernels::kQ8KBlock ? Int8Input::Q8K : Int8Input::Q8;
-}
-
 int team_size(size_t work, int threads) {
   constexpr size_t kMinWorkPerThread = size_t{1} << 16;
   return static_cast<int>(std::clamp<size_t>(work / kMinWorkPerThread, 1, std::max(threads, 1)));
@@ -23,10 +18,11 @@ int team_size(size_t work, int threads) {
 namespace {
 
 void matmul_rows(const MatmulOutput& o, const MatmulInput& x, size_t begin, size_t end) {
-  const Int8Input in = int8_input(*o.w.type);
-  if (in == Int8Input::Q8 && x.q8)
+  using kernels::ActivationFormat;
+  const ActivationFormat in = o.w.type->activation;
+  if (in == ActivationFormat::Q8 && x.q8)
     kernels::matmul_q8(o.w, *x.q8, x.n_tokens, o.y, o.w.rows, begin, end);
-  else if (in == Int8Input::Q8K && x.q8k)
+  else if (in == ActivationFormat::Q8K && x.q8k)
     kernels::matmul_q8k(o.w, *x.q8k, x.n_tokens, o.y, o.w.rows, begin, end);
   else
     kernels::matmul(o.w, x.f32, o.w.cols, x.n_tokens, o.y, o.w.rows, begin, end);

@@ -31,11 +31,6 @@ struct MatmulInput {
   std::optional<kernels::Q8KActivations> q8k;
 };
 
-// Which int8 activations a matrix is multiplied with: Q8Activations (32-element blocks),
-// Q8KActivations (256), or none (float weights).
-enum class Int8Input { None, Q8, Q8K };
-Int8Input int8_input(const kernels::TypeTraits& type);
-
 // The products of several matrices with one input of n tokens (wq, wk, wv; w1, w3) as one
 // parallel loop over pieces of their rows taken one after the other: no barrier between the
 // matrices, and a thread that falls behind (a shared machine) is made up for by the others taking

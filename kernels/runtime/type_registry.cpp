@@ -20,12 +20,19 @@ constexpr auto to_int8_of() -> void (*)(const uint8_t*, Int8Block&) {
 
 template <class Codec>
 constexpr TypeTraits row(uint32_t ggml_id, size_t index) {
+  // The int8 formats are made for these block sizes: one activation block per weight block (Q8),
+  // or per super-block (Q8_K).
+  constexpr ActivationFormat kFormat = Codec::kActivations;
+  static_assert(Codec::kQuantized == (kFormat != ActivationFormat::F32));
+  static_assert(kFormat != ActivationFormat::Q8 || Codec::kBlockElems == kQ8Block);
+  static_assert(kFormat != ActivationFormat::Q8K || Codec::kBlockElems == kQ8KBlock);
   return TypeTraits{ggml_id,
                     Codec::kName,
                     Codec::kBlockElems,
                     Codec::kBlockBytes,
                     Codec::kFileType,
                     Codec::kQuantized,
+                    kFormat,
                     BRISE_ISA::kIsRowMajor<Codec>,
                     index,
                     &Codec::encode_row_ref,

@@ -3,6 +3,7 @@
 // A codec is one struct per tensor type, compiled once per kernel set (its SIMD parts follow the
 // set's instructions), holding everything about the type but its GGUF id (type_list.hpp):
 //   kName, kBlockElems, kBlockBytes, kFileType, kQuantized
+//   kActivations                      the activations it is multiplied with (activation_format.hpp)
 //   encode_row_ref / decode_row_ref   scalar, straight from the block layout (the references)
 //   encode_row / decode_row           the same results, with the set's SIMD where it has any
 // and how the matmul reads the type packed in groups of 16 rows (kernels/types/packed.hpp):
@@ -24,6 +25,7 @@
 #include <string_view>
 
 #include "kernels/fp16.hpp"
+#include "kernels/types/activation_format.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 

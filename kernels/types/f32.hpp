@@ -11,6 +11,7 @@ struct F32 {
   static constexpr uint32_t kBlockBytes = 4;
   static constexpr uint32_t kFileType = 0;  // LLAMA_FTYPE_ALL_F32
   static constexpr bool kQuantized = false;
+  static constexpr ActivationFormat kActivations = ActivationFormat::F32;
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
     std::memcpy(out, x, n * sizeof(float));

@@ -92,6 +92,7 @@ struct IQ4_NL {
   static constexpr uint32_t kBlockBytes = 18;
   static constexpr uint32_t kFileType = 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

@@ -24,6 +24,7 @@ struct Q3_K {
   static constexpr uint32_t kBlockBytes = 110;
   static constexpr uint32_t kFileType = 11;  // LLAMA_FTYPE_MOSTLY_Q3_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

@@ -16,6 +16,7 @@ struct Q4_0 {
   static constexpr uint32_t kBlockBytes = 18;
   static constexpr uint32_t kFileType = 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
 
   struct Block {
     uint16_t d;  // fp16

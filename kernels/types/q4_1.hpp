@@ -19,6 +19,7 @@ struct Q4_1 {
   static constexpr uint32_t kBlockBytes = 20;
   static constexpr uint32_t kFileType = 3;  // LLAMA_FTYPE_MOSTLY_Q4_1
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

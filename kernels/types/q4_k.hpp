@@ -23,6 +23,7 @@ struct Q4_K {
   static constexpr uint32_t kBlockBytes = 144;
   static constexpr uint32_t kFileType = 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

@@ -26,6 +26,7 @@ struct Q5_0 {
   static constexpr uint32_t kBlockBytes = 22;
   static constexpr uint32_t kFileType = 8;  // LLAMA_FTYPE_MOSTLY_Q5_0
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

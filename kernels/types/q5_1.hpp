@@ -20,6 +20,7 @@ struct Q5_1 {
   static constexpr uint32_t kBlockBytes = 24;
   static constexpr uint32_t kFileType = 9;  // LLAMA_FTYPE_MOSTLY_Q5_1
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

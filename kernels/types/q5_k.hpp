@@ -22,6 +22,7 @@ struct Q5_K {
   static constexpr uint32_t kBlockBytes = 176;
   static constexpr uint32_t kFileType = 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

@@ -16,6 +16,7 @@ struct Q8_0 {
   static constexpr uint32_t kBlockBytes = 34;
   static constexpr uint32_t kFileType = 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
 
   struct Block {
     uint16_t d;  // fp16
