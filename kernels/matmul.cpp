@@ -34,13 +34,13 @@ template <class C>
 MatmulKernel choose([[maybe_unused]] bool packed, size_t n_tokens, bool int8) {
   const bool decode = n_tokens <= kDecodeMaxTokens;
   if constexpr (!C::kQuantized) {  // f32, f16, bf16: packed groups
-    if (decode) return {&group_matmul::float_decode<C>, F::F32, "packed float decode"};
-    return {&group_matmul::float_prefill<C>, F::F32, "packed float prefill"};
+    if (decode) return {group_matmul::float_decode<C>, F::F32, "packed float decode"};
+    return {group_matmul::float_prefill<C>, F::F32, "packed float prefill"};
   } else if constexpr (!kIsRowMajor<C>) {  // q8_0, q4_0: packed groups
-    if (!int8 && decode) return {&group_matmul::exact_decode<C>, F::F32, "packed exact decode"};
-    if (!int8) return {&group_matmul::exact_prefill<C>, F::F32, "packed exact prefill"};
-    if (decode) return {&group_matmul::int8_decode<C>, F::Q8, "packed int8 decode"};
-    return {&group_matmul::int8_prefill<C>, F::Q8, "packed int8 prefill"};
+    if (!int8 && decode) return {group_matmul::exact_decode<C>, F::F32, "packed exact decode"};
+    if (!int8) return {group_matmul::exact_prefill<C>, F::F32, "packed exact prefill"};
+    if (decode) return {group_matmul::int8_decode<C>, F::Q8, "packed int8 decode"};
+    return {group_matmul::int8_prefill<C>, F::Q8, "packed int8 prefill"};
   } else {  // the row-major types: as stored, or packed in word units (packs_rows)
     if (!int8) return {&row_matmul::exact<C>, F::F32, "row exact"};
 #if defined(BRISE_AVX512_VNNI)

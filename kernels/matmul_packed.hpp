@@ -388,73 +388,49 @@ void run_float_gemm(const WeightMatrix& w, const TileArgs& base, size_t n_tokens
   }
 }
 
-// The kernels (MatmulFn) over rows [row_begin, row_end) and every token of x: decode (one token,
-// group streams prefetched) or prefill tiles, of a float type or of a quantized one with f32
-// (exact) or int8 activations.
-template <class Path, bool kDecode>
-void run_f32(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-             size_t row_begin, size_t row_end) {
-  TileArgs base{};
-  base.x = x.x;
-  base.x_stride = x.x_stride;
-  base.y = y;
-  base.y_stride = y_stride;
-  run_tiles<Path, kDecode>(w, base, x.n_tokens, row_begin, row_end);
+// The tiles' view of x's f32 activations, or of its int8 ones (Q8) when `int8`, and of y.
+inline TileArgs tile_args(const MatmulInput& x, bool int8, float* y, size_t y_stride) {
+  TileArgs a{};
+  if (int8) {
+    a.q = x.q8.q;
+    a.d = x.q8.d;
+    a.s = x.q8.s;
+    a.x_stride = x.q8.cols;
+    a.block_stride = x.q8.cols / kQ8Block;
+  } else {
+    a.x = x.x;
+    a.x_stride = x.x_stride;
+  }
+  a.y = y;
+  a.y_stride = y_stride;
+  return a;
+}
+
+// The kernels (MatmulFn) over rows [row_begin, row_end) and every token of x: Path's decode tiles
+// (one token at a time, group streams prefetched) or prefill tiles, with f32 or int8 activations.
+template <class Path, bool kDecode, bool kInt8>
+void tiles(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride, size_t row_begin,
+           size_t row_end) {
+  run_tiles<Path, kDecode>(w, tile_args(x, kInt8, y, y_stride), x.n_tokens, row_begin, row_end);
 }
 
 template <class C>
-void float_decode(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                  size_t row_begin, size_t row_end) {
-  run_f32<FloatPath<C>, true>(w, x, y, y_stride, row_begin, row_end);
+void float_gemm(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                size_t row_begin, size_t row_end) {
+  run_float_gemm<C>(w, tile_args(x, false, y, y_stride), x.n_tokens, row_begin, row_end);
 }
 
 template <class C>
-void float_prefill(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                   size_t row_begin, size_t row_end) {
-  TileArgs base{};
-  base.x = x.x;
-  base.x_stride = x.x_stride;
-  base.y = y;
-  base.y_stride = y_stride;
-  run_float_gemm<C>(w, base, x.n_tokens, row_begin, row_end);
-}
-
+inline constexpr MatmulFn float_decode = &tiles<FloatPath<C>, true, false>;
 template <class C>
-void exact_decode(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                  size_t row_begin, size_t row_end) {
-  run_f32<ExactPath<C>, true>(w, x, y, y_stride, row_begin, row_end);
-}
-
+inline constexpr MatmulFn float_prefill = &float_gemm<C>;
 template <class C>
-void exact_prefill(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                   size_t row_begin, size_t row_end) {
-  run_f32<ExactPath<C>, false>(w, x, y, y_stride, row_begin, row_end);
-}
-
-template <class C, bool kDecode>
-void run_int8(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-              size_t row_begin, size_t row_end) {
-  TileArgs base{};
-  base.q = x.q8.q;
-  base.d = x.q8.d;
-  base.s = x.q8.s;
-  base.x_stride = x.q8.cols;
-  base.block_stride = x.q8.cols / kQ8Block;
-  base.y = y;
-  base.y_stride = y_stride;
-  run_tiles<Int8Path<C>, kDecode>(w, base, x.n_tokens, row_begin, row_end);
-}
-
+inline constexpr MatmulFn exact_decode = &tiles<ExactPath<C>, true, false>;
 template <class C>
-void int8_decode(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                 size_t row_begin, size_t row_end) {
-  run_int8<C, true>(w, x, y, y_stride, row_begin, row_end);
-}
-
+inline constexpr MatmulFn exact_prefill = &tiles<ExactPath<C>, false, false>;
 template <class C>
-void int8_prefill(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
-                  size_t row_begin, size_t row_end) {
-  run_int8<C, false>(w, x, y, y_stride, row_begin, row_end);
-}
+inline constexpr MatmulFn int8_decode = &tiles<Int8Path<C>, true, true>;
+template <class C>
+inline constexpr MatmulFn int8_prefill = &tiles<Int8Path<C>, false, true>;
 
 }  // namespace brise::kernels::BRISE_ISA::group_matmul
