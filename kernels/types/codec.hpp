@@ -19,6 +19,7 @@
 
 #include "kernels/isa.hpp"
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -62,6 +63,25 @@ inline uint16_t read_u16(const void* p) {
   uint16_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The scan of ggml's reference quantizers: the largest magnitude of n values and the first value
+// that has it, with its sign (a later one of the same magnitude does not replace it). A NaN never
+// compares greater: it is passed over. Both 0 when every value is 0.
+struct LargestMagnitude {
+  float amax;
+  float max;
+};
+inline LargestMagnitude largest_magnitude(const float* x, size_t n) {
+  LargestMagnitude m{0.0f, 0.0f};
+  for (size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > m.amax) {
+      m.amax = a;
+      m.max = x[i];
+    }
+  }
+  return m;
 }
 
 }  // namespace brise::kernels::BRISE_ISA
