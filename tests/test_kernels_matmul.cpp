@@ -616,5 +616,51 @@ TEST(ActivationQuantization, NonFiniteInputPropagates) {
   for (float v : y) EXPECT_TRUE(std::isnan(v));
 }
 
+// matmul_kernel chooses, for each type family, kernel set and token count, the kernel that
+// kernels/MATMUL.md names for it (its table is the expectation here).
+TEST(Matmul, ChoosesTheKernelOfTheMap) {
+  // The AVX-512 VNNI kernels are the sets' only difference in the table, and q4_K is packed
+  // exactly where they are built.
+  const bool vnni = packs_rows(*find_type("q4_K"));
+  const size_t cols = 256;
+  const auto x = make_activations(4, cols, 1);
+  QuantizedInput q;
+  const MatmulInput int8 = quantize(q, x.data(), cols, 4, cols);
+  const auto chosen = [&](const char* type, std::optional<bool> pack, bool with_int8, size_t n) {
+    const TestMatrix m = make_matrix(*find_type(type), 16, cols, 1, pack);
+    const MatmulInput in = with_int8 ? int8.tokens(0, n) : f32_input(x, cols, n);
+    return std::string(matmul_kernel(m.kernel, in).name);
+  };
+  const bool i8 = true, f32 = false;
+  EXPECT_EQ(chosen("f16", {}, f32, 1), "packed float decode");
+  EXPECT_EQ(chosen("bf16", {}, i8, 2), "packed float prefill");  // float types read f32
+  EXPECT_EQ(chosen("q4_0", {}, i8, 1), "packed int8 decode");
+  EXPECT_EQ(chosen("q8_0", {}, i8, 2), "packed int8 prefill");
+  EXPECT_EQ(chosen("q4_0", {}, f32, 1), "packed exact decode");
+  EXPECT_EQ(chosen("q8_0", {}, f32, 4), "packed exact prefill");
+  EXPECT_EQ(chosen("q5_0", {}, i8, 1), "row int8");
+  EXPECT_EQ(chosen("iq4_nl", {}, i8, 4), "row int8");
+  for (const char* type : {"q4_1", "q2_K", "q4_K", "iq4_xs"})
+    for (size_t n : {1u, 4u}) EXPECT_EQ(chosen(type, {}, f32, n), "row exact") << type << n;
+  if (!vnni) {
+    for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"})
+      for (size_t n : {1u, 2u, 4u}) EXPECT_EQ(chosen(type, {}, i8, n), "row int8") << type << n;
+    return;
+  }
+  EXPECT_EQ(chosen("q4_K", true, i8, 1), "word-packed group decode");
+  EXPECT_EQ(chosen("q4_K", true, i8, 2), "byte-group prefill");
+  EXPECT_EQ(chosen("q4_K", false, i8, 1), "row fused decode");
+  EXPECT_EQ(chosen("q6_K", {}, i8, 1), "row fused decode");
+  EXPECT_EQ(chosen("q6_K", {}, i8, 2), "byte-group prefill");
+  for (const char* type : {"q3_K", "q5_K", "iq4_xs"}) {
+    EXPECT_EQ(chosen(type, {}, i8, 1), "row fused decode") << type;
+    EXPECT_EQ(chosen(type, {}, i8, 3), "row int8") << type;
+    EXPECT_EQ(chosen(type, {}, i8, 4), "16-bit group prefill") << type;
+  }
+  EXPECT_EQ(chosen("q2_K", {}, i8, 1), "row int8");
+  EXPECT_EQ(chosen("q2_K", {}, i8, 3), "row int8");
+  EXPECT_EQ(chosen("q2_K", {}, i8, 4), "16-bit group prefill");
+}
+
 }  // namespace
 }  // namespace brise::kernels
