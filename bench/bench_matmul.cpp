@@ -132,23 +132,15 @@ void bm_brise(benchmark::State& state, std::string set, const TypeTraits* type, 
   const auto x = make_activations(n_tokens * s.cols);
   std::vector<float> y(n_tokens * s.rows);
   const bool int8 = type->quantized && !exact;
-  const bool q8k = int8 && brise::int8_input(*type) == brise::Int8Input::Q8K;
-  std::vector<int8_t> q(int8 ? n_tokens * s.cols : 0);
-  std::vector<float> d(int8 ? n_tokens * s.cols / kQ8Block : 0);
-  std::vector<int32_t> sums(int8 ? n_tokens * s.cols / 16 : 0);
-  const Q8Activations xq{q.data(), d.data(), sums.data(), s.cols};
-  const Q8KActivations xk{q.data(), d.data(), sums.data(), s.cols};
+  ActivationFormats formats;  // none: the exact mode
+  if (int8) formats.add(type->activation);
+  QuantizedInput quantized;
+  quantized.reserve(n_tokens, s.cols);
   brise::bench::machine_roofline(threads);
   size_t copy = 0;
   const brise::bench::LoopTimer timer;
   for (auto _ : state) {
-    if (q8k)
-      quantize_activations_k(x.data(), s.cols, n_tokens, xk);
-    else if (int8)
-      quantize_activations(x.data(), s.cols, n_tokens, xq);
-    const brise::MatmulInput input{x.data(), n_tokens,
-                                   int8 && !q8k ? std::optional(xq) : std::nullopt,
-                                   q8k ? std::optional(xk) : std::nullopt};
+    const MatmulInput input = quantized.quantize(x.data(), s.cols, n_tokens, s.cols, formats);
     brise::parallel_matmul(w.copy(copy), input, y.data(), threads);
     copy = copy + 1 == copies ? 0 : copy + 1;
     benchmark::DoNotOptimize(y.data());

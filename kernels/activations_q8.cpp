@@ -1,6 +1,7 @@
-// f32 activations to int8 blocks of 32 with an f32 scale and the sum of the codes (the input of
-// matmul_q8), once per matmul input. The SIMD versions equal the reference bit for bit: the
-// largest magnitude is exact and order-free, and every code is one rounding of x * (1 / d).
+// f32 activations to the int8 formats (kernels/matmul_input.hpp: blocks of 32 with an f32 scale
+// and the sum of the codes, Q8; blocks of 256 with sums per 16, Q8_K), once per matmul input. The
+// SIMD versions equal the reference bit for bit: the largest magnitude is exact and order-free,
+// and every code is one rounding of x * (1 / d).
 #include <cmath>
 #include <cstdint>
 #include <limits>

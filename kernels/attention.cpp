@@ -10,13 +10,13 @@
 #include "kernels/isa.hpp"
 #include "kernels/kernel_set.hpp"
 #include "kernels/simd_f16.hpp"
-#include "kernels/types/f16.hpp"
+#include "kernels/types/type_list.hpp"
 
 namespace brise::kernels {
 
 namespace {
 bool is_f16(const KVView& kv) {
-  return kv.type && kv.type->ggml_id == BRISE_ISA::F16::kGgmlId;
+  return kv.type && kv.type->ggml_id == ggml_type::F16;
 }
 }  // namespace
 

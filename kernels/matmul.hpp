@@ -2,31 +2,38 @@
 // prefill).
 //
 // Matrices are packed at load into groups of 16 rows (pack_groups, kernels/types/packed.hpp) so
-// that one vector holds one element of 16 rows and each lane is one row's dot product. Float
-// weights (f32, f16, bf16) are multiplied with f32 activations and FMAs. Quantized weights
-// (kernels/type_traits.hpp: quantized) are multiplied either
-//  - with int8 activations (matmul_q8): the input is quantized once per matmul input to int8
-//    blocks of 32 with an f32 scale (quantize_activations, shared by every matrix that reads the
-//    input), each block's dot product is an exact integer sum, and the blocks are scaled and
-//    added in f32; or
-//  - with f32 activations (matmul, the exact mode): weights dequantized exactly to f32.
+// that one vector holds one element of 16 rows and each lane is one row's dot product; the
+// row-major quantized types (TypeTraits::row_major) are read as the file stores them unless the
+// kernel set packs them too (packs_rows). Float weights (f32, f16, bf16) are multiplied with f32
+// activations and FMAs. Quantized weights are multiplied either
+//  - with int8 activations: the input is quantized once to the format the type is multiplied
+//    with (TypeTraits::activation: blocks of 32 or 256 with an f32 scale,
+//    kernels/matmul_input.hpp), each block's dot product is an exact integer sum, and the blocks
+//    are scaled and added in f32; or
+//  - with f32 activations (the exact mode): weights dequantized exactly to f32.
+// A matmul is one call of the kernel matmul_kernel chooses once for (type, layout, kernel set,
+// token count, mode); kernels/MATMUL.md maps which kernel that is.
 //
 // Determinism contract (every kernel set, every type): the value of y[t][r] depends only on row r
 // of W and token t of x, never on n_tokens, on the row range, or on which other rows and tokens
 // are computed in the same call. So one token at a time, a chunk of any size, and any split of
 // the rows across threads give bit-identical results. Each path fixes its summation order:
 //  - float weights: for k = 0, 1, ... in order, acc = fma(w[k], x[k], acc);
-//  - quantized, exact: for k = 0, 1, ... in order, acc = fma(float(code_k) * d_w, x[k], acc);
+//  - quantized, exact: for k = 0, 1, ... in order, acc = fma(float(code_k) * d_w, x[k], acc)
+//    (row-major types: 16 lane sums and a fixed tree, kernels/types/int8_block.hpp);
 //  - quantized, int8: for blocks b = 0, 1, ... in order,
 //      acc = fma(float(isum_b), d_w[b] * d_x[b], acc)
-//    where isum_b is the exact integer dot product of the block's codes with the int8 activations.
+//    where isum_b is the exact integer dot product of the block's codes with the int8 activations
+//    (row-major types: add_block, kernels/types/int8_block.hpp).
 // These are the scalar references' orders too, so SIMD and reference are equal bit for bit, on
 // every kernel set.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
+#include "kernels/matmul_input.hpp"
 #include "kernels/type_traits.hpp"
 
 namespace brise::kernels {
@@ -60,63 +67,41 @@ void pack_groups(const WeightMatrix& m, void* dst, size_t group_begin, size_t gr
 // Row r of a packed matrix, in the file's block layout (row_bytes bytes).
 void unpack_row(const WeightMatrix& packed, size_t r, void* out);
 
-// Int8 activations: token t has cols codes at q + t * cols, and per block of 32 its scale
-// d[t * cols / 32 + b] and the sum of its codes s[...] (value = d * q).
-struct Q8Activations {
-  int8_t* q = nullptr;
-  float* d = nullptr;
-  int32_t* s = nullptr;
-  size_t cols = 0;  // a multiple of 32
+// What every matmul kernel computes, for the tokens t of x and the rows r in [row_begin, row_end):
+//   y[t * y_stride + r] = sum_k W[r][k] * x[t][k]
+using MatmulFn = void (*)(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                          size_t row_begin, size_t row_end);
+
+// The kernel of one matmul, as matmul_kernel chose it: the function, the activations it reads,
+// and its name in kernels/MATMUL.md.
+struct MatmulKernel {
+  MatmulFn fn = nullptr;
+  ActivationFormat reads = ActivationFormat::F32;
+  std::string_view name;
+
+  // Rows [row_begin, row_end) of y = W x, for the matrix and an input of the token count and forms
+  // the kernel was chosen for. The range must start at a multiple of kMatmulRowAlign and end at
+  // one or at w.rows when w is packed; std::invalid_argument on a bad range or a null pointer.
+  void operator()(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                  size_t row_begin, size_t row_end) const;
 };
-inline constexpr size_t kQ8Block = 32;
 
-// Int8 activations for the K-quants (row-major types of 256-element blocks), as llama.cpp's Q8_K:
-// token t has cols codes at q + t * cols, per block of 256 its scale d[t * cols / 256 + b], and per
-// 16 codes their sum s16[t * cols / 16 + j]. Quantized as Q8Activations, with 256-element blocks.
-struct Q8KActivations {
-  int8_t* q = nullptr;
-  float* d = nullptr;
-  int32_t* s16 = nullptr;
-  size_t cols = 0;  // a multiple of 256
-};
-inline constexpr size_t kQ8KBlock = 256;
-void quantize_activations_k(const float* x, size_t x_stride, size_t n_tokens,
-                            const Q8KActivations& out);
-void quantize_activations_k_ref(const float* x, size_t x_stride, size_t n_tokens,
-                                const Q8KActivations& out);
+// The one place where a matmul's kernel is chosen (kernels/matmul.cpp), from w's type and layout,
+// the kernel set in use, x's token count and the mode: a quantized w is multiplied with int8
+// activations when x holds its type's format (TypeTraits::activation), with f32 ones (the exact
+// mode) when x holds no int8 form. Throws std::invalid_argument on a matrix the kernels cannot
+// read (no type, rows that are not whole blocks, rows not packed where they must be), or on an
+// input that holds only another int8 format, or int8 activations of another width.
+MatmulKernel matmul_kernel(const WeightMatrix& w, const MatmulInput& x);
 
-// Quantizes n_tokens rows of cols f32 values (row t at x + t * x_stride) into `out`: per block,
-// d = max|x| / 127 and q = round(x / d) (half away from zero), as ggml quantizes Q8_0 but with an
-// f32 scale. A block holding a NaN gets d = NaN (and one holding an Inf d = Inf), so a non-finite
-// activation still makes the product non-finite. The SIMD version equals the reference bitwise.
-void quantize_activations(const float* x, size_t x_stride, size_t n_tokens,
-                          const Q8Activations& out);
-void quantize_activations_ref(const float* x, size_t x_stride, size_t n_tokens,
-                              const Q8Activations& out);
+// matmul_kernel(w, x)(w, x, y, y_stride, row_begin, row_end): one matmul in one call.
+void matmul(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+            size_t row_begin, size_t row_end);
 
-// For tokens t in [0, n_tokens) and rows r in [row_begin, row_end):
-//   y[t * y_stride + r] = sum_k W[r][k] * x[t * x_stride + k]
-// W must be packed, and the range must start at a multiple of kMatmulRowAlign and end at one or
-// at `rows`. Throws std::invalid_argument on a bad matrix or range.
-void matmul(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
-            size_t y_stride, size_t row_begin, size_t row_end);
-// The same with int8 activations, for quantized weights: packed ones, and row-major ones of
-// 32-element blocks (TypeTraits::row_major: Q4_1, Q5_0, Q5_1, IQ4_NL).
-void matmul_q8(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
-               size_t y_stride, size_t row_begin, size_t row_end);
-
-// The same for the row-major types of 256-element blocks (the K-quants, IQ4_XS), with Q8_K
-// activations.
-void matmul_q8k(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
-                size_t y_stride, size_t row_begin, size_t row_end);
-
-// Scalar references over unpacked matrices (the file's layout), in the kernels' orders.
-void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
-                size_t y_stride, size_t row_begin, size_t row_end);
-void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
-                   size_t y_stride, size_t row_begin, size_t row_end);
-void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
-                    size_t y_stride, size_t row_begin, size_t row_end);
+// The scalar reference of the same product, over the unpacked matrix (the file's layout), int8 or
+// f32 as matmul_kernel decides, in the kernels' orders.
+void matmul_ref(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                size_t row_begin, size_t row_end);
 
 // `n` f32 values into `type` (rounded/quantized as ggml does), and back. The SIMD versions give
 // the same bytes/values as the type's scalar references (TypeTraits::encode_row_ref).

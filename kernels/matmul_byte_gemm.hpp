@@ -1,7 +1,7 @@
 // Prefill of the types with a ByteGroup form (kernels/types/byte_group.hpp: Q4_K, Q6_K) on
-// AVX-512 VNNI, from kGemmMinTokens tokens (matmul_rows.cpp): the codes stay bytes and meet the
-// int8 activations in vpdpbusd, 64 products per instruction where the 16-bit path
-// (gemm::int8_rows_gemm) does 32. The activations need no layout: each 4 bytes of a token's
+// AVX-512 VNNI, from kByteGemmMinTokens tokens (kernels/matmul_thresholds.hpp): the codes stay
+// bytes and meet the int8 activations in vpdpbusd, 64 products per instruction where the 16-bit
+// path (matmul_rows_gemm.hpp) does 32. The activations need no layout: each 4 bytes of a token's
 // block are broadcast straight from it.
 //
 // Why this is exact: per row (lane) and half of 16 elements, four vpdpbusd give the half's
@@ -13,8 +13,9 @@
 // reference.
 #pragma once
 
+#include "kernels/isa.hpp"
+
 #if defined(BRISE_AVX512_VNNI)
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -174,6 +175,13 @@ void gemm(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float
         _mm512_mask_storeu_ps(y + (t0 + t) * y_stride + r0, mask, _mm512_load_ps(acc[t]));
     }
   }
+}
+
+// The kernel (MatmulFn).
+template <class C>
+void byte_group_prefill(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                        size_t row_begin, size_t row_end) {
+  gemm<C>(w, x.q8k, x.n_tokens, y, y_stride, row_begin, row_end);
 }
 
 }  // namespace brise::kernels::BRISE_ISA::byte_gemm

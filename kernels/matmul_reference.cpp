@@ -21,7 +21,6 @@ namespace brise::kernels {
 #if defined(BRISE_ISA_GENERIC)
 namespace {
 
-using BRISE_ISA::check_matmul_args;
 using BRISE_ISA::with_codec;
 using packed::kGroupRows;
 
@@ -179,9 +178,10 @@ void unpack_row(const WeightMatrix& p, size_t r, void* out) {
   move_row(*p.type, group, r % kGroupRows, static_cast<uint8_t*>(out), p.cols, false);
 }
 
-void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens, float* y,
-                size_t y_stride, size_t row_begin, size_t row_end) {
-  check_matmul_args(w, n_tokens, x != nullptr, y, row_begin, row_end, /*for_reference=*/true);
+namespace {
+
+void matmul_f32_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_tokens,
+                    float* y, size_t y_stride, size_t row_begin, size_t row_end) {
   with_codec(*w.type, [&]<class C>() {
     for (size_t t = 0; t < n_tokens; ++t)
       for (size_t r = row_begin; r < row_end; ++r)
@@ -191,11 +191,9 @@ void matmul_ref(const WeightMatrix& w, const float* x, size_t x_stride, size_t n
 
 void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_tokens, float* y,
                    size_t y_stride, size_t row_begin, size_t row_end) {
-  check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
-  BRISE_ISA::check_q8_args(w, x, n_tokens);
   with_codec(*w.type, [&]<class C>() {
     if constexpr (BRISE_ISA::kIsRowMajor<C>) {
-      if constexpr (C::kBlockElems == kQ8Block) {
+      if constexpr (C::kActivations == ActivationFormat::Q8) {
         for (size_t t = 0; t < n_tokens; ++t) {
           const size_t blocks = x.cols / kQ8Block;
           // One sum per block of 32: each half's sum is not kept, and a row-major type of
@@ -216,12 +214,11 @@ void matmul_q8_ref(const WeightMatrix& w, const Q8Activations& x, size_t n_token
     }
   });
 }
+
 void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float* y,
                     size_t y_stride, size_t row_begin, size_t row_end) {
-  check_matmul_args(w, n_tokens, x.q != nullptr, y, row_begin, row_end, /*for_reference=*/true);
-  BRISE_ISA::check_q8k_args(w, x, n_tokens);
   with_codec(*w.type, [&]<class C>() {
-    if constexpr (BRISE_ISA::kIsRowMajor<C> && C::kBlockElems == kQ8KBlock) {
+    if constexpr (C::kActivations == ActivationFormat::Q8K) {
       for (size_t t = 0; t < n_tokens; ++t) {
         const int32_t* s16 = x.s16 + t * (x.cols / 16);
         const auto asum = [&](size_t b, size_t j) { return s16[b * (kQ8KBlock / 16) + j]; };
@@ -231,6 +228,23 @@ void matmul_q8k_ref(const WeightMatrix& w, const Q8KActivations& x, size_t n_tok
       }
     }
   });
+}
+
+}  // namespace
+
+void matmul_ref(const WeightMatrix& w, const MatmulInput& x, float* y, size_t y_stride,
+                size_t row_begin, size_t row_end) {
+  check_matrix(w, /*for_reference=*/true);
+  const ActivationFormat reads = input_format(w, x);
+  check_rows(w, x, reads, y, row_begin, row_end);
+  switch (reads) {
+    case ActivationFormat::F32:
+      return matmul_f32_ref(w, x.x, x.x_stride, x.n_tokens, y, y_stride, row_begin, row_end);
+    case ActivationFormat::Q8:
+      return matmul_q8_ref(w, x.q8, x.n_tokens, y, y_stride, row_begin, row_end);
+    case ActivationFormat::Q8K:
+      return matmul_q8k_ref(w, x.q8k, x.n_tokens, y, y_stride, row_begin, row_end);
+  }
 }
 #endif  // BRISE_ISA_GENERIC
 

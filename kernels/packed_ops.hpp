@@ -31,8 +31,27 @@ inline int32_t load_i32(const void* p) {
   return v;
 }
 
+// The operations every set makes the same way out of its primitives (Ops: splat32, slli32,
+// srai32, srli32, and_, load_f16, splat), for a set's PackedOps to inherit.
+template <class Ops>
+struct PackedOpsFromPrimitives {
+  // Byte J of every 32-bit lane, sign- or zero-extended.
+  template <int J, class I>
+  static I byte_signed(I a) {
+    return Ops::template srai32<24>(Ops::template slli32<24 - 8 * J>(a));
+  }
+  template <int J, class I>
+  static I byte_unsigned(I a) {
+    return Ops::and_(Ops::template srli32<8 * J>(a), Ops::splat32(0xFF));
+  }
+  // The 4 activation bytes at p in every lane.
+  static auto broadcast4(const int8_t* p) { return Ops::splat32(load_i32(p)); }
+  static auto scales(const uint8_t* p) { return Ops::load_f16(p); }  // kRows fp16 values
+  static auto zero_f() { return Ops::splat(0.0f); }
+};
+
 #if defined(BRISE_AVX512_VNNI)
-struct PackedOps {
+struct PackedOps : PackedOpsFromPrimitives<PackedOps> {
   using I = __m512i;
   using F = __m512;
   static constexpr size_t kRows = 16;
@@ -46,22 +65,23 @@ struct PackedOps {
   static I srl16(I a) {
     return _mm512_srli_epi16(a, N);
   }
-  // Byte J of every 32-bit lane, sign- or zero-extended.
-  template <int J>
-  static I byte_signed(I a) {
-    return _mm512_srai_epi32(_mm512_slli_epi32(a, 24 - 8 * J), 24);
+  template <int N>
+  static I slli32(I a) {
+    return _mm512_slli_epi32(a, N);
   }
-  template <int J>
-  static I byte_unsigned(I a) {
-    return _mm512_and_si512(_mm512_srli_epi32(a, 8 * J), _mm512_set1_epi32(0xFF));
+  template <int N>
+  static I srai32(I a) {
+    return _mm512_srai_epi32(a, N);
   }
-  static I broadcast4(const int8_t* p) { return _mm512_set1_epi32(load_i32(p)); }
+  template <int N>
+  static I srli32(I a) {
+    return _mm512_srli_epi32(a, N);
+  }
   static I dot_unsigned(I acc, I u, I a) { return _mm512_dpbusd_epi32(acc, u, a); }
   static constexpr int32_t kSignedBias = 128;
   static I prepare_signed(I c) { return _mm512_xor_si512(c, splat8(0x80)); }
   static I dot_signed(I acc, I prepared, I a) { return _mm512_dpbusd_epi32(acc, prepared, a); }
 
-  static F scales(const uint8_t* p) { return load_f16(p); }  // kRows fp16 values
   // kRows consecutive values of a float type, widened exactly to f32.
   static F load_f32(const uint8_t* p) { return _mm512_loadu_ps(p); }
   static F load_f16(const uint8_t* p) {
@@ -76,7 +96,6 @@ struct PackedOps {
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F splat(float v) { return _mm512_set1_ps(v); }
-  static F zero_f() { return _mm512_setzero_ps(); }
   // The first n (<= kRows) lanes of v to y.
   static void store(float* y, F v, size_t n) {
     if (n == kRows)
@@ -86,7 +105,7 @@ struct PackedOps {
   }
 };
 #elif defined(BRISE_AVX2)
-struct PackedOps {
+struct PackedOps : PackedOpsFromPrimitives<PackedOps> {
   using I = __m256i;
   using F = __m256;
   static constexpr size_t kRows = 8;
@@ -102,15 +121,18 @@ struct PackedOps {
   static I srl16(I a) {
     return _mm256_srli_epi16(a, N);
   }
-  template <int J>
-  static I byte_signed(I a) {
-    return _mm256_srai_epi32(_mm256_slli_epi32(a, 24 - 8 * J), 24);
+  template <int N>
+  static I slli32(I a) {
+    return _mm256_slli_epi32(a, N);
   }
-  template <int J>
-  static I byte_unsigned(I a) {
-    return _mm256_and_si256(_mm256_srli_epi32(a, 8 * J), _mm256_set1_epi32(0xFF));
+  template <int N>
+  static I srai32(I a) {
+    return _mm256_srai_epi32(a, N);
   }
-  static I broadcast4(const int8_t* p) { return _mm256_set1_epi32(load_i32(p)); }
+  template <int N>
+  static I srli32(I a) {
+    return _mm256_srli_epi32(a, N);
+  }
 #if defined(BRISE_AVX_VNNI)
   static I dot_unsigned(I acc, I u, I a) {
     return _mm256_dpbusd_avx_epi32(acc, u, a);
@@ -129,9 +151,6 @@ struct PackedOps {
     return dot_unsigned(acc, _mm256_abs_epi8(c), _mm256_sign_epi8(a, c));
   }
 
-  static F scales(const uint8_t* p) {
-    return load_f16(p);
-  }
   static F load_f32(const uint8_t* p) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
   }
@@ -154,9 +173,6 @@ struct PackedOps {
   static F splat(float v) {
     return _mm256_set1_ps(v);
   }
-  static F zero_f() {
-    return _mm256_setzero_ps();
-  }
   static void store(float* y, F v, size_t n) {
     if (n == kRows) {
       _mm256_storeu_ps(y, v);
@@ -170,7 +186,7 @@ struct PackedOps {
 #else
 // Portable C++ with the same lane semantics (16 lanes of 32 bits, as AVX-512), for the generic
 // kernel set; the compiler vectorizes what the baseline instructions allow.
-struct PackedOps {
+struct PackedOps : PackedOpsFromPrimitives<PackedOps> {
   struct I {
     int32_t l[16];
   };
@@ -212,17 +228,22 @@ struct PackedOps {
     }
     return a;
   }
-  template <int J>
-  static I byte_signed(I a) {
-    for (auto& l : a.l) l = static_cast<int8_t>(static_cast<uint32_t>(l) >> (8 * J));
+  // Each lane shifted as vpslld, vpsrad and vpsrld.
+  template <int N>
+  static I slli32(I a) {
+    for (auto& l : a.l) l = static_cast<int32_t>(static_cast<uint32_t>(l) << N);
     return a;
   }
-  template <int J>
-  static I byte_unsigned(I a) {
-    for (auto& l : a.l) l = static_cast<int32_t>((static_cast<uint32_t>(l) >> (8 * J)) & 0xFF);
+  template <int N>
+  static I srai32(I a) {
+    for (auto& l : a.l) l >>= N;
     return a;
   }
-  static I broadcast4(const int8_t* p) { return splat32(load_i32(p)); }
+  template <int N>
+  static I srli32(I a) {
+    for (auto& l : a.l) l = static_cast<int32_t>(static_cast<uint32_t>(l) >> N);
+    return a;
+  }
   // Lane += sum of its 4 bytes of u (unsigned) times its 4 bytes of a (signed), as vpdpbusd.
   static I dot_unsigned(I acc, I u, I a) {
     for (size_t i = 0; i < 16; ++i) {
@@ -244,7 +265,6 @@ struct PackedOps {
     }
     return acc;
   }
-  static F scales(const uint8_t* p) { return load_f16(p); }
   static F load_f32(const uint8_t* p) {
     F v;
     std::memcpy(v.l, p, sizeof v.l);
@@ -286,7 +306,6 @@ struct PackedOps {
     for (auto& l : v.l) l = x;
     return v;
   }
-  static F zero_f() { return splat(0.0f); }
   static void store(float* y, F v, size_t n) { std::memcpy(y, v.l, n * sizeof(float)); }
 };
 #endif

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "kernels/types/activation_format.hpp"
 #include "kernels/types/int8_block.hpp"
 
 namespace brise::kernels {
@@ -24,6 +25,9 @@ struct TypeTraits {
   // Blocks of integer codes with a scale: multiplied with int8 dot products, or with f32
   // activations in the exact mode (kernels/matmul.hpp). Otherwise a float type.
   bool quantized;
+  // The activations the type is multiplied with (ggml's vec_dot_type): f32 for the float types,
+  // one of the int8 formats for the quantized ones (which the exact mode multiplies with f32).
+  ActivationFormat activation;
   // Quantized and multiplied in the file's row-major layout, a block at a time
   // (kernels/types/int8_block.hpp), rather than packed in groups of 16 rows.
   bool row_major;

@@ -65,35 +65,19 @@ std::vector<float> make_activations(size_t n_tokens, size_t stride, uint32_t see
   return x;
 }
 
-// int8 activations of n tokens of `cols` values (row t at x + t * x_stride), with their buffers:
-// blocks of 32, and when cols allows, Q8_K blocks of 256 (for the K-quants).
-struct Q8 {
-  std::vector<int8_t> q, qk;
-  std::vector<float> d, dk;
-  std::vector<int32_t> s, s16;
-  Q8Activations view;
-  Q8KActivations kview;
-};
-Q8 quantize(const float* x, size_t x_stride, size_t n, size_t cols) {
-  Q8 a;
-  a.q.resize(n * cols);
-  a.d.resize(n * cols / kQ8Block + 1);
-  a.s.resize(n * cols / kQ8Block + 1);
-  a.view = {a.q.data(), a.d.data(), a.s.data(), cols};
-  quantize_activations(x, x_stride, n, a.view);
-  if (cols % kQ8KBlock == 0) {
-    a.qk.resize(n * cols);
-    a.dk.resize(n * cols / kQ8KBlock + 1);
-    a.s16.resize(n * cols / 16 + 1);
-    a.kview = {a.qk.data(), a.dk.data(), a.s16.data(), cols};
-    quantize_activations_k(x, x_stride, n, a.kview);
-  }
-  return a;
+// n tokens of `cols` values (row t at x + t * x_stride) as a matmul input quantized into `q`:
+// the f32 rows, int8 blocks of 32, and when cols allows, Q8_K blocks of 256 (for the K-quants).
+// Every quantized type finds its format in it, so the matmul multiplies it with int8 activations.
+MatmulInput quantize(QuantizedInput& q, const float* x, size_t x_stride, size_t n, size_t cols) {
+  ActivationFormats formats;
+  formats.add(ActivationFormat::Q8);
+  if (cols % kQ8KBlock == 0) formats.add(ActivationFormat::Q8K);
+  return q.quantize(x, x_stride, n, cols, formats);
 }
 
-// Types of 256-element blocks take Q8_K activations (matmul_q8k).
-bool takes_q8k(const TypeTraits& type) {
-  return type.row_major && type.block_elems == kQ8KBlock;
+// The same rows as f32 only: quantized types are multiplied in the exact mode.
+MatmulInput f32_input(const std::vector<float>& x, size_t x_stride, size_t n) {
+  return {x.data(), x_stride, n};
 }
 
 // Row r decoded with the type's scalar reference.
@@ -164,12 +148,13 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
         const DoubleDots dots = double_dots(m.file, x.data(), x_stride, 64);
         const auto& mag = dots.abs;
         const auto& exact = dots.sum;
-        const Q8 xq = quantize(x.data(), x_stride, 64, cols);
+        QuantizedInput q;
+        const MatmulInput xq = quantize(q, x.data(), x_stride, 64, cols);
         for (size_t n : token_counts) {
           const size_t y_stride = rows + 2;
           std::vector<float> y(n * y_stride, -7.0f), y_ref(n * y_stride, -7.0f);
-          matmul(m.kernel, x.data(), x_stride, n, y.data(), y_stride, 0, rows);
-          matmul_ref(m.file, x.data(), x_stride, n, y_ref.data(), y_stride, 0, rows);
+          matmul(m.kernel, f32_input(x, x_stride, n), y.data(), y_stride, 0, rows);
+          matmul_ref(m.file, f32_input(x, x_stride, n), y_ref.data(), y_stride, 0, rows);
           for (size_t t = 0; t < n; ++t) {
             for (size_t r = 0; r < rows; ++r) {
               const float got = y[t * y_stride + r], want = y_ref[t * y_stride + r];
@@ -184,13 +169,8 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
           }
           if (!type.quantized) continue;
           std::vector<float> y8(n * y_stride, -7.0f), y8_ref(n * y_stride, -7.0f);
-          if (takes_q8k(type)) {
-            matmul_q8k(m.kernel, xq.kview, n, y8.data(), y_stride, 0, rows);
-            matmul_q8k_ref(m.file, xq.kview, n, y8_ref.data(), y_stride, 0, rows);
-          } else {
-            matmul_q8(m.kernel, xq.view, n, y8.data(), y_stride, 0, rows);
-            matmul_q8_ref(m.file, xq.view, n, y8_ref.data(), y_stride, 0, rows);
-          }
+          matmul(m.kernel, xq.tokens(0, n), y8.data(), y_stride, 0, rows);
+          matmul_ref(m.file, xq.tokens(0, n), y8_ref.data(), y_stride, 0, rows);
           for (size_t t = 0; t < n; ++t) {
             for (size_t r = 0; r < rows; ++r)
               ASSERT_TRUE(same_bits(y8[t * y_stride + r], y8_ref[t * y_stride + r]))
@@ -210,15 +190,16 @@ TEST(Matmul, MatchesReferenceOnAwkwardShapes) {
 TEST(Matmul, Int8KQuantPrefillAcrossTokenPanels) {
   const size_t rows = 37, cols = 512;
   for (const TypeTraits& type : all_types()) {
-    if (!takes_q8k(type)) continue;
+    if (type.activation != ActivationFormat::Q8K) continue;
     const TestMatrix m = make_matrix(type, rows, cols, 977);
     for (size_t n : {129u, 150u, 300u}) {
       const auto x = make_activations(n, cols, static_cast<uint32_t>(n));
-      const Q8 xq = quantize(x.data(), cols, n, cols);
+      QuantizedInput q;
+      const MatmulInput xq = quantize(q, x.data(), cols, n, cols);
       for (size_t begin : {0u, 16u}) {
         std::vector<float> y(n * rows, -7.0f), y_ref(n * rows, -7.0f);
-        matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, begin, rows);
-        matmul_q8k_ref(m.file, xq.kview, n, y_ref.data(), rows, begin, rows);
+        matmul(m.kernel, xq, y.data(), rows, begin, rows);
+        matmul_ref(m.file, xq, y_ref.data(), rows, begin, rows);
         for (size_t t = 0; t < n; ++t)
           for (size_t r = 0; r < rows; ++r)
             ASSERT_TRUE(same_bits(y[t * rows + r], y_ref[t * rows + r]))
@@ -245,7 +226,8 @@ TEST(Matmul, RowMajorTypesPackedOrStoredGiveTheReferenceBits) {
       const TestMatrix m = make_matrix(type, rows, cols, 41, pack);
       ASSERT_EQ(m.kernel.packed, pack);
       const auto x = make_activations(140, cols, 3);
-      const Q8 xq = quantize(x.data(), cols, 140, cols);
+      QuantizedInput q;
+      const MatmulInput xq = quantize(q, x.data(), cols, 140, cols);
       for (size_t n : {1u, 2u, 3u, 4u, 7u, 13u, 140u}) {
         for (size_t begin : {0u, 16u}) {
           const auto label_of = [&](const char* path) {
@@ -254,18 +236,13 @@ TEST(Matmul, RowMajorTypesPackedOrStoredGiveTheReferenceBits) {
           };
           std::vector<float> y(n * rows, -7.0f), y_ref(n * rows, -7.0f);
           if (n <= 13) {  // exact mode (f32 activations): the reference is slow
-            matmul(m.kernel, x.data(), cols, n, y.data(), rows, begin, rows);
-            matmul_ref(m.file, x.data(), cols, n, y_ref.data(), rows, begin, rows);
+            matmul(m.kernel, f32_input(x, cols, n), y.data(), rows, begin, rows);
+            matmul_ref(m.file, f32_input(x, cols, n), y_ref.data(), rows, begin, rows);
             for (size_t j = 0; j < y.size(); ++j)
               ASSERT_TRUE(same_bits(y[j], y_ref[j])) << label_of("exact") << " j=" << j;
           }
-          if (takes_q8k(type)) {
-            matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, begin, rows);
-            matmul_q8k_ref(m.file, xq.kview, n, y_ref.data(), rows, begin, rows);
-          } else {
-            matmul_q8(m.kernel, xq.view, n, y.data(), rows, begin, rows);
-            matmul_q8_ref(m.file, xq.view, n, y_ref.data(), rows, begin, rows);
-          }
+          matmul(m.kernel, xq.tokens(0, n), y.data(), rows, begin, rows);
+          matmul_ref(m.file, xq.tokens(0, n), y_ref.data(), rows, begin, rows);
           for (size_t j = 0; j < y.size(); ++j)
             ASSERT_TRUE(same_bits(y[j], y_ref[j])) << label_of("int8") << " j=" << j;
         }
@@ -284,16 +261,14 @@ TEST(Matmul, Int8PathComputesTheQuantizedProduct) {
       const size_t rows = 37, n = 5;
       const TestMatrix m = make_matrix(type, rows, cols, static_cast<uint32_t>(cols + 3));
       const auto x = make_activations(n, cols, 11);
-      const Q8 xq = quantize(x.data(), cols, n, cols);
+      QuantizedInput q;
+      const MatmulInput xq = quantize(q, x.data(), cols, n, cols);
       std::vector<float> y(n * rows);
-      const bool q8k = takes_q8k(type);
+      const bool q8k = type.activation == ActivationFormat::Q8K;
       const size_t block = q8k ? kQ8KBlock : kQ8Block;
-      const std::vector<int8_t>& codes = q8k ? xq.qk : xq.q;
-      const std::vector<float>& scales = q8k ? xq.dk : xq.d;
-      if (q8k)
-        matmul_q8k(m.kernel, xq.kview, n, y.data(), rows, 0, rows);
-      else
-        matmul_q8(m.kernel, xq.view, n, y.data(), rows, 0, rows);
+      const int8_t* codes = q8k ? xq.q8k.q : xq.q8.q;
+      const float* scales = q8k ? xq.q8k.d : xq.q8.d;
+      matmul(m.kernel, xq, y.data(), rows, 0, rows);
       for (size_t r = 0; r < rows; ++r) {
         const auto w = decoded_row(m.file, r);
         for (size_t t = 0; t < n; ++t) {
@@ -335,24 +310,11 @@ std::vector<Path> paths(const TypeTraits& type) {
   return {{"exact", false}, {"int8", true}};
 }
 
-void run(const TestMatrix& m, const Path& p, const std::vector<float>& x, const Q8& xq, size_t t0,
-         size_t n, float* y, size_t y_stride, size_t r0, size_t r1) {
-  const size_t cols = m.file.cols;
-  if (p.int8 && takes_q8k(*m.file.type)) {
-    Q8KActivations v = xq.kview;
-    v.q += t0 * cols;
-    v.d += t0 * cols / kQ8KBlock;
-    v.s16 += t0 * cols / 16;
-    matmul_q8k(m.kernel, v, n, y, y_stride, r0, r1);
-  } else if (p.int8) {
-    Q8Activations v = xq.view;
-    v.q += t0 * cols;
-    v.d += t0 * cols / kQ8Block;
-    v.s += t0 * cols / kQ8Block;
-    matmul_q8(m.kernel, v, n, y, y_stride, r0, r1);
-  } else {
-    matmul(m.kernel, x.data() + t0 * cols, cols, n, y, y_stride, r0, r1);
-  }
+// Tokens [t0, t0 + n) of the input through the path's activations.
+void run(const TestMatrix& m, const Path& p, const MatmulInput& xq, size_t t0, size_t n, float* y,
+         size_t y_stride, size_t r0, size_t r1) {
+  const MatmulInput x = p.int8 ? xq : MatmulInput{xq.x, xq.x_stride, xq.n_tokens};
+  matmul(m.kernel, x.tokens(t0, n), y, y_stride, r0, r1);
 }
 
 TEST(Matmul, OneTokenAndChunkAreBitIdentical) {
@@ -361,17 +323,18 @@ TEST(Matmul, OneTokenAndChunkAreBitIdentical) {
     for (size_t cols : identity_cols(type)) {
       const TestMatrix m = make_matrix(type, kRows, cols, static_cast<uint32_t>(cols));
       const auto x = make_activations(130, cols, 5);
-      const Q8 xq = quantize(x.data(), cols, 130, cols);
+      QuantizedInput q;
+      const MatmulInput xq = quantize(q, x.data(), cols, 130, cols);
       for (const Path& p : paths(type)) {
         // Token-by-token (the decode path) is the baseline.
         std::vector<float> single(130 * kRows);
         for (size_t t = 0; t < 130; ++t)
-          run(m, p, x, xq, t, 1, single.data() + t * kRows, kRows, 0, kRows);
+          run(m, p, xq, t, 1, single.data() + t * kRows, kRows, 0, kRows);
         // Chunks of every tile remainder, more than one token block, at different offsets.
         for (size_t n : {2u, 3u, 5u, 6u, 7u, 12u, 13u, 47u, 49u, 64u, 100u, 130u}) {
           for (size_t t0 : {size_t{0}, 130 - n}) {
             std::vector<float> y(n * kRows);
-            run(m, p, x, xq, t0, n, y.data(), kRows, 0, kRows);
+            run(m, p, xq, t0, n, y.data(), kRows, 0, kRows);
             for (size_t t = 0; t < n; ++t)
               for (size_t r = 0; r < kRows; ++r)
                 ASSERT_TRUE(same_bits(y[t * kRows + r], single[(t0 + t) * kRows + r]))
@@ -390,18 +353,19 @@ TEST(Matmul, RowSplitsAreBitIdentical) {
     for (size_t cols : identity_cols(type)) {
       const TestMatrix m = make_matrix(type, kRows, cols, static_cast<uint32_t>(cols + 1));
       const auto x = make_activations(20, cols, 9);
-      const Q8 xq = quantize(x.data(), cols, 20, cols);
+      QuantizedInput q;
+      const MatmulInput xq = quantize(q, x.data(), cols, 20, cols);
       // Packed matrices split at whole groups of 16 rows.
       const std::vector<std::vector<size_t>> splits = {
           {0, 16, 32, 48, kRows}, {0, 32, kRows}, {0, 48, kRows}, {0, 16, kRows}};
       for (const Path& p : paths(type)) {
         for (size_t n : {1u, 2u, 20u}) {
           std::vector<float> whole(n * kRows);
-          run(m, p, x, xq, 0, n, whole.data(), kRows, 0, kRows);
+          run(m, p, xq, 0, n, whole.data(), kRows, 0, kRows);
           for (const auto& s : splits) {
             std::vector<float> y(n * kRows, -1.0f);
             for (size_t i = 0; i + 1 < s.size(); ++i)
-              run(m, p, x, xq, 0, n, y.data(), kRows, s[i], s[i + 1]);
+              run(m, p, xq, 0, n, y.data(), kRows, s[i], s[i + 1]);
             for (size_t j = 0; j < y.size(); ++j)
               ASSERT_TRUE(same_bits(y[j], whole[j]))
                   << p.name << " " << label(type, kRows, cols, n) << " j=" << j;
@@ -417,7 +381,7 @@ TEST(Matmul, WritesOnlyItsRowRange) {
     const TestMatrix m = make_matrix(*find_type(name), 40, 64, 1);
     const auto x = make_activations(3, 64, 2);
     std::vector<float> y(3 * 40, 123.0f);
-    matmul(m.kernel, x.data(), 64, 3, y.data(), 40, 16, 32);
+    matmul(m.kernel, f32_input(x, 64, 3), y.data(), 40, 16, 32);
     for (size_t t = 0; t < 3; ++t)
       for (size_t r = 0; r < 40; ++r)
         if (r < 16 || r >= 32)
@@ -432,7 +396,7 @@ TEST(Matmul, RejectsBadArguments) {
   const auto x = make_activations(1, 64, 2);
   std::vector<float> y(20);
   const auto call = [&](const WeightMatrix& w, size_t r0, size_t r1) {
-    matmul(w, x.data(), 64, 1, y.data(), 20, r0, r1);
+    matmul(w, f32_input(x, 64, 1), y.data(), 20, r0, r1);
   };
   WeightMatrix bad = m.kernel;
   bad.cols = 48;  // not a whole number of blocks
@@ -450,25 +414,35 @@ TEST(Matmul, RejectsBadArguments) {
   EXPECT_THROW(call(bad, 0, 16), std::invalid_argument);
   const TestMatrix f = make_matrix(*find_type("f16"), 4, 64, 1);
   EXPECT_THROW(call(f.file, 0, 4), std::invalid_argument);  // not packed
-  EXPECT_THROW(matmul_ref(f.kernel, x.data(), 64, 1, y.data(), 4, 0, 4),
+  EXPECT_THROW(matmul_ref(f.kernel, f32_input(x, 64, 1), y.data(), 4, 0, 4),
                std::invalid_argument);  // the reference reads the file's layout
-  Q8 xq = quantize(x.data(), 64, 1, 64);
-  xq.view.cols = 32;  // activations of another width
-  EXPECT_THROW(matmul_q8(m.kernel, xq.view, 1, y.data(), 20, 0, 16), std::invalid_argument);
-  EXPECT_THROW(matmul_q8(f.kernel, quantize(x.data(), 64, 1, 64).view, 1, y.data(), 4, 0, 4),
-               std::invalid_argument);  // float weights have no int8 path
-  // Each int8 format goes with its types: Q8_K with 256-element blocks only, and back.
+  EXPECT_THROW(matmul(m.kernel, MatmulInput{nullptr, 64, 1}, y.data(), 20, 0, 16),
+               std::invalid_argument);  // no activations
+  QuantizedInput q;
+  MatmulInput xq = quantize(q, x.data(), 64, 1, 64);
+  xq.q8.cols = 32;  // activations of another width
+  EXPECT_THROW(matmul(m.kernel, xq, y.data(), 20, 0, 16), std::invalid_argument);
+  // Float weights read the f32 rows of an input quantized for other matrices.
+  EXPECT_NO_THROW(matmul(f.kernel, quantize(q, x.data(), 64, 1, 64), y.data(), 4, 0, 4));
+  // Each int8 format goes with its types (TypeTraits::activation): an input quantized only to
+  // the other one is refused, one with no int8 form is the exact mode.
   const auto x256 = make_activations(1, 256, 3);
-  const Q8 q256 = quantize(x256.data(), 256, 1, 256);
   const TestMatrix k = make_matrix(*find_type("q4_K"), 4, 256, 1, /*pack=*/false);
   const TestMatrix q40 = make_matrix(*find_type("q4_0"), 4, 256, 1);
-  EXPECT_THROW(matmul_q8(k.kernel, q256.view, 1, y.data(), 4, 0, 4), std::invalid_argument);
-  EXPECT_THROW(matmul_q8k(q40.kernel, q256.kview, 1, y.data(), 4, 0, 4), std::invalid_argument);
-  EXPECT_NO_THROW(matmul_q8k(k.kernel, q256.kview, 1, y.data(), 4, 0, 4));
+  const auto only = [&](ActivationFormat format) {
+    ActivationFormats formats;
+    formats.add(format);
+    return q.quantize(x256.data(), 256, 1, 256, formats);
+  };
+  EXPECT_THROW(matmul(k.kernel, only(ActivationFormat::Q8), y.data(), 4, 0, 4),
+               std::invalid_argument);
+  EXPECT_THROW(matmul(q40.kernel, only(ActivationFormat::Q8K), y.data(), 4, 0, 4),
+               std::invalid_argument);
+  EXPECT_NO_THROW(matmul(k.kernel, only(ActivationFormat::Q8K), y.data(), 4, 0, 4));
   // Row-major matrices are read unpacked and split anywhere.
-  EXPECT_NO_THROW(matmul(k.kernel, x256.data(), 256, 1, y.data(), 4, 1, 3));
+  EXPECT_NO_THROW(matmul(k.kernel, f32_input(x256, 256, 1), y.data(), 4, 1, 3));
   // Empty work is fine, and the last partial group may end at the matrix's end.
-  EXPECT_NO_THROW(matmul(m.kernel, x.data(), 64, 0, y.data(), 20, 0, 16));
+  EXPECT_NO_THROW(matmul(m.kernel, f32_input(x, 64, 0), y.data(), 20, 0, 16));
   EXPECT_NO_THROW(call(m.kernel, 16, 16));
   EXPECT_NO_THROW(call(m.kernel, 16, 20));
 }
@@ -505,13 +479,15 @@ TEST(ActivationQuantization, SimdMatchesReferenceBitwise) {
     for (auto& v : x) v = normal(rng) * scale;
     x[5] = 0.0f;
     for (size_t i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero block
-    const Q8 a = quantize(x.data(), cols, n, cols);
-    Q8 b = a;
-    b.view = {b.q.data(), b.d.data(), b.s.data(), cols};
-    quantize_activations_ref(x.data(), cols, n, b.view);
-    ASSERT_EQ(a.q, b.q) << scale;
-    ASSERT_EQ(0, std::memcmp(a.d.data(), b.d.data(), a.d.size() * sizeof(float))) << scale;
-    ASSERT_EQ(a.s, b.s) << scale;
+    QuantizedInput quantized;
+    const MatmulInput a = quantize(quantized, x.data(), cols, n, cols);
+    std::vector<int8_t> q(n * cols);
+    std::vector<float> d(n * cols / kQ8Block);
+    std::vector<int32_t> sums(n * cols / kQ8Block);
+    quantize_activations_ref(x.data(), cols, n, {q.data(), d.data(), sums.data(), cols});
+    ASSERT_EQ(0, std::memcmp(a.q8.q, q.data(), q.size())) << scale;
+    ASSERT_EQ(0, std::memcmp(a.q8.d, d.data(), d.size() * sizeof(float))) << scale;
+    ASSERT_EQ(0, std::memcmp(a.q8.s, sums.data(), sums.size() * sizeof(int32_t))) << scale;
   }
 }
 
@@ -523,14 +499,51 @@ TEST(ActivationQuantization, Q8KSimdMatchesReferenceBitwise) {
     std::vector<float> x(n * cols);
     for (auto& v : x) v = normal(rng) * scale;
     for (size_t i = 256; i < 512; ++i) x[i] = 0.0f;  // an all-zero block
-    const Q8 a = quantize(x.data(), cols, n, cols);
-    Q8 b = a;
-    b.kview = {b.qk.data(), b.dk.data(), b.s16.data(), cols};
-    quantize_activations_k_ref(x.data(), cols, n, b.kview);
-    ASSERT_EQ(a.qk, b.qk) << scale;
-    ASSERT_EQ(0, std::memcmp(a.dk.data(), b.dk.data(), a.dk.size() * sizeof(float))) << scale;
-    ASSERT_EQ(a.s16, b.s16) << scale;
+    QuantizedInput quantized;
+    const MatmulInput a = quantize(quantized, x.data(), cols, n, cols);
+    std::vector<int8_t> q(n * cols);
+    std::vector<float> d(n * cols / kQ8KBlock);
+    std::vector<int32_t> s16(n * cols / 16);
+    quantize_activations_k_ref(x.data(), cols, n, {q.data(), d.data(), s16.data(), cols});
+    ASSERT_EQ(0, std::memcmp(a.q8k.q, q.data(), q.size())) << scale;
+    ASSERT_EQ(0, std::memcmp(a.q8k.d, d.data(), d.size() * sizeof(float))) << scale;
+    ASSERT_EQ(0, std::memcmp(a.q8k.s16, s16.data(), s16.size() * sizeof(int32_t))) << scale;
   }
+}
+
+// The forward pass quantizes its input a row at a time, threads side by side: any order of rows
+// gives the bytes of one call over them all, and tokens() views the same rows.
+TEST(ActivationQuantization, RowsQuantizedApartEqualAllAtOnce) {
+  const size_t n = 5, cols = 512, stride = cols + 7;
+  const auto x = make_activations(n, stride, 23);
+  QuantizedInput whole, apart;
+  const MatmulInput a = quantize(whole, x.data(), stride, n, cols);
+  ActivationFormats both;
+  both.add(ActivationFormat::Q8);
+  both.add(ActivationFormat::Q8K);
+  apart.reserve(n, cols);
+  for (size_t t : {3u, 0u, 4u, 1u, 2u}) apart.quantize_rows(x.data(), stride, t, 1, cols, both);
+  const MatmulInput b = apart.input(x.data(), stride, n, cols, both);
+  EXPECT_EQ(0, std::memcmp(a.q8.q, b.q8.q, n * cols));
+  EXPECT_EQ(0, std::memcmp(a.q8.d, b.q8.d, n * cols / kQ8Block * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a.q8.s, b.q8.s, n * cols / kQ8Block * sizeof(int32_t)));
+  EXPECT_EQ(0, std::memcmp(a.q8k.q, b.q8k.q, n * cols));
+  EXPECT_EQ(0, std::memcmp(a.q8k.d, b.q8k.d, n * cols / kQ8KBlock * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a.q8k.s16, b.q8k.s16, n * cols / 16 * sizeof(int32_t)));
+  // Token 3 alone, quantized on its own, is tokens(3, 1) of the whole.
+  QuantizedInput one;
+  const MatmulInput c = quantize(one, x.data() + 3 * stride, stride, 1, cols);
+  const MatmulInput t3 = a.tokens(3, 1);
+  EXPECT_EQ(t3.x, x.data() + 3 * stride);
+  EXPECT_EQ(t3.n_tokens, 1u);
+  EXPECT_EQ(0, std::memcmp(t3.q8.q, c.q8.q, cols));
+  EXPECT_EQ(0, std::memcmp(t3.q8.d, c.q8.d, cols / kQ8Block * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(t3.q8.s, c.q8.s, cols / kQ8Block * sizeof(int32_t)));
+  EXPECT_EQ(0, std::memcmp(t3.q8k.q, c.q8k.q, cols));
+  EXPECT_EQ(0, std::memcmp(t3.q8k.d, c.q8k.d, cols / kQ8KBlock * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(t3.q8k.s16, c.q8k.s16, cols / 16 * sizeof(int32_t)));
+  // Rows past what was reserved are refused, not written.
+  EXPECT_THROW(apart.quantize_rows(x.data(), stride, n, 1, cols, both), std::length_error);
 }
 
 // By hand: a 256-block whose largest magnitude is 127 has d = 1, so q = round(x) and the sums per
@@ -587,21 +600,66 @@ TEST(ActivationQuantization, NonFiniteInputPropagates) {
   x[3] = std::numeric_limits<float>::quiet_NaN();
   x[40] = std::numeric_limits<float>::infinity();
   for (auto fn : {&quantize_activations, &quantize_activations_ref}) {
-    Q8 a;
-    a.q.resize(96);
-    a.d.resize(3);
-    a.s.resize(3);
-    fn(x.data(), 96, 1, {a.q.data(), a.d.data(), a.s.data(), 96});
-    EXPECT_TRUE(std::isnan(a.d[0]));
-    EXPECT_TRUE(std::isinf(a.d[1]));
-    EXPECT_EQ(a.d[2], 1.0f / 127.0f);
-    for (size_t i = 0; i < 64; ++i) EXPECT_EQ(a.q[i], 0) << i;
+    std::vector<int8_t> q(96);
+    std::vector<float> d(3);
+    std::vector<int32_t> sums(3);
+    fn(x.data(), 96, 1, {q.data(), d.data(), sums.data(), 96});
+    EXPECT_TRUE(std::isnan(d[0]));
+    EXPECT_TRUE(std::isinf(d[1]));
+    EXPECT_EQ(d[2], 1.0f / 127.0f);
+    for (size_t i = 0; i < 64; ++i) EXPECT_EQ(q[i], 0) << i;
   }
   const TestMatrix m = make_matrix(*find_type("q4_0"), 16, 96, 3);
-  const Q8 xq = quantize(x.data(), 96, 1, 96);
+  QuantizedInput quantized;
   std::vector<float> y(16);
-  matmul_q8(m.kernel, xq.view, 1, y.data(), 16, 0, 16);
+  matmul(m.kernel, quantize(quantized, x.data(), 96, 1, 96), y.data(), 16, 0, 16);
   for (float v : y) EXPECT_TRUE(std::isnan(v));
+}
+
+// matmul_kernel chooses, for each type family, kernel set and token count, the kernel that
+// kernels/MATMUL.md names for it (its table is the expectation here).
+TEST(Matmul, ChoosesTheKernelOfTheMap) {
+  // The AVX-512 VNNI kernels are the sets' only difference in the table, and q4_K is packed
+  // exactly where they are built.
+  const bool vnni = packs_rows(*find_type("q4_K"));
+  const size_t cols = 256;
+  const auto x = make_activations(4, cols, 1);
+  QuantizedInput q;
+  const MatmulInput int8 = quantize(q, x.data(), cols, 4, cols);
+  const auto chosen = [&](const char* type, std::optional<bool> pack, bool with_int8, size_t n) {
+    const TestMatrix m = make_matrix(*find_type(type), 16, cols, 1, pack);
+    const MatmulInput in = with_int8 ? int8.tokens(0, n) : f32_input(x, cols, n);
+    return std::string(matmul_kernel(m.kernel, in).name);
+  };
+  const bool i8 = true, f32 = false;
+  EXPECT_EQ(chosen("f16", {}, f32, 1), "packed float decode");
+  EXPECT_EQ(chosen("bf16", {}, i8, 2), "packed float prefill");  // float types read f32
+  EXPECT_EQ(chosen("q4_0", {}, i8, 1), "packed int8 decode");
+  EXPECT_EQ(chosen("q8_0", {}, i8, 2), "packed int8 prefill");
+  EXPECT_EQ(chosen("q4_0", {}, f32, 1), "packed exact decode");
+  EXPECT_EQ(chosen("q8_0", {}, f32, 4), "packed exact prefill");
+  EXPECT_EQ(chosen("q5_0", {}, i8, 1), "row int8");
+  EXPECT_EQ(chosen("iq4_nl", {}, i8, 4), "row int8");
+  for (const char* type : {"q4_1", "q2_K", "q4_K", "iq4_xs"})
+    for (size_t n : {1u, 4u}) EXPECT_EQ(chosen(type, {}, f32, n), "row exact") << type << n;
+  if (!vnni) {
+    for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"})
+      for (size_t n : {1u, 2u, 4u}) EXPECT_EQ(chosen(type, {}, i8, n), "row int8") << type << n;
+    return;
+  }
+  EXPECT_EQ(chosen("q4_K", true, i8, 1), "word-packed group decode");
+  EXPECT_EQ(chosen("q4_K", true, i8, 2), "byte-group prefill");
+  EXPECT_EQ(chosen("q4_K", false, i8, 1), "row fused decode");
+  EXPECT_EQ(chosen("q6_K", {}, i8, 1), "row fused decode");
+  EXPECT_EQ(chosen("q6_K", {}, i8, 2), "byte-group prefill");
+  for (const char* type : {"q3_K", "q5_K", "iq4_xs"}) {
+    EXPECT_EQ(chosen(type, {}, i8, 1), "row fused decode") << type;
+    EXPECT_EQ(chosen(type, {}, i8, 3), "row int8") << type;
+    EXPECT_EQ(chosen(type, {}, i8, 4), "16-bit group prefill") << type;
+  }
+  EXPECT_EQ(chosen("q2_K", {}, i8, 1), "row int8");
+  EXPECT_EQ(chosen("q2_K", {}, i8, 3), "row int8");
+  EXPECT_EQ(chosen("q2_K", {}, i8, 4), "16-bit group prefill");
 }
 
 }  // namespace

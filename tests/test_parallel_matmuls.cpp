@@ -55,22 +55,17 @@ TEST(ParallelMatmuls, EveryRowMatchesOneKernelCallWhateverTheThreads) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> x(tokens * kCols);
     for (auto& v : x) v = normal(rng);
-    std::vector<int8_t> q(tokens * kCols);
-    std::vector<float> d(tokens * kCols / 32);
-    std::vector<int32_t> s(tokens * kCols / 32);
-    const kernels::Q8Activations xq{q.data(), d.data(), s.data(), kCols};
-    kernels::quantize_activations(x.data(), kCols, tokens, xq);
+    kernels::QuantizedInput quantized;
 
     for (bool int8 : {false, true}) {
-      const MatmulInput input{x.data(), tokens, int8 ? std::optional(xq) : std::nullopt,
-                              std::nullopt};
+      kernels::ActivationFormats formats;  // q8_0 and q4_0 take Q8; f16 reads the f32 rows
+      if (int8) formats.add(kernels::ActivationFormat::Q8);
+      const kernels::MatmulInput input =
+          quantized.quantize(x.data(), kCols, tokens, kCols, formats);
       std::vector<std::vector<float>> expected;
       for (const Matrix* m : {&a, &b, &c}) {
         std::vector<float> y(tokens * m->w.rows);
-        if (int8 && m->w.type->quantized)
-          kernels::matmul_q8(m->w, xq, tokens, y.data(), m->w.rows, 0, m->w.rows);
-        else
-          kernels::matmul(m->w, x.data(), kCols, tokens, y.data(), m->w.rows, 0, m->w.rows);
+        kernels::matmul(m->w, input, y.data(), m->w.rows, 0, m->w.rows);
         expected.push_back(std::move(y));
       }
       for (int threads : {1, 2, 3, 4}) {

@@ -57,11 +57,10 @@ TEST(Weights16, SimdDecodeMatchesTheReferenceOnRawBlocks) {
                          : t == 2 ? 0.0f
                          : t == 3 ? 1000.0f
                                   : normal(rng);
-  std::vector<int8_t> q(kTokens * kCols);
-  std::vector<float> d(kTokens * kCols / kQ8KBlock);
-  std::vector<int32_t> s16(kTokens * kCols / 16);
-  const Q8KActivations act{q.data(), d.data(), s16.data(), kCols};
-  quantize_activations_k(x.data(), kCols, kTokens, act);
+  ActivationFormats q8k;
+  q8k.add(ActivationFormat::Q8K);
+  QuantizedInput quantized;
+  const MatmulInput act = quantized.quantize(x.data(), kCols, kTokens, kCols, q8k);
 
   for (const Case& c : kCases) {
     const TypeTraits* type = find_type(c.name);
@@ -89,8 +88,8 @@ TEST(Weights16, SimdDecodeMatchesTheReferenceOnRawBlocks) {
     for (size_t n : {size_t{1}, kTokens}) {
       std::fill(y.begin(), y.end(), -1.0f);
       std::fill(y_ref.begin(), y_ref.end(), -2.0f);
-      matmul_q8k(w, act, n, y.data(), rows, 0, rows);
-      matmul_q8k_ref(w, act, n, y_ref.data(), rows, 0, rows);
+      matmul(w, act.tokens(0, n), y.data(), rows, 0, rows);
+      matmul_ref(w, act.tokens(0, n), y_ref.data(), rows, 0, rows);
       for (size_t t = 0; t < n; ++t)
         for (size_t r = 0; r < rows; ++r)
           ASSERT_TRUE(same_bits(y[t * rows + r], y_ref[t * rows + r]))

@@ -140,41 +140,21 @@ void Pass::run_team() {
   std::atomic<size_t>* next = s_.schedule.data();
   std::exception_ptr& fault = s_.fault;
 
-  // The input of matrices `ws`: n rows of `cols` f32 values, and their int8 quantization when one
-  // of the matrices is quantized (unless the pass is exact): Q8 and/or Q8_K blocks, as the
-  // matrices need (int8_input). Ends with the team waiting.
+  // The input of matrices `ws`: n rows of `cols` f32 values, and unless the pass is exact the
+  // same rows quantized to the int8 formats the matrices' types take (TypeTraits::activation).
+  // Ends with the team waiting when it quantizes.
   const auto input = [&](const float* x, size_t rows_in, size_t cols,
                          std::initializer_list<const kernels::WeightMatrix*> ws) {
-    MatmulInput in{x, rows_in, std::nullopt, std::nullopt};
-    if (options_.exact) return in;
-    bool q8 = false, q8k = false;
-    for (const auto* w : ws) {
-      q8 = q8 || int8_input(*w->type) == Int8Input::Q8;
-      q8k = q8k || int8_input(*w->type) == Int8Input::Q8K;
-    }
-    if (q8) {
-      const kernels::Q8Activations q = a.q8_view(cols);
-      const size_t blocks = cols / kernels::kQ8Block;
-      each_row(rows_in, [&](size_t t) {
-        kernels::quantize_activations(x + t * cols, cols, 1,
-                                      {q.q + t * cols, q.d + t * blocks, q.s + t * blocks, cols});
-      });
-      in.q8 = q;
-    }
-    if (q8k) {
-      const kernels::Q8KActivations q = a.q8k_view(cols);
-      const size_t blocks = cols / kernels::kQ8KBlock;
-      each_row(rows_in, [&](size_t t) {
-        kernels::quantize_activations_k(
-            x + t * cols, cols, 1,
-            {q.q + t * cols, q.d + t * blocks, q.s16 + t * (cols / 16), cols});
-      });
-      in.q8k = q;
-    }
-    return in;
+    kernels::ActivationFormats formats;
+    if (!options_.exact)
+      for (const auto* w : ws) formats.add(w->type->activation);
+    if (formats.any_int8())
+      each_row(rows_in, [&](size_t t) { a.quantized.quantize_rows(x, cols, t, 1, cols, formats); });
+    return a.quantized.input(x, cols, rows_in, cols, formats);
   };
   // Matmuls sharing an input, then the team waits for all of their rows.
-  const auto matmuls = [&](std::initializer_list<MatmulOutput> outputs, const MatmulInput& x) {
+  const auto matmuls = [&]<size_t N>(const MatmulOutput(&outputs)[N],
+                                     const kernels::MatmulInput& x) {
     team_matmuls(outputs, x, *next++);
 #pragma omp barrier
   };
@@ -329,21 +309,7 @@ void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
     k16.resize(n * c.kv_dim());
     v16.resize(n * c.kv_dim());
   }
-  const size_t widest = std::max<size_t>({c.dim, c.q_dim(), c.hidden_dim});
-  q8_codes.resize(n * widest);
-  q8_scales.resize(n * widest / kernels::kQ8Block + 1);
-  q8_sums.resize(n * widest / kernels::kQ8Block + 1);
-  q8k_codes.resize(n * widest);
-  q8k_scales.resize(n * widest / kernels::kQ8KBlock + 1);
-  q8k_sums.resize(n * widest / 16 + 1);
-}
-
-kernels::Q8Activations Activations::q8_view(size_t cols) {
-  return {q8_codes.data(), q8_scales.data(), q8_sums.data(), cols};
-}
-
-kernels::Q8KActivations Activations::q8k_view(size_t cols) {
-  return {q8k_codes.data(), q8k_scales.data(), q8k_sums.data(), cols};
+  quantized.reserve(n, std::max<size_t>({c.dim, c.q_dim(), c.hidden_dim}));
 }
 
 }  // namespace brise

@@ -22,17 +22,9 @@ struct Activations {
   std::vector<float> x, xn, q, k, v, att, h, gate, up;  // residual, normed, projections, ...
   std::vector<float> rope_cos, rope_sin;                // [row][head_dim / 2]
   std::vector<uint16_t> k16, v16;                       // rows' K/V staged as f16 for an f16 cache
-  // One matmul input at a time, quantized to int8 (xn, att or gate: up to the widest of them).
-  std::vector<int8_t> q8_codes;
-  std::vector<float> q8_scales;
-  std::vector<int32_t> q8_sums;
-  std::vector<int8_t> q8k_codes;  // the same rows as Q8_K, for the K-quants
-  std::vector<float> q8k_scales;
-  std::vector<int32_t> q8k_sums;
+  // One matmul input at a time (xn, att or gate) in the int8 forms its matrices take.
+  kernels::QuantizedInput quantized;
   void ensure(size_t n, const ModelConfig& c, TensorType kv_type);
-  // The q8 buffers as rows of `cols` values.
-  kernels::Q8Activations q8_view(size_t cols);
-  kernels::Q8KActivations q8k_view(size_t cols);
 };
 
 // One sequence's part of a pass: `ids` at positions pos0.., attending to `cache`.

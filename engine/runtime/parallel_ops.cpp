@@ -10,11 +10,6 @@
 
 namespace brise {
 
-Int8Input int8_input(const kernels::TypeTraits& type) {
-  if (!type.quantized) return Int8Input::None;
-  return type.block_elems == kernels::kQ8KBlock ? Int8Input::Q8K : Int8Input::Q8;
-}
-
 int team_size(size_t work, int threads) {
   constexpr size_t kMinWorkPerThread = size_t{1} << 16;
   return static_cast<int>(std::clamp<size_t>(work / kMinWorkPerThread, 1, std::max(threads, 1)));
@@ -22,38 +17,32 @@ int team_size(size_t work, int threads) {
 
 namespace {
 
-void matmul_rows(const MatmulOutput& o, const MatmulInput& x, size_t begin, size_t end) {
-  const Int8Input in = int8_input(*o.w.type);
-  if (in == Int8Input::Q8 && x.q8)
-    kernels::matmul_q8(o.w, *x.q8, x.n_tokens, o.y, o.w.rows, begin, end);
-  else if (in == Int8Input::Q8K && x.q8k)
-    kernels::matmul_q8k(o.w, *x.q8k, x.n_tokens, o.y, o.w.rows, begin, end);
-  else
-    kernels::matmul(o.w, x.f32, o.w.cols, x.n_tokens, o.y, o.w.rows, begin, end);
-}
-
 // The rows of all the outputs, one after the other, in units of the kernel's row alignment.
 size_t units_of(const MatmulOutput& o) {
   return (o.w.rows + kernels::kMatmulRowAlign - 1) / kernels::kMatmulRowAlign;
 }
 
 // Units [begin, end) of the concatenated outputs, matrix by matrix.
-void matmul_units(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x, size_t begin,
-                  size_t end) {
+void matmul_units(std::span<const MatmulOutput> outputs,
+                  std::span<const kernels::MatmulKernel> chosen, const kernels::MatmulInput& x,
+                  size_t begin, size_t end) {
   const size_t align = kernels::kMatmulRowAlign;
   size_t first = 0;  // the current output's first unit
-  for (const auto& o : outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const MatmulOutput& o = outputs[i];
     const size_t units = units_of(o);
     const size_t b = std::max(begin, first), e = std::min(end, first + units);
     if (b < e)
-      matmul_rows(o, x, (b - first) * align, std::min<size_t>(o.w.rows, (e - first) * align));
+      chosen[i](o.w, x, o.y, o.w.rows, (b - first) * align,
+                std::min<size_t>(o.w.rows, (e - first) * align));
     first += units;
   }
 }
 
 }  // namespace
 
-void team_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+void team_matmuls(std::span<const MatmulOutput> outputs,
+                  std::span<const kernels::MatmulKernel> chosen, const kernels::MatmulInput& x,
                   std::atomic<size_t>& next) {
   size_t units = 0, unit_bytes = 0;
   for (const auto& o : outputs) {
@@ -72,11 +61,12 @@ void team_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput
       if (begin >= units) return;
       take = std::min(units - begin, std::max(min_take, (units - begin) / divisor));
     } while (!next.compare_exchange_weak(begin, begin + take, std::memory_order_relaxed));
-    matmul_units(outputs, x, begin, begin + take);
+    matmul_units(outputs, chosen, x, begin, begin + take);
   }
 }
 
-void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+void parallel_matmuls(std::span<const MatmulOutput> outputs,
+                      std::span<const kernels::MatmulKernel> chosen, const kernels::MatmulInput& x,
                       int threads) {
   size_t work = 0, units = 0;
   for (const auto& o : outputs) {
@@ -86,7 +76,7 @@ void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulI
   const int team = std::min(team_size(work, threads), static_cast<int>(units));
   std::atomic<size_t> next{0};
 #pragma omp parallel num_threads(std::max(team, 1))
-  team_matmuls(outputs, x, next);
+  team_matmuls(outputs, chosen, x, next);
 }
 
 void embedding_row(const kernels::WeightMatrix& e, int32_t token, float* out) {

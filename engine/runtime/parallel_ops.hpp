@@ -1,10 +1,10 @@
 // Model-level building blocks that decide threading around the pure kernels.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
-#include <initializer_list>
-#include <optional>
+#include <span>
 
 #include "kernels/matmul.hpp"
 
@@ -20,37 +20,45 @@ struct MatmulOutput {
   float* y;
 };
 
-// A matmul input: n_tokens rows of f32 activations (row t at f32 + t * cols), and, when set, the
-// same rows quantized to int8 (kernels::quantize_activations: `q8` for the types of 32-element
-// blocks, `q8k` for those of 256, the K-quants), which quantized matrices are multiplied with;
-// without them they are multiplied with the f32 rows (the exact mode).
-struct MatmulInput {
-  const float* f32 = nullptr;
-  size_t n_tokens = 0;
-  std::optional<kernels::Q8Activations> q8;
-  std::optional<kernels::Q8KActivations> q8k;
-};
-
-// Which int8 activations a matrix is multiplied with: Q8Activations (32-element blocks),
-// Q8KActivations (256), or none (float weights).
-enum class Int8Input { None, Q8, Q8K };
-Int8Input int8_input(const kernels::TypeTraits& type);
-
 // The products of several matrices with one input of n tokens (wq, wk, wv; w1, w3) as one
 // parallel loop over pieces of their rows taken one after the other: no barrier between the
 // matrices, and a thread that falls behind (a shared machine) is made up for by the others taking
-// more pieces. The kernels sum every dot product the same way whatever rows they are given, so
-// the result depends neither on the thread count nor on which thread took which piece.
+// more pieces. Each matrix's kernel is chosen once for the input (kernels::matmul_kernel); the
+// kernels sum every dot product the same way whatever rows they are given, so the result depends
+// neither on the thread count nor on which thread took which piece. The input holds the int8
+// forms of the matrices' types (kernels::QuantizedInput), or none for the exact mode.
 //
 // team_matmuls is that loop as every thread of an OpenMP team runs it (the forward pass's team):
 // pieces are taken from `next` (0 before the first thread starts, shared by the team); it returns
 // when no piece is left, without waiting for the other threads. parallel_matmuls starts a team.
-void team_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+void team_matmuls(std::span<const MatmulOutput> outputs,
+                  std::span<const kernels::MatmulKernel> chosen, const kernels::MatmulInput& x,
                   std::atomic<size_t>& next);
-void parallel_matmuls(std::initializer_list<MatmulOutput> outputs, const MatmulInput& x,
+void parallel_matmuls(std::span<const MatmulOutput> outputs,
+                      std::span<const kernels::MatmulKernel> chosen, const kernels::MatmulInput& x,
                       int threads);
 
-inline void parallel_matmul(const kernels::WeightMatrix& w, const MatmulInput& x, float* y,
+// The kernels of N matrices for input x.
+template <size_t N>
+std::array<kernels::MatmulKernel, N> matmul_kernels(const MatmulOutput (&outputs)[N],
+                                                    const kernels::MatmulInput& x) {
+  std::array<kernels::MatmulKernel, N> chosen;
+  for (size_t i = 0; i < N; ++i) chosen[i] = kernels::matmul_kernel(outputs[i].w, x);
+  return chosen;
+}
+
+template <size_t N>
+void team_matmuls(const MatmulOutput (&outputs)[N], const kernels::MatmulInput& x,
+                  std::atomic<size_t>& next) {
+  team_matmuls(outputs, matmul_kernels(outputs, x), x, next);
+}
+template <size_t N>
+void parallel_matmuls(const MatmulOutput (&outputs)[N], const kernels::MatmulInput& x,
+                      int threads) {
+  parallel_matmuls(outputs, matmul_kernels(outputs, x), x, threads);
+}
+
+inline void parallel_matmul(const kernels::WeightMatrix& w, const kernels::MatmulInput& x, float* y,
                             int threads) {
   parallel_matmuls({{w, y}}, x, threads);
 }

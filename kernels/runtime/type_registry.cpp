@@ -1,4 +1,4 @@
-// The registry of kernels/type_traits.hpp, one row per codec of kernels/types/all_types.hpp.
+// The registry of kernels/type_traits.hpp, one row per type of kernels/types/type_list.hpp.
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -19,13 +19,20 @@ constexpr auto to_int8_of() -> void (*)(const uint8_t*, Int8Block&) {
 }
 
 template <class Codec>
-constexpr TypeTraits row(size_t index) {
-  return TypeTraits{Codec::kGgmlId,
+constexpr TypeTraits row(uint32_t ggml_id, size_t index) {
+  // The int8 formats are made for these block sizes: one activation block per weight block (Q8),
+  // or per super-block (Q8_K).
+  constexpr ActivationFormat kFormat = Codec::kActivations;
+  static_assert(Codec::kQuantized == (kFormat != ActivationFormat::F32));
+  static_assert(kFormat != ActivationFormat::Q8 || Codec::kBlockElems == kQ8Block);
+  static_assert(kFormat != ActivationFormat::Q8K || Codec::kBlockElems == kQ8KBlock);
+  return TypeTraits{ggml_id,
                     Codec::kName,
                     Codec::kBlockElems,
                     Codec::kBlockBytes,
                     Codec::kFileType,
                     Codec::kQuantized,
+                    kFormat,
                     BRISE_ISA::kIsRowMajor<Codec>,
                     index,
                     &Codec::encode_row_ref,
@@ -36,7 +43,7 @@ constexpr TypeTraits row(size_t index) {
 constexpr auto make_registry() {
   using namespace BRISE_ISA;
   size_t index = 0;
-#define BRISE_TYPE_ROW(Codec) row<Codec>(index++),
+#define BRISE_TYPE_ROW(Codec, ggml_id) row<Codec>(ggml_id, index++),
   return std::array{BRISE_TENSOR_TYPES(BRISE_TYPE_ROW)};
 #undef BRISE_TYPE_ROW
 }

@@ -1,5 +1,7 @@
-// Every tensor type brise computes with: one codec each. Adding a type means writing its codec
-// (kernels/types/<type>.hpp, see codec.hpp for what it holds), listing it here, and testing it.
+// Every codec of kernels/types/type_list.hpp, and the dispatch from a type to its codec. Adding a
+// type means writing its codec (kernels/types/<type>.hpp, see codec.hpp for what it holds),
+// including it here, listing it in type_list.hpp with an enumerator of brise::TensorType, and
+// testing it.
 #pragma once
 
 #include <stdexcept>
@@ -21,13 +23,7 @@
 #include "kernels/types/q5_k.hpp"
 #include "kernels/types/q6_k.hpp"
 #include "kernels/types/q8_0.hpp"
-
-// X(Codec) for every codec, in registry order (kernels/type_traits.hpp).
-// clang-format off
-#define BRISE_TENSOR_TYPES(X) \
-  X(F32) X(F16) X(BF16) X(Q8_0) X(Q4_0) \
-  X(Q4_1) X(Q5_0) X(Q5_1) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K) X(IQ4_NL) X(IQ4_XS)
-// clang-format on
+#include "kernels/types/type_list.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 
@@ -36,9 +32,9 @@ namespace brise::kernels::BRISE_ISA {
 template <class Fn>
 void with_codec(const TypeTraits& type, Fn&& f) {
   switch (type.ggml_id) {
-#define BRISE_CODEC_CASE(Codec)     \
-  case Codec::kGgmlId:              \
-    f.template operator()<Codec>(); \
+#define BRISE_CODEC_CASE(Codec, ggml_id) \
+  case ggml_id:                          \
+    f.template operator()<Codec>();      \
     return;
     BRISE_TENSOR_TYPES(BRISE_CODEC_CASE)
 #undef BRISE_CODEC_CASE

@@ -7,12 +7,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct BF16 {
-  static constexpr uint32_t kGgmlId = 30;
   static constexpr std::string_view kName = "bf16";
   static constexpr uint32_t kBlockElems = 1;
   static constexpr uint32_t kBlockBytes = 2;
   static constexpr uint32_t kFileType = 32;  // LLAMA_FTYPE_MOSTLY_BF16
   static constexpr bool kQuantized = false;
+  static constexpr ActivationFormat kActivations = ActivationFormat::F32;
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
     auto* y = static_cast<uint16_t*>(out);

@@ -1,8 +1,9 @@
 // What every codec (kernels/types/<type>.hpp) is made of, and the helpers they share.
 //
 // A codec is one struct per tensor type, compiled once per kernel set (its SIMD parts follow the
-// set's instructions), holding everything about the type:
-//   kGgmlId, kName, kBlockElems, kBlockBytes, kFileType, kQuantized
+// set's instructions), holding everything about the type but its GGUF id (type_list.hpp):
+//   kName, kBlockElems, kBlockBytes, kFileType, kQuantized
+//   kActivations                      the activations it is multiplied with (activation_format.hpp)
 //   encode_row_ref / decode_row_ref   scalar, straight from the block layout (the references)
 //   encode_row / decode_row           the same results, with the set's SIMD where it has any
 // and how the matmul reads the type packed in groups of 16 rows (kernels/types/packed.hpp):
@@ -18,12 +19,14 @@
 
 #include "kernels/isa.hpp"
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 
 #include "kernels/fp16.hpp"
+#include "kernels/types/activation_format.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 
@@ -60,6 +63,25 @@ inline uint16_t read_u16(const void* p) {
   uint16_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The scan of ggml's reference quantizers: the largest magnitude of n values and the first value
+// that has it, with its sign (a later one of the same magnitude does not replace it). A NaN never
+// compares greater: it is passed over. Both 0 when every value is 0.
+struct LargestMagnitude {
+  float amax;
+  float max;
+};
+inline LargestMagnitude largest_magnitude(const float* x, size_t n) {
+  LargestMagnitude m{0.0f, 0.0f};
+  for (size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > m.amax) {
+      m.amax = a;
+      m.max = x[i];
+    }
+  }
+  return m;
 }
 
 }  // namespace brise::kernels::BRISE_ISA

@@ -6,12 +6,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct F32 {
-  static constexpr uint32_t kGgmlId = 0;
   static constexpr std::string_view kName = "f32";
   static constexpr uint32_t kBlockElems = 1;
   static constexpr uint32_t kBlockBytes = 4;
   static constexpr uint32_t kFileType = 0;  // LLAMA_FTYPE_ALL_F32
   static constexpr bool kQuantized = false;
+  static constexpr ActivationFormat kActivations = ActivationFormat::F32;
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
     std::memcpy(out, x, n * sizeof(float));

@@ -1,5 +1,5 @@
 // How the int8 matmul reads the row-major quantized types (the K-quants, Q4_1, Q5_0, Q5_1, IQ4_NL,
-// IQ4_XS: kernels/matmul_rows.cpp). Their matrices stay in the file's layout, row after row, and
+// IQ4_XS: kernels/matmul_rows.hpp). Their matrices stay in the file's layout, row after row, and
 // the kernel turns one block at a time into this common form (the codec's to_int8):
 //
 //   value[k] = d * scale[k / 16] * (code[k] - offset) - dmin * min[k / 16]

@@ -8,6 +8,7 @@
 // search.
 #pragma once
 
+#include "kernels/types/block32.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/rounding.hpp"
@@ -49,15 +50,7 @@ inline int iq4_best_index(float x) {
 // for t = -7..7, keeping the fit that explains most of sum w x^2 (largest sumqx^2 / sumq2).
 // 0 for a block whose magnitude is below ggml's GROUP_MAX_EPS.
 inline float iq4_block_scale(const float* xb) {
-  float amax = 0.0f;
-  float max = 0.0f;
-  for (size_t j = 0; j < 32; ++j) {
-    const float a = std::fabs(xb[j]);
-    if (a > amax) {
-      amax = a;
-      max = xb[j];
-    }
-  }
+  const auto [amax, max] = largest_magnitude(xb, 32);
   if (amax < 1e-15f) return 0.0f;
   // Weighted sums of the fit for inverse scale id, in ggml's order: (w * q) * x and (w * q) * q.
   const auto fit = [xb](float id, float& sumqx, float& sumq2) {
@@ -87,12 +80,12 @@ inline float iq4_block_scale(const float* xb) {
 }
 
 struct IQ4_NL {
-  static constexpr uint32_t kGgmlId = 20;
   static constexpr std::string_view kName = "iq4_nl";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 18;
   static constexpr uint32_t kFileType = 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -109,23 +102,20 @@ struct IQ4_NL {
       y[b].d = f32_to_f16(d);
       // The indices are picked against the f32 scale, not its fp16 rounding, as ggml does.
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
-      for (size_t j = 0; j < 16; ++j) {
-        const int q0 = iq4_best_index(id * xb[j]);
-        const int q1 = iq4_best_index(id * xb[j + 16]);
-        y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-      }
+      uint8_t q[32];
+      for (size_t j = 0; j < 32; ++j) q[j] = static_cast<uint8_t>(iq4_best_index(id * xb[j]));
+      block32::pack_nibbles(q, y[b].qs);
     }
   }
 
   static void decode_row_ref(const void* in, float* out, size_t n) {
     const auto* x = static_cast<const uint8_t*>(in);
+    uint8_t q[32];
     for (size_t b = 0; b < n / 32; ++b) {
       const uint8_t* block = x + b * kBlockBytes;
       const float d = f16_to_f32(read_u16(block));
-      for (size_t j = 0; j < 16; ++j) {
-        out[b * 32 + j] = d * static_cast<float>(kIq4Values[block[2 + j] & 0x0F]);
-        out[b * 32 + j + 16] = d * static_cast<float>(kIq4Values[block[2 + j] >> 4]);
-      }
+      block32::unpack_nibbles(block + 2, q);
+      for (size_t j = 0; j < 32; ++j) out[b * 32 + j] = d * static_cast<float>(kIq4Values[q[j]]);
     }
   }
 
@@ -135,15 +125,9 @@ struct IQ4_NL {
   // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): the table's
   // levels + 128 as codes, offset 128, no minimum.
   static void to_int8(const uint8_t* block, Int8Block& out) {
-    for (size_t j = 0; j < 16; ++j) {
-      out.code[j] = kIq4Codes[block[2 + j] & 0x0F];
-      out.code[j + 16] = kIq4Codes[block[2 + j] >> 4];
-    }
-    out.scale[0] = out.scale[1] = 1;
-    out.min[0] = out.min[1] = 0;
-    out.offset = 128;
-    out.d = f16_to_f32(read_u16(block));
-    out.dmin = 0.0f;
+    block32::unpack_nibbles(block + 2, out.code);
+    for (size_t j = 0; j < 32; ++j) out.code[j] = kIq4Codes[out.code[j]];
+    block32::one_scale(out, 128, false, f16_to_f32(read_u16(block)), 0.0f);
   }
 };
 

@@ -13,17 +13,18 @@
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/iq4_nl.hpp"
+#include "kernels/types/k_quants.hpp"
 #include "kernels/types/rounding.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 
 struct IQ4_XS {
-  static constexpr uint32_t kGgmlId = 23;
   static constexpr std::string_view kName = "iq4_xs";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 136;
   static constexpr uint32_t kFileType = 30;  // LLAMA_FTYPE_MOSTLY_IQ4_XS
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -33,14 +34,6 @@ struct IQ4_XS {
     uint8_t qs[128];
   };
   static_assert(sizeof(Block) == kBlockBytes);
-
-  // ggml's nearest_int: round half to even by adding 1.5 * 2^23, valid for |v| < 2^22.
-  static int nearest_int(float v) {
-    const float r = v + 12582912.0f;
-    int32_t bits;
-    std::memcpy(&bits, &r, sizeof bits);
-    return (bits & 0x007FFFFF) - 0x00400000;
-  }
 
   // Sub-block ib's 6-bit scale, 0..63 (the scale is ls - 32).
   static int sub_scale(const uint8_t* block, size_t ib) {
@@ -55,23 +48,16 @@ struct IQ4_XS {
     for (size_t b = 0; b < n / 256; ++b) {
       const float* xs = x + b * 256;
       float scales[8];
-      float max_scale = 0.0f;  // the first sub-block scale of largest magnitude, with its sign
-      float amax_scale = 0.0f;
-      for (size_t ib = 0; ib < 8; ++ib) {
-        scales[ib] = iq4_block_scale(xs + ib * 32);
-        const float a = std::fabs(scales[ib]);
-        if (a > amax_scale) {
-          amax_scale = a;
-          max_scale = scales[ib];
-        }
-      }
+      for (size_t ib = 0; ib < 8; ++ib) scales[ib] = iq4_block_scale(xs + ib * 32);
+      // The first sub-block scale of largest magnitude, with its sign.
+      const float max_scale = largest_magnitude(scales, 8).max;
       // An all-zero super-block gives d = -0.0 (fp16 0x8000), as ggml's.
       const float d = -max_scale / 32.0f;
       y[b].d = f32_to_f16(d);
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
       uint16_t scales_h = 0;
       for (size_t ib = 0; ib < 8; ++ib) {
-        int l = nearest_int(id * scales[ib]);
+        int l = kquant::nearest_int(id * scales[ib]);
         l = l < -32 ? -32 : (l > 31 ? 31 : l);
         // Indices against the f32 sub-block scale d * l, not the fp16 one, as ggml does.
         const float dl = d * static_cast<float>(l);
@@ -126,15 +112,10 @@ struct IQ4_XS {
         out.code[ib * 32 + j] = kIq4Codes[qs[ib * 16 + j] & 0x0F];
         out.code[ib * 32 + j + 16] = kIq4Codes[qs[ib * 16 + j] >> 4];
       }
-      const int32_t scale = sub_scale(block, ib) - 32;
-      out.scale[2 * ib] = scale;
-      out.scale[2 * ib + 1] = scale;
-      out.min[2 * ib] = 0;
-      out.min[2 * ib + 1] = 0;
     }
-    out.offset = 128;
-    out.d = f16_to_f32(read_u16(block));
-    out.dmin = 0.0f;
+    // Each sub-block's ls - 32 as the scale of its two halves of 16.
+    kquant::int8_form_no_min([&](size_t j) { return sub_scale(block, j / 2) - 32; }, 128,
+                             f16_to_f32(read_u16(block)), out);
   }
 
 #if defined(BRISE_AVX2)
@@ -144,12 +125,8 @@ struct IQ4_XS {
   // in the low nibbles and the next 16 in the high ones.
   static void to_weights16(const uint8_t* block, int16_t* w16, Int8Block& meta) {
     const uint8_t* qs = block + 8;
-    const uint16_t scales_h = read_u16(block + 2);
     int16_t scale[8];
-    for (unsigned ib = 0; ib < 8; ++ib)
-      scale[ib] = static_cast<int16_t>(
-          (((block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4)) -
-          32);
+    for (unsigned ib = 0; ib < 8; ++ib) scale[ib] = static_cast<int16_t>(sub_scale(block, ib) - 32);
     const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values));
 #if defined(BRISE_AVX512)
     // Two sub-blocks a 32-byte load: lanes [lo 2p | lo 2p+1] and [hi 2p | hi 2p+1] after the
@@ -170,7 +147,6 @@ struct IQ4_XS {
           _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm256_permute2x128_si256(lo, hi, 0x31)),
                              _mm512_set1_epi16(scale[2 * p + 1])));
     }
-    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
 #else
     const __m128i nibble = _mm_set1_epi8(0x0F);
     for (size_t ib = 0; ib < 8; ++ib) {
@@ -183,12 +159,8 @@ struct IQ4_XS {
       _mm256_store_si256(reinterpret_cast<__m256i*>(w16 + 32 * ib + 16),
                          _mm256_mullo_epi16(_mm256_cvtepi8_epi16(hi), s));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
 #endif
-    // vcvtph2ps: exactly f16_to_f32, without its call.
-    meta.d = _cvtsh_ss(read_u16(block));
-    meta.dmin = 0.0f;
+    kquant::weights16_meta_no_min(block, meta);
   }
 #endif
 
@@ -202,12 +174,8 @@ struct IQ4_XS {
   static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* /*s16*/, __m512i& sumi,
                       __m512i& summ, float& d, float& dmin) {
     const uint8_t* qs = block + 8;
-    const uint16_t scales_h = read_u16(block + 2);
     alignas(16) int16_t scale[8];
-    for (unsigned ib = 0; ib < 8; ++ib)
-      scale[ib] = static_cast<int16_t>(
-          (((block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4)) -
-          32);
+    for (unsigned ib = 0; ib < 8; ++ib) scale[ib] = static_cast<int16_t>(sub_scale(block, ib) - 32);
     const __m512i sc16 =
         _mm512_castsi128_si512(_mm_load_si128(reinterpret_cast<const __m128i*>(scale)));
     const __m512i table =
@@ -236,10 +204,7 @@ struct IQ4_XS {
       dot = _mm512_dpwssd_epi32(dot, signed_dot(lo, _mm512_shuffle_i64x2(a0, a1, 0x88)), scales);
       dot = _mm512_dpwssd_epi32(dot, signed_dot(hi, _mm512_shuffle_i64x2(a0, a1, 0xDD)), scales);
     }
-    sumi = dot;
-    summ = _mm512_setzero_si512();
-    d = _cvtsh_ss(read_u16(block));
-    dmin = 0.0f;
+    kquant::finish_no_min(block, dot, _mm512_setzero_si512(), sumi, summ, d, dmin);
   }
 #endif
 };

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/types/codec.hpp"
+#include "kernels/types/int8_block.hpp"
 
 namespace brise::kernels::BRISE_ISA::kquant {
 
@@ -110,15 +111,7 @@ inline float make_qkx2_quants(int n, int nmax, const float* x, const float* weig
 // element of largest magnitude to -nmax, then 18 trial inverse scales -(nmax + 0.1 * is) / max,
 // keeping the one whose least-squares fit, weighted by x^2, explains most (sumlx^2 / suml2).
 inline float make_qx_quants_rmse1(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const auto [amax, max] = largest_magnitude(x, static_cast<size_t>(n));
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -163,15 +156,7 @@ inline float make_qx_quants_rmse1(int n, int nmax, const float* x, int8_t* L) {
 // make_q3_quants with do_rmse): the scale mapping the element of largest magnitude to -nmax, then
 // up to 5 passes that move single codes where that improves the x^2-weighted least-squares fit.
 inline float make_q3_quants_rmse(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const auto [amax, max] = largest_magnitude(x, static_cast<size_t>(n));
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -226,6 +211,39 @@ inline void scale_min_k4(const uint8_t* s, int j, uint8_t& sc, uint8_t& m) {
     sc = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
     m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
+}
+
+// Q4_K's and Q5_K's block head: fp16 d at byte 0, fp16 dmin at 2, scale_min_k4's 12 bytes at 4.
+inline constexpr size_t kK4DminAt = 2;
+inline constexpr size_t kK4ScalesAt = 4;
+
+// ggml's dequantize_row_q4_K and _q5_K for one block: each sub-block s of 32 as
+// (d * scale) * code - (dmin * min), in that order, code(s, l) giving its element l's code.
+template <class Code>
+inline void decode_k4(const uint8_t* block, Code code, float* out) {
+  const float d = f16_to_f32(read_u16(block));
+  const float dmin = f16_to_f32(read_u16(block + kK4DminAt));
+  for (int s = 0; s < 8; ++s) {
+    uint8_t sc, m;
+    scale_min_k4(block + kK4ScalesAt, s, sc, m);
+    const float dl = d * static_cast<float>(sc);
+    const float ml = dmin * static_cast<float>(m);
+    for (size_t l = 0; l < 32; ++l) out[32 * s + l] = dl * static_cast<float>(code(s, l)) - ml;
+  }
+}
+
+// Q4_K's and Q5_K's int8 matmul form but the codes (int8_block.hpp): each sub-block's scale and
+// min in both its halves of 16, offset 0, d and dmin.
+inline void int8_form_k4(const uint8_t* block, Int8Block& out) {
+  for (int s = 0; s < 8; ++s) {
+    uint8_t sc, m;
+    scale_min_k4(block + kK4ScalesAt, s, sc, m);
+    out.scale[2 * s] = out.scale[2 * s + 1] = sc;
+    out.min[2 * s] = out.min[2 * s + 1] = m;
+  }
+  out.offset = 0;
+  out.d = f16_to_f32(read_u16(block));
+  out.dmin = f16_to_f32(read_u16(block + kK4DminAt));
 }
 
 // All 8 scales and mins of scale_min_k4 at once (ggml's utmp trick on 32-bit words): bytes 0..7
@@ -298,6 +316,91 @@ inline void store_mins_k4(const uint8_t* m8, int32_t* min) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(min + 8),
                       _mm256_cvtepu8_epi32(_mm_srli_si128(dup, 8)));
 #endif
+}
+
+// to_weights16's meta for Q4_K and Q5_K: the mins (sm: the block's unpack_scale_min_k4), d and
+// dmin (vcvtph2ps: exactly f16_to_f32, without its call).
+inline void weights16_meta_k4(const uint8_t* block, const ScaleMinK4& sm, Int8Block& meta) {
+  store_mins_k4(sm.m, meta.min);
+  meta.d = _cvtsh_ss(read_u16(block));
+  meta.dmin = _cvtsh_ss(read_u16(block + kK4DminAt));
+}
+#endif
+
+#if defined(BRISE_AVX512_VNNI)
+// What Q4_K's and Q5_K's one-token dot_q8k share around their codes' dot product: the block's 8
+// scales as 16-bit words for vpdpwssd, then the mins against the token's activation sums per 16
+// and the two fp16 factors.
+struct DotK4 {
+  __m128i scmv;  // bytes 0..7 the sub-blocks' scales, 8..15 their mins
+  __m512i sc16;  // words 0..7 the scales
+
+  explicit DotK4(const uint8_t* block) {
+    const ScaleMinK4 sm = unpack_scale_min_k4(block + kK4ScalesAt);
+    std::memcpy(&scmv, &sm, sizeof scmv);
+    sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmv));
+  }
+
+  // dot_q8k's results from `dot`, the codes times the activations times the scales per lane.
+  void finish(const uint8_t* block, __m512i dot, const int32_t* s16, __m512i& sumi, __m512i& summ,
+              float& d, float& dmin) const {
+    // Mins per 16 elements: each sub-block's min twice.
+    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
+    sumi = dot;
+    summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
+    d = _cvtsh_ss(read_u16(block));
+    dmin = _cvtsh_ss(read_u16(block + kK4DminAt));
+  }
+};
+#endif
+
+// ggml's dequantize_row_q3_K and _q6_K for one block: each sub-block s of 16 as
+// (d * scale(s)) * value(e) for its elements e, in that order.
+template <class Scale, class Value>
+inline void decode_sub16(float d, Scale scale, Value value, float* out) {
+  for (size_t s = 0; s < 16; ++s) {
+    const float dl = d * static_cast<float>(scale(s));
+    for (size_t e = 16 * s; e < 16 * s + 16; ++e) out[e] = dl * static_cast<float>(value(e));
+  }
+}
+
+// The int8 matmul form but the codes of the types without mins (Q3_K, Q6_K, IQ4_XS): scale(j)
+// for each 16 elements, the code offset and d.
+template <class Scale>
+inline void int8_form_no_min(Scale scale, int32_t offset, float d, Int8Block& out) {
+  for (size_t j = 0; j < 16; ++j) {
+    out.scale[j] = scale(j);
+    out.min[j] = 0;
+  }
+  out.offset = offset;
+  out.d = d;
+  out.dmin = 0.0f;
+}
+
+#if defined(BRISE_AVX2)
+// to_weights16's meta for the types without mins: no min, the fp16 d at d_at (vcvtph2ps: exactly
+// f16_to_f32, without its call), dmin 0.
+inline void weights16_meta_no_min(const uint8_t* d_at, Int8Block& meta) {
+#if defined(BRISE_AVX512)
+  _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
+#else
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
+#endif
+  meta.d = _cvtsh_ss(read_u16(d_at));
+  meta.dmin = 0.0f;
+}
+#endif
+
+#if defined(BRISE_AVX512)
+// dot_q8k's results for the types without mins: sumi = dot - offset_sums, no summ, the fp16 d at
+// d_at, dmin 0.
+inline void finish_no_min(const uint8_t* d_at, __m512i dot, __m512i offset_sums, __m512i& sumi,
+                          __m512i& summ, float& d, float& dmin) {
+  sumi = _mm512_sub_epi32(dot, offset_sums);
+  summ = _mm512_setzero_si512();
+  d = _cvtsh_ss(read_u16(d_at));
+  dmin = 0.0f;
 }
 #endif
 

@@ -18,12 +18,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q2_K {
-  static constexpr uint32_t kGgmlId = 10;
   static constexpr std::string_view kName = "q2_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 84;
   static constexpr uint32_t kFileType = 10;  // LLAMA_FTYPE_MOSTLY_Q2_K
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {

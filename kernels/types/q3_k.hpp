@@ -19,12 +19,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q3_K {
-  static constexpr uint32_t kGgmlId = 11;
   static constexpr std::string_view kName = "q3_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 110;
   static constexpr uint32_t kFileType = 11;  // LLAMA_FTYPE_MOSTLY_Q3_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -48,17 +48,10 @@ struct Q3_K {
       Block blk{};
       int8_t L[256];
       float scales[16];
-      // The signed scale of largest magnitude: it becomes -32.
-      float max_scale = 0;
-      float amax = 0;
-      for (size_t j = 0; j < 16; ++j) {
+      for (size_t j = 0; j < 16; ++j)
         scales[j] = kquant::make_q3_quants_rmse(16, 4, x + 16 * j, L + 16 * j);
-        const float a = std::fabs(scales[j]);
-        if (a > amax) {
-          amax = a;
-          max_scale = scales[j];
-        }
-      }
+      // The signed scale of largest magnitude: it becomes -32.
+      const float max_scale = largest_magnitude(scales, 16).max;
       if (max_scale != 0) {
         const float iscale = -32.0f / max_scale;
         for (size_t j = 0; j < 16; ++j) {
@@ -106,14 +99,14 @@ struct Q3_K {
       const uint8_t* hmask = block + offsetof(Block, hmask);
       const uint8_t* qs = block + offsetof(Block, qs);
       const uint8_t* scales = block + offsetof(Block, scales);
-      const float d_all = f16_to_f32(read_u16(block + offsetof(Block, d)));
-      for (size_t s = 0; s < 16; ++s) {
-        const float dl = d_all * static_cast<float>(stored_scale(scales, s) - 32);
-        for (size_t e = 16 * s; e < 16 * s + 16; ++e) {
-          const int high = (hmask[e % 32] >> (e / 32)) & 1;
-          out[e] = dl * static_cast<float>(kquant::code_2bit(qs, e) + 4 * high - 4);
-        }
-      }
+      kquant::decode_sub16(
+          f16_to_f32(read_u16(block + offsetof(Block, d))),
+          [&](size_t s) { return stored_scale(scales, s) - 32; },
+          [&](size_t e) {
+            const int high = (hmask[e % 32] >> (e / 32)) & 1;
+            return kquant::code_2bit(qs, e) + 4 * high - 4;
+          },
+          out);
     }
   }
 
@@ -131,13 +124,8 @@ struct Q3_K {
         for (size_t l = 0; l < 32; ++l)
           out.code[128 * h + 32 * k + l] = static_cast<uint8_t>(
               ((qs[32 * h + l] >> (2 * k)) & 3) | (((hmask[l] >> (4 * h + k)) & 1) << 2));
-    for (size_t s = 0; s < 16; ++s) {
-      out.scale[s] = stored_scale(scales, s) - 32;
-      out.min[s] = 0;
-    }
-    out.offset = 4;
-    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-    out.dmin = 0.0f;
+    kquant::int8_form_no_min([&](size_t s) { return stored_scale(scales, s) - 32; }, 4,
+                             f16_to_f32(read_u16(block + offsetof(Block, d))), out);
   }
 
 #if defined(BRISE_AVX2)
@@ -185,7 +173,6 @@ struct Q3_K {
                                kquant::pair_scales(scales, static_cast<int>(4 * h + k))));
       }
     }
-    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
 #else
     alignas(32) int16_t scale[16];  // one store, 2-byte reloads: forwarded
     _mm256_store_si256(reinterpret_cast<__m256i*>(scale),
@@ -210,12 +197,8 @@ struct Q3_K {
         }
       }
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
 #endif
-    // vcvtph2ps: exactly f16_to_f32, without its call.
-    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    meta.dmin = 0.0f;
+    kquant::weights16_meta_no_min(block + offsetof(Block, d), meta);
   }
 #endif
 
@@ -259,10 +242,8 @@ struct Q3_K {
     const __m512i offset =
         _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(stored), _mm512_set1_epi32(32)),
                            _mm512_loadu_si512(s16));  // x 4 below
-    sumi = _mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 2));
-    summ = _mm512_setzero_si512();
-    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    dmin = 0.0f;
+    kquant::finish_no_min(block + offsetof(Block, d), dot, _mm512_slli_epi32(offset, 2), sumi, summ,
+                          d, dmin);
   }
 #endif
 };

@@ -4,6 +4,7 @@
 // element of largest magnitude, q = min(15, (int)(x / d + 8.5)), bit for bit on finite input.
 #pragma once
 
+#include "kernels/types/block32.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/packed.hpp"
 #include "kernels/types/rounding.hpp"
@@ -11,18 +12,18 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q4_0 {
-  static constexpr uint32_t kGgmlId = 2;
   static constexpr std::string_view kName = "q4_0";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 18;
   static constexpr uint32_t kFileType = 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
 
   struct Block {
     uint16_t d;  // fp16
     uint8_t qs[16];
   };
-  static_assert(sizeof(Block) == kBlockBytes);
+  static_assert(sizeof(Block) == kBlockBytes && kBlockBytes == block32::Signed<4>::kBlockBytes);
 
   // Packed (kernels/types/packed.hpp): the payload is qs, so unit u holds bytes 4u..4u+3 of each
   // row: their low nibbles are elements 4u..4u+3 (k-step u), their high nibbles elements
@@ -49,49 +50,16 @@ struct Q4_0 {
 
   static float block_scale(const uint8_t* block) { return f16_to_f32(read_u16(block)); }
   static void block_codes(const uint8_t* block, int8_t* codes) {
-    for (size_t j = 0; j < 16; ++j) {
-      codes[j] = static_cast<int8_t>((block[2 + j] & 0x0F) - 8);
-      codes[j + 16] = static_cast<int8_t>((block[2 + j] >> 4) - 8);
-    }
+    uint8_t q[32];
+    block32::unpack_nibbles(block + 2, q);
+    for (size_t j = 0; j < 32; ++j) codes[j] = static_cast<int8_t>(q[j] - 8);
   }
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
-    auto* y = static_cast<Block*>(out);
-    for (size_t b = 0; b < n / 32; ++b) {
-      const float* xb = x + b * 32;
-      float amax = 0.0f;
-      float max = 0.0f;  // the first element of largest magnitude, with its sign
-      for (size_t j = 0; j < 32; ++j) {
-        const float a = std::fabs(xb[j]);
-        if (amax < a) {
-          amax = a;
-          max = xb[j];
-        }
-      }
-      const float d = max / -8.0f;
-      const float id = d != 0.0f ? 1.0f / d : 0.0f;
-      y[b].d = f32_to_f16(d);
-      for (size_t j = 0; j < 16; ++j) {
-        // Two roundings (x * id, then + 8.5) as ggml: kernels are built without FMA contraction.
-        const float x0 = xb[j] * id;
-        const float x1 = xb[j + 16] * id;
-        const uint8_t q0 = q4_code(x0 + 8.5f);
-        const uint8_t q1 = q4_code(x1 + 8.5f);
-        y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-      }
-    }
+    block32::Signed<4>::encode_row_ref(x, out, n);
   }
-
   static void decode_row_ref(const void* in, float* out, size_t n) {
-    const auto* x = static_cast<const uint8_t*>(in);
-    for (size_t b = 0; b < n / 32; ++b) {
-      const uint8_t* block = x + b * kBlockBytes;
-      const float d = block_scale(block);
-      for (size_t j = 0; j < 16; ++j) {
-        out[b * 32 + j] = static_cast<float>((block[2 + j] & 0x0F) - 8) * d;
-        out[b * 32 + j + 16] = static_cast<float>((block[2 + j] >> 4) - 8) * d;
-      }
-    }
+    block32::Signed<4>::decode_row_ref(in, out, n);
   }
 
 #if defined(BRISE_AVX512)

@@ -18,12 +18,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q4_K {
-  static constexpr uint32_t kGgmlId = 12;
   static constexpr std::string_view kName = "q4_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 144;
   static constexpr uint32_t kFileType = 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -33,6 +33,8 @@ struct Q4_K {
     uint8_t qs[128];
   };
   static_assert(sizeof(Block) == kBlockBytes);
+  static_assert(offsetof(Block, dmin) == kquant::kK4DminAt &&
+                offsetof(Block, scales) == kquant::kK4ScalesAt);
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
     auto* y = static_cast<uint8_t*>(out);
@@ -52,20 +54,10 @@ struct Q4_K {
     const auto* x = static_cast<const uint8_t*>(in);
     for (size_t b = 0; b < n / 256; ++b, out += 256) {
       const uint8_t* block = x + b * kBlockBytes;
-      const uint8_t* scales = block + offsetof(Block, scales);
       const uint8_t* qs = block + offsetof(Block, qs);
-      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-      const float dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
-      for (int s = 0; s < 8; ++s) {
-        uint8_t sc, m;
-        kquant::scale_min_k4(scales, s, sc, m);
-        const float dl = d * static_cast<float>(sc);
-        const float ml = dmin * static_cast<float>(m);
-        const uint8_t* q = qs + 32 * (s / 2);
-        const int shift = 4 * (s % 2);
-        for (size_t l = 0; l < 32; ++l)
-          out[32 * s + l] = dl * static_cast<float>((q[l] >> shift) & 0x0F) - ml;
-      }
+      kquant::decode_k4(
+          block, [&](int s, size_t l) { return (qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F; },
+          out);
     }
   }
 
@@ -75,22 +67,13 @@ struct Q4_K {
   // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..15,
   // offset 0, each sub-block's scale and min in both its halves of 16.
   static void to_int8(const uint8_t* block, Int8Block& out) {
-    const uint8_t* scales = block + offsetof(Block, scales);
     const uint8_t* qs = block + offsetof(Block, qs);
     for (size_t c = 0; c < 4; ++c)
       for (size_t l = 0; l < 32; ++l) {
         out.code[64 * c + l] = qs[32 * c + l] & 0x0F;
         out.code[64 * c + 32 + l] = qs[32 * c + l] >> 4;
       }
-    for (int s = 0; s < 8; ++s) {
-      uint8_t sc, m;
-      kquant::scale_min_k4(scales, s, sc, m);
-      out.scale[2 * s] = out.scale[2 * s + 1] = sc;
-      out.min[2 * s] = out.min[2 * s + 1] = m;
-    }
-    out.offset = 0;
-    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-    out.dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+    kquant::int8_form_k4(block, out);
   }
 
 #if defined(BRISE_AVX2)
@@ -125,10 +108,7 @@ struct Q4_K {
             _mm256_mullo_epi16(_mm256_srli_epi16(q, 4), _mm256_set1_epi16(sm.sc[2 * c + 1])));
       }
 #endif
-    kquant::store_mins_k4(sm.m, meta.min);
-    // vcvtph2ps: exactly f16_to_f32, without its call.
-    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+    kquant::weights16_meta_k4(block, sm, meta);
   }
 #endif
 
@@ -210,17 +190,14 @@ struct Q4_K {
   // word's sub-block scale into 32-bit lanes. The same integers as to_weights16's dot product.
   static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, __m512i& sumi,
                       __m512i& summ, float& d, float& dmin) {
-    const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
+    const kquant::DotK4 k4(block);
     const uint8_t* qs = block + offsetof(Block, qs);
     const __m512i nibble = _mm512_set1_epi8(0x0F);
-    __m128i scmv;  // bytes 0..7 the scales, 8..15 the mins
-    std::memcpy(&scmv, &sm, sizeof scmv);
-    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmv));
     // Words 0..15 (32 codes) take sub-block lo's scale, words 16..31 hi's.
     const auto scales = [&](int lo, int hi) {
       const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
                                              _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
-      return _mm512_permutexvar_epi16(idx, sc16);
+      return _mm512_permutexvar_epi16(idx, k4.sc16);
     };
     __m512i dot = _mm512_setzero_si512();
     for (int h = 0; h < 2; ++h) {
@@ -234,12 +211,7 @@ struct Q4_K {
       dot = _mm512_dpwssd_epi32(dot, low, scales(4 * h, 4 * h + 2));
       dot = _mm512_dpwssd_epi32(dot, high, scales(4 * h + 1, 4 * h + 3));
     }
-    // Mins per 16 elements: each sub-block's min twice (words 8..15 of sc16, each doubled).
-    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
-    sumi = dot;
-    summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
-    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+    k4.finish(block, dot, s16, sumi, summ, d, dmin);
   }
 
   // The one-token path over group blocks packed in word units (packed::pack_block_words): the

@@ -17,12 +17,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q5_K {
-  static constexpr uint32_t kGgmlId = 13;
   static constexpr std::string_view kName = "q5_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 176;
   static constexpr uint32_t kFileType = 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -33,6 +33,8 @@ struct Q5_K {
     uint8_t qs[128];
   };
   static_assert(sizeof(Block) == kBlockBytes);
+  static_assert(offsetof(Block, dmin) == kquant::kK4DminAt &&
+                offsetof(Block, scales) == kquant::kK4ScalesAt);
 
   static void encode_row_ref(const float* x, void* out, size_t n) {
     auto* y = static_cast<uint8_t*>(out);
@@ -55,23 +57,14 @@ struct Q5_K {
     const auto* x = static_cast<const uint8_t*>(in);
     for (size_t b = 0; b < n / 256; ++b, out += 256) {
       const uint8_t* block = x + b * kBlockBytes;
-      const uint8_t* scales = block + offsetof(Block, scales);
       const uint8_t* qh = block + offsetof(Block, qh);
       const uint8_t* qs = block + offsetof(Block, qs);
-      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-      const float dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
-      for (int s = 0; s < 8; ++s) {
-        uint8_t sc, m;
-        kquant::scale_min_k4(scales, s, sc, m);
-        const float dl = d * static_cast<float>(sc);
-        const float ml = dmin * static_cast<float>(m);
-        const uint8_t* q = qs + 32 * (s / 2);
-        const int shift = 4 * (s % 2);
-        for (size_t l = 0; l < 32; ++l) {
-          const int code = ((q[l] >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
-          out[32 * s + l] = dl * static_cast<float>(code) - ml;
-        }
-      }
+      kquant::decode_k4(
+          block,
+          [&](int s, size_t l) {
+            return ((qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F) | (((qh[l] >> s) & 1) << 4);
+          },
+          out);
     }
   }
 
@@ -81,7 +74,6 @@ struct Q5_K {
   // One block (kBlockBytes at `block`) in the int8 matmul's form (int8_block.hpp): codes 0..31,
   // offset 0, each sub-block's scale and min in both its halves of 16.
   static void to_int8(const uint8_t* block, Int8Block& out) {
-    const uint8_t* scales = block + offsetof(Block, scales);
     const uint8_t* qh = block + offsetof(Block, qh);
     const uint8_t* qs = block + offsetof(Block, qs);
     for (size_t c = 0; c < 4; ++c)
@@ -92,15 +84,7 @@ struct Q5_K {
         out.code[64 * c + 32 + l] =
             static_cast<uint8_t>((q >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
       }
-    for (int s = 0; s < 8; ++s) {
-      uint8_t sc, m;
-      kquant::scale_min_k4(scales, s, sc, m);
-      out.scale[2 * s] = out.scale[2 * s + 1] = sc;
-      out.min[2 * s] = out.min[2 * s + 1] = m;
-    }
-    out.offset = 0;
-    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-    out.dmin = f16_to_f32(read_u16(block + offsetof(Block, dmin)));
+    kquant::int8_form_k4(block, out);
   }
 
 #if defined(BRISE_AVX2)
@@ -149,10 +133,7 @@ struct Q5_K {
       }
     }
 #endif
-    kquant::store_mins_k4(sm.m, meta.min);
-    // vcvtph2ps: exactly f16_to_f32, without its call.
-    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+    kquant::weights16_meta_k4(block, sm, meta);
   }
 #endif
 
@@ -163,15 +144,13 @@ struct Q5_K {
   // stay exact. The same integers as to_weights16's dot product.
   static void dot_q8k(const uint8_t* block, const int8_t* a, const int32_t* s16, __m512i& sumi,
                       __m512i& summ, float& d, float& dmin) {
-    const kquant::ScaleMinK4 sm = kquant::unpack_scale_min_k4(block + offsetof(Block, scales));
+    const kquant::DotK4 k4(block);
+    const __m512i sc16 = k4.sc16;
     const uint8_t* qs = block + offsetof(Block, qs);
     const __m512i qh = _mm512_broadcast_i64x4(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(Block, qh))));
     const __m512i nibble = _mm512_set1_epi8(0x0F);
     const __m512i bit0 = _mm512_set1_epi8(0x01);
-    __m128i scmv;  // bytes 0..7 the scales, 8..15 the mins
-    std::memcpy(&scmv, &sm, sizeof scmv);
-    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scmv));
     const auto per_half = [](int lo, int hi) {  // words 0..15 lo, 16..31 hi
       return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
                                 _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
@@ -194,12 +173,7 @@ struct Q5_K {
       dot = _mm512_dpwssd_epi32(dot, high,
                                 _mm512_permutexvar_epi16(per_half(4 * h + 1, 4 * h + 3), sc16));
     }
-    // Mins per 16 elements: each sub-block's min twice.
-    const __m512i mins = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(scmv, scmv));
-    sumi = dot;
-    summ = _mm512_mullo_epi32(mins, _mm512_loadu_si512(s16));
-    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+    k4.finish(block, dot, s16, sumi, summ, d, dmin);
   }
 #endif
 };

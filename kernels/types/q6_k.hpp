@@ -20,12 +20,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q6_K {
-  static constexpr uint32_t kGgmlId = 14;
   static constexpr std::string_view kName = "q6_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 210;
   static constexpr uint32_t kFileType = 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
   static constexpr bool kRowMajor = true;  // multiplied in the file's layout (int8_block.hpp)
 
   struct Block {
@@ -50,17 +50,10 @@ struct Q6_K {
       Block blk{};
       int8_t L[256];
       float scales[16];
-      // The signed scale of largest magnitude: it becomes -128.
-      float max_scale = 0;
-      float max_abs_scale = 0;
-      for (size_t j = 0; j < 16; ++j) {
+      for (size_t j = 0; j < 16; ++j)
         scales[j] = kquant::make_qx_quants_rmse1(16, 32, x + 16 * j, L + 16 * j);
-        const float a = std::fabs(scales[j]);
-        if (a > max_abs_scale) {
-          max_abs_scale = a;
-          max_scale = scales[j];
-        }
-      }
+      // The signed scale of largest magnitude: it becomes -128.
+      const auto [max_abs_scale, max_scale] = largest_magnitude(scales, 16);
       if (max_abs_scale < kquant::kGroupMaxEps) {
         // All zero: ggml writes an all-zero block (d = +0).
         std::memset(y + b * kBlockBytes, 0, kBlockBytes);
@@ -101,12 +94,9 @@ struct Q6_K {
       const uint8_t* ql = block + offsetof(Block, ql);
       const uint8_t* qh = block + offsetof(Block, qh);
       const auto* sc = reinterpret_cast<const int8_t*>(block + offsetof(Block, scales));
-      const float d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-      for (size_t s = 0; s < 16; ++s) {
-        const float dl = d * static_cast<float>(sc[s]);
-        for (size_t e = 16 * s; e < 16 * s + 16; ++e)
-          out[e] = dl * static_cast<float>(code(ql, qh, e) - 32);
-      }
+      kquant::decode_sub16(
+          f16_to_f32(read_u16(block + offsetof(Block, d))), [&](size_t s) { return sc[s]; },
+          [&](size_t e) { return code(ql, qh, e) - 32; }, out);
     }
   }
 
@@ -128,13 +118,8 @@ struct Q6_K {
         o[64] = static_cast<uint8_t>((a >> 4) | (((q >> 4) & 3) << 4));
         o[96] = static_cast<uint8_t>((c >> 4) | (((q >> 6) & 3) << 4));
       }
-    for (size_t s = 0; s < 16; ++s) {
-      out.scale[s] = sc[s];
-      out.min[s] = 0;
-    }
-    out.offset = 32;
-    out.d = f16_to_f32(read_u16(block + offsetof(Block, d)));
-    out.dmin = 0.0f;
+    kquant::int8_form_no_min([&](size_t s) { return sc[s]; }, 32,
+                             f16_to_f32(read_u16(block + offsetof(Block, d))), out);
   }
 
 #if defined(BRISE_AVX2)
@@ -170,7 +155,6 @@ struct Q6_K {
                            _mm512_mullo_epi16(_mm512_sub_epi16(codes[k], offset),
                                               kquant::pair_scales(scales, 4 * h + k)));
     }
-    _mm512_storeu_si512(meta.min, _mm512_setzero_si512());
 #else
     const __m256i nibble = _mm256_set1_epi16(0x0F);
     const __m256i high = _mm256_set1_epi16(0x30);
@@ -198,12 +182,8 @@ struct Q6_K {
               _mm256_mullo_epi16(_mm256_sub_epi16(codes[k], offset),
                                  _mm256_set1_epi16(static_cast<int8_t>(sc[8 * h + 2 * k + i]))));
       }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min), _mm256_setzero_si256());
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(meta.min + 8), _mm256_setzero_si256());
 #endif
-    // vcvtph2ps: exactly f16_to_f32, without its call.
-    meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    meta.dmin = 0.0f;
+    kquant::weights16_meta_no_min(block + offsetof(Block, d), meta);
   }
 #endif
 
@@ -299,10 +279,8 @@ struct Q6_K {
     }
     const __m512i offset =
         _mm512_mullo_epi32(_mm512_cvtepi8_epi32(sc8), _mm512_loadu_si512(s16));  // x 32 below
-    sumi = _mm512_sub_epi32(dot, _mm512_slli_epi32(offset, 5));
-    summ = _mm512_setzero_si512();
-    d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
-    dmin = 0.0f;
+    kquant::finish_no_min(block + offsetof(Block, d), dot, _mm512_slli_epi32(offset, 5), sumi, summ,
+                          d, dmin);
   }
 #endif
 };

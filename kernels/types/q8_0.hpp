@@ -11,12 +11,12 @@
 namespace brise::kernels::BRISE_ISA {
 
 struct Q8_0 {
-  static constexpr uint32_t kGgmlId = 8;
   static constexpr std::string_view kName = "q8_0";
   static constexpr uint32_t kBlockElems = 32;
   static constexpr uint32_t kBlockBytes = 34;
   static constexpr uint32_t kFileType = 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
   static constexpr bool kQuantized = true;
+  static constexpr ActivationFormat kActivations = ActivationFormat::Q8;
 
   struct Block {
     uint16_t d;  // fp16
@@ -50,12 +50,7 @@ struct Q8_0 {
     auto* y = static_cast<Block*>(out);
     for (size_t b = 0; b < n / 32; ++b) {
       const float* xb = x + b * 32;
-      float amax = 0.0f;
-      for (size_t j = 0; j < 32; ++j) {
-        const float a = std::fabs(xb[j]);
-        if (a > amax) amax = a;  // a NaN never compares greater: ignored
-      }
-      const float d = amax / 127.0f;
+      const float d = largest_magnitude(xb, 32).amax / 127.0f;
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
       y[b].d = f32_to_f16(d);
       for (size_t j = 0; j < 32; ++j) y[b].qs[j] = q8_code(xb[j] * id);

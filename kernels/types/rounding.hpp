@@ -29,6 +29,14 @@ inline uint8_t q4_code(float v) {
   return static_cast<uint8_t>(v);
 }
 
+// v truncated to [0, 31] as ggml's MIN(31, (int8_t)v) (Q5_0) and (uint8_t)v (Q5_1, whose v stays
+// below 32); negative or NaN gives 0.
+inline uint8_t q5_code(float v) {
+  if (!(v >= 0.0f)) return 0;
+  if (v >= 31.0f) return 31;
+  return static_cast<uint8_t>(v);
+}
+
 #if defined(BRISE_AVX512)
 // |x| with NaN lanes replaced by 0, so they never win a max.
 inline __m512 abs_not_nan(__m512 x) {

@@ -1,6 +1,6 @@
 // The tensor types the end-to-end tests (determinism, batches, fast vs reference) run a whole
 // model in. Every packed type (f32, f16, bf16, q8_0, q4_0), and two of the row-major ones: they all
-// share one matmul (kernels/matmul_rows.cpp) and differ only in how a block decodes, which
+// share one matmul (kernels/matmul_rows.hpp) and differ only in how a block decodes, which
 // test_kernels_matmul checks bit for bit against the references for every type, token count and
 // row split, and test_tensor_types / test_quantized_accuracy against llama.cpp's files. q4_K
 // stands for the 256-element blocks with Q8_K activations and mins, q5_0 for the 32-element ones.

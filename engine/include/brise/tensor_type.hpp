@@ -10,7 +10,9 @@
 
 namespace brise {
 
-// Values are ggml's type ids, so they can be written to and read from GGUF unchanged.
+// Values are ggml's type ids, so they can be written to and read from GGUF unchanged. One
+// enumerator per codec of the kernels' list of types (kernels/types/type_list.hpp), named as the
+// codec: engine/gguf/tensor_type.cpp does not compile when the two differ.
 enum class TensorType : uint32_t {
   F32 = 0,
   F16 = 1,
