@@ -41,7 +41,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, SchedulerOptions option
   if (options_.parallel < 1) throw Error("--parallel must be at least 1");
   for (int i = 0; i < options_.parallel; ++i)
     slots_.push_back(std::make_unique<Slot>(Session(model_, options_.session)));
-  sliding_window_ = slots_.front()->session.sliding_window().has_value();
+  unbounded_ = !slots_.front()->session.position_limit().has_value();
   context_length_ = options_.session.context_length.value_or(model_->config().context_length);
   stats_.slots = slots_.size();
   thread_ = std::thread([this] { run(); });

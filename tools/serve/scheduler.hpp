@@ -110,9 +110,10 @@ class Scheduler {
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }
-  // Positions a slot's KV cache holds (context length; a sliding window is unbounded).
+  // Positions a slot's KV cache holds (the context length, unless unbounded()).
   uint32_t context_length() const { return context_length_; }
-  bool sliding_window() const { return sliding_window_; }
+  // True when every layer has a rolling window: a slot then holds any number of positions.
+  bool unbounded() const { return unbounded_; }
 
  private:
   struct Slot;
@@ -124,7 +125,7 @@ class Scheduler {
   std::shared_ptr<const Model> model_;
   SchedulerOptions options_;
   uint32_t context_length_ = 0;
-  bool sliding_window_ = false;
+  bool unbounded_ = false;
   std::vector<std::unique_ptr<Slot>> slots_;
   uint64_t use_counter_ = 0;  // least recently used slot is reused first
 

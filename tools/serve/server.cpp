@@ -378,7 +378,7 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
     throw ApiError(400, e.what(), endpoint == Endpoint::ChatCompletions ? "messages" : "prompt");
   }
   const uint32_t context = scheduler_->context_length();
-  if (!scheduler_->sliding_window() && prompt.size() > context)
+  if (!scheduler_->unbounded() && prompt.size() > context)
     throw ApiError(400,
                    "the prompt is " + std::to_string(prompt.size()) +
                        " tokens, more than the context of " + std::to_string(context) + " tokens",
