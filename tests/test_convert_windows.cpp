@@ -84,7 +84,7 @@ void expect_logits_follow(const fs::path& model_path, const Windows& windows) {
   });
   const auto file = brise::gguf::File::open(model_path);
   const Eigen::MatrixXf want =
-      brise::reference::forward(brise::reference::load(*file), tokens, windows);
+      brise::reference::forward_layer_windows(brise::reference::load(*file), tokens, windows);
   float worst = 0;
   for (size_t t = 0; t < tokens.size(); ++t)
     for (size_t v = 0; v < 512; ++v)

@@ -128,7 +128,7 @@ TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
       std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(s.vocab) - 1);
       while (tokens.size() < 40) tokens.push_back(id(rng));
       const auto windows = s.layer_windows();
-      const Eigen::MatrixXf expected = reference::forward(reference, tokens, windows);
+      const Eigen::MatrixXf expected = reference::forward_layer_windows(reference, tokens, windows);
 
       // Quantized models run both ways: exact (f32 activations), held to the reference's
       // tolerance, and with int8 activations, whose rounding (up to d/2 = max|x| / 254 per
@@ -214,7 +214,7 @@ TEST(FastVsReference, WindowOverrideOnPerLayerWindowsMatchesReference) {
     options.sliding_window = override_window;
     options.prefill_chunk = 4;
     const auto got = fast_logits(model, tokens, options);
-    const Eigen::MatrixXf expected = reference::forward(reference, tokens, windows);
+    const Eigen::MatrixXf expected = reference::forward_layer_windows(reference, tokens, windows);
     float worst = 0;
     for (size_t t = 0; t < tokens.size(); ++t)
       for (size_t v = 0; v < 300; ++v)

@@ -17,7 +17,9 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "brise/model.hpp"
 #include "brise/model_config.hpp"
+#include "brise/session.hpp"
 #include "brise/synth.hpp"
 #include "brise/tokenizer.hpp"
 #include "support/reference_model.hpp"
@@ -79,6 +81,7 @@ void expect_same_config(const brise::ModelConfig& got, const brise::ModelConfig&
   EXPECT_EQ(got.norm_eps, want.norm_eps);
   EXPECT_EQ(got.rope_theta, want.rope_theta);
   EXPECT_EQ(got.sliding_window, want.sliding_window);
+  EXPECT_EQ(got.sliding_window_pattern, want.sliding_window_pattern);
 }
 
 // Checks names, dims, types and order of the tensors and the metadata of a written model.
@@ -144,6 +147,101 @@ TEST(Synth, Presets) {
   for (auto name : brise::synth_preset_names())
     EXPECT_NO_THROW(brise::synth_preset(name).config.validate(std::string(name)));
   EXPECT_THROW(brise::synth_preset("mistral-70b"), brise::Error);
+}
+
+// The 2024-26 presets against their published configs (params.json / config.json of
+// Mistral-Nemo-Instruct-2407, Mistral-Small-3.1-24B-Instruct-2503, Ministral-8B-Instruct-2410),
+// checked on the file's layout without writing the 16-47 GB of weights.
+TEST(Synth, ModernPresetsHaveThePublishedShapes) {
+  struct Published {
+    const char* preset;
+    uint32_t dim, layers, ffn, context;
+    double theta;
+  };
+  for (const Published& m : {Published{"mistral-nemo-12b", 5120, 40, 14336, 131072, 1e6},
+                             Published{"mistral-small-24b", 5120, 40, 32768, 131072, 1e9},
+                             Published{"ministral-8b", 4096, 36, 12288, 131072, 1e8}}) {
+    SCOPED_TRACE(m.preset);
+    const SynthSpec spec = brise::synth_preset(m.preset);
+    const brise::ModelConfig& c = spec.config;
+    EXPECT_EQ(c.dim, m.dim);
+    EXPECT_EQ(c.n_layers, m.layers);
+    EXPECT_EQ(c.n_heads, 32u);
+    EXPECT_EQ(c.n_kv_heads, 8u);
+    EXPECT_EQ(c.head_dim, 128u);  // 32 x 128 = 4096 query rows, whatever dim is
+    EXPECT_EQ(c.hidden_dim, m.ffn);
+    EXPECT_EQ(c.vocab_size, 131072u);
+    EXPECT_EQ(c.context_length, m.context);
+    EXPECT_EQ(c.rope_theta, m.theta);
+    EXPECT_EQ(c.norm_eps, 1e-5f);
+    const brise::SynthLayout layout = brise::synthetic_model_layout(spec);
+    const auto want = expected_tensors(c, false);
+    ASSERT_EQ(layout.tensors.size(), want.size());
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(layout.tensors[i].name, want[i].first);
+      EXPECT_EQ(layout.tensors[i].dims, want[i].second) << want[i].first;
+      bytes += layout.tensors[i].n_bytes;
+    }
+    EXPECT_GT(layout.file_bytes, bytes);  // and the header
+    EXPECT_LT(layout.file_bytes, bytes + (16u << 20));
+  }
+  // Ministral 8B: "Attention Pattern: Ragged (128k, 32k, 32k, 32k)" and 8,019,808,256
+  // parameters (its model card); one full-attention layer then three windowed, repeated.
+  const SynthSpec ministral = brise::synth_preset("ministral-8b");
+  EXPECT_EQ(ministral.config.sliding_window, std::optional<uint32_t>(32768));
+  ASSERT_EQ(ministral.config.sliding_window_pattern.size(), 36u);
+  for (uint32_t l = 0; l < 36; ++l)
+    EXPECT_EQ(ministral.config.sliding_window_pattern[l], l % 4 != 0) << "layer " << l;
+  EXPECT_EQ(brise::synthetic_model_layout(ministral).parameters, 8019808256u);
+  // Mistral Nemo: "12.2B params" on its model page.
+  EXPECT_NEAR(
+      static_cast<double>(
+          brise::synthetic_model_layout(brise::synth_preset("mistral-nemo-12b")).parameters),
+      12.2e9, 0.05e9);
+  EXPECT_FALSE(brise::synth_preset("mistral-nemo-12b").config.sliding_window);
+  EXPECT_FALSE(brise::synth_preset("mistral-small-24b").config.sliding_window);
+}
+
+// The presets in small (their heads, windows and RoPE bases, narrow layers): written, loaded,
+// and the fast path against the reference forward pass with the windows written out here.
+TEST(Synth, ModernPresetsInSmallRunLikeTheReference) {
+  const fs::path dir = scratch_dir("synth_modern_small");
+  for (const char* preset : {"mistral-nemo-12b", "mistral-small-24b", "ministral-8b"}) {
+    SCOPED_TRACE(preset);
+    SynthSpec spec = brise::synth_preset(preset);
+    brise::ModelConfig& c = spec.config;
+    c.dim = 64, c.n_layers = 8, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;  // q_dim 128
+    c.hidden_dim = 96, c.vocab_size = 300, c.context_length = 64;
+    std::vector<std::optional<uint32_t>> windows(8);
+    if (c.sliding_window) {
+      c.sliding_window = 6;
+      c.sliding_window_pattern.resize(8);
+      for (uint32_t l = 0; l < 8; ++l)
+        windows[l] = l % 4 != 0 ? std::optional<uint32_t>(6) : std::nullopt;
+    }
+    spec.type = TensorType::F32;
+    const fs::path path = write(dir / (std::string(preset) + ".gguf"), spec);
+    const auto model = brise::Model::load(path);
+    brise::SessionOptions options;
+    options.prefill_chunk = 5;
+    brise::Session session(model, options);
+    std::vector<int32_t> ids{1};
+    for (int i = 0; i < 40; ++i) ids.push_back(3 + (i * 89) % 297);
+    std::vector<float> got;
+    session.prefill_all_logits(ids, [&](size_t, std::span<const float> row) {
+      got.insert(got.end(), row.begin(), row.end());
+    });
+    const auto file = brise::gguf::File::open(path);
+    const Eigen::MatrixXf want =
+        brise::reference::forward_layer_windows(brise::reference::load(*file), ids, windows);
+    float worst = 0;
+    for (size_t t = 0; t < ids.size(); ++t)
+      for (size_t v = 0; v < 300; ++v)
+        worst = std::max(worst, std::fabs(got[t * 300 + v] - want(static_cast<Eigen::Index>(t),
+                                                                  static_cast<Eigen::Index>(v))));
+    EXPECT_LE(worst, 2e-4f);
+  }
 }
 
 TEST(Synth, SameSeedSameBytesWhateverTheThreadCount) {
@@ -343,5 +441,53 @@ TEST(Synth, CommandLine) {
                                (dir / "x.gguf").string() + "' --preset tiny --dim 48 --type q4_0");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("multiple of 32"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "x.gguf"));
+}
+
+TEST(Synth, CommandLineDryRunAndWindowPattern) {
+  const fs::path dir = scratch_dir("synth_cli_pattern");
+  const std::string brise = "'" + cli_path().string() + "' synth ";
+  const auto dry = run_command(brise + "--preset ministral-8b --dry-run");
+  ASSERT_EQ(dry.status, 0) << dry.err;
+  EXPECT_NE(dry.out.find("dim 4096, 36 layers, 32/8 heads of 128, ffn 12288, vocab 131072"),
+            std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("window 32768 on 27 of 36 layers (FWWWFWWW"), std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("8019808256 weights"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("blk.35.attn_q.weight"), std::string::npos) << dry.out;
+  EXPECT_TRUE(fs::is_empty(dir));
+
+  // --layers repeats the preset's pattern; --sliding-window N keeps it.
+  const fs::path out = dir / "m.gguf";
+  const auto r = run_command(brise + "--preset ministral-8b --dim 64 --layers 6 --heads 4 " +
+                             "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 300 --context 64 " +
+                             "--sliding-window 5 --type f32 -o '" + out.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto config = brise::read_model_config(*brise::gguf::File::open(out));
+  EXPECT_EQ(config.sliding_window, std::optional<uint32_t>(5));
+  EXPECT_EQ(config.sliding_window_pattern,
+            (std::vector<bool>{false, true, true, true, false, true}));
+  EXPECT_EQ(config.rope_theta, 1e8);
+
+  const auto own = run_command(brise + "--preset tiny --window-pattern WF --sliding-window 3 " +
+                               "-o '" + (dir / "p.gguf").string() + "'");
+  ASSERT_EQ(own.status, 0) << own.err;
+  EXPECT_EQ(
+      brise::read_model_config(*brise::gguf::File::open(dir / "p.gguf")).sliding_window_pattern,
+      (std::vector<bool>{true, false}));
+  EXPECT_EQ(run_command(brise + "--preset tiny --window-pattern WX --sliding-window 3 -o '" +
+                        (dir / "x.gguf").string() + "'")
+                .status,
+            2);
+  EXPECT_EQ(run_command(brise + "--preset tiny --window-pattern WF -o '" +
+                        (dir / "x.gguf").string() + "'")
+                .status,
+            2);
+  const auto none = run_command(brise + "--preset ministral-8b --sliding-window none --dry-run");
+  EXPECT_NE(none.out.find("36 layers, 32/8 heads of 128, ffn 12288, vocab 131072, context "
+                          "131072, rope theta 1e+08, window none,"),
+            std::string::npos)
+      << none.out;
   EXPECT_FALSE(fs::exists(dir / "x.gguf"));
 }

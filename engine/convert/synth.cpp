@@ -111,7 +111,8 @@ std::string letters(uint64_t k) {
 }  // namespace
 
 std::vector<std::string_view> synth_preset_names() {
-  return {"mistral-7b", "mistral-1b", "tiny"};
+  return {"mistral-7b",   "mistral-nemo-12b", "mistral-small-24b",
+          "ministral-8b", "mistral-1b",       "tiny"};
 }
 
 SynthSpec synth_preset(std::string_view name) {
@@ -121,6 +122,17 @@ SynthSpec synth_preset(std::string_view name) {
   if (name == "mistral-7b") {
     c.dim = 4096, c.n_layers = 32, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
     c.hidden_dim = 14336, c.vocab_size = 32000, c.context_length = 32768, c.rope_theta = 1e6;
+  } else if (name == "mistral-nemo-12b") {
+    c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 14336, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e6;
+  } else if (name == "mistral-small-24b") {
+    c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 32768, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e9;
+  } else if (name == "ministral-8b") {
+    c.dim = 4096, c.n_layers = 36, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 12288, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e8;
+    c.sliding_window = 32768;
+    for (uint32_t l = 0; l < c.n_layers; ++l) c.sliding_window_pattern.push_back(l % 4 != 0);
   } else if (name == "mistral-1b") {
     c.dim = 2048, c.n_layers = 16, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 64;
     c.hidden_dim = 5632, c.vocab_size = 32000, c.context_length = 32768, c.rope_theta = 1e6;
@@ -128,8 +140,10 @@ SynthSpec synth_preset(std::string_view name) {
     c.dim = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 16;
     c.hidden_dim = 128, c.vocab_size = 300, c.context_length = 256, c.rope_theta = 10000;
   } else {
-    throw Error("unknown synthetic model preset '" + std::string(name) +
-                "' (known: mistral-7b, mistral-1b, tiny)");
+    std::string known;
+    for (const auto n : synth_preset_names()) known += (known.empty() ? "" : ", ") + std::string(n);
+    throw Error("unknown synthetic model preset '" + std::string(name) + "' (known: " + known +
+                ")");
   }
   c.name = "synthetic-" + std::string(name);
   return s;
@@ -172,19 +186,19 @@ Vocabulary synthetic_vocabulary(uint32_t size) {
   return v;
 }
 
-void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
-                           const std::function<void(uint64_t, uint64_t)>& progress) {
-  const std::string where = "synthetic model " + out.string();
+namespace {
+
+// The checked plan of a model's tensors and the file's header (metadata and tensor infos).
+std::vector<Planned> plan_file(const SynthSpec& spec, const std::string& where,
+                               gguf::Writer& writer) {
   spec.config.validate(where);
-  const std::vector<Planned> plan = plan_tensors(spec);
+  std::vector<Planned> plan = plan_tensors(spec);
   const uint32_t block = tensor_type_info(spec.type).block_elems;
   for (const Planned& t : plan)
     if (t.type == spec.type && t.cols % block != 0)
       throw Error(where + ": rows of " + t.name + " have " + std::to_string(t.cols) +
                   " elements, not a multiple of " + std::to_string(block) + " as " +
                   std::string(tensor_type_name(spec.type)) + " needs");
-
-  gguf::Writer writer;
   write_model_config(writer, spec.config);
   write_file_type(writer, spec.type);
   writer.set("brise.synthetic.seed", spec.seed);
@@ -194,6 +208,24 @@ void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& sp
     if (t.kind != Kind::Norm) dims.push_back(t.rows);
     writer.add_tensor(t.name, std::move(dims), t.type);
   }
+  return plan;
+}
+
+}  // namespace
+
+SynthLayout synthetic_model_layout(const SynthSpec& spec) {
+  gguf::Writer writer;
+  plan_file(spec, "synthetic model", writer);
+  SynthLayout layout{writer.tensors(), writer.file_size(), 0};
+  for (const auto& t : layout.tensors) layout.parameters += t.n_elements;
+  return layout;
+}
+
+void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
+                           const std::function<void(uint64_t, uint64_t)>& progress) {
+  const std::string where = "synthetic model " + out.string();
+  gguf::Writer writer;
+  const std::vector<Planned> plan = plan_file(spec, where, writer);
 
   const uint64_t total = writer.file_size();
   OutputFile file(out);

@@ -170,11 +170,11 @@ ReferenceModel load(const gguf::File& file) {
 Eigen::MatrixXf forward(const ReferenceModel& m, std::span<const int32_t> tokens,
                         std::optional<uint32_t> sliding_window) {
   const std::vector<std::optional<uint32_t>> windows(m.layers.size(), sliding_window);
-  return forward(m, tokens, windows);
+  return forward_layer_windows(m, tokens, windows);
 }
 
-Eigen::MatrixXf forward(const ReferenceModel& m, std::span<const int32_t> tokens,
-                        std::span<const std::optional<uint32_t>> layer_windows) {
+Eigen::MatrixXf forward_layer_windows(const ReferenceModel& m, std::span<const int32_t> tokens,
+                                      std::span<const std::optional<uint32_t>> layer_windows) {
   const ModelConfig& c = m.config;
   if (layer_windows.size() != m.layers.size())
     throw Error("reference forward: " + std::to_string(layer_windows.size()) + " windows for " +

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
 #include "brise/tensor_type.hpp"
 #include "brise/tokenizer.hpp"
@@ -21,11 +22,32 @@ struct SynthSpec {
   bool tied_embeddings = false;  // true: no output.weight (the classifier is token_embd.weight)
 };
 
-// "mistral-7b" (Mistral 7B v0.1/v0.3 shapes without the window), "mistral-1b" (a 1B-class model
-// with Mistral's head layout) or "tiny" (a few hundred kB, for tests). Throws brise::Error
-// otherwise.
+// Real shapes (from the models' published params.json / config.json):
+//   "mistral-7b"        Mistral 7B v0.1/v0.3 without the window: dim 4096, 32 layers, 32/8 heads
+//                       of 128, ffn 14336, vocab 32000, context 32768, RoPE theta 1e6
+//   "mistral-nemo-12b"  Mistral Nemo 12B (2407): dim 5120, 40 layers, 32/8 heads of 128 (q_dim
+//                       4096 != dim), ffn 14336, vocab 131072, context 131072, theta 1e6
+//   "mistral-small-24b" Mistral Small 3.1/3.2 24B (2503/2506, the text model): dim 5120, 40
+//                       layers, 32/8 heads of 128, ffn 32768, vocab 131072, context 131072,
+//                       theta 1e9
+//   "ministral-8b"      Ministral 8B (2410): dim 4096, 36 layers, 32/8 heads of 128, ffn 12288,
+//                       vocab 131072, context 131072, theta 1e8; layer 0 of every 4 has full
+//                       attention, the other 3 a sliding window of 32768 ("128k, 32k, 32k, 32k")
+// and "mistral-1b" (a 1B-class model with Mistral's head layout) or "tiny" (a few hundred kB,
+// for tests). Their vocabulary is synthetic_vocabulary's (SentencePiece-style, not Tekken).
+// Throws brise::Error for another name.
 SynthSpec synth_preset(std::string_view name);
 std::vector<std::string_view> synth_preset_names();
+
+// The file write_synthetic_model would write, without writing it: its tensors (names, GGUF dims,
+// types and byte sizes; no data), its size and its number of weights. Throws as
+// write_synthetic_model does.
+struct SynthLayout {
+  std::vector<gguf::TensorInfo> tensors;
+  uint64_t file_bytes = 0;
+  uint64_t parameters = 0;
+};
+SynthLayout synthetic_model_layout(const SynthSpec& spec);
 
 // A SentencePiece-style byte-fallback vocabulary of `size` pieces: <unk>=0, <s>=1, </s>=2,
 // <0x00>..<0xFF> (ids 3..258), then "▁", and letter strings ("▁a", "a", "▁b", ..., "▁aa", ...)
