@@ -2,6 +2,7 @@
 // pattern, whole-piece lookup, then byte-pair merges) and byte-level decoding.
 #include <algorithm>
 #include <limits>
+#include <unordered_map>
 
 #include "brise/error.hpp"
 #include "brise/tokenizer.hpp"
@@ -85,6 +86,11 @@ void validate_tekken(const Vocabulary& v) {
     total_bytes += v.pieces[i].size();
   }
   if (total_bytes >= std::numeric_limits<uint32_t>::max()) fail("tokens are too large in total");
+  std::unordered_map<std::string_view, size_t> specials;
+  for (size_t i = 0; i < special; ++i)
+    if (const auto [it, added] = specials.emplace(v.pieces[i], i); !added)
+      fail("special token " + std::to_string(i) + " '" + v.pieces[i] +
+           "' duplicates special token " + std::to_string(it->second));
   for (unsigned b = 0; b < 256; ++b) {
     const std::string& piece = v.pieces[special + b];
     if (piece.size() != 1 || static_cast<uint8_t>(piece[0]) != b)
@@ -109,16 +115,8 @@ void Tokenizer::init_tekken() {
                   std::to_string(static_cast<size_t>(found) - special));
   }
   for (int b = 0; b < 256; ++b) tables->byte_ids[b] = static_cast<int32_t>(special) + b;
-  auto specials = std::make_shared<SpecialTables>();
-  for (size_t id = 0; id < special; ++id) {
-    const auto [it, added] = specials->ids.emplace(vocab_.pieces[id], static_cast<int32_t>(id));
-    if (!added)
-      throw Error("tokenizer vocabulary: special token " + std::to_string(id) + " '" +
-                  vocab_.pieces[id] + "' duplicates special token " + std::to_string(it->second));
-    specials->matcher.add(vocab_.pieces[id]);
-  }
   tekken_ = std::move(tables);
-  specials_ = std::move(specials);
+  specials_ = std::make_shared<SpecialTables>(SpecialTables{detail::make_special_tables(vocab_)});
 }
 
 void Tokenizer::encode_tekken(std::string_view text, std::vector<int32_t>& ids) const {
