@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -212,7 +213,7 @@ TEST(Synth, ModernPresetsInSmallRunLikeTheReference) {
     SynthSpec spec = brise::synth_preset(preset);
     brise::ModelConfig& c = spec.config;
     c.dim = 64, c.n_layers = 8, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;  // q_dim 128
-    c.hidden_dim = 96, c.vocab_size = 300, c.context_length = 64;
+    c.hidden_dim = 96, c.vocab_size = 1300, c.context_length = 64;  // Tekken: 1000 special ids
     std::vector<std::optional<uint32_t>> windows(8);
     if (c.sliding_window) {
       c.sliding_window = 6;
@@ -223,11 +224,12 @@ TEST(Synth, ModernPresetsInSmallRunLikeTheReference) {
     spec.type = TensorType::F32;
     const fs::path path = write(dir / (std::string(preset) + ".gguf"), spec);
     const auto model = brise::Model::load(path);
+    EXPECT_EQ(model->tokenizer().model(), brise::TokenizerModel::Tekken);
     brise::SessionOptions options;
     options.prefill_chunk = 5;
     brise::Session session(model, options);
     std::vector<int32_t> ids{1};
-    for (int i = 0; i < 40; ++i) ids.push_back(3 + (i * 89) % 297);
+    for (int i = 0; i < 40; ++i) ids.push_back(3 + (i * 89) % 1297);
     std::vector<float> got;
     session.prefill_all_logits(ids, [&](size_t, std::span<const float> row) {
       got.insert(got.end(), row.begin(), row.end());
@@ -237,9 +239,9 @@ TEST(Synth, ModernPresetsInSmallRunLikeTheReference) {
         brise::reference::forward_layer_windows(brise::reference::load(*file), ids, windows);
     float worst = 0;
     for (size_t t = 0; t < ids.size(); ++t)
-      for (size_t v = 0; v < 300; ++v)
-        worst = std::max(worst, std::fabs(got[t * 300 + v] - want(static_cast<Eigen::Index>(t),
-                                                                  static_cast<Eigen::Index>(v))));
+      for (size_t v = 0; v < 1300; ++v)
+        worst = std::max(worst, std::fabs(got[t * 1300 + v] - want(static_cast<Eigen::Index>(t),
+                                                                   static_cast<Eigen::Index>(v))));
     EXPECT_LE(worst, 2e-4f);
   }
 }
@@ -359,11 +361,57 @@ TEST(Synth, VocabularyRoundTripsThroughTheTokenizer) {
   }
 
   // All pieces are distinct, and the big vocabulary fills up too.
+  EXPECT_EQ(brise::synth_preset("tiny").vocabulary, brise::TokenizerModel::SentencePiece);
   const brise::Vocabulary big = brise::synthetic_vocabulary(32000);
   ASSERT_EQ(big.size(), 32000u);
   EXPECT_NO_THROW(brise::Tokenizer{big});
   EXPECT_EQ(std::set<std::string>(big.pieces.begin(), big.pieces.end()).size(), 32000u);
   EXPECT_THROW(brise::synthetic_vocabulary(259), brise::Error);
+}
+
+// The Tekken vocabulary of the 131072-token presets: Mistral's special ids, the 256 bytes as ranks
+// 0-255, every other rank made of two earlier ones; it survives llama.cpp's GGUF form (merges
+// included) and tokenizes text both ways.
+TEST(Synth, TekkenVocabularyRoundTripsThroughTheTokenizer) {
+  for (const char* preset : {"mistral-nemo-12b", "mistral-small-24b", "ministral-8b"})
+    EXPECT_EQ(brise::synth_preset(preset).vocabulary, brise::TokenizerModel::Tekken) << preset;
+  const brise::Vocabulary v = brise::synthetic_tekken_vocabulary(131072);
+  ASSERT_EQ(v.size(), 131072u);
+  EXPECT_EQ(v.num_special_tokens, 1000);
+  EXPECT_EQ(v.pieces[0], "<unk>");
+  EXPECT_EQ(v.pieces[1], "<s>");
+  EXPECT_EQ(v.pieces[2], "</s>");
+  EXPECT_EQ(v.pieces[3], "[INST]");
+  EXPECT_EQ(v.pieces[4], "[/INST]");
+  EXPECT_EQ(v.pieces[11], "<pad>");
+  EXPECT_EQ(v.pieces[999], "<SPECIAL_999>");
+  for (int b = 0; b < 256; ++b) ASSERT_EQ(v.pieces[1000 + b], std::string(1, char(b)));
+  EXPECT_EQ(v.pieces[1256], " a");
+  EXPECT_EQ(v.pieces[1256 + 26], "aa");
+  EXPECT_EQ(v.pieces[1256 + 27], " aa");
+  EXPECT_EQ(std::set<std::string>(v.pieces.begin(), v.pieces.end()).size(), v.size());
+  EXPECT_THROW(brise::synthetic_tekken_vocabulary(1255), brise::Error);
+
+  const fs::path dir = scratch_dir("synth_tekken_vocab");
+  SynthSpec spec = tiny(TensorType::F32);
+  spec.config.vocab_size = 3000;
+  spec.vocabulary = brise::TokenizerModel::Tekken;
+  const auto file = brise::gguf::File::open(write(dir / "m.gguf", spec));
+  EXPECT_EQ(file->get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(file->get_string("tokenizer.ggml.pre"), "tekken");
+  const brise::Vocabulary read = brise::read_vocabulary(*file);
+  EXPECT_EQ(read.pieces, brise::synthetic_tekken_vocabulary(3000).pieces);
+  const brise::Tokenizer tok(read);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  // " ab" is a rank; "Z" has no merge: its byte.
+  const int32_t space_ab = static_cast<int32_t>(
+      std::find(read.pieces.begin(), read.pieces.end(), " ab") - read.pieces.begin());
+  EXPECT_EQ(tok.encode(" ab"), std::vector<int32_t>({space_ab}));
+  EXPECT_EQ(tok.encode("Z"), std::vector<int32_t>({1000 + 'Z'}));
+  for (const std::string text :
+       {"hello world", "  two  spaces ", "Caf\xC3\xA9 \xF0\x9F\x99\x82!", "line\nbreak\t", ""})
+    EXPECT_EQ(tok.decode(tok.encode(text)), text) << text;
 }
 
 // head_dim != dim / heads, one KV head, a vocabulary that is not a multiple of 8, a window.
@@ -461,7 +509,7 @@ TEST(Synth, CommandLineDryRunAndWindowPattern) {
   // --layers repeats the preset's pattern; --sliding-window N keeps it.
   const fs::path out = dir / "m.gguf";
   const auto r = run_command(brise + "--preset ministral-8b --dim 64 --layers 6 --heads 4 " +
-                             "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 300 --context 64 " +
+                             "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 1300 --context 64 " +
                              "--sliding-window 5 --type f32 -o '" + out.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto config = brise::read_model_config(*brise::gguf::File::open(out));
@@ -469,6 +517,16 @@ TEST(Synth, CommandLineDryRunAndWindowPattern) {
   EXPECT_EQ(config.sliding_window_pattern,
             (std::vector<bool>{false, true, true, true, false, true}));
   EXPECT_EQ(config.rope_theta, 1e8);
+  EXPECT_EQ(brise::read_vocabulary(*brise::gguf::File::open(out)).model,
+            brise::TokenizerModel::Tekken);
+  const fs::path spm = dir / "spm.gguf";
+  ASSERT_EQ(run_command(brise + "--preset ministral-8b --dim 64 --layers 4 --heads 4 " +
+                        "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 300 --context 64 " +
+                        "--tokenizer sentencepiece --type f32 -o '" + spm.string() + "'")
+                .status,
+            0);
+  EXPECT_EQ(brise::read_vocabulary(*brise::gguf::File::open(spm)).model,
+            brise::TokenizerModel::SentencePiece);
 
   const auto own = run_command(brise + "--preset tiny --window-pattern WF --sliding-window 3 " +
                                "-o '" + (dir / "p.gguf").string() + "'");

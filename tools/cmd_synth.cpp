@@ -53,9 +53,10 @@ std::string shape_text(const SynthSpec& spec) {
   char buf[320];
   std::snprintf(buf, sizeof buf,
                 "%s, dim %u, %u layers, %u/%u heads of %u, ffn %u, vocab %u, context %u, rope "
-                "theta %g, window %s, %s, seed %llu",
+                "theta %g, window %s, %s vocabulary, %s, seed %llu",
                 c.name.c_str(), c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
                 c.hidden_dim, c.vocab_size, c.context_length, c.rope_theta, pattern_text(c).c_str(),
+                spec.vocabulary == TokenizerModel::Tekken ? "Tekken" : "SentencePiece",
                 std::string(tensor_type_name(spec.type)).c_str(),
                 static_cast<unsigned long long>(spec.seed));
   return buf;
@@ -80,7 +81,7 @@ void print_dry_run(const SynthSpec& spec) {
 }  // namespace
 
 int cmd_synth(const Args& args) {
-  std::string preset, output, type = "f16", window, pattern, name;
+  std::string preset, output, type = "f16", window, pattern, name, tokenizer;
   int64_t seed = 1, threads = 0;
   int64_t dim = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0,
           context = 0;
@@ -112,6 +113,9 @@ int cmd_synth(const Args& args) {
   p.option("--window-pattern", &pattern, "WF...",
            "which layers use the window, W or F (full attention) per layer, repeated over the\n"
            "layers (e.g. FWWW for Ministral)");
+  p.option("--tokenizer", &tokenizer, "sentencepiece|tekken",
+           "the synthetic vocabulary's kind (default: the preset's; tekken needs --vocab >= "
+           "1256)");
   p.option("--name", &name, "NAME", "general.name (default synthetic-PRESET)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)", 1, 1024);
   p.flag("--dry-run", &dry_run, "print the shapes, tensors and file size; write nothing");
@@ -131,6 +135,13 @@ int cmd_synth(const Args& args) {
   spec.type = *parsed_type;
   spec.seed = static_cast<uint64_t>(seed);
   spec.tied_embeddings = tied;
+  if (tokenizer == "tekken") {
+    spec.vocabulary = TokenizerModel::Tekken;
+  } else if (tokenizer == "sentencepiece") {
+    spec.vocabulary = TokenizerModel::SentencePiece;
+  } else if (!tokenizer.empty()) {
+    throw UsageError("--tokenizer must be sentencepiece or tekken, got '" + tokenizer + "'");
+  }
   ModelConfig& c = spec.config;
   const std::vector<bool> preset_pattern = c.sliding_window_pattern;
   override_size(&c.dim, dim);

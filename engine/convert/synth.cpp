@@ -125,12 +125,15 @@ SynthSpec synth_preset(std::string_view name) {
   } else if (name == "mistral-nemo-12b") {
     c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
     c.hidden_dim = 14336, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e6;
+    s.vocabulary = TokenizerModel::Tekken;
   } else if (name == "mistral-small-24b") {
     c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
     c.hidden_dim = 32768, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e9;
+    s.vocabulary = TokenizerModel::Tekken;
   } else if (name == "ministral-8b") {
     c.dim = 4096, c.n_layers = 36, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
     c.hidden_dim = 12288, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e8;
+    s.vocabulary = TokenizerModel::Tekken;
     c.sliding_window = 32768;
     for (uint32_t l = 0; l < c.n_layers; ++l) c.sliding_window_pattern.push_back(l % 4 != 0);
   } else if (name == "mistral-1b") {
@@ -202,7 +205,9 @@ std::vector<Planned> plan_file(const SynthSpec& spec, const std::string& where,
   write_model_config(writer, spec.config);
   write_file_type(writer, spec.type);
   writer.set("brise.synthetic.seed", spec.seed);
-  write_vocabulary(writer, synthetic_vocabulary(spec.config.vocab_size));
+  write_vocabulary(writer, spec.vocabulary == TokenizerModel::Tekken
+                               ? synthetic_tekken_vocabulary(spec.config.vocab_size)
+                               : synthetic_vocabulary(spec.config.vocab_size));
   for (const Planned& t : plan) {
     std::vector<uint64_t> dims{t.cols};
     if (t.kind != Kind::Norm) dims.push_back(t.rows);
@@ -219,6 +224,38 @@ SynthLayout synthetic_model_layout(const SynthSpec& spec) {
   SynthLayout layout{writer.tensors(), writer.file_size(), 0};
   for (const auto& t : layout.tensors) layout.parameters += t.n_elements;
   return layout;
+}
+
+Vocabulary synthetic_tekken_vocabulary(uint32_t size) {
+  constexpr uint32_t kSpecial = 1000, kFixed = kSpecial + 256;
+  if (size < kFixed)
+    throw Error("synthetic Tekken vocabulary: size " + std::to_string(size) + " is below " +
+                std::to_string(kFixed) + " (1000 special tokens and the 256 bytes)");
+  Vocabulary v;
+  v.model = TokenizerModel::Tekken;
+  v.pieces = tekken_default_special_tokens(kSpecial);
+  v.kinds.assign(kSpecial, TokenKind::Control);
+  for (int b = 0; b < 256; ++b) v.pieces.push_back(std::string(1, static_cast<char>(b)));
+  // In order of length, so that each string's parts (its first letter or the space, and the
+  // rest) are earlier ranks.
+  for (uint64_t k = 0; v.pieces.size() < size; ++k) {
+    const std::string s = letters(k);
+    if (s.size() >= 2) v.pieces.push_back(s);
+    if (v.pieces.size() < size) v.pieces.push_back(" " + s);
+  }
+  v.kinds.resize(v.pieces.size(), TokenKind::Normal);
+  v.scores.assign(v.pieces.size(), 0.0f);
+  v.num_special_tokens = kSpecial;
+  v.pattern = std::string(kTekkenPattern);
+  v.unk_id = 0;
+  v.bos_id = 1;
+  v.eos_id = 2;
+  v.pad_id = 11;
+  v.add_bos = true;
+  v.add_eos = false;
+  v.add_dummy_prefix = false;
+  v.byte_fallback = false;
+  return v;
 }
 
 void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,

@@ -242,4 +242,13 @@ Vocabulary read_tekken_json(const std::filesystem::path& path) {
   return parse_tekken_json(text, path.string());
 }
 
+std::vector<std::string> tekken_default_special_tokens(size_t count) {
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < count; ++i)
+    texts.push_back(i < std::size(kDeprecatedSpecialTokens)
+                        ? std::string(kDeprecatedSpecialTokens[i])
+                        : "<SPECIAL_" + std::to_string(i) + ">");
+  return texts;
+}
+
 }  // namespace brise

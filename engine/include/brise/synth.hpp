@@ -20,6 +20,8 @@ struct SynthSpec {
   TensorType type = TensorType::F16;  // of the matrices; norm weights are always f32
   uint64_t seed = 1;
   bool tied_embeddings = false;  // true: no output.weight (the classifier is token_embd.weight)
+  // The vocabulary written: synthetic_vocabulary or synthetic_tekken_vocabulary.
+  TokenizerModel vocabulary = TokenizerModel::SentencePiece;
 };
 
 // Real shapes (from the models' published params.json / config.json):
@@ -34,8 +36,8 @@ struct SynthSpec {
 //                       vocab 131072, context 131072, theta 1e8; layer 0 of every 4 has full
 //                       attention, the other 3 a sliding window of 32768 ("128k, 32k, 32k, 32k")
 // and "mistral-1b" (a 1B-class model with Mistral's head layout) or "tiny" (a few hundred kB,
-// for tests). Their vocabulary is synthetic_vocabulary's (SentencePiece-style, not Tekken).
-// Throws brise::Error for another name.
+// for tests). The 131072-token presets have a synthetic Tekken vocabulary, the others a
+// SentencePiece-style one. Throws brise::Error for another name.
 SynthSpec synth_preset(std::string_view name);
 std::vector<std::string_view> synth_preset_names();
 
@@ -53,6 +55,13 @@ SynthLayout synthetic_model_layout(const SynthSpec& spec);
 // <0x00>..<0xFF> (ids 3..258), then "▁", and letter strings ("▁a", "a", "▁b", ..., "▁aa", ...)
 // with decreasing scores. Throws brise::Error when size < 260.
 Vocabulary synthetic_vocabulary(uint32_t size);
+
+// A Tekken vocabulary of `size` ids, in the form of Mistral's (Nemo, Small 3, Ministral): 1000
+// special tokens (tekken_default_special_tokens: BOS 1, EOS 2, UNK 0, PAD 11), then the ranks:
+// the 256 single bytes, and letter strings with and without a leading space ("a" "b" are bytes;
+// " a", ..., "aa", " aa", ...) each made of two earlier ranks, so that every rank has merges.
+// Throws brise::Error when size < 1256 (the special tokens and the bytes).
+Vocabulary synthetic_tekken_vocabulary(uint32_t size);
 
 // Writes the model to `out` (through a temporary file renamed at the end: on error nothing is left
 // at `out`). Weights are uniform random, row r of tensor i drawn from a counter-based generator

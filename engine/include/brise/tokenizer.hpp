@@ -92,6 +92,10 @@ Vocabulary read_sentencepiece_model(const std::filesystem::path& path);
 // brise::Error naming the file and the problem.
 Vocabulary parse_tekken_json(std::string_view json, const std::string& name);
 Vocabulary read_tekken_json(const std::filesystem::path& path);
+// The special tokens of a tekken.json without a special_tokens list: mistral-common's
+// Tekkenizer.DEPRECATED_SPECIAL_TOKENS (<unk> <s> </s> [INST] [/INST] ... <pad> (11) ...
+// [TOOL_CONTENT]), then "<SPECIAL_i>", `count` in all.
+std::vector<std::string> tekken_default_special_tokens(size_t count);
 
 // GGUF keys. SentencePiece: tokenizer.ggml.{model ("llama"),tokens,scores,token_type,
 // bos_token_id,eos_token_id,unknown_token_id,padding_token_id,add_bos_token,add_eos_token,
