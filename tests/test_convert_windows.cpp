@@ -17,6 +17,7 @@
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
+#include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/testdata.hpp"
@@ -74,23 +75,14 @@ void expect_logits_follow(const fs::path& model_path, const Windows& windows) {
   const auto model = brise::Model::load(model_path);
   brise::SessionOptions options;
   options.prefill_chunk = 3;
-  brise::Session session(model, options);
-  EXPECT_EQ(session.layer_windows(), windows);
+  EXPECT_EQ(brise::Session(model, options).layer_windows(), windows);
   std::vector<int32_t> tokens{1};
   for (int i = 0; i < 30; ++i) tokens.push_back(3 + (i * 97) % 509);
-  std::vector<float> got;
-  session.prefill_all_logits(tokens, [&](size_t, std::span<const float> row) {
-    got.insert(got.end(), row.begin(), row.end());
-  });
   const auto file = brise::gguf::File::open(model_path);
-  const Eigen::MatrixXf want =
-      brise::reference::forward_layer_windows(brise::reference::load(*file), tokens, windows);
-  float worst = 0;
-  for (size_t t = 0; t < tokens.size(); ++t)
-    for (size_t v = 0; v < 512; ++v)
-      worst = std::max(worst, std::fabs(got[t * 512 + v] - want(static_cast<Eigen::Index>(t),
-                                                                static_cast<Eigen::Index>(v))));
-  EXPECT_LE(worst, 1e-4f);
+  EXPECT_LE(brise::test::max_abs_diff(brise::test::all_row_logits(model, tokens, options),
+                                      brise::reference::forward_layer_windows(
+                                          brise::reference::load(*file), tokens, windows)),
+            1e-4f);
 }
 
 }  // namespace

@@ -66,6 +66,17 @@ std::vector<float> run(const std::shared_ptr<const Model>& model, const SessionO
   return logits;
 }
 
+// Keeps the first run's logits; every later run must equal them bit for bit.
+void expect_same_as_first(std::vector<float>& first, std::vector<float> logits,
+                          const std::string& what) {
+  if (first.empty()) {
+    first = std::move(logits);
+    return;
+  }
+  ASSERT_EQ(logits.size(), first.size()) << what;
+  EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0) << what;
+}
+
 TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
   const auto scratch = test::scratch_dir("determinism");
   const std::vector<int32_t> prompt = long_prompt();
@@ -84,15 +95,9 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
           options.threads = threads;
           options.prefill_chunk = chunk;
           options.exact = exact;
-          std::vector<float> logits = run(model, options, prompt);
-          if (first.empty()) {
-            first = std::move(logits);
-            continue;
-          }
-          ASSERT_EQ(logits.size(), first.size());
-          EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0)
-              << t.name << (exact ? " exact" : "") << ", threads " << threads << ", chunk "
-              << chunk;
+          expect_same_as_first(first, run(model, options, prompt),
+                               std::string(t.name) + (exact ? " exact" : "") + ", threads " +
+                                   std::to_string(threads) + ", chunk " + std::to_string(chunk));
         }
       }
     }
@@ -115,14 +120,9 @@ TEST(Determinism, PerLayerWindowsBitIdenticalForThreadCountsAndChunks) {
       SessionOptions options;
       options.threads = threads;
       options.prefill_chunk = chunk;
-      std::vector<float> logits = run(model, options, prompt);
-      if (first.empty()) {
-        first = std::move(logits);
-        continue;
-      }
-      ASSERT_EQ(logits.size(), first.size());
-      EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0)
-          << tensor_type_name(type) << ", threads " << threads << ", chunk " << chunk;
+      expect_same_as_first(first, run(model, options, prompt),
+                           std::string(tensor_type_name(type)) + ", threads " +
+                               std::to_string(threads) + ", chunk " + std::to_string(chunk));
     }
   }
 }

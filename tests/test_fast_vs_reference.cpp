@@ -13,6 +13,7 @@
 #include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/end_to_end_types.hpp"
+#include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
@@ -91,16 +92,6 @@ fs::path write_model(const fs::path& dir, const Shape& s, TensorType type) {
   return path;
 }
 
-std::vector<float> fast_logits(const std::shared_ptr<const Model>& model,
-                               const std::vector<int32_t>& tokens, SessionOptions options) {
-  Session session(model, options);
-  std::vector<float> out;
-  session.prefill_all_logits(tokens, [&](size_t, std::span<const float> row) {
-    out.insert(out.end(), row.begin(), row.end());
-  });
-  return out;
-}
-
 // Logits spread about +-4 on these models; the two paths sum in different orders.
 constexpr float kTolerance = 2e-4f;
 // int8 activations round each value by up to max|x| / 254 of its block of 32; through these
@@ -141,7 +132,7 @@ TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
           SessionOptions options;
           options.prefill_chunk = chunk;
           options.exact = exact;
-          const auto got = fast_logits(model, tokens, options);
+          const auto got = test::all_row_logits(model, tokens, options);
           ASSERT_EQ(got.size(), tokens.size() * s.vocab);
           float worst = 0;
           double err2 = 0, ref2 = 0;
@@ -182,15 +173,9 @@ TEST(FastVsReference, RuntimeWindowOverrideMatchesReference) {
     SessionOptions options;
     options.sliding_window = std::optional<uint32_t>(w);
     options.prefill_chunk = 6;
-    const auto got = fast_logits(model, tokens, options);
-    const Eigen::MatrixXf expected = reference::forward(reference, tokens, w);
-    float worst = 0;
-    for (size_t t = 0; t < tokens.size(); ++t)
-      for (size_t v = 0; v < 300; ++v)
-        worst =
-            std::max(worst, std::fabs(got[t * 300 + v] - expected(static_cast<Eigen::Index>(t),
-                                                                  static_cast<Eigen::Index>(v))));
-    EXPECT_LE(worst, kTolerance) << "window " << w;
+    const auto got = test::all_row_logits(model, tokens, options);
+    EXPECT_LE(test::max_abs_diff(got, reference::forward(reference, tokens, w)), kTolerance)
+        << "window " << w;
   }
 }
 
@@ -213,15 +198,9 @@ TEST(FastVsReference, WindowOverrideOnPerLayerWindowsMatchesReference) {
     SessionOptions options;
     options.sliding_window = override_window;
     options.prefill_chunk = 4;
-    const auto got = fast_logits(model, tokens, options);
-    const Eigen::MatrixXf expected = reference::forward_layer_windows(reference, tokens, windows);
-    float worst = 0;
-    for (size_t t = 0; t < tokens.size(); ++t)
-      for (size_t v = 0; v < 300; ++v)
-        worst =
-            std::max(worst, std::fabs(got[t * 300 + v] - expected(static_cast<Eigen::Index>(t),
-                                                                  static_cast<Eigen::Index>(v))));
-    EXPECT_LE(worst, kTolerance) << "override "
-                                 << (override_window ? std::to_string(*override_window) : "none");
+    const auto got = test::all_row_logits(model, tokens, options);
+    EXPECT_LE(test::max_abs_diff(got, reference::forward_layer_windows(reference, tokens, windows)),
+              kTolerance)
+        << "override " << (override_window ? std::to_string(*override_window) : "none");
   }
 }

@@ -17,6 +17,7 @@
 #include "brise/model.hpp"
 #include "brise/model_config.hpp"
 #include "brise/session.hpp"
+#include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
@@ -89,15 +90,10 @@ TEST(TekkenMini, ReferenceForwardMatchesTheLogits) {
   for (const auto& c : load_cases(data)) {
     SCOPED_TRACE(c.name);
     const auto file = brise::gguf::File::open(c.model);
-    const Eigen::MatrixXf got = brise::reference::forward_layer_windows(
-        brise::reference::load(*file), c.token_ids, c.windows);
-    float worst = 0;
-    for (size_t t = 0; t < c.rows; ++t)
-      for (size_t v = 0; v < c.vocab; ++v)
-        worst = std::max(worst,
-                         std::fabs(got(static_cast<Eigen::Index>(t), static_cast<Eigen::Index>(v)) -
-                                   c.logits[t * c.vocab + v]));
-    EXPECT_LE(worst, kTolerance);
+    EXPECT_LE(brise::test::max_abs_diff(
+                  c.logits, brise::reference::forward_layer_windows(brise::reference::load(*file),
+                                                                    c.token_ids, c.windows)),
+              kTolerance);
   }
 }
 
@@ -111,12 +107,8 @@ TEST(TekkenMini, FastPathMatchesTheLogits) {
       brise::SessionOptions options;
       options.exact = true;
       options.prefill_chunk = chunk;
-      brise::Session session(model, options);
-      EXPECT_EQ(session.layer_windows(), c.windows);
-      std::vector<float> got;
-      session.prefill_all_logits(c.token_ids, [&](size_t, std::span<const float> row) {
-        got.insert(got.end(), row.begin(), row.end());
-      });
+      EXPECT_EQ(brise::Session(model, options).layer_windows(), c.windows);
+      const std::vector<float> got = brise::test::all_row_logits(model, c.token_ids, options);
       ASSERT_EQ(got.size(), c.logits.size());
       EXPECT_LE(brise::test::max_abs_diff(got.data(), c.logits.data(), got.size()), kTolerance)
           << "chunk " << chunk;
