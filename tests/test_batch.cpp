@@ -123,6 +123,21 @@ TEST(Batch, LogitsBitIdenticalToSessionsAloneForEveryTypeAndMode) {
   });
 }
 
+// Per-layer windows (a ring of 300 on layer 0, full attention on layer 1; the 340-token script
+// wraps the ring) and heads wider than dim / n_heads, with one each of the float, block and
+// K-quant kernels.
+TEST(Batch, PerLayerWindowsBitIdenticalToSessionsAlone) {
+  const auto scratch = test::scratch_dir("batch_interleaved");
+  for (const TensorType type : {TensorType::F32, TensorType::Q8_0, TensorType::Q4_K}) {
+    const auto model = Model::load(test::write_wide_interleaved_model(scratch, type));
+    SessionOptions options;
+    options.threads = 1;
+    const std::string what(tensor_type_name(type));
+    expect_batch_invariant(model, options, 3, 64, what + ", 3 threads, chunk 64");
+    expect_batch_invariant(model, options, 2, 7, what + ", 2 threads, chunk 7");
+  }
+}
+
 TEST(Batch, RejectsBadItemsBeforeChangingAnything) {
   const auto scratch = test::scratch_dir("batch_errors");
   const auto model = Model::load(test::write_wide_model(scratch, TensorType::F32));

@@ -109,6 +109,11 @@ TEST(CliInfo, ShowsHyperparametersTokenizerAndTensors) {
   EXPECT_TRUE(has_row(out, "attention.layer_norm_rms_epsilon", "1e-05")) << out;
   EXPECT_TRUE(has_row(out, "vocab_size", "7 (length of tokenizer.ggml.tokens)")) << out;
   EXPECT_TRUE(has_row(out, "sliding_window", "4096")) << out;
+  // Every layer a ring of 4096 (a window on every layer needs no more, however long it runs):
+  // 3 layers x 4096 x kv_dim 32 x K and V x 4 bytes = 3145728 bytes.
+  EXPECT_TRUE(has_row(out, "kv_cache (whole context)",
+                      "3.1 MB f32, 1.6 MB f16 (3 layers x 4096 positions)"))
+      << out;
   EXPECT_TRUE(has_row(out, "model", "llama")) << out;
   EXPECT_TRUE(has_row(out, "tokens", "7")) << out;
   EXPECT_TRUE(has_row(out, "bos_token_id", "1")) << out;
@@ -206,6 +211,8 @@ TEST(CliInfo, MissingKeysShowAsDashes) {
     EXPECT_TRUE(j["architecture"].is_null());
     EXPECT_TRUE(j["hyperparameters"]["context_length"].is_null());
     EXPECT_TRUE(j["sliding_window"].is_null());
+    EXPECT_TRUE(j["sliding_window_pattern"].is_null());
+    EXPECT_TRUE(j["kv_cache"].is_null());  // no hyperparameters to size it from
     EXPECT_EQ(j["alignment"], 64);
   }
 }
@@ -224,6 +231,53 @@ TEST(CliInfo, HeadDimPrefersKeyLength) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(has_row(r.out, "head_dim", "32 (attention.key_length)")) << r.out;
   EXPECT_TRUE(has_row(r.out, "vocab_size", "99 (llama.vocab_size)")) << r.out;
+}
+
+// Ministral's interleaved windows in llama.cpp's keys: the pattern and the KV cache it implies.
+TEST(CliInfo, ShowsTheWindowPatternAndItsKvCache) {
+  const auto dir = test::scratch_dir("cli_info_pattern");
+  const auto model = dir / "pattern.gguf";
+  Writer w;
+  w.set("general.architecture", "llama");
+  w.set("llama.context_length", uint32_t{1000});
+  w.set("llama.embedding_length", uint32_t{80});
+  w.set("llama.block_count", uint32_t{4});
+  w.set("llama.feed_forward_length", uint32_t{160});
+  w.set("llama.attention.head_count", uint32_t{4});
+  w.set("llama.attention.head_count_kv", uint32_t{2});
+  w.set("llama.attention.key_length", uint32_t{32});  // kv_dim 64: 256 bytes per f32 row
+  w.set("llama.attention.value_length", uint32_t{32});
+  w.set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set("llama.vocab_size", uint32_t{300});
+  w.set("llama.attention.sliding_window", uint32_t{10});
+  w.set("llama.attention.sliding_window_pattern",
+        gguf::make_array(std::vector<bool>{false, true, true, true}));
+  w.add_tensor("token_embd.weight", {80, 300}, TensorType::F32);
+  write_gguf(model, w);
+  // K and V: 3 windowed layers x 10 positions + 1 full layer x 1000, x 64 values x 2.
+  constexpr uint64_t kF32 = (3 * 10 + 1000) * 64 * 2 * 4, kF16 = kF32 / 2;
+  {
+    const auto r = test::run_command(info_command(model));
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(has_row(r.out, "sliding_window", "10")) << r.out;
+    EXPECT_TRUE(has_row(r.out, "sliding_window_pattern",
+                        "FWWW (W: sliding window, F: full attention; 3 of 4 layers windowed)"))
+        << r.out;
+    EXPECT_TRUE(has_row(r.out, "kv_cache (whole context)",
+                        "527.4 kB f32, 263.7 kB f16 (3 layers x 10 + 1 layer x 1000 positions)"))
+        << r.out;
+    EXPECT_EQ(r.out.find("llama.attention.sliding_window"), std::string::npos)
+        << "shown above, not among the other metadata: " << r.out;
+  }
+  const auto r = test::run_command(info_command(model, " --json"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["sliding_window"], 10);
+  EXPECT_EQ(j["sliding_window_pattern"], nlohmann::json({false, true, true, true}));
+  EXPECT_EQ(j["kv_cache"]["context_length"], 1000);
+  EXPECT_EQ(j["kv_cache"]["positions_per_layer"], nlohmann::json({1000, 10, 10, 10}));
+  EXPECT_EQ(j["kv_cache"]["bytes_f32"], kF32);
+  EXPECT_EQ(j["kv_cache"]["bytes_f16"], kF16);
 }
 
 TEST(CliInfo, ListsTensorsOfTypesBriseDoesNotCompute) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "brise/model.hpp"
@@ -41,12 +42,43 @@ bool in_grid(const kernels::TypeTraits& t, int threads, uint32_t chunk) {
   return !(t.row_major && (threads == 4 || (threads == 2 && chunk != 1)));
 }
 
-TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
-  const auto scratch = test::scratch_dir("determinism");
+std::vector<int32_t> long_prompt() {
   std::mt19937 rng(3);
   std::uniform_int_distribution<int32_t> id(3, 511);
   std::vector<int32_t> prompt{1};
   while (prompt.size() < 530) prompt.push_back(id(rng));
+  return prompt;
+}
+
+// The logits of every prompt row, then of a few decoded tokens (the one-token path).
+std::vector<float> run(const std::shared_ptr<const Model>& model, const SessionOptions& options,
+                       const std::vector<int32_t>& prompt) {
+  Session session(model, options);
+  std::vector<float> logits;
+  session.prefill_all_logits(prompt, [&](size_t, std::span<const float> row) {
+    logits.insert(logits.end(), row.begin(), row.end());
+  });
+  for (int32_t next : {5, 77, 300}) {
+    const auto row = session.decode(next);
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  return logits;
+}
+
+// Keeps the first run's logits; every later run must equal them bit for bit.
+void expect_same_as_first(std::vector<float>& first, std::vector<float> logits,
+                          const std::string& what) {
+  if (first.empty()) {
+    first = std::move(logits);
+    return;
+  }
+  ASSERT_EQ(logits.size(), first.size()) << what;
+  EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0) << what;
+}
+
+TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
+  const auto scratch = test::scratch_dir("determinism");
+  const std::vector<int32_t> prompt = long_prompt();
 
   test::for_each_wide_model(scratch, [&](const kernels::TypeTraits& t,
                                          const std::shared_ptr<const Model>& model, bool exact) {
@@ -58,26 +90,35 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
         options.threads = threads;
         options.prefill_chunk = chunk;
         options.exact = exact;
-        Session session(model, options);
-        std::vector<float> logits;
-        session.prefill_all_logits(prompt, [&](size_t, std::span<const float> row) {
-          logits.insert(logits.end(), row.begin(), row.end());
-        });
-        // Then a few decoded tokens, the one-token path.
-        for (int32_t next : {5, 77, 300}) {
-          const auto row = session.decode(next);
-          logits.insert(logits.end(), row.begin(), row.end());
-        }
-        if (first.empty()) {
-          first = std::move(logits);
-          continue;
-        }
-        ASSERT_EQ(logits.size(), first.size());
-        EXPECT_EQ(std::memcmp(first.data(), logits.data(), logits.size() * sizeof(float)), 0)
-            << t.name << (exact ? " exact" : "") << ", threads " << threads << ", chunk " << chunk;
+        expect_same_as_first(first, run(model, options, prompt),
+                             std::string(t.name) + (exact ? " exact" : "") + ", threads " +
+                                 std::to_string(threads) + ", chunk " + std::to_string(chunk));
       }
     }
   });
+}
+
+// Per-layer windows (layer 0 a ring of 300 that the 530-token prompt wraps, layer 1 full
+// attention) and heads wider than dim / n_heads hold the same contract. The window code does not
+// depend on the matrices' type: a float, a block and a K-quant type suffice.
+TEST(Determinism, PerLayerWindowsBitIdenticalForThreadCountsAndChunks) {
+  const auto scratch = test::scratch_dir("determinism_interleaved");
+  const std::vector<int32_t> prompt = long_prompt();
+  for (const TensorType type : {TensorType::F32, TensorType::Q8_0, TensorType::Q4_K}) {
+    const auto model = Model::load(test::write_wide_interleaved_model(scratch, type));
+    ASSERT_EQ(model->config().sliding_window_pattern, (std::vector<bool>{true, false}));
+    std::vector<float> first;
+    for (const auto& [threads, chunk] :
+         std::vector<std::pair<int, uint32_t>>{{1, 512}, {3, 7}, {2, 1}, {4, 300}}) {
+      if (reduced_grid() && chunk == 1) continue;
+      SessionOptions options;
+      options.threads = threads;
+      options.prefill_chunk = chunk;
+      expect_same_as_first(first, run(model, options, prompt),
+                           std::string(tensor_type_name(type)) + ", threads " +
+                               std::to_string(threads) + ", chunk " + std::to_string(chunk));
+    }
+  }
 }
 
 }  // namespace

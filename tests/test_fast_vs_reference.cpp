@@ -13,6 +13,7 @@
 #include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/end_to_end_types.hpp"
+#include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
@@ -27,10 +28,20 @@ struct Shape {
   uint32_t dim, layers, heads, kv_heads, head_dim, ffn, vocab;
   std::optional<uint32_t> window;
   bool tied = false;
+  std::vector<bool> pattern = {};  // per-layer windows: true = windowed, false = full attention
+
+  // Each layer's window, written out here rather than asked of ModelConfig.
+  std::vector<std::optional<uint32_t>> layer_windows() const {
+    std::vector<std::optional<uint32_t>> w;
+    for (uint32_t l = 0; l < layers; ++l)
+      w.push_back(pattern.empty() || pattern[l] ? window : std::nullopt);
+    return w;
+  }
 };
 
-// Awkward on purpose: head_dim != dim / heads, one KV head, odd FFN widths, vocabularies that
-// are not a multiple of 8, windows shorter and longer than the prompt.
+// Awkward on purpose: head_dim != dim / heads (narrower, and as in Nemo wider: q_dim twice dim),
+// one KV head, odd FFN widths, vocabularies that are not a multiple of 8, windows shorter and
+// longer than the prompt, and per-layer windows (full-attention layers first, between and last).
 const Shape kShapes[] = {
     {"head_dim_not_dim_over_heads", 48, 2, 4, 2, 24, 100, 301, std::nullopt},
     {"one_kv_head", 64, 2, 8, 1, 8, 96, 263, std::nullopt},
@@ -38,6 +49,18 @@ const Shape kShapes[] = {
     {"window_longer_than_prompt", 64, 2, 4, 4, 16, 64, 299, 64},
     {"tied_group_of_three", 96, 2, 6, 2, 16, 128, 261, 9, true},
     {"super_block_rows", 256, 2, 4, 2, 64, 512, 300, 7},  // the K-quants' 256-element rows
+    {"ministral_like_full_then_windowed",
+     64,
+     4,
+     4,
+     2,
+     32,
+     96,
+     300,
+     5,
+     false,
+     {false, true, true, true}},
+    {"windowed_full_windowed_tied", 96, 3, 6, 2, 16, 128, 261, 9, true, {true, false, true}},
 };
 
 // Quantized types need rows that are whole blocks (32 elements, 256 for the K-quants).
@@ -59,6 +82,7 @@ fs::path write_model(const fs::path& dir, const Shape& s, TensorType type) {
   spec.config.context_length = 256;
   spec.config.rope_theta = 10000.0;
   spec.config.sliding_window = s.window;
+  spec.config.sliding_window_pattern = s.pattern;
   spec.type = type;
   spec.seed = 7;
   spec.tied_embeddings = s.tied;
@@ -66,16 +90,6 @@ fs::path write_model(const fs::path& dir, const Shape& s, TensorType type) {
       dir / (std::string(s.name) + "-" + std::string(tensor_type_name(type)) + ".gguf");
   write_synthetic_model(path, spec);
   return path;
-}
-
-std::vector<float> fast_logits(const std::shared_ptr<const Model>& model,
-                               const std::vector<int32_t>& tokens, SessionOptions options) {
-  Session session(model, options);
-  std::vector<float> out;
-  session.prefill_all_logits(tokens, [&](size_t, std::span<const float> row) {
-    out.insert(out.end(), row.begin(), row.end());
-  });
-  return out;
 }
 
 // Logits spread about +-4 on these models; the two paths sum in different orders.
@@ -104,7 +118,8 @@ TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
       std::vector<int32_t> tokens{1};
       std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(s.vocab) - 1);
       while (tokens.size() < 40) tokens.push_back(id(rng));
-      const Eigen::MatrixXf expected = reference::forward(reference, tokens, s.window);
+      const auto windows = s.layer_windows();
+      const Eigen::MatrixXf expected = reference::forward_layer_windows(reference, tokens, windows);
 
       // Quantized models run both ways: exact (f32 activations), held to the reference's
       // tolerance, and with int8 activations, whose rounding (up to d/2 = max|x| / 254 per
@@ -117,7 +132,7 @@ TEST(FastVsReference, AwkwardShapesEveryTypeEveryChunking) {
           SessionOptions options;
           options.prefill_chunk = chunk;
           options.exact = exact;
-          const auto got = fast_logits(model, tokens, options);
+          const auto got = test::all_row_logits(model, tokens, options);
           ASSERT_EQ(got.size(), tokens.size() * s.vocab);
           float worst = 0;
           double err2 = 0, ref2 = 0;
@@ -158,14 +173,34 @@ TEST(FastVsReference, RuntimeWindowOverrideMatchesReference) {
     SessionOptions options;
     options.sliding_window = std::optional<uint32_t>(w);
     options.prefill_chunk = 6;
-    const auto got = fast_logits(model, tokens, options);
-    const Eigen::MatrixXf expected = reference::forward(reference, tokens, w);
-    float worst = 0;
-    for (size_t t = 0; t < tokens.size(); ++t)
-      for (size_t v = 0; v < 300; ++v)
-        worst =
-            std::max(worst, std::fabs(got[t * 300 + v] - expected(static_cast<Eigen::Index>(t),
-                                                                  static_cast<Eigen::Index>(v))));
-    EXPECT_LE(worst, kTolerance) << "window " << w;
+    const auto got = test::all_row_logits(model, tokens, options);
+    EXPECT_LE(test::max_abs_diff(got, reference::forward(reference, tokens, w)), kTolerance)
+        << "window " << w;
+  }
+}
+
+// --sliding-window on a model with per-layer windows: N replaces the window of the windowed
+// layers only, 'none' gives every layer full attention.
+TEST(FastVsReference, WindowOverrideOnPerLayerWindowsMatchesReference) {
+  const auto scratch = test::scratch_dir("fast_vs_reference_pattern_override");
+  const Shape shape{"pattern", 64, 3, 4, 2, 32, 96, 300, 6, false, {false, true, true}};
+  const auto path = write_model(scratch, shape, TensorType::F32);
+  auto model = Model::load(path);
+  auto file = gguf::File::open(path);
+  const auto reference = reference::load(*file);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 45; ++i) tokens.push_back(1 + (i * 37) % 299);
+  const std::vector<std::pair<std::optional<uint32_t>, std::vector<std::optional<uint32_t>>>>
+      cases = {{3u, {std::nullopt, 3u, 3u}},
+               {20u, {std::nullopt, 20u, 20u}},
+               {std::nullopt, {std::nullopt, std::nullopt, std::nullopt}}};
+  for (const auto& [override_window, windows] : cases) {
+    SessionOptions options;
+    options.sliding_window = override_window;
+    options.prefill_chunk = 4;
+    const auto got = test::all_row_logits(model, tokens, options);
+    EXPECT_LE(test::max_abs_diff(got, reference::forward_layer_windows(reference, tokens, windows)),
+              kTolerance)
+        << "override " << (override_window ? std::to_string(*override_window) : "none");
   }
 }

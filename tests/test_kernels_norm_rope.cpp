@@ -120,6 +120,32 @@ TEST(RopeAngles, MatchLongDoubleAtSmallAndLargePositions) {
   }
 }
 
+// Mistral Small 3.1+ (theta 1e9) and Ministral (1e8) over a 128k context. The angle reaches
+// 131071 radians, so it must be formed in double: in f32 its rounding alone would be up to
+// 131071 x 2^-24 = 0.008 rad. Bound: the f32 rounding of a value in [-1, 1] (half an ulp of
+// [0.5, 1), 2^-25) plus the double angle's error (relative 4.4e-16, x 131071 = 6e-11).
+TEST(RopeAngles, LargeThetaUpTo128kPositionsMatchLongDouble) {
+  const double bound = std::ldexp(1.0, -25) + 1e-10;
+  for (double theta : {1e8, 1e9}) {
+    ASSERT_EQ(static_cast<double>(static_cast<float>(theta)), theta);  // exact as GGUF's f32
+    std::vector<size_t> positions;
+    for (size_t pos = 0; pos < 131072; pos += 997) positions.push_back(pos);
+    for (size_t pos = 131072 - 16; pos < 131072; ++pos) positions.push_back(pos);
+    for (size_t pos : positions) {
+      std::vector<float> c(64), s(64);
+      rope_angles(pos, 128, theta, c.data(), s.data());
+      std::vector<long double> ce, se;
+      angles_expected(static_cast<double>(pos), 128, theta, ce, se);
+      for (size_t i = 0; i < 64; ++i) {
+        ASSERT_LE(std::fabs(c[i] - static_cast<double>(ce[i])), bound)
+            << "theta " << theta << " pos " << pos << " i " << i;
+        ASSERT_LE(std::fabs(s[i] - static_cast<double>(se[i])), bound)
+            << "theta " << theta << " pos " << pos << " i " << i;
+      }
+    }
+  }
+}
+
 TEST(RopeAngles, PairZeroTurnsByPositionRadians) {
   // i = 0 has frequency 1: the angle is the position itself.
   float c[4], s[4];

@@ -291,6 +291,95 @@ std::vector<Case> cases() {
                              [](ModelSpec& s) { s.set("llama.context_length", uint32_t{0}); });
                },
                "context_length must be positive", Stage::Model});
+  // Head sizes (head_dim from key_length need not be dim / heads, but must match the tensors).
+  c.push_back({"key_length 16 with tensors of heads of 8",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.key_length", uint32_t{16});
+                   s.set("llama.attention.value_length", uint32_t{16});
+                   s.set("llama.rope.dimension_count", uint32_t{16});
+                 });
+               },
+               "tensor 'blk.0.attn_q.weight' has dims [32, 32] but the hyperparameters need "
+               "[32, 64] (4 heads x head_dim 16, dim 32)",
+               Stage::Model});
+  c.push_back({"value_length 16, key_length 8",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.key_length", uint32_t{8});
+                   s.set("llama.attention.value_length", uint32_t{16});
+                 });
+               },
+               "llama.attention.value_length (16) differs from the key length 8 (unsupported)",
+               Stage::Model});
+  c.push_back({"rope.dimension_count 4 of head_dim 8",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.rope.dimension_count", uint32_t{4});
+                 });
+               },
+               "llama.rope.dimension_count (4) differs from head_dim 8 (partial rotary "
+               "embeddings are not supported)",
+               Stage::Model});
+  // Per-layer windows.
+  c.push_back({"window pattern of 3 entries for 2 layers",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.sliding_window", uint32_t{4});
+                   s.set("llama.attention.sliding_window_pattern",
+                         gguf::make_array(std::vector<bool>{true, false, true}));
+                 });
+               },
+               "llama.attention.sliding_window_pattern has 3 entries but the model has 2 layers",
+               Stage::Model});
+  c.push_back({"window pattern without a window",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.sliding_window_pattern",
+                         gguf::make_array(std::vector<bool>{true, false}));
+                 });
+               },
+               "llama.attention.sliding_window_pattern needs llama.attention.sliding_window",
+               Stage::Model});
+  c.push_back({"window pattern as a number",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.sliding_window", uint32_t{4});
+                   s.set("llama.attention.sliding_window_pattern", uint32_t{2});
+                 });
+               },
+               "llama.attention.sliding_window_pattern must be an array of one bool per layer",
+               Stage::Model});
+  c.push_back({"window pattern beside brise's window for every layer",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("brise.attention.sliding_window", uint32_t{4});
+                   s.set("llama.attention.sliding_window", uint32_t{4});
+                   s.set("llama.attention.sliding_window_pattern",
+                         gguf::make_array(std::vector<bool>{true, false}));
+                 });
+               },
+               "brise.attention.sliding_window (a window on every layer) contradicts "
+               "llama.attention.sliding_window_pattern",
+               Stage::Model});
+  c.push_back({"two windows that disagree",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("brise.attention.sliding_window", uint32_t{4});
+                   s.set("llama.attention.sliding_window", uint32_t{8});
+                 });
+               },
+               "brise.attention.sliding_window (4) and llama.attention.sliding_window (8) disagree",
+               Stage::Model});
+  c.push_back({"window 0 on the windowed layers",
+               [] {
+                 return edit(TensorType::F32, [](ModelSpec& s) {
+                   s.set("llama.attention.sliding_window", uint32_t{0});
+                   s.set("llama.attention.sliding_window_pattern",
+                         gguf::make_array(std::vector<bool>{false, true}));
+                 });
+               },
+               "sliding_window must be positive", Stage::Model});
   // Vocabulary.
   c.push_back(
       {"vocab smaller than the special ids (eos 300 of 260)",

@@ -314,12 +314,13 @@ namespace {
 // The sampler sorts candidates with a radix sort; the outcome must be exactly that of sorting
 // with the documented order (higher logit first, then lower id): here with std::sort, on logits
 // full of ties, signed zeros, negatives and extremes, over a 32k vocabulary.
+// Mistral's SentencePiece vocabulary (32000) and Tekken's (131072: Nemo, Small 3, Ministral).
 TEST(Sampler, RadixSortedDrawEqualsTheComparisonSortedDraw) {
   std::mt19937 gen(5);
   std::uniform_int_distribution<int> pick(0, 9);
   std::normal_distribution<float> normal(0.0f, 4.0f);
-  for (uint64_t seed = 0; seed < 40; ++seed) {
-    std::vector<float> logits(32000);
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    std::vector<float> logits(seed < 40 ? 32000 : 131072);
     for (float& x : logits) {
       if (seed % 4 == 0) {  // only signed zeros: a uniform draw decided by id order alone
         x = pick(gen) % 2 ? 0.0f : -0.0f;
@@ -389,7 +390,7 @@ TEST(Sampler, RadixSortedDrawEqualsTheComparisonSortedDraw) {
         break;
       }
     }
-    EXPECT_EQ(got, expected) << "seed " << seed;
+    EXPECT_EQ(got, expected) << "seed " << seed << ", vocabulary " << logits.size();
   }
 }
 

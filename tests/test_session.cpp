@@ -11,6 +11,7 @@
 #include "brise/error.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
+#include "brise/synth.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -214,6 +215,69 @@ TEST(Session, RewindAndResetReproduceTheSameLogits) {
   for (int i = 0; i < 20; ++i) w.decode(1 + i);
   EXPECT_NO_THROW(w.rewind(19));
   EXPECT_THROW(w.rewind(10), Error);
+}
+
+// Per-layer windows (Ministral): each layer's ring holds its own window, full-attention layers
+// hold the context and bound the session to it, and rewind checks every ring.
+TEST(Session, PerLayerWindowsSizeEachRingAndBoundTheSession) {
+  const auto scratch = scratch_dir("session_per_layer_windows");
+  SynthSpec spec;
+  ModelConfig& c = spec.config;
+  c.dim = 32, c.n_layers = 3, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 16;
+  c.hidden_dim = 64, c.vocab_size = 300, c.context_length = 64;
+  c.sliding_window = 8;
+  c.sliding_window_pattern = {true, false, true};
+  spec.type = TensorType::F32;
+  write_synthetic_model(scratch / "m.gguf", spec);
+  auto model = Model::load(scratch / "m.gguf");
+  using W = std::vector<std::optional<uint32_t>>;
+  const uint64_t row = 2 * 2 * 16 * sizeof(float);  // K and V of one position of one layer
+
+  Session s(model);
+  EXPECT_EQ(s.layer_windows(), (W{8u, std::nullopt, 8u}));
+  EXPECT_EQ(s.sliding_window(), std::optional<uint32_t>(8));
+  EXPECT_EQ(s.position_limit(), std::optional<uint32_t>(64));
+  EXPECT_EQ(s.kv_capacity(), 64u);
+  for (int i = 0; i < 64; ++i) s.decode(1 + i);
+  EXPECT_EQ(s.kv_cache_bytes(), (8 + 64 + 8) * row);
+  EXPECT_THROW(s.decode(5), Error);  // the full-attention layer holds the context, no more
+
+  // --sliding-window N sets the windowed layers' window; none makes every layer full.
+  SessionOptions five;
+  five.sliding_window = std::optional<uint32_t>(5);
+  EXPECT_EQ(Session(model, five).layer_windows(), (W{5u, std::nullopt, 5u}));
+  SessionOptions none;
+  none.sliding_window = std::optional<uint32_t>();
+  Session full(model, none);
+  EXPECT_EQ(full.layer_windows(), (W{std::nullopt, std::nullopt, std::nullopt}));
+  EXPECT_EQ(full.sliding_window(), std::nullopt);
+
+  // A context shorter than the window: the windowed rings never need more than the context.
+  SessionOptions short_context;
+  short_context.context_length = 6;
+  Session small(model, short_context);
+  small.prefill(std::vector<int32_t>{1, 2, 3, 4, 5, 6});
+  EXPECT_EQ(small.kv_cache_bytes(), 3 * 6 * row);
+
+  // Rewind: the windowed rings hold positions [22, 30) after 30 tokens.
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 30; ++i) a.push_back(1 + (i * 7) % 299);
+  b = a;
+  b[29] = 250;
+  Session r(model);
+  r.prefill(a);
+  try {
+    r.rewind(27);  // position 27 needs keys from 20 on
+    ADD_FAILURE() << "rewind past the ring succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 0"), std::string::npos) << e.what();
+  }
+  r.rewind(29);  // needs keys from 22 on: still there
+  const auto rewound = r.prefill(std::span(b).subspan(29));
+  const std::vector<float> got(rewound.begin(), rewound.end());
+  Session fresh(model);
+  const auto want = fresh.prefill(b);
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size_bytes()), 0);
 }
 
 TEST(Session, BadInputIsAClearError) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -17,9 +18,12 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "brise/model.hpp"
 #include "brise/model_config.hpp"
+#include "brise/session.hpp"
 #include "brise/synth.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/testdata.hpp"
 
@@ -79,6 +83,7 @@ void expect_same_config(const brise::ModelConfig& got, const brise::ModelConfig&
   EXPECT_EQ(got.norm_eps, want.norm_eps);
   EXPECT_EQ(got.rope_theta, want.rope_theta);
   EXPECT_EQ(got.sliding_window, want.sliding_window);
+  EXPECT_EQ(got.sliding_window_pattern, want.sliding_window_pattern);
 }
 
 // Checks names, dims, types and order of the tensors and the metadata of a written model.
@@ -144,6 +149,93 @@ TEST(Synth, Presets) {
   for (auto name : brise::synth_preset_names())
     EXPECT_NO_THROW(brise::synth_preset(name).config.validate(std::string(name)));
   EXPECT_THROW(brise::synth_preset("mistral-70b"), brise::Error);
+}
+
+// The 2024-26 presets against their published configs (params.json / config.json of
+// Mistral-Nemo-Instruct-2407, Mistral-Small-3.1-24B-Instruct-2503, Ministral-8B-Instruct-2410),
+// checked on the file's layout without writing the 16-47 GB of weights.
+TEST(Synth, ModernPresetsHaveThePublishedShapes) {
+  struct Published {
+    const char* preset;
+    uint32_t dim, layers, ffn, context;
+    double theta;
+  };
+  for (const Published& m : {Published{"mistral-nemo-12b", 5120, 40, 14336, 131072, 1e6},
+                             Published{"mistral-small-24b", 5120, 40, 32768, 131072, 1e9},
+                             Published{"ministral-8b", 4096, 36, 12288, 131072, 1e8}}) {
+    SCOPED_TRACE(m.preset);
+    const SynthSpec spec = brise::synth_preset(m.preset);
+    const brise::ModelConfig& c = spec.config;
+    EXPECT_EQ(c.dim, m.dim);
+    EXPECT_EQ(c.n_layers, m.layers);
+    EXPECT_EQ(c.n_heads, 32u);
+    EXPECT_EQ(c.n_kv_heads, 8u);
+    EXPECT_EQ(c.head_dim, 128u);  // 32 x 128 = 4096 query rows, whatever dim is
+    EXPECT_EQ(c.hidden_dim, m.ffn);
+    EXPECT_EQ(c.vocab_size, 131072u);
+    EXPECT_EQ(c.context_length, m.context);
+    EXPECT_EQ(c.rope_theta, m.theta);
+    EXPECT_EQ(c.norm_eps, 1e-5f);
+    const brise::SynthLayout layout = brise::synthetic_model_layout(spec);
+    const auto want = expected_tensors(c, false);
+    ASSERT_EQ(layout.tensors.size(), want.size());
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(layout.tensors[i].name, want[i].first);
+      EXPECT_EQ(layout.tensors[i].dims, want[i].second) << want[i].first;
+      bytes += layout.tensors[i].n_bytes;
+    }
+    EXPECT_GT(layout.file_bytes, bytes);  // and the header
+    EXPECT_LT(layout.file_bytes, bytes + (16u << 20));
+  }
+  // Ministral 8B: "Attention Pattern: Ragged (128k, 32k, 32k, 32k)" and 8,019,808,256
+  // parameters (its model card); one full-attention layer then three windowed, repeated.
+  const SynthSpec ministral = brise::synth_preset("ministral-8b");
+  EXPECT_EQ(ministral.config.sliding_window, std::optional<uint32_t>(32768));
+  ASSERT_EQ(ministral.config.sliding_window_pattern.size(), 36u);
+  for (uint32_t l = 0; l < 36; ++l)
+    EXPECT_EQ(ministral.config.sliding_window_pattern[l], l % 4 != 0) << "layer " << l;
+  EXPECT_EQ(brise::synthetic_model_layout(ministral).parameters, 8019808256u);
+  // Mistral Nemo: "12.2B params" on its model page.
+  EXPECT_NEAR(
+      static_cast<double>(
+          brise::synthetic_model_layout(brise::synth_preset("mistral-nemo-12b")).parameters),
+      12.2e9, 0.05e9);
+  EXPECT_FALSE(brise::synth_preset("mistral-nemo-12b").config.sliding_window);
+  EXPECT_FALSE(brise::synth_preset("mistral-small-24b").config.sliding_window);
+}
+
+// The presets in small (their heads, windows and RoPE bases, narrow layers): written, loaded,
+// and the fast path against the reference forward pass with the windows written out here.
+TEST(Synth, ModernPresetsInSmallRunLikeTheReference) {
+  const fs::path dir = scratch_dir("synth_modern_small");
+  for (const char* preset : {"mistral-nemo-12b", "mistral-small-24b", "ministral-8b"}) {
+    SCOPED_TRACE(preset);
+    SynthSpec spec = brise::synth_preset(preset);
+    brise::ModelConfig& c = spec.config;
+    c.dim = 64, c.n_layers = 8, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;  // q_dim 128
+    c.hidden_dim = 96, c.vocab_size = 1300, c.context_length = 64;  // Tekken: 1000 special ids
+    std::vector<std::optional<uint32_t>> windows(8);
+    if (c.sliding_window) {
+      c.sliding_window = 6;
+      c.sliding_window_pattern.resize(8);
+      for (uint32_t l = 0; l < 8; ++l)
+        windows[l] = l % 4 != 0 ? std::optional<uint32_t>(6) : std::nullopt;
+    }
+    spec.type = TensorType::F32;
+    const fs::path path = write(dir / (std::string(preset) + ".gguf"), spec);
+    const auto model = brise::Model::load(path);
+    EXPECT_EQ(model->tokenizer().model(), brise::TokenizerModel::Tekken);
+    brise::SessionOptions options;
+    options.prefill_chunk = 5;
+    std::vector<int32_t> ids{1};
+    for (int i = 0; i < 40; ++i) ids.push_back(3 + (i * 89) % 1297);
+    const auto file = brise::gguf::File::open(path);
+    EXPECT_LE(max_abs_diff(all_row_logits(model, ids, options),
+                           brise::reference::forward_layer_windows(brise::reference::load(*file),
+                                                                   ids, windows)),
+              2e-4f);
+  }
 }
 
 TEST(Synth, SameSeedSameBytesWhateverTheThreadCount) {
@@ -261,11 +353,57 @@ TEST(Synth, VocabularyRoundTripsThroughTheTokenizer) {
   }
 
   // All pieces are distinct, and the big vocabulary fills up too.
+  EXPECT_EQ(brise::synth_preset("tiny").vocabulary, brise::TokenizerModel::SentencePiece);
   const brise::Vocabulary big = brise::synthetic_vocabulary(32000);
   ASSERT_EQ(big.size(), 32000u);
   EXPECT_NO_THROW(brise::Tokenizer{big});
   EXPECT_EQ(std::set<std::string>(big.pieces.begin(), big.pieces.end()).size(), 32000u);
   EXPECT_THROW(brise::synthetic_vocabulary(259), brise::Error);
+}
+
+// The Tekken vocabulary of the 131072-token presets: Mistral's special ids, the 256 bytes as ranks
+// 0-255, every other rank made of two earlier ones; it survives llama.cpp's GGUF form (merges
+// included) and tokenizes text both ways.
+TEST(Synth, TekkenVocabularyRoundTripsThroughTheTokenizer) {
+  for (const char* preset : {"mistral-nemo-12b", "mistral-small-24b", "ministral-8b"})
+    EXPECT_EQ(brise::synth_preset(preset).vocabulary, brise::TokenizerModel::Tekken) << preset;
+  const brise::Vocabulary v = brise::synthetic_tekken_vocabulary(131072);
+  ASSERT_EQ(v.size(), 131072u);
+  EXPECT_EQ(v.num_special_tokens, 1000);
+  EXPECT_EQ(v.pieces[0], "<unk>");
+  EXPECT_EQ(v.pieces[1], "<s>");
+  EXPECT_EQ(v.pieces[2], "</s>");
+  EXPECT_EQ(v.pieces[3], "[INST]");
+  EXPECT_EQ(v.pieces[4], "[/INST]");
+  EXPECT_EQ(v.pieces[11], "<pad>");
+  EXPECT_EQ(v.pieces[999], "<SPECIAL_999>");
+  for (int b = 0; b < 256; ++b) ASSERT_EQ(v.pieces[1000 + b], std::string(1, char(b)));
+  EXPECT_EQ(v.pieces[1256], " a");
+  EXPECT_EQ(v.pieces[1256 + 26], "aa");
+  EXPECT_EQ(v.pieces[1256 + 27], " aa");
+  EXPECT_EQ(std::set<std::string>(v.pieces.begin(), v.pieces.end()).size(), v.size());
+  EXPECT_THROW(brise::synthetic_tekken_vocabulary(1255), brise::Error);
+
+  const fs::path dir = scratch_dir("synth_tekken_vocab");
+  SynthSpec spec = tiny(TensorType::F32);
+  spec.config.vocab_size = 3000;
+  spec.vocabulary = brise::TokenizerModel::Tekken;
+  const auto file = brise::gguf::File::open(write(dir / "m.gguf", spec));
+  EXPECT_EQ(file->get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(file->get_string("tokenizer.ggml.pre"), "tekken");
+  const brise::Vocabulary read = brise::read_vocabulary(*file);
+  EXPECT_EQ(read.pieces, brise::synthetic_tekken_vocabulary(3000).pieces);
+  const brise::Tokenizer tok(read);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  // " ab" is a rank; "Z" has no merge: its byte.
+  const int32_t space_ab = static_cast<int32_t>(
+      std::find(read.pieces.begin(), read.pieces.end(), " ab") - read.pieces.begin());
+  EXPECT_EQ(tok.encode(" ab"), std::vector<int32_t>({space_ab}));
+  EXPECT_EQ(tok.encode("Z"), std::vector<int32_t>({1000 + 'Z'}));
+  for (const std::string text :
+       {"hello world", "  two  spaces ", "Caf\xC3\xA9 \xF0\x9F\x99\x82!", "line\nbreak\t", ""})
+    EXPECT_EQ(tok.decode(tok.encode(text)), text) << text;
 }
 
 // head_dim != dim / heads, one KV head, a vocabulary that is not a multiple of 8, a window.
@@ -343,5 +481,63 @@ TEST(Synth, CommandLine) {
                                (dir / "x.gguf").string() + "' --preset tiny --dim 48 --type q4_0");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("multiple of 32"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "x.gguf"));
+}
+
+TEST(Synth, CommandLineDryRunAndWindowPattern) {
+  const fs::path dir = scratch_dir("synth_cli_pattern");
+  const std::string brise = "'" + cli_path().string() + "' synth ";
+  const auto dry = run_command(brise + "--preset ministral-8b --dry-run");
+  ASSERT_EQ(dry.status, 0) << dry.err;
+  EXPECT_NE(dry.out.find("dim 4096, 36 layers, 32/8 heads of 128, ffn 12288, vocab 131072"),
+            std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("window 32768 on 27 of 36 layers (FWWWFWWW"), std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("8019808256 weights"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("blk.35.attn_q.weight"), std::string::npos) << dry.out;
+  EXPECT_TRUE(fs::is_empty(dir));
+
+  // --layers repeats the preset's pattern; --sliding-window N keeps it.
+  const fs::path out = dir / "m.gguf";
+  const auto r = run_command(brise + "--preset ministral-8b --dim 64 --layers 6 --heads 4 " +
+                             "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 1300 --context 64 " +
+                             "--sliding-window 5 --type f32 -o '" + out.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto config = brise::read_model_config(*brise::gguf::File::open(out));
+  EXPECT_EQ(config.sliding_window, std::optional<uint32_t>(5));
+  EXPECT_EQ(config.sliding_window_pattern,
+            (std::vector<bool>{false, true, true, true, false, true}));
+  EXPECT_EQ(config.rope_theta, 1e8);
+  EXPECT_EQ(brise::read_vocabulary(*brise::gguf::File::open(out)).model,
+            brise::TokenizerModel::Tekken);
+  const fs::path spm = dir / "spm.gguf";
+  ASSERT_EQ(run_command(brise + "--preset ministral-8b --dim 64 --layers 4 --heads 4 " +
+                        "--kv-heads 2 --head-dim 32 --ffn 96 --vocab 300 --context 64 " +
+                        "--tokenizer sentencepiece --type f32 -o '" + spm.string() + "'")
+                .status,
+            0);
+  EXPECT_EQ(brise::read_vocabulary(*brise::gguf::File::open(spm)).model,
+            brise::TokenizerModel::SentencePiece);
+
+  const auto own = run_command(brise + "--preset tiny --window-pattern WF --sliding-window 3 " +
+                               "-o '" + (dir / "p.gguf").string() + "'");
+  ASSERT_EQ(own.status, 0) << own.err;
+  EXPECT_EQ(
+      brise::read_model_config(*brise::gguf::File::open(dir / "p.gguf")).sliding_window_pattern,
+      (std::vector<bool>{true, false}));
+  EXPECT_EQ(run_command(brise + "--preset tiny --window-pattern WX --sliding-window 3 -o '" +
+                        (dir / "x.gguf").string() + "'")
+                .status,
+            2);
+  EXPECT_EQ(run_command(brise + "--preset tiny --window-pattern WF -o '" +
+                        (dir / "x.gguf").string() + "'")
+                .status,
+            2);
+  const auto none = run_command(brise + "--preset ministral-8b --sliding-window none --dry-run");
+  EXPECT_NE(none.out.find("36 layers, 32/8 heads of 128, ffn 12288, vocab 131072, context "
+                          "131072, rope theta 1e+08, window none,"),
+            std::string::npos)
+      << none.out;
   EXPECT_FALSE(fs::exists(dir / "x.gguf"));
 }

@@ -41,7 +41,7 @@ int cmd_chat(const Args& args) {
   const Tokenizer& tokenizer = model->tokenizer();
   const ChatTemplate tmpl = detect_chat_template(tokenizer);
   Session session(model, session_options);
-  const bool full_attention = !session.sliding_window();
+  const std::optional<uint32_t> limit = session.position_limit();  // none: every layer windowed
   const bool interactive = isatty(STDIN_FILENO) != 0;
 
   std::vector<ChatMessage> messages;
@@ -55,19 +55,19 @@ int cmd_chat(const Args& args) {
 
     messages.push_back({ChatMessage::Role::User, line});
     std::vector<int32_t> ids = format_chat(tokenizer, tmpl, messages);
-    if (full_attention && ids.size() >= session.kv_capacity()) {
+    if (limit && ids.size() >= *limit) {
       // The conversation no longer fits: start over with the system prompt and this message.
       std::fprintf(stderr,
                    "brise chat: the conversation (%zu tokens) no longer fits the context of %u; "
                    "starting a new one\n",
-                   ids.size(), session.kv_capacity());
+                   ids.size(), *limit);
       messages.erase(messages.begin() + (system.empty() ? 0 : 1), messages.end() - 1);
       ids = format_chat(tokenizer, tmpl, messages);
       session.reset();
-      if (ids.size() >= session.kv_capacity())
+      if (ids.size() >= *limit)
         throw Error("the message (" + std::to_string(ids.size()) +
                     " tokens with the template) does not fit the context of " +
-                    std::to_string(session.kv_capacity()) + " tokens");
+                    std::to_string(*limit) + " tokens");
     }
     // Only the tokens after what the session already holds of this conversation are fed.
     const uint32_t kept = session.reusable_prefix(ids);

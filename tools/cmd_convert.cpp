@@ -27,7 +27,8 @@ int cmd_convert(const Args& args) {
                "      norm weights stay f32), or a llama.cpp mix of per-tensor types (Q4_K_M,\n"
                "      Q3_K_S, ...: see brise quantize --help)");
   p.option("--sliding-window", &window, "N|none",
-           "sliding attention window to record (default: the checkpoint's)");
+           "sliding attention window to record: of the windowed layers (of every layer without\n"
+           "      a per-layer pattern), or none (default: the checkpoint's)");
   p.option("--context-length", &context, "N", "context length to record (default: the config's)", 1,
            1 << 24);
   p.option("--tokenizer", &tokenizer, "FILE", "tokenizer.model to use (default: the folder's)");

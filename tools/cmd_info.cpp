@@ -13,6 +13,7 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "brise/model_config.hpp"
 #include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
@@ -144,6 +145,8 @@ class Report {
     for (const auto& r : hyper_) hp[r.name] = r.value;
     j["hyperparameters"] = hp;
     j["sliding_window"] = sliding_window_;
+    j["sliding_window_pattern"] = pattern_;
+    j["kv_cache"] = kv_cache_;
     json tok = json::object();
     for (const auto& r : tokenizer_) tok[r.name] = r.value;
     j["tokenizer"] = tok;
@@ -194,6 +197,12 @@ class Report {
       line(r.label, text_of(r.value) + (r.note.empty() || r.value.is_null() ? "" : " " + r.note));
     line("sliding_window",
          sliding_window_.is_null() ? "none (full attention)" : text_of(sliding_window_));
+    if (!pattern_.is_null()) line("sliding_window_pattern", pattern_text());
+    if (!kv_cache_.is_null()) {
+      const uint64_t f32 = kv_cache_["bytes_f32"], f16 = kv_cache_["bytes_f16"];
+      line("kv_cache (whole context)",
+           format_bytes(f32) + " f32, " + format_bytes(f16) + " f16 (" + kv_positions_text() + ")");
+    }
 
     out << "\ntokenizer\n";
     for (const auto& r : tokenizer_) line(r.label, text_of(r.value));
@@ -300,6 +309,51 @@ class Report {
     }
     hyper_.push_back(std::move(vocab));
     sliding_window_ = take("brise.attention.sliding_window");
+    if (json llama = take(p + "attention.sliding_window"); !llama.is_null())
+      sliding_window_ = llama;
+    pattern_ = take(p + "attention.sliding_window_pattern");
+    build_kv_cache();
+  }
+
+  // The KV cache a session of the model's context holds at most, layer by layer (each windowed
+  // layer a ring of its window). Only for a file whose hyperparameters are valid.
+  void build_kv_cache() {
+    ModelConfig c;
+    try {
+      c = read_model_config(f_);
+    } catch (const Error&) {
+      return;  // shown as they are above; brise info describes invalid files too
+    }
+    const auto slots = kv_cache_slots(c.layer_windows(), c.context_length);
+    kv_cache_ = {{"context_length", c.context_length},
+                 {"positions_per_layer", slots},
+                 {"bytes_f32", kv_cache_bytes(c, slots, 4)},
+                 {"bytes_f16", kv_cache_bytes(c, slots, 2)}};
+  }
+
+  // "WWWF" for windowed, windowed, windowed, full, with a count.
+  std::string pattern_text() const {
+    if (!pattern_.is_array()) return text_of(pattern_);
+    std::string s;
+    size_t windowed = 0;
+    for (const auto& v : pattern_) {
+      const bool w = v.is_boolean() && v.get<bool>();
+      s += w ? 'W' : 'F';
+      windowed += w ? 1 : 0;
+    }
+    return s + " (W: sliding window, F: full attention; " + std::to_string(windowed) + " of " +
+           std::to_string(pattern_.size()) + " layers windowed)";
+  }
+
+  // "4 x 16 + 1 x 2048 positions": how many layers hold how many positions.
+  std::string kv_positions_text() const {
+    std::map<uint64_t, size_t> layers_by_positions;
+    for (const auto& p : kv_cache_["positions_per_layer"]) ++layers_by_positions[p.get<uint64_t>()];
+    std::string s;
+    for (const auto& [positions, layers] : layers_by_positions)
+      s += (s.empty() ? "" : " + ") + std::to_string(layers) +
+           (layers == 1 ? " layer" : " layers") + " x " + std::to_string(positions);
+    return s + " positions";
   }
 
   void build_tokenizer() {
@@ -343,6 +397,8 @@ class Report {
   std::vector<Row> hyper_;
   std::vector<Row> tokenizer_;
   json sliding_window_;
+  json pattern_;   // llama.cpp's per-layer pattern, as stored
+  json kv_cache_;  // null when the hyperparameters are invalid
 };
 
 }  // namespace

@@ -14,13 +14,15 @@ void SessionArgs::add_to(ArgParser& p) {
   p.option("-t,--threads", &threads, "N", "threads (default: OpenMP's default, usually all cores)",
            1, 4096);
   p.option("--sliding-window", &sliding_window, "W|none",
-           "attention window W (rolling KV cache of W positions) or 'none' for full attention\n"
-           "      (default: the model's)");
+           "attention window W (rolling KV cache of W positions) of the windowed layers (of\n"
+           "      every layer when the model has no per-layer pattern), or 'none' for full\n"
+           "      attention on every layer (default: the model's)");
   p.option("--chunk", &chunk, "N", "tokens per forward pass during prefill (default: 512)", 1,
            1 << 20);
   p.option("--ctx-size", &ctx_size, "N",
-           "most positions a full-attention session holds (default: the model's context)", 1,
-           1 << 24);
+           "most positions a session with a full-attention layer holds (default: the model's\n"
+           "      context)",
+           1, 1 << 24);
   p.option("--kv-type", &kv_type, "f32|f16", "KV cache element type (default: f32)");
   p.flag("--exact", &exact,
          "multiply quantized weights with f32 activations instead of int8 ones (slower;\n"

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "brise/error.hpp"
-#include "engine/convert/json_util.hpp"
+#include "engine/gguf/json_util.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;
@@ -24,6 +24,87 @@ uint32_t as_size(uint64_t v, const std::string& where, const char* key) {
   return static_cast<uint32_t>(v);
 }
 
+// A window per layer (nullopt = full attention) as ModelConfig holds it: one window W and which
+// layers use it. Every layer windowed is a window without pattern, none a config without
+// window. Windows of different sizes are refused, except that where they differ a window >= the
+// context is full attention (it hides nothing from a position within the context; Ministral
+// 8B's params.json may say 131072 for its full layers).
+void set_layer_windows(ModelConfig& c, std::vector<std::optional<uint32_t>> windows,
+                       const std::string& where) {
+  std::set<uint32_t> sizes;
+  for (const auto& lw : windows) {
+    if (lw && *lw == 0) throw Error(where + ": sliding_window must be positive");
+    if (lw) sizes.insert(*lw);
+  }
+  if (sizes.size() > 1)
+    for (auto& lw : windows)
+      if (lw && *lw >= c.context_length) lw.reset();
+  std::optional<uint32_t> w;
+  for (const auto& lw : windows) {
+    if (lw && w && *w != *lw)
+      throw Error(where + ": layers with windows of different sizes (" + std::to_string(*w) +
+                  " and " + std::to_string(*lw) + ") are not supported");
+    if (lw) w = lw;
+  }
+  c.sliding_window = w;
+  c.sliding_window_pattern.clear();
+  if (!w) return;
+  for (const auto& lw : windows) c.sliding_window_pattern.push_back(lw.has_value());
+  if (std::find(c.sliding_window_pattern.begin(), c.sliding_window_pattern.end(), false) ==
+      c.sliding_window_pattern.end())
+    c.sliding_window_pattern.clear();  // every layer windowed
+}
+
+// Hugging Face's per-layer form (MinistralConfig, transformers >= 4.57): layer_types, one
+// "sliding_attention" or "full_attention" per layer, with one sliding_window for the former.
+void read_hf_layer_types(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
+  const auto it = j.find("layer_types");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_array() || it->size() != c.n_layers)
+    throw Error(where + ": layer_types must be a list of one entry per layer (" +
+                std::to_string(c.n_layers) + "), got " + it->dump().substr(0, 200));
+  std::vector<std::optional<uint32_t>> windows;
+  for (size_t l = 0; l < it->size(); ++l) {
+    const auto& t = (*it)[l];
+    const bool sliding = t == "sliding_attention";
+    if (!sliding && t != "full_attention")
+      throw Error(where + ": layer_types[" + std::to_string(l) + "] is " + t.dump() +
+                  " (brise knows sliding_attention and full_attention)");
+    if (sliding && !c.sliding_window)
+      throw Error(where + ": layer_types has sliding_attention layers but no sliding_window");
+    windows.push_back(sliding ? c.sliding_window : std::nullopt);
+  }
+  set_layer_windows(c, std::move(windows), where);
+}
+
+// Mistral's params.json: sliding_window is an int (every layer) or a list repeated over the
+// layers, null entries meaning full attention (mistral-inference's cache.get_cache_sizes).
+void read_native_window(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
+  const auto it = j.find("sliding_window");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_array()) {
+    c.sliding_window =
+        as_size(*json_util::get_uint(j, "sliding_window", where), where, "sliding_window");
+    return;
+  }
+  if (it->empty() || c.n_layers % it->size() != 0)
+    throw Error(where + ": the sliding_window list has " + std::to_string(it->size()) +
+                " entries, which do not divide the " + std::to_string(c.n_layers) + " layers");
+  std::vector<std::optional<uint32_t>> windows;
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const auto& w = (*it)[l % it->size()];
+    if (w.is_null()) {
+      windows.push_back(std::nullopt);
+    } else if (w.is_number_unsigned() || (w.is_number_integer() && w.get<int64_t>() >= 0)) {
+      windows.push_back(as_size(w.get<uint64_t>(), where, "sliding_window"));
+    } else {
+      throw Error(where + ": sliding_window entries must be non-negative integers or null, got " +
+                  w.dump());
+    }
+  }
+  set_layer_windows(c, std::move(windows), where);
+}
+
 ModelConfig parse_hf_config(const fs::path& path, bool* tied) {
   const std::string where = path.string();
   const auto j = json_util::parse_file(where);
@@ -32,10 +113,13 @@ ModelConfig parse_hf_config(const fs::path& path, bool* tied) {
   if (auto archs = j.find("architectures"); archs != j.end() && archs->is_array()) {
     bool known = false;
     for (const auto& a : *archs)
-      if (a.is_string() && (a == "MistralForCausalLM" || a == "LlamaForCausalLM")) known = true;
+      if (a.is_string() &&
+          (a == "MistralForCausalLM" || a == "LlamaForCausalLM" || a == "MinistralForCausalLM"))
+        known = true;
     if (!known)
       throw Error(where + ": architectures " + archs->dump() +
-                  " are not supported (brise converts MistralForCausalLM and LlamaForCausalLM)");
+                  " are not supported (brise converts MistralForCausalLM, MinistralForCausalLM "
+                  "and LlamaForCausalLM)");
   }
   if (auto act = get_string(j, "hidden_act", where); act && *act != "silu")
     throw Error(where + ": hidden_act '" + *act + "' is not supported (Mistral uses silu)");
@@ -63,6 +147,7 @@ ModelConfig parse_hf_config(const fs::path& path, bool* tied) {
   if (auto sw = get_uint(j, "sliding_window", where))
     c.sliding_window = as_size(*sw, where, "sliding_window");
   if (get_bool(j, "use_sliding_window", where) == false) c.sliding_window.reset();
+  read_hf_layer_types(j, c, where);
   *tied = get_bool(j, "tie_word_embeddings", where).value_or(false);
   c.validate(where);
   return c;
@@ -88,11 +173,10 @@ ModelConfig parse_native_params(const fs::path& path) {
       as_size(get_uint(j, "head_dim", where).value_or(c.dim / c.n_heads), where, "head_dim");
   c.norm_eps = static_cast<float>(require_number(j, "norm_eps", where));
   c.rope_theta = get_number(j, "rope_theta", where).value_or(10000.0);
-  if (auto sw = get_uint(j, "sliding_window", where))
-    c.sliding_window = as_size(*sw, where, "sliding_window");
   auto ctx = get_uint(j, "max_seq_len", where);
   if (!ctx) ctx = get_uint(j, "max_position_embeddings", where);
   c.context_length = as_size(ctx.value_or(kDefaultNativeContext), where, "max_seq_len");
+  read_native_window(j, c, where);
   c.validate(where);
   return c;
 }

@@ -69,7 +69,7 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
 
   ModelConfig config = ck.config;
   if (!options.name.empty()) config.name = options.name;
-  if (options.sliding_window) config.sliding_window = *options.sliding_window;
+  if (options.sliding_window) config.override_sliding_window(*options.sliding_window);
   if (options.context_length) config.context_length = *options.context_length;
   config.validate(checkpoint_dir.string());
 

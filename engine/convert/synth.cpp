@@ -1,5 +1,6 @@
 #include "brise/synth.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -111,7 +112,8 @@ std::string letters(uint64_t k) {
 }  // namespace
 
 std::vector<std::string_view> synth_preset_names() {
-  return {"mistral-7b", "mistral-1b", "tiny"};
+  return {"mistral-7b",   "mistral-nemo-12b", "mistral-small-24b",
+          "ministral-8b", "mistral-1b",       "tiny"};
 }
 
 SynthSpec synth_preset(std::string_view name) {
@@ -121,6 +123,20 @@ SynthSpec synth_preset(std::string_view name) {
   if (name == "mistral-7b") {
     c.dim = 4096, c.n_layers = 32, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
     c.hidden_dim = 14336, c.vocab_size = 32000, c.context_length = 32768, c.rope_theta = 1e6;
+  } else if (name == "mistral-nemo-12b") {
+    c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 14336, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e6;
+    s.vocabulary = TokenizerModel::Tekken;
+  } else if (name == "mistral-small-24b") {
+    c.dim = 5120, c.n_layers = 40, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 32768, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e9;
+    s.vocabulary = TokenizerModel::Tekken;
+  } else if (name == "ministral-8b") {
+    c.dim = 4096, c.n_layers = 36, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 128;
+    c.hidden_dim = 12288, c.vocab_size = 131072, c.context_length = 131072, c.rope_theta = 1e8;
+    s.vocabulary = TokenizerModel::Tekken;
+    c.sliding_window = 32768;
+    for (uint32_t l = 0; l < c.n_layers; ++l) c.sliding_window_pattern.push_back(l % 4 != 0);
   } else if (name == "mistral-1b") {
     c.dim = 2048, c.n_layers = 16, c.n_heads = 32, c.n_kv_heads = 8, c.head_dim = 64;
     c.hidden_dim = 5632, c.vocab_size = 32000, c.context_length = 32768, c.rope_theta = 1e6;
@@ -128,8 +144,10 @@ SynthSpec synth_preset(std::string_view name) {
     c.dim = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 16;
     c.hidden_dim = 128, c.vocab_size = 300, c.context_length = 256, c.rope_theta = 10000;
   } else {
-    throw Error("unknown synthetic model preset '" + std::string(name) +
-                "' (known: mistral-7b, mistral-1b, tiny)");
+    std::string known;
+    for (const auto n : synth_preset_names()) known += (known.empty() ? "" : ", ") + std::string(n);
+    throw Error("unknown synthetic model preset '" + std::string(name) + "' (known: " + known +
+                ")");
   }
   c.name = "synthetic-" + std::string(name);
   return s;
@@ -172,30 +190,81 @@ Vocabulary synthetic_vocabulary(uint32_t size) {
   return v;
 }
 
-void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
-                           const WriteProgressCallback& progress) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::string where = "synthetic model " + out.string();
+namespace {
+
+// The checked plan of a model's tensors and the file's header (metadata and tensor infos).
+std::vector<Planned> plan_file(const SynthSpec& spec, const std::string& where,
+                               gguf::Writer& writer) {
   spec.config.validate(where);
-  const std::vector<Planned> plan = plan_tensors(spec);
+  std::vector<Planned> plan = plan_tensors(spec);
   const uint32_t block = tensor_type_info(spec.type).block_elems;
   for (const Planned& t : plan)
     if (t.type == spec.type && t.cols % block != 0)
       throw Error(where + ": rows of " + t.name + " have " + std::to_string(t.cols) +
                   " elements, not a multiple of " + std::to_string(block) + " as " +
                   std::string(tensor_type_name(spec.type)) + " needs");
-
-  gguf::Writer writer;
   write_model_config(writer, spec.config);
   write_file_type(writer, spec.type);
   writer.set("brise.synthetic.seed", spec.seed);
-  write_vocabulary(writer, synthetic_vocabulary(spec.config.vocab_size));
+  write_vocabulary(writer, spec.vocabulary == TokenizerModel::Tekken
+                               ? synthetic_tekken_vocabulary(spec.config.vocab_size)
+                               : synthetic_vocabulary(spec.config.vocab_size));
   for (const Planned& t : plan) {
     std::vector<uint64_t> dims{t.cols};
     if (t.kind != Kind::Norm) dims.push_back(t.rows);
     writer.add_tensor(t.name, std::move(dims), t.type);
   }
+  return plan;
+}
 
+}  // namespace
+
+SynthLayout synthetic_model_layout(const SynthSpec& spec) {
+  gguf::Writer writer;
+  plan_file(spec, "synthetic model", writer);
+  SynthLayout layout{writer.tensors(), writer.file_size(), 0};
+  for (const auto& t : layout.tensors) layout.parameters += t.n_elements;
+  return layout;
+}
+
+Vocabulary synthetic_tekken_vocabulary(uint32_t size) {
+  constexpr uint32_t kSpecial = 1000, kFixed = kSpecial + 256;
+  if (size < kFixed)
+    throw Error("synthetic Tekken vocabulary: size " + std::to_string(size) + " is below " +
+                std::to_string(kFixed) + " (1000 special tokens and the 256 bytes)");
+  Vocabulary v;
+  v.model = TokenizerModel::Tekken;
+  v.pieces = tekken_default_special_tokens(kSpecial);
+  v.kinds.assign(kSpecial, TokenKind::Control);
+  for (int b = 0; b < 256; ++b) v.pieces.push_back(std::string(1, static_cast<char>(b)));
+  // In order of length, so that each string's parts (its first letter or the space, and the
+  // rest) are earlier ranks.
+  for (uint64_t k = 0; v.pieces.size() < size; ++k) {
+    const std::string s = letters(k);
+    if (s.size() >= 2) v.pieces.push_back(s);
+    if (v.pieces.size() < size) v.pieces.push_back(" " + s);
+  }
+  v.kinds.resize(v.pieces.size(), TokenKind::Normal);
+  v.scores.assign(v.pieces.size(), 0.0f);
+  v.num_special_tokens = kSpecial;
+  v.pattern = std::string(kTekkenPattern);
+  v.unk_id = 0;
+  v.bos_id = 1;
+  v.eos_id = 2;
+  v.pad_id = 11;
+  v.add_bos = true;
+  v.add_eos = false;
+  v.add_dummy_prefix = false;
+  v.byte_fallback = false;
+  return v;
+}
+
+void write_synthetic_model(const std::filesystem::path& out, const SynthSpec& spec,
+                           const WriteProgressCallback& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string where = "synthetic model " + out.string();
+  gguf::Writer writer;
+  const std::vector<Planned> plan = plan_file(spec, where, writer);
   write_gguf(
       out, writer, where,
       [&](size_t ti) {

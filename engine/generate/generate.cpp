@@ -145,7 +145,7 @@ struct Generation::State {
       if (!listening) return StopReason::Callback;
     }
     if (generated.size() >= options.max_tokens) return StopReason::MaxTokens;
-    if (!session.sliding_window() && session.position() >= session.kv_capacity())
+    if (const auto limit = session.position_limit(); limit && session.position() >= *limit)
       return StopReason::ContextFull;
     return std::nullopt;
   }

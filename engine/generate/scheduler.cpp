@@ -10,10 +10,10 @@
 namespace brise {
 namespace {
 
-// Why a job cannot run on `model` in a slot holding `context` positions (`window`: a sliding
-// window, which a prompt of any length fits).
+// Why a job cannot run on `model` in a slot holding `context` positions (`unbounded`: every
+// layer has a rolling window, which a prompt of any length fits).
 void check_job(const std::vector<int32_t>& prompt, const GenerateOptions& options,
-               const Model& model, uint32_t context, bool window) {
+               const Model& model, uint32_t context, bool unbounded) {
   if (prompt.empty())
     throw SubmitError(JobError::InvalidRequest, "the prompt is empty (it needs at least BOS)");
   const uint32_t vocab = model.config().vocab_size;
@@ -22,7 +22,7 @@ void check_job(const std::vector<int32_t>& prompt, const GenerateOptions& option
       throw SubmitError(JobError::InvalidRequest,
                         "token id " + std::to_string(prompt[i]) + " at index " + std::to_string(i) +
                             " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
-  if (!window && prompt.size() > context)
+  if (!unbounded && prompt.size() > context)
     throw SubmitError(JobError::ContextExceeded, "the prompt is " + std::to_string(prompt.size()) +
                                                      " tokens, more than the context of " +
                                                      std::to_string(context) + " tokens");
@@ -46,7 +46,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, SchedulerOptions option
   for (int i = 0; i < options.parallel; ++i)
     s.slots.push_back(std::make_unique<Slot>(Session(s.model, options.session)));
   s.next_tokens.resize(s.slots.size());
-  s.sliding_window = s.slots.front()->session.sliding_window().has_value();
+  s.unbounded = !s.slots.front()->session.position_limit().has_value();
   s.context_length = options.session.context_length.value_or(s.model->config().context_length);
   s.stats.slots = s.slots.size();
   s.thread = std::thread([this] { run(); });
@@ -58,7 +58,7 @@ Scheduler::~Scheduler() {
 
 std::shared_ptr<Job> Scheduler::submit(std::vector<int32_t> prompt, GenerateOptions options) {
   State& s = *state_;
-  check_job(prompt, options, *s.model, s.context_length, s.sliding_window);
+  check_job(prompt, options, *s.model, s.context_length, s.unbounded);
   std::shared_ptr<Job> job(new Job(std::move(prompt), std::move(options)));
   {
     std::lock_guard lock(s.mutex);

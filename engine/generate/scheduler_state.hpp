@@ -56,7 +56,7 @@ struct Scheduler::State {
   std::shared_ptr<const Model> model;
   SchedulerOptions options;
   uint32_t context_length = 0;
-  bool sliding_window = false;
+  bool unbounded = false;  // every layer has a rolling window: no prompt is too long
 
   // The scheduler's thread only.
   std::vector<std::unique_ptr<Slot>> slots;

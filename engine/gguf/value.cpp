@@ -133,5 +133,8 @@ Array make_array(const std::vector<float>& items) {
 Array make_array(const std::vector<int32_t>& items) {
   return make_typed_array(ValueType::I32, items);
 }
+Array make_array(const std::vector<bool>& items) {
+  return make_typed_array(ValueType::BOOL, items);
+}
 
 }  // namespace brise::gguf

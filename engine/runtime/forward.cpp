@@ -226,8 +226,9 @@ void Pass::run_team() {
 }
 
 // Grouped-query attention of every query of the pass. Keys of earlier positions come from the
-// sequence's cache; keys of the pass itself from the sequence's own K/V rows (staged in the
-// cache's type), so a chunk longer than the window still sees exactly positions i - W < j <= i.
+// sequence's cache (the layer's own ring); keys of the pass itself from the sequence's own K/V
+// rows (staged in the cache's type), so a chunk longer than the layer's window still sees exactly
+// positions i - W < j <= i.
 // Every query walks its keys oldest first, so the result does not depend on how the prompt was
 // chunked or batched. Run by the whole team.
 void Pass::attention(uint32_t layer, size_t n) {
@@ -254,14 +255,15 @@ void Pass::attention(uint32_t layer, size_t n) {
     for (size_t h = 0; h < c.n_kv_heads; ++h) {
       const SequenceRows& seq = seqs_[s_.row_sequence[t]];
       KVCache& cache = *seq.cache;
-      const uint64_t slots = cache.max_slots();
+      const uint64_t slots = cache.max_slots(layer);
+      const std::optional<uint32_t>& window = seq.windows[layer];
       const uint64_t pos0 = seq.pos0, pos = pos0 + (t - seq.row0);
-      const uint64_t first = seq.window && pos + 1 > *seq.window ? pos + 1 - *seq.window : 0;
+      const uint64_t first = window && pos + 1 > *window ? pos + 1 - *window : 0;
       const size_t head = h * hd * eb;
       kernels::KVSegment segments[3];
       size_t count = 0;
       if (first < pos0) {  // cached positions [first, pos0), possibly wrapping around the ring
-        const uint64_t s0 = cache.slot(first), len = pos0 - first;
+        const uint64_t s0 = cache.slot(layer, first), len = pos0 - first;
         const uint64_t run = std::min(len, slots - s0);
         segments[count++] = {cache.key(layer, s0) + head, cache.value(layer, s0) + head, run};
         if (len > run)
@@ -282,8 +284,8 @@ void Pass::attention(uint32_t layer, size_t n) {
     const SequenceRows& seq = seqs_[s_.row_sequence[t]];
     KVCache& cache = *seq.cache;
     const size_t i = t - seq.row0;
-    if (seq.ids.size() - i > cache.max_slots()) return;  // overwritten later in this pass
-    const uint32_t slot = cache.slot(seq.pos0 + i);
+    if (seq.ids.size() - i > cache.max_slots(layer)) return;  // overwritten later in this pass
+    const uint32_t slot = cache.slot(layer, seq.pos0 + i);
     std::memcpy(cache.key(layer, slot), k_rows + t * kv_dim * eb, kv_dim * eb);
     std::memcpy(cache.value(layer, slot), v_rows + t * kv_dim * eb, kv_dim * eb);
   });

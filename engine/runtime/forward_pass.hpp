@@ -30,7 +30,7 @@ struct Activations {
 // One sequence's part of a pass: `ids` at positions pos0.., attending to `cache`.
 struct SequenceRows {
   KVCache* cache = nullptr;
-  std::optional<uint32_t> window;  // sliding window, nullopt = full attention
+  std::span<const std::optional<uint32_t>> windows;  // each layer's window, nullopt = full
   std::span<const int32_t> ids;
   uint64_t pos0 = 0;
   size_t row0 = 0;  // the sequence's first row in the pass (filled in by forward_pass)

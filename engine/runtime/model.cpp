@@ -16,9 +16,11 @@
 namespace brise {
 namespace {
 
-// Looks up a matrix of `rows` x `cols` (GGUF dims [cols, rows]) and checks its shape.
+// Looks up a matrix of `rows` x `cols` (GGUF dims [cols, rows]) and checks its shape; `sizes`
+// says where the sizes come from, for the message.
 kernels::WeightMatrix matrix(const gguf::File& file, const std::string& name, uint32_t rows,
-                             uint32_t cols, std::set<std::string>& used) {
+                             uint32_t cols, std::set<std::string>& used,
+                             const std::string& sizes = "") {
   const gguf::TensorInfo& t = file.tensor(name);
   used.insert(name);
   if (t.dims.size() != 2 || t.dims[0] != cols || t.dims[1] != rows)
@@ -30,7 +32,7 @@ kernels::WeightMatrix matrix(const gguf::File& file, const std::string& name, ui
                   return s + "]";
                 }() +
                 " but the hyperparameters need [" + std::to_string(cols) + ", " +
-                std::to_string(rows) + "]");
+                std::to_string(rows) + "]" + (sizes.empty() ? "" : " (" + sizes + ")"));
   kernels::WeightMatrix w;
   w.data = t.data;
   w.type = &type_traits(t.type);
@@ -99,15 +101,20 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& path,
   }
 
   std::set<std::string> used;
+  // head_dim need not be dim / n_heads (Nemo: 32 heads of 128 over dim 5120).
+  const std::string q_sizes = std::to_string(c.n_heads) + " heads x head_dim " +
+                              std::to_string(c.head_dim) + ", dim " + std::to_string(c.dim);
+  const std::string kv_sizes = std::to_string(c.n_kv_heads) + " kv heads x head_dim " +
+                               std::to_string(c.head_dim) + ", dim " + std::to_string(c.dim);
   weights.token_embedding = matrix(file, "token_embd.weight", c.vocab_size, c.dim, used);
   for (uint32_t i = 0; i < c.n_layers; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".";
     LayerWeights l;
     l.attention_norm = norm(file, b + "attn_norm.weight", c.dim, used);
-    l.wq = matrix(file, b + "attn_q.weight", c.q_dim(), c.dim, used);
-    l.wk = matrix(file, b + "attn_k.weight", c.kv_dim(), c.dim, used);
-    l.wv = matrix(file, b + "attn_v.weight", c.kv_dim(), c.dim, used);
-    l.wo = matrix(file, b + "attn_output.weight", c.dim, c.q_dim(), used);
+    l.wq = matrix(file, b + "attn_q.weight", c.q_dim(), c.dim, used, q_sizes);
+    l.wk = matrix(file, b + "attn_k.weight", c.kv_dim(), c.dim, used, kv_sizes);
+    l.wv = matrix(file, b + "attn_v.weight", c.kv_dim(), c.dim, used, kv_sizes);
+    l.wo = matrix(file, b + "attn_output.weight", c.dim, c.q_dim(), used, q_sizes);
     l.ffn_norm = norm(file, b + "ffn_norm.weight", c.dim, used);
     l.w1 = matrix(file, b + "ffn_gate.weight", c.hidden_dim, c.dim, used);
     l.w2 = matrix(file, b + "ffn_down.weight", c.dim, c.hidden_dim, used);

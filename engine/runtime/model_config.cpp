@@ -1,5 +1,6 @@
 #include "brise/model_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -18,6 +19,38 @@ uint32_t checked_u32(const gguf::File& file, std::string_view key) {
     throw Error(file.name() + ": metadata " + std::string(key) + " = " + std::to_string(v) +
                 " is out of range");
   return static_cast<uint32_t>(v);
+}
+
+// brise's own key means every layer; llama.cpp's window with its pattern, layer by layer.
+void read_sliding_window(const gguf::File& file, const std::string& p, ModelConfig& c) {
+  const std::string brise_key = "brise.attention.sliding_window";
+  const std::string window_key = p + "attention.sliding_window";
+  const std::string pattern_key = p + "attention.sliding_window_pattern";
+  if (file.find(brise_key)) c.sliding_window = checked_u32(file, brise_key);
+  if (file.find(window_key)) {
+    const uint32_t w = checked_u32(file, window_key);
+    if (c.sliding_window && *c.sliding_window != w)
+      throw Error(file.name() + ": " + brise_key + " (" + std::to_string(*c.sliding_window) +
+                  ") and " + window_key + " (" + std::to_string(w) + ") disagree");
+    c.sliding_window = w;
+  }
+  const gguf::Value* pattern = file.find(pattern_key);
+  if (!pattern) return;
+  if (!file.find(window_key))
+    throw Error(file.name() + ": " + pattern_key + " needs " + window_key);
+  if (file.find(brise_key))
+    throw Error(file.name() + ": " + brise_key + " (a window on every layer) contradicts " +
+                pattern_key);
+  const auto* array = std::get_if<gguf::Array>(&pattern->data);
+  if (!array || array->elem_type != gguf::ValueType::BOOL)
+    throw Error(file.name() + ": " + pattern_key +
+                " must be an array of one bool per layer (true = sliding window)");
+  for (const gguf::Value& v : array->items)
+    c.sliding_window_pattern.push_back(v.as_bool(pattern_key));
+  if (c.sliding_window_pattern.size() != c.n_layers)
+    throw Error(file.name() + ": " + pattern_key + " has " +
+                std::to_string(c.sliding_window_pattern.size()) + " entries but the model has " +
+                std::to_string(c.n_layers) + " layers");
 }
 
 }  // namespace
@@ -44,6 +77,46 @@ void ModelConfig::validate(const std::string& where) const {
   if (!std::isfinite(norm_eps) || norm_eps <= 0) fail("norm_eps must be a positive number");
   if (!std::isfinite(rope_theta) || rope_theta <= 1) fail("rope_theta must be a number > 1");
   if (sliding_window && *sliding_window == 0) fail("sliding_window must be positive");
+  if (!sliding_window_pattern.empty()) {
+    if (!sliding_window) fail("a sliding window pattern needs a sliding window");
+    if (sliding_window_pattern.size() != n_layers)
+      fail("the sliding window pattern has " + std::to_string(sliding_window_pattern.size()) +
+           " entries but the model has " + std::to_string(n_layers) + " layers");
+  }
+}
+
+std::vector<std::optional<uint32_t>> ModelConfig::layer_windows() const {
+  std::vector<std::optional<uint32_t>> windows(n_layers, sliding_window);
+  for (size_t l = 0; l < sliding_window_pattern.size() && l < windows.size(); ++l)
+    if (!sliding_window_pattern[l]) windows[l].reset();
+  return windows;
+}
+
+void ModelConfig::override_sliding_window(std::optional<uint32_t> window) {
+  sliding_window = window;
+  if (!window) sliding_window_pattern.clear();
+}
+
+std::vector<uint32_t> kv_cache_slots(const std::vector<std::optional<uint32_t>>& windows,
+                                     uint32_t context) {
+  const bool bounded = has_full_attention_layer(windows);
+  std::vector<uint32_t> slots;
+  for (const auto& w : windows)
+    slots.push_back(!w ? context : bounded ? std::min(*w, context) : *w);
+  return slots;
+}
+
+bool has_full_attention_layer(const std::vector<std::optional<uint32_t>>& windows) {
+  for (const auto& w : windows)
+    if (!w) return true;
+  return false;
+}
+
+uint64_t kv_cache_bytes(const ModelConfig& c, const std::vector<uint32_t>& slots,
+                        size_t element_bytes) {
+  uint64_t total = 0;
+  for (const uint32_t s : slots) total += uint64_t{s} * c.kv_dim() * element_bytes * 2;
+  return total;
 }
 
 ModelConfig read_model_config(const gguf::File& file) {
@@ -66,9 +139,21 @@ ModelConfig read_model_config(const gguf::File& file) {
   if (c.n_heads == 0) throw Error(file.name() + ": " + p + "attention.head_count must be positive");
   c.head_dim = file.find(p + "attention.key_length") ? checked_u32(file, p + "attention.key_length")
                                                      : c.dim / c.n_heads;
-  if (file.find(p + "attention.value_length") &&
-      checked_u32(file, p + "attention.value_length") != c.head_dim)
-    throw Error(file.name() + ": attention.value_length differs from key_length (unsupported)");
+  if (file.find(p + "attention.value_length")) {
+    const uint32_t value_length = checked_u32(file, p + "attention.value_length");
+    if (value_length != c.head_dim)
+      throw Error(file.name() + ": " + p + "attention.value_length (" +
+                  std::to_string(value_length) + ") differs from the key length " +
+                  std::to_string(c.head_dim) + " (unsupported)");
+  }
+  // brise rotates every dimension of a head; llama.cpp would rotate only the first n_rot.
+  if (file.find(p + "rope.dimension_count")) {
+    const uint32_t n_rot = checked_u32(file, p + "rope.dimension_count");
+    if (n_rot != c.head_dim)
+      throw Error(file.name() + ": " + p + "rope.dimension_count (" + std::to_string(n_rot) +
+                  ") differs from head_dim " + std::to_string(c.head_dim) +
+                  " (partial rotary embeddings are not supported)");
+  }
   if (file.find(p + "vocab_size")) {
     c.vocab_size = checked_u32(file, p + "vocab_size");
   } else if (const auto* tokens = file.find("tokenizer.ggml.tokens")) {
@@ -78,8 +163,7 @@ ModelConfig read_model_config(const gguf::File& file) {
   }
   c.norm_eps = static_cast<float>(file.get_float(p + "attention.layer_norm_rms_epsilon"));
   c.rope_theta = file.find(p + "rope.freq_base") ? file.get_float(p + "rope.freq_base") : 10000.0;
-  if (file.find("brise.attention.sliding_window"))
-    c.sliding_window = checked_u32(file, "brise.attention.sliding_window");
+  read_sliding_window(file, p, c);
   c.validate(file.name());
   return c;
 }
@@ -101,7 +185,12 @@ void write_model_config(gguf::Writer& w, const ModelConfig& c) {
   w.set("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
   w.set("llama.rope.freq_base", static_cast<float>(c.rope_theta));
   w.set("llama.vocab_size", c.vocab_size);
-  if (c.sliding_window) w.set("brise.attention.sliding_window", *c.sliding_window);
+  if (c.sliding_window && c.sliding_window_pattern.empty())
+    w.set("brise.attention.sliding_window", *c.sliding_window);
+  if (c.sliding_window && !c.sliding_window_pattern.empty()) {
+    w.set("llama.attention.sliding_window", *c.sliding_window);
+    w.set("llama.attention.sliding_window_pattern", gguf::make_array(c.sliding_window_pattern));
+  }
 }
 
 }  // namespace brise

@@ -13,10 +13,16 @@ namespace {
 
 constexpr uint32_t kMaxContext = 1u << 24;
 
-std::optional<uint32_t> effective_window(const Model& m, const SessionOptions& o) {
-  const auto w = o.sliding_window ? *o.sliding_window : m.config().sliding_window;
-  if (w && *w == 0) throw Error("sliding window must be at least 1");
-  return w;
+// Each layer's window: the model's, or as SessionOptions::sliding_window overrides it
+// (ModelConfig::override_sliding_window).
+std::vector<std::optional<uint32_t>> effective_windows(const Model& m, const SessionOptions& o) {
+  ModelConfig c = m.config();
+  if (o.sliding_window) {
+    if (*o.sliding_window && **o.sliding_window == 0)
+      throw Error("sliding window must be at least 1");
+    c.override_sliding_window(*o.sliding_window);
+  }
+  return c.layer_windows();
 }
 
 uint32_t effective_context(const Model& m, const SessionOptions& o) {
@@ -29,12 +35,13 @@ uint32_t effective_context(const Model& m, const SessionOptions& o) {
 
 }  // namespace
 
-Session::State::State(std::shared_ptr<const Model> m, SessionOptions o, std::optional<uint32_t> w,
-                      uint32_t slots)
+Session::State::State(std::shared_ptr<const Model> m, SessionOptions o,
+                      std::vector<std::optional<uint32_t>> layer_windows,
+                      std::vector<uint32_t> slots)
     : model(std::move(m)),
       options(o),
-      window(w),
-      cache(model->config().n_layers, model->config().kv_dim(), slots, o.kv_type) {}
+      windows(std::move(layer_windows)),
+      cache(std::move(slots), model->config().kv_dim(), o.kv_type) {}
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   if (!model) throw Error("Session needs a model");
@@ -42,19 +49,22 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
     throw Error("the KV cache holds f32 or f16, not " +
                 std::string(tensor_type_name(options.kv_type)));
-  const auto window = effective_window(*model, options);
+  auto windows = effective_windows(*model, options);
   const uint32_t context = effective_context(*model, options);
-  // A rolling cache needs exactly W slots; a full-attention cache one per position of context.
-  const uint32_t slots = window ? std::min(*window, kMaxContext) : context;
-  state_ = std::make_unique<State>(std::move(model), options, window, slots);
-  state_->position_limit = window ? std::numeric_limits<uint32_t>::max() : context;
+  // A rolling cache needs exactly W slots (fewer when the context bounds the session); a
+  // full-attention layer one per position of context.
+  std::vector<uint32_t> slots = kv_cache_slots(windows, context);
+  for (uint32_t& s : slots) s = std::min(s, kMaxContext);
+  const bool bounded = has_full_attention_layer(windows);
+  state_ = std::make_unique<State>(std::move(model), options, std::move(windows), std::move(slots));
+  state_->position_limit = bounded ? context : std::numeric_limits<uint32_t>::max();
   state_->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
 }
 
 SequenceRows Session::State::rows(std::span<const int32_t> ids) {
   const uint64_t pos0 = tokens.size();
   cache.reserve(pos0 + ids.size());
-  return {&cache, window, ids, pos0, 0};
+  return {&cache, windows, ids, pos0, 0};
 }
 
 void Session::State::forward(std::span<const int32_t> ids, LogitRows which) {
@@ -140,14 +150,20 @@ void Session::reset() {
   state_->logits.clear();
 }
 
-bool Session::State::can_rewind(uint64_t position) const {
+std::optional<uint32_t> Session::State::layer_unable_to_rewind(uint64_t position) const {
   const uint64_t now = tokens.size();
-  if (!window || position == now) return true;
-  // The ring holds positions [now - slots, now); the next query at `position` needs keys from
-  // position - W + 1 on.
-  const uint64_t oldest_kept = now > cache.max_slots() ? now - cache.max_slots() : 0;
-  const uint64_t oldest_needed = position + 1 > *window ? position + 1 - *window : 0;
-  return oldest_needed >= oldest_kept;
+  if (position == now) return std::nullopt;
+  // Layer by layer: a ring holds positions [now - slots, now); the next query at `position`
+  // needs keys from position - W + 1 on (from 0 on a full-attention layer, whose ring never
+  // wraps).
+  for (uint32_t l = 0; l < cache.n_layers(); ++l) {
+    const uint64_t slots = cache.max_slots(l);
+    const auto& w = windows[l];
+    const uint64_t oldest_kept = now > slots ? now - slots : 0;
+    const uint64_t oldest_needed = w && position + 1 > *w ? position + 1 - *w : 0;
+    if (oldest_needed < oldest_kept) return l;
+  }
+  return std::nullopt;
 }
 
 void Session::rewind(uint32_t position) {
@@ -157,9 +173,10 @@ void Session::rewind(uint32_t position) {
     throw Error("cannot rewind to position " + std::to_string(position) + ": only " +
                 std::to_string(now) + " tokens were fed");
   if (position == now) return;
-  if (!s.can_rewind(position))
+  if (const auto layer = s.layer_unable_to_rewind(position))
     throw Error("cannot rewind a sliding-window session by " + std::to_string(now - position) +
-                " tokens: the rolling cache no longer holds the keys; reset and prefill again");
+                " tokens: the rolling cache of layer " + std::to_string(*layer) +
+                " no longer holds the keys; reset and prefill again");
   s.tokens.resize(position);
   s.logits.clear();
 }
@@ -180,10 +197,19 @@ void Session::keep_prefix(uint32_t count) {
 }
 
 std::optional<uint32_t> Session::sliding_window() const {
-  return state_->window;
+  for (const auto& w : state_->windows)
+    if (w) return w;
+  return std::nullopt;
+}
+const std::vector<std::optional<uint32_t>>& Session::layer_windows() const {
+  return state_->windows;
+}
+std::optional<uint32_t> Session::position_limit() const {
+  if (!has_full_attention_layer(state_->windows)) return std::nullopt;
+  return static_cast<uint32_t>(state_->position_limit);
 }
 uint32_t Session::kv_capacity() const {
-  return state_->cache.max_slots();
+  return state_->cache.largest_max_slots();
 }
 uint64_t Session::kv_cache_bytes() const {
   return state_->cache.allocated_bytes();

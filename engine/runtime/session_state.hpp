@@ -15,8 +15,9 @@ namespace brise {
 struct Session::State {
   std::shared_ptr<const Model> model;
   SessionOptions options;
-  std::optional<uint32_t> window;  // sliding window, nullopt = full attention
-  uint64_t position_limit = 0;     // positions a full-attention session may hold
+  std::vector<std::optional<uint32_t>> windows;  // of each layer, nullopt = full attention
+  // Positions the session may hold: the context when a layer has full attention, else no limit.
+  uint64_t position_limit = 0;
   int threads = 1;
   KVCache cache;
   std::vector<int32_t> tokens;
@@ -24,13 +25,15 @@ struct Session::State {
   std::vector<float> all_logits;  // [chunk][vocab] for prefill_all_logits
   PassScratch scratch;            // of this session's own passes (a Batch has its own)
 
-  State(std::shared_ptr<const Model> m, SessionOptions o, std::optional<uint32_t> w,
-        uint32_t slots);
+  State(std::shared_ptr<const Model> m, SessionOptions o,
+        std::vector<std::optional<uint32_t>> layer_windows, std::vector<uint32_t> slots);
 
   void check_tokens(std::span<const int32_t> ids) const;
-  // Whether rewinding to `position` (at most the tokens held) leaves every key the next
-  // position's query needs in the cache: a rolling cache has overwritten the oldest ones.
-  bool can_rewind(uint64_t position) const;
+  // The first layer whose cache would lack a key that the next position's query needs after
+  // rewinding to `position` (at most the tokens held): a rolling cache has overwritten the oldest
+  // ones. nullopt when every layer can go back there.
+  std::optional<uint32_t> layer_unable_to_rewind(uint64_t position) const;
+  bool can_rewind(uint64_t position) const { return !layer_unable_to_rewind(position); }
   // Runs ids through the model after the tokens held, updates the cache, and writes the logits
   // of the last row (into `logits`) or of every row (into `all_logits`). Does not append ids to
   // `tokens`.

@@ -169,9 +169,18 @@ ReferenceModel load(const gguf::File& file) {
 
 Eigen::MatrixXf forward(const ReferenceModel& m, std::span<const int32_t> tokens,
                         std::optional<uint32_t> sliding_window) {
+  const std::vector<std::optional<uint32_t>> windows(m.layers.size(), sliding_window);
+  return forward_layer_windows(m, tokens, windows);
+}
+
+Eigen::MatrixXf forward_layer_windows(const ReferenceModel& m, std::span<const int32_t> tokens,
+                                      std::span<const std::optional<uint32_t>> layer_windows) {
   const ModelConfig& c = m.config;
-  if (sliding_window && *sliding_window == 0)
-    throw Error("reference forward: sliding_window must be positive");
+  if (layer_windows.size() != m.layers.size())
+    throw Error("reference forward: " + std::to_string(layer_windows.size()) + " windows for " +
+                std::to_string(m.layers.size()) + " layers");
+  for (const auto& w : layer_windows)
+    if (w && *w == 0) throw Error("reference forward: sliding_window must be positive");
   const auto T = static_cast<Eigen::Index>(tokens.size());
   Eigen::MatrixXf h(T, c.dim);
   for (Eigen::Index t = 0; t < T; ++t) {
@@ -182,8 +191,9 @@ Eigen::MatrixXf forward(const ReferenceModel& m, std::span<const int32_t> tokens
                   std::to_string(c.vocab_size));
     h.row(t) = m.tok_embeddings.row(id);
   }
-  const Eigen::MatrixXf mask = attention_mask(T, sliding_window);
-  for (const Layer& layer : m.layers) {
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const Layer& layer = m.layers[l];
+    const Eigen::MatrixXf mask = attention_mask(T, layer_windows[l]);
     const Eigen::MatrixXf r =
         h + attention(layer, c, rms_norm(h, layer.attention_norm, c.norm_eps), mask);
     h = r + feed_forward(layer, rms_norm(r, layer.ffn_norm, c.norm_eps));

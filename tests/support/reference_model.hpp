@@ -58,5 +58,10 @@ ReferenceModel load(const gguf::File& file);
 // W == 0. Positions are not limited to the context length.
 Eigen::MatrixXf forward(const ReferenceModel& m, std::span<const int32_t> tokens,
                         std::optional<uint32_t> sliding_window);
+// The same with a window per layer (Ministral's interleaved layers): layer l masks with
+// layer_windows[l] (nullopt = full causal attention). Throws brise::Error unless there is one
+// entry per layer.
+Eigen::MatrixXf forward_layer_windows(const ReferenceModel& m, std::span<const int32_t> tokens,
+                                      std::span<const std::optional<uint32_t>> layer_windows);
 
 }  // namespace brise::reference

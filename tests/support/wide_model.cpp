@@ -6,8 +6,9 @@
 #include "support/end_to_end_types.hpp"
 
 namespace brise::test {
+namespace {
 
-std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorType type) {
+SynthSpec wide_spec(TensorType type) {
   SynthSpec spec;
   spec.config.name = "wide";
   spec.config.dim = 256;
@@ -22,7 +23,24 @@ std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorT
   spec.config.sliding_window = 300;  // the ring wraps inside a 512-token chunk
   spec.type = type;
   spec.seed = 7;
+  return spec;
+}
+
+}  // namespace
+
+std::filesystem::path write_wide_model(const std::filesystem::path& dir, TensorType type) {
   const auto path = dir / ("wide-" + std::string(tensor_type_name(type)) + ".gguf");
+  write_synthetic_model(path, wide_spec(type));
+  return path;
+}
+
+std::filesystem::path write_wide_interleaved_model(const std::filesystem::path& dir,
+                                                   TensorType type) {
+  SynthSpec spec = wide_spec(type);
+  spec.config.name = "wide-interleaved";
+  spec.config.head_dim = 128;
+  spec.config.sliding_window_pattern = {true, false};
+  const auto path = dir / ("wide-interleaved-" + std::string(tensor_type_name(type)) + ".gguf");
   write_synthetic_model(path, spec);
   return path;
 }

@@ -25,4 +25,9 @@ void for_each_wide_model(
     const std::function<void(const kernels::TypeTraits& type,
                              const std::shared_ptr<const Model>& model, bool exact)>& run);
 
+// The same with Nemo's and Ministral's shapes in small: 4/2 heads of 128 (q_dim 512, twice dim),
+// and per-layer windows: layer 0 windowed (300), layer 1 full attention.
+std::filesystem::path write_wide_interleaved_model(const std::filesystem::path& dir,
+                                                   TensorType type);
+
 }  // namespace brise::test

@@ -18,8 +18,9 @@ struct ConvertOptions {
   std::optional<TensorType> type;
   // Instead of one type: llama.cpp's per-tensor types of a mix (brise/quantize.hpp), e.g. Q4_K_M.
   std::optional<QuantMix> mix;
-  // Overrides the checkpoint's sliding window: a value, or nullopt inside for "none" (full
-  // attention). Absent: keep the checkpoint's.
+  // Overrides the checkpoint's sliding window (ModelConfig::override_sliding_window): a value is
+  // the window of the windowed layers (of every layer without a per-layer pattern), nullopt
+  // inside is "none" (full attention on every layer). Absent: keep the checkpoint's.
   std::optional<std::optional<uint32_t>> sliding_window;
   std::optional<uint32_t> context_length;  // overrides the config's
   std::filesystem::path tokenizer;         // default: tokenizer.model in the checkpoint folder

@@ -71,6 +71,7 @@ struct Value {
 Array make_array(const std::vector<std::string>& items);
 Array make_array(const std::vector<float>& items);
 Array make_array(const std::vector<int32_t>& items);
+Array make_array(const std::vector<bool>& items);
 
 struct TensorInfo {
   std::string name;

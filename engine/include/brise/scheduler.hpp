@@ -142,8 +142,8 @@ class Scheduler {
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const;
-  // Positions a slot's session may hold: SessionOptions::context_length or the model's (with a
-  // sliding window, the length of a prompt is not limited by it).
+  // Positions a slot's session may hold: SessionOptions::context_length or the model's (when
+  // every layer has a sliding window, the length of a prompt is not limited by it).
   uint32_t context_length() const;
 
  private:

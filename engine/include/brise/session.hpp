@@ -13,10 +13,12 @@
 namespace brise {
 
 struct SessionOptions {
-  // Full attention: most positions the cache may hold (default: the model's context length).
-  // Going past it is an error, never a silent wrap.
+  // With a full-attention layer: most positions the session may hold (default: the model's
+  // context length). Going past it is an error, never a silent wrap.
   std::optional<uint32_t> context_length;
-  // Overrides the model's sliding window: a value, or nullopt inside for full attention.
+  // Overrides the model's sliding window (ModelConfig::override_sliding_window): a value W is the
+  // window of the model's windowed layers, or of every layer when the model has no per-layer
+  // pattern; nullopt inside is full attention on every layer.
   std::optional<std::optional<uint32_t>> sliding_window;
   uint32_t prefill_chunk = 512;  // tokens per forward pass during prefill (>= 1)
   // Element type of the KV cache: f32 or f16 (brise::Error otherwise).
@@ -57,8 +59,9 @@ class Session {
   // Forgets everything (position 0).
   void reset();
   // Goes back to `position` tokens, as if only the first `position` tokens had been fed. A
-  // rolling (sliding-window) cache has overwritten old keys, so it can only go back while the
-  // keys needed are still there; otherwise brise::Error (reset and prefill again).
+  // rolling (sliding-window) cache has overwritten old keys, so it can only go back while every
+  // windowed layer's ring still holds the keys the next position needs; otherwise brise::Error
+  // (reset and prefill again).
   void rewind(uint32_t position);
 
   // Prefix reuse, for a session that runs one prompt after another (the turns of a chat, the
@@ -74,8 +77,15 @@ class Session {
   // (with its errors). After keep_prefix(reusable_prefix(prompt)), feed the rest of the prompt.
   void keep_prefix(uint32_t count);
 
+  // The window of the windowed layers (nullopt when every layer has full attention).
   std::optional<uint32_t> sliding_window() const;
-  // Positions the KV cache can hold: the window for a rolling cache, else the context length.
+  // Each layer's window (nullopt = full attention).
+  const std::vector<std::optional<uint32_t>>& layer_windows() const;
+  // Most tokens the session may hold: the context length when some layer has full attention;
+  // nullopt when every layer has a rolling window (no limit).
+  std::optional<uint32_t> position_limit() const;
+  // Positions the largest layer's KV cache can hold: the window when every layer has the same
+  // rolling window, else the context length.
   uint32_t kv_capacity() const;
   // Bytes of KV cache currently allocated (all layers, K and V).
   uint64_t kv_cache_bytes() const;
