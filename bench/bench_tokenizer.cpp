@@ -41,29 +41,17 @@ struct Fixture {
   std::string missing;  // why the data could not be loaded
 };
 
-const Fixture& fixture() {
-  static const Fixture f = [] {
-    Fixture out;
-    const auto dir = data_dir();
-    if (!dir) {
-      out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
-      return out;
-    }
-    out.tokenizer = std::make_unique<brise::Tokenizer>(
-        brise::read_sentencepiece_model(*dir / "tokenizers" / "mistral-v1" / "tokenizer.model"));
-    std::ifstream in(*dir / "corpus" / "mistral-news-fr.txt", std::ios::binary);
-    const std::string article((std::istreambuf_iterator<char>(in)),
-                              std::istreambuf_iterator<char>());
-    while (out.text.size() < kTextBytes) out.text += article;
-    out.ids = out.tokenizer->encode(out.text);
-    return out;
-  }();
-  return f;
-}
-
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The French news article repeated to 1 MiB.
+std::string news_text(const fs::path& dir) {
+  const std::string article = read_text(dir / "corpus" / "mistral-news-fr.txt");
+  std::string text;
+  while (text.size() < kTextBytes) text += article;
+  return text;
 }
 
 // The mixed text: the French news article, the English stories of tiny256's validation text and
@@ -79,20 +67,35 @@ std::string tekken_text(const fs::path& dir) {
   return text;
 }
 
-const Fixture& tekken_fixture() {
-  static const Fixture f = [] {
-    Fixture out;
-    const auto dir = data_dir();
-    if (!dir) {
-      out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
-      return out;
-    }
-    out.tokenizer = std::make_unique<brise::Tokenizer>(
-        brise::read_tekken_json(*dir / "models" / "tekken-mini" / "tekken.json"));
-    out.text = tekken_text(*dir);
-    out.ids = out.tokenizer->encode(out.text);
+Fixture make_fixture(brise::Vocabulary (*load)(const fs::path& dir),
+                     std::string (*make_text)(const fs::path& dir)) {
+  Fixture out;
+  const auto dir = data_dir();
+  if (!dir) {
+    out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
     return out;
-  }();
+  }
+  out.tokenizer = std::make_unique<brise::Tokenizer>(load(*dir));
+  out.text = make_text(*dir);
+  out.ids = out.tokenizer->encode(out.text);
+  return out;
+}
+
+const Fixture& fixture() {
+  static const Fixture f = make_fixture(
+      [](const fs::path& dir) {
+        return brise::read_sentencepiece_model(dir / "tokenizers/mistral-v1/tokenizer.model");
+      },
+      news_text);
+  return f;
+}
+
+const Fixture& tekken_fixture() {
+  static const Fixture f = make_fixture(
+      [](const fs::path& dir) {
+        return brise::read_tekken_json(dir / "models/tekken-mini/tekken.json");
+      },
+      tekken_text);
   return f;
 }
 

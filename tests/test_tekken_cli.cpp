@@ -16,8 +16,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 using test::cli;
-using test::ids_line;
-using test::join_ids;
 using test::quote;
 
 json reference(const fs::path& data) {
@@ -38,7 +36,8 @@ TEST(TekkenCli, TokenizeEveryCaseFromAFile) {
       const auto r =
           test::run_command(cli() + " tokenize -m " + model + " -f " + quote(text.string()));
       ASSERT_EQ(r.status, 0) << r.err;
-      EXPECT_EQ(r.out, ids_line(c["ids"].get<std::vector<int32_t>>())) << file << " " << c["name"];
+      EXPECT_EQ(r.out, test::ids_line(c["ids"].get<std::vector<int32_t>>()))
+          << file << " " << c["name"];
     }
   }
 }
@@ -74,7 +73,7 @@ TEST(TekkenCli, DetokenizeEveryDecodeCase) {
     const std::string model = quote((data / "models/tekken-mini" / file).string());
     for (const auto& c : ref["decode_cases"]) {
       const auto r = test::run_command(cli() + " detokenize -m " + model + " --ids " +
-                                       quote(join_ids(c["ids"].get<std::vector<int32_t>>())));
+                                       quote(test::join_ids(c["ids"].get<std::vector<int32_t>>())));
       ASSERT_EQ(r.status, 0) << r.err;
       EXPECT_EQ(r.out, c["decoded"].get<std::string>() + "\n") << file << " " << c["name"];
     }
