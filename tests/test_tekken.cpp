@@ -369,6 +369,13 @@ TEST(TekkenGguf, WritesLlamaCppsForm) {
       }
     }
     EXPECT_EQ(compared, 12u);
+    // ... in llama.cpp's order.
+    std::vector<std::string> nemo_keys, written_keys;
+    for (const auto& [key, value] : nemo->metadata())
+      if (key.starts_with("tokenizer.")) nemo_keys.push_back(key);
+    for (const auto& [key, value] : written->metadata())
+      if (key.starts_with("tokenizer.")) written_keys.push_back(key);
+    EXPECT_EQ(written_keys, nemo_keys);
     // The version is brise's own key, written when known.
     const gguf::Value* version = written->find("brise.tokenizer.tekken_version");
     if (std::string_view(source) == "nemo-mini.gguf") {

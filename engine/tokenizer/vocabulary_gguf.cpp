@@ -139,8 +139,6 @@ void write_special_ids(gguf::Writer& writer, const Vocabulary& vocab) {
   set_id(kEosId, vocab.eos_id);
   set_id(kUnkId, vocab.unk_id);
   set_id(kPadId, vocab.pad_id);
-  writer.set(std::string(kAddBos), vocab.add_bos);
-  writer.set(std::string(kAddEos), vocab.add_eos);
 }
 
 }  // namespace detail
@@ -167,6 +165,8 @@ void write_vocabulary(gguf::Writer& writer, const Vocabulary& vocab) {
   writer.set(std::string(kScores), gguf::make_array(vocab.scores));
   writer.set(std::string(kTokenType), gguf::make_array(types));
   write_special_ids(writer, vocab);
+  writer.set(std::string(kAddBos), vocab.add_bos);
+  writer.set(std::string(kAddEos), vocab.add_eos);
   writer.set(std::string(kAddSpacePrefix), vocab.add_dummy_prefix);
   writer.set(std::string(kRemoveExtraWhitespaces), vocab.remove_extra_whitespaces);
   writer.set(std::string(kByteFallback), vocab.byte_fallback);

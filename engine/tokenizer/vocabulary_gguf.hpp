@@ -57,7 +57,7 @@ class GgufVocabularyReader {
   const gguf::File& file_;
 };
 
-// The ids of BOS, EOS, unknown and padding (those that exist) and add_bos/add_eos.
+// The ids of BOS, EOS, unknown and padding (those that exist).
 void write_special_ids(gguf::Writer& writer, const Vocabulary& vocab);
 void write_tekken_vocabulary(gguf::Writer& writer, const Vocabulary& vocab);
 

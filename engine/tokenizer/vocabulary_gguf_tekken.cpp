@@ -169,13 +169,17 @@ void write_tekken_vocabulary(gguf::Writer& writer, const Vocabulary& vocab) {
       merges.push_back(tokens[special + static_cast<size_t>(l)] + " " +
                        tokens[special + static_cast<size_t>(r)]);
   }
+  // In the order of llama.cpp's converter (gguf-py's SpecialVocab writes the merges and ids
+  // before the tokens).
   writer.set(std::string(kModel), "gpt2");
   writer.set(std::string(kPre), "tekken");
-  writer.set(std::string(kTokens), gguf::make_array(tokens));
-  writer.set(std::string(kTokenType), gguf::make_array(types));
-  writer.set(std::string(kScores), gguf::make_array(std::vector<float>(n, 0.0f)));
   writer.set(std::string(kMerges), gguf::make_array(merges));
   write_special_ids(writer, vocab);
+  writer.set(std::string(kTokens), gguf::make_array(tokens));
+  writer.set(std::string(kScores), gguf::make_array(std::vector<float>(n, 0.0f)));
+  writer.set(std::string(kTokenType), gguf::make_array(types));
+  writer.set(std::string(kAddBos), vocab.add_bos);
+  writer.set(std::string(kAddEos), vocab.add_eos);
   if (!vocab.version.empty()) writer.set(std::string(kTekkenVersion), vocab.version);
 }
 
