@@ -47,12 +47,8 @@ Vocabulary GgufVocabularyReader::read_sentencepiece() {
   const gguf::Array& types = array(kTokenType, "i32");
   const size_t n = tokens.items.size();
   if (n == 0) fail(kTokens, "the vocabulary is empty");
-  if (scores.items.size() != n)
-    fail(kScores,
-         std::to_string(scores.items.size()) + " scores for " + std::to_string(n) + " tokens");
-  if (types.items.size() != n)
-    fail(kTokenType,
-         std::to_string(types.items.size()) + " token types for " + std::to_string(n) + " tokens");
+  check_length(kScores, scores, n, "scores");
+  check_length(kTokenType, types, n, "token types");
   v.pieces.reserve(n);
   v.scores.reserve(n);
   v.kinds.reserve(n);
@@ -107,6 +103,13 @@ const gguf::Array& GgufVocabularyReader::array(std::string_view key, const char*
   return a;
 }
 
+void GgufVocabularyReader::check_length(std::string_view key, const gguf::Array& a, size_t n,
+                                        const char* items) const {
+  if (a.items.size() != n)
+    fail(key,
+         std::to_string(a.items.size()) + " " + items + " for " + std::to_string(n) + " tokens");
+}
+
 int32_t GgufVocabularyReader::token_id(std::string_view key, int32_t fallback, size_t n) const {
   const gguf::Value* value = file_.find(key);
   if (!value) return fallback;
@@ -136,8 +139,6 @@ void write_special_ids(gguf::Writer& writer, const Vocabulary& vocab) {
   set_id(kEosId, vocab.eos_id);
   set_id(kUnkId, vocab.unk_id);
   set_id(kPadId, vocab.pad_id);
-  writer.set(std::string(kAddBos), vocab.add_bos);
-  writer.set(std::string(kAddEos), vocab.add_eos);
 }
 
 }  // namespace detail
@@ -164,6 +165,8 @@ void write_vocabulary(gguf::Writer& writer, const Vocabulary& vocab) {
   writer.set(std::string(kScores), gguf::make_array(vocab.scores));
   writer.set(std::string(kTokenType), gguf::make_array(types));
   write_special_ids(writer, vocab);
+  writer.set(std::string(kAddBos), vocab.add_bos);
+  writer.set(std::string(kAddEos), vocab.add_eos);
   writer.set(std::string(kAddSpacePrefix), vocab.add_dummy_prefix);
   writer.set(std::string(kRemoveExtraWhitespaces), vocab.remove_extra_whitespaces);
   writer.set(std::string(kByteFallback), vocab.byte_fallback);

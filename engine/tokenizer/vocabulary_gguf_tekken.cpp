@@ -27,17 +27,13 @@ Vocabulary GgufVocabularyReader::read_tekken() {
                    "' (brise reads 'gpt2' vocabularies with Tekken's pre-tokenizer, 'tekken', "
                    "only)");
   const gguf::Array& tokens = array(kTokens, "string");
-  const gguf::Array& types = array(kTokenType, "i32");
   const size_t n = tokens.items.size();
   if (n == 0) fail(kTokens, "the vocabulary is empty");
-  if (types.items.size() != n)
-    fail(kTokenType,
-         std::to_string(types.items.size()) + " token types for " + std::to_string(n) + " tokens");
+  const gguf::Array& types = array(kTokenType, "i32");
+  check_length(kTokenType, types, n, "token types");
   if (file_.find(kScores)) {
     const gguf::Array& scores = array(kScores, "f32");
-    if (scores.items.size() != n)
-      fail(kScores,
-           std::to_string(scores.items.size()) + " scores for " + std::to_string(n) + " tokens");
+    check_length(kScores, scores, n, "scores");
     for (size_t i = 0; i < n; ++i)
       if (scores.items[i].as_float(what(kScores, i)) != 0)
         fail(kScores, "token " + std::to_string(i) + " has a score; Tekken's are all 0");
@@ -173,13 +169,17 @@ void write_tekken_vocabulary(gguf::Writer& writer, const Vocabulary& vocab) {
       merges.push_back(tokens[special + static_cast<size_t>(l)] + " " +
                        tokens[special + static_cast<size_t>(r)]);
   }
+  // In the order of llama.cpp's converter (gguf-py's SpecialVocab writes the merges and ids
+  // before the tokens).
   writer.set(std::string(kModel), "gpt2");
   writer.set(std::string(kPre), "tekken");
-  writer.set(std::string(kTokens), gguf::make_array(tokens));
-  writer.set(std::string(kTokenType), gguf::make_array(types));
-  writer.set(std::string(kScores), gguf::make_array(std::vector<float>(n, 0.0f)));
   writer.set(std::string(kMerges), gguf::make_array(merges));
   write_special_ids(writer, vocab);
+  writer.set(std::string(kTokens), gguf::make_array(tokens));
+  writer.set(std::string(kScores), gguf::make_array(std::vector<float>(n, 0.0f)));
+  writer.set(std::string(kTokenType), gguf::make_array(types));
+  writer.set(std::string(kAddBos), vocab.add_bos);
+  writer.set(std::string(kAddEos), vocab.add_eos);
   if (!vocab.version.empty()) writer.set(std::string(kTekkenVersion), vocab.version);
 }
 

@@ -149,8 +149,10 @@ class Tokenizer {
   // Throws brise::Error on an id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids) const;
 
-  std::string_view piece(int32_t id) const;  // throws on an out-of-range id
-  TokenKind kind(int32_t id) const;          // throws on an out-of-range id
+  // A token's piece: its text (SentencePiece, with U+2581 for spaces; a Tekken control token),
+  // or a Tekken rank's raw bytes. Throws on an out-of-range id.
+  std::string_view piece(int32_t id) const;
+  TokenKind kind(int32_t id) const;  // throws on an out-of-range id
   // Id of a piece by its exact text, or -1. A control token's text ("[INST]") finds the control
   // token, also in a Tekken vocabulary where a rank may have the same bytes.
   int32_t find_piece(std::string_view piece) const;
@@ -161,8 +163,9 @@ class Tokenizer {
   // tokens are held back until the character is complete.
   class StreamDecoder {
    public:
-    // `at_start`: the first piece is the start of a text (its leading space is dropped, as in
-    // decode()); false to continue text that came before (e.g. generation after a prompt).
+    // `at_start`: the first piece is the start of a text (SentencePiece drops its leading space,
+    // as decode() does; Tekken has none to drop); false to continue text that came before (e.g.
+    // generation after a prompt).
     explicit StreamDecoder(const Tokenizer& tokenizer, bool at_start = false);
     // Returns the text that became complete with this id (possibly empty): never a part of a
     // UTF-8 character.
