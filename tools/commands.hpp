@@ -15,6 +15,7 @@ int cmd_tokenize(const Args& args);
 int cmd_detokenize(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_chat(const Args& args);
+int cmd_template(const Args& args);
 int cmd_logits(const Args& args);
 int cmd_synth(const Args& args);
 int cmd_bench(const Args& args);

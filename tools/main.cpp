@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"detokenize", brise::cli::cmd_detokenize, "token ids to text"},
     {"generate", brise::cli::cmd_generate, "generate text from a prompt"},
     {"chat", brise::cli::cmd_chat, "interactive chat with an instruct model"},
+    {"template", brise::cli::cmd_template, "a conversation's token ids through the chat template"},
     {"logits", brise::cli::cmd_logits, "write the logits of a token sequence"},
     {"synth", brise::cli::cmd_synth, "write a model with random weights in real Mistral shapes"},
     {"bench", brise::cli::cmd_bench, "measure prefill and decode speed"},
