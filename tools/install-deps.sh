@@ -7,6 +7,7 @@ packages=(
   libeigen3-dev libxsimd-dev xtl-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   libsentencepiece-dev                       # tests only: differential tokenizer oracle
+  unicode-data                               # tests only: Tekken's Unicode tables regenerated and checked
   clang libclang-rt-14-dev libomp-14-dev     # sanitizer and fuzz builds
   libcpp-httplib-dev                         # brise serve's HTTP server
   chromium chromium-driver                   # tests only: the chat page in a headless browser

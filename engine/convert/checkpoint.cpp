@@ -4,7 +4,7 @@
 #include <set>
 
 #include "brise/error.hpp"
-#include "engine/convert/json_util.hpp"
+#include "engine/gguf/json_util.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;

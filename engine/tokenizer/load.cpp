@@ -9,14 +9,19 @@
 namespace brise {
 
 Vocabulary load_vocabulary(const std::filesystem::path& path) {
-  std::array<char, 4> magic{};
+  std::array<char, 64> head{};
+  size_t got = 0;
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(path.string() + ": cannot open tokenizer or model file");
-    in.read(magic.data(), magic.size());
+    in.read(head.data(), head.size());
+    got = static_cast<size_t>(in.gcount());
   }
-  if (std::string_view(magic.data(), magic.size()) == "GGUF")
-    return read_vocabulary(*gguf::File::open(path));
+  const std::string_view start(head.data(), got);
+  if (start.starts_with("GGUF")) return read_vocabulary(*gguf::File::open(path));
+  // A tekken.json is a JSON object; a tokenizer.model (protobuf) starts with a field tag.
+  const size_t first = start.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && start[first] == '{') return read_tekken_json(path);
   return read_sentencepiece_model(path);
 }
 

@@ -10,6 +10,11 @@ Tokenizer::StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool at_star
     : tokenizer_(&tokenizer), at_start_(at_start) {}
 
 std::string Tokenizer::StreamDecoder::push(int32_t id) {
+  if (tokenizer_->tekken_) {
+    std::string out = tokenizer_->push_tekken(id, pending_);
+    if (!out.empty()) emitted_ = true;
+    return out;
+  }
   (void)tokenizer_->piece(id);  // throws on an id outside the vocabulary
   const detail::TokenizerTables& tables = *tokenizer_->tables_;
   std::string out;
@@ -30,7 +35,10 @@ std::string Tokenizer::StreamDecoder::push(int32_t id) {
 
 std::string Tokenizer::StreamDecoder::flush() {
   std::string out;
-  utf8::append_bytes_lossy(pending_, out);
+  if (tokenizer_->tekken_)
+    utf8::append_bytes_replacing_subparts(pending_, out);
+  else
+    utf8::append_bytes_lossy(pending_, out);
   pending_.clear();
   if (!out.empty()) emitted_ = true;
   return out;

@@ -42,6 +42,16 @@ size_t PrefixMatcher::match(std::string_view text) const {
   return longest;
 }
 
+SpecialTables make_special_tables(const Vocabulary& vocab) {
+  SpecialTables t;
+  for (size_t id = 0; id < vocab.size(); ++id) {
+    if (vocab.kinds[id] != TokenKind::Control) continue;
+    if (t.ids.emplace(vocab.pieces[id], static_cast<int32_t>(id)).second)
+      t.matcher.add(vocab.pieces[id]);
+  }
+  return t;
+}
+
 int parse_byte_piece(std::string_view piece) {
   // Exactly "<0xNN>" with upper-case hex digits, as SentencePiece's ByteToPiece writes it.
   if (piece.size() != 6 || piece.substr(0, 3) != "<0x" || piece[5] != '>') return -1;

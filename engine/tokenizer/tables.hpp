@@ -113,7 +113,15 @@ int parse_byte_piece(std::string_view piece);
 // consumed the leading U+2581 of the text (SentencePiece's has_bos_ws).
 bool append_piece_text(const Vocabulary& vocab, int32_t id, bool is_bos_ws, std::string& out);
 
+// The control tokens by their text, for find_special and for encode's parse_special.
+struct SpecialTables {
+  std::unordered_map<std::string, int32_t> ids;
+  PrefixMatcher matcher;
+};
+SpecialTables make_special_tables(const Vocabulary& vocab);
+
 }  // namespace brise::detail
 
-// The Tokenizer's private table type is exactly the tables above.
+// The Tokenizer's private table types are exactly the tables above.
 struct brise::Tokenizer::EncoderTables : brise::detail::TokenizerTables {};
+struct brise::Tokenizer::SpecialTables : brise::detail::SpecialTables {};

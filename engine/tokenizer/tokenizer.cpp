@@ -1,5 +1,6 @@
 // SentencePiece BPE encoding and decoding, matching sentencepiece 0.1.97 (normalizer.cc,
-// bpe_model.cc, sentencepiece_processor.cc) for BPE models with an identity normalizer.
+// bpe_model.cc, sentencepiece_processor.cc) for BPE models with an identity normalizer; the
+// entry points shared with Tekken (tekken.cpp).
 #include "brise/tokenizer.hpp"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "brise/error.hpp"
 #include "engine/tokenizer/tables.hpp"
+#include "engine/tokenizer/tekken.hpp"
 #include "engine/tokenizer/utf8.hpp"
 
 namespace brise {
@@ -278,6 +280,16 @@ class BpeEncoder {
 }  // namespace
 
 Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
+  switch (vocab_.model) {
+    case TokenizerModel::Tekken:
+      init_tekken();
+      return;
+    case TokenizerModel::SentencePiece:
+      break;
+    default:
+      throw Error("tokenizer vocabulary: unknown tokenizer model " +
+                  std::to_string(static_cast<int32_t>(vocab_.model)));
+  }
   validate(vocab_);
   const size_t n = vocab_.size();
   auto tables = std::make_shared<EncoderTables>();
@@ -322,26 +334,61 @@ Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
     }
   }
   tables_ = std::move(tables);
+  specials_ = std::make_shared<SpecialTables>(SpecialTables{detail::make_special_tables(vocab_)});
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
+  return encode(text, EncodeOptions{.add_bos = add_bos});
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
   if (const size_t bad = utf8::find_invalid(text); bad != std::string_view::npos)
     throw Error("invalid UTF-8 at byte " + std::to_string(bad));
   std::vector<int32_t> ids;
-  if (add_bos) {
+  if (options.add_bos) {
     if (vocab_.bos_id < 0) throw Error("cannot add BOS: the vocabulary has no BOS token");
     ids.push_back(vocab_.bos_id);
   }
+  if (!options.parse_special) {
+    encode_text(text, ids);
+    return ids;
+  }
+  // Control tokens' texts are cut out where they start (the longest at a position), at
+  // character boundaries; the text between them is encoded on its own.
+  size_t segment = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    if (const size_t n = specials_->matcher.match(text.substr(pos))) {
+      encode_text(text.substr(segment, pos - segment), ids);
+      ids.push_back(specials_->ids.at(std::string(text.substr(pos, n))));
+      pos += n;
+      segment = pos;
+    } else {
+      pos += utf8::valid_char_length(text.substr(pos));
+    }
+  }
+  encode_text(text.substr(segment), ids);
+  return ids;
+}
+
+void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& ids) const {
+  if (text.empty()) return;
+  if (tekken_)
+    encode_tekken(text, ids);
+  else
+    encode_sentencepiece(text, ids);
+}
+
+void Tokenizer::encode_sentencepiece(std::string_view text, std::vector<int32_t>& ids) const {
   const std::string normalized = normalize(text, vocab_, tables_->user_defined);
-  if (normalized.empty()) return ids;
+  if (normalized.empty()) return;
   if (normalized.size() >= std::numeric_limits<int32_t>::max())
     throw Error("text too long to encode (" + std::to_string(text.size()) + " bytes)");
   ids.reserve(ids.size() + normalized.size() / 3);
   BpeEncoder(normalized, vocab_, *tables_, byte_to_id_, ids).run();
-  return ids;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+  if (tekken_) return decode_tekken(ids);
   // Check every id first (throws on an id outside the vocabulary) and size the output once: a
   // piece's text is never longer than the piece, except <unk>'s surface.
   size_t capacity = 0;
@@ -380,8 +427,17 @@ TokenKind Tokenizer::kind(int32_t id) const {
 }
 
 int32_t Tokenizer::find_piece(std::string_view text) const {
+  if (tekken_) {
+    if (const int32_t id = find_special(text); id >= 0) return id;
+    return tekken_->ranks.find(text);
+  }
   const auto it = piece_to_id_.find(std::string(text));
   return it == piece_to_id_.end() ? -1 : it->second;
+}
+
+int32_t Tokenizer::find_special(std::string_view text) const {
+  const auto it = specials_->ids.find(std::string(text));
+  return it == specials_->ids.end() ? -1 : it->second;
 }
 
 }  // namespace brise

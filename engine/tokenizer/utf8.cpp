@@ -92,6 +92,77 @@ size_t append_complete_bytes(std::string_view bytes, std::string& out) {
   return i;
 }
 
+namespace {
+
+// Unicode's table 3-7 of well-formed UTF-8: how long the character that `lead` starts is (0 for
+// a byte that starts none) and the range its second byte must be in.
+struct LeadRule {
+  uint8_t length;
+  uint8_t second_lo;
+  uint8_t second_hi;
+};
+LeadRule lead_rule(uint8_t lead) {
+  if (lead < 0x80) return {1, 0, 0};
+  if (lead >= 0xC2 && lead <= 0xDF) return {2, 0x80, 0xBF};
+  if (lead == 0xE0) return {3, 0xA0, 0xBF};
+  if (lead == 0xED) return {3, 0x80, 0x9F};
+  if (lead >= 0xE1 && lead <= 0xEF) return {3, 0x80, 0xBF};
+  if (lead == 0xF0) return {4, 0x90, 0xBF};
+  if (lead >= 0xF1 && lead <= 0xF3) return {4, 0x80, 0xBF};
+  if (lead == 0xF4) return {4, 0x80, 0x8F};
+  return {0, 0, 0};
+}
+
+// How many bytes at the start of `s` (not empty) agree with a well-formed character: its
+// length when the whole character is there, fewer for a maximal subpart (0 for a byte that
+// starts no character); `*length` is the character's length (0 for such a byte).
+size_t well_formed_prefix(std::string_view s, size_t* length) {
+  const auto* b = reinterpret_cast<const uint8_t*>(s.data());
+  const LeadRule rule = lead_rule(b[0]);
+  *length = rule.length;
+  if (rule.length <= 1) return rule.length;
+  size_t k = 1;
+  if (k < s.size() && b[k] >= rule.second_lo && b[k] <= rule.second_hi) {
+    for (++k; k < rule.length && k < s.size() && is_trail(b[k]);) ++k;
+  }
+  return k;
+}
+
+// Appends what `bytes` hold up to `end_of_input` rules: at the end of the input a cut-short
+// character is a maximal subpart (one U+FFFD); otherwise decoding stops before it. Returns the
+// bytes consumed.
+size_t append_replacing_subparts(std::string_view bytes, std::string& out, bool end_of_input) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    if (static_cast<uint8_t>(bytes[i]) < 0x80) {
+      out += bytes[i++];
+      continue;
+    }
+    size_t length;
+    const size_t k = well_formed_prefix(bytes.substr(i), &length);
+    if (length != 0 && k == length) {
+      out.append(bytes.substr(i, k));
+      i += k;
+    } else if (length != 0 && i + k == bytes.size() && !end_of_input) {
+      break;  // the next bytes may complete it
+    } else {
+      out += kReplacement;
+      i += k == 0 ? 1 : k;
+    }
+  }
+  return i;
+}
+
+}  // namespace
+
+void append_bytes_replacing_subparts(std::string_view bytes, std::string& out) {
+  append_replacing_subparts(bytes, out, true);
+}
+
+size_t append_complete_bytes_replacing_subparts(std::string_view bytes, std::string& out) {
+  return append_replacing_subparts(bytes, out, false);
+}
+
 }  // namespace brise::utf8
 
 namespace brise {

@@ -33,4 +33,10 @@ void append_bytes_lossy(std::string_view bytes, std::string& out);
 // complete. Returns how many bytes of `bytes` were consumed.
 size_t append_complete_bytes(std::string_view bytes, std::string& out);
 
+// The same two for byte-level decoding as Python's and tiktoken's decode(errors="replace") and
+// WHATWG's decoder: each maximal subpart of an ill-formed sequence (the longest start of a
+// well-formed character, or else one byte) becomes one U+FFFD. "\xE0\xA4A" is U+FFFD then "A".
+void append_bytes_replacing_subparts(std::string_view bytes, std::string& out);
+size_t append_complete_bytes_replacing_subparts(std::string_view bytes, std::string& out);
+
 }  // namespace brise::utf8

@@ -1,4 +1,4 @@
-// JSON parsing for checkpoint configs and safetensors headers, with limits and typed access
+// JSON parsing (checkpoint configs, safetensors headers, tekken.json), with limits and typed access
 // whose errors name the file and the key.
 #pragma once
 

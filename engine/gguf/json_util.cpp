@@ -1,4 +1,4 @@
-#include "engine/convert/json_util.hpp"
+#include "engine/gguf/json_util.hpp"
 
 #include <cmath>
 #include <fstream>
