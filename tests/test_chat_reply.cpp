@@ -143,5 +143,22 @@ TEST(ChatReply, GeneratedIdsOnTheV3Vocabulary) {
             "Hello there.");
 }
 
+TEST(ChatReply, GeneratedIdsOnTheTekkenV13Vocabulary) {
+  BRISE_REQUIRE_TESTDATA(data);
+  const Tokenizer tokenizer(load_vocabulary(data / "models/tekken-mini/tekken-v13.json"));
+  const std::vector<int32_t> ids = encode_chat_segments(
+      tokenizer,
+      std::vector{c("[THINK]"), t("Paris, then Lyon."), c("[/THINK]"), c("[TOOL_CALLS]"),
+                  t("get_weather"), c("[ARGS]"), t(R"({"city": "Paris"})"), c("[TOOL_CALLS]"),
+                  t("get_weather"), c("[ARGS]"), t(R"({"city": "Lyon"})"), c("</s>")});
+  ASSERT_EQ(ids.front(), 35);  // [THINK]
+  const AssistantReply r = parse_assistant_reply(tokenizer, ChatTemplate::MistralV13, ids);
+  EXPECT_EQ(r.thinking, "Paris, then Lyon.");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  expect_call(r.tool_calls[0], std::nullopt, "get_weather", R"({"city": "Paris"})");
+  expect_call(r.tool_calls[1], std::nullopt, "get_weather", R"({"city": "Lyon"})");
+}
+
 }  // namespace
 }  // namespace brise

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,14 +46,10 @@ ToolCall call(std::optional<std::string> id, std::string name, std::string args)
   return {std::move(id), std::move(name), std::move(args)};
 }
 
-// encode_instruct's text for an InstructRequest.
-std::string instruct_text(ChatTemplate tmpl, NormalizedChat chat) {
-  return chat_segments_text(render_chat(tmpl, chat));
-}
-// encode_chat_completion's text for a ChatCompletionRequest.
-std::string completion_text(ChatTemplate tmpl, const ChatRequest& request) {
+// encode_chat_completion's segments for a ChatCompletionRequest.
+std::vector<ChatSegment> completion(ChatTemplate tmpl, const ChatRequest& request) {
   validate_chat(tmpl, request);
-  return chat_segments_text(render_chat(tmpl, normalize_chat(tmpl, request)));
+  return render_chat(tmpl, normalize_chat(tmpl, request));
 }
 // The pieces SentencePiece gives each text segment (dummy prefix, spaces as "▁"); texts here
 // have no newline or other byte-fallback character.
@@ -76,6 +74,64 @@ std::string spaces(std::string text, const std::string& s, const std::string& w)
          at = text.find(key, at + value.size()))
       text.replace(at, key.size(), value);
   return text;
+}
+
+// The tekken-mini vocabularies (README-tekken): tekken.json ("v3", mistral-common's deprecated
+// special tokens, [SYSTEM_PROMPT] and [TOOL_CONTENT] among them) for v3 and v7, tekken-v13.json
+// ([ARGS], [CALL_ID], [THINK] too) for v11 and v13; nullptr without the test data.
+const Tokenizer* tekken_mini(ChatTemplate tmpl) {
+  static const auto load = [](const char* file) -> std::unique_ptr<Tokenizer> {
+    std::string why;
+    const auto dir = test::testdata_dir(&why);
+    if (!dir) return nullptr;
+    return std::make_unique<Tokenizer>(load_vocabulary(*dir / "models/tekken-mini" / file));
+  };
+  static const auto v3 = load("tekken.json"), v13 = load("tekken-v13.json");
+  return tmpl == ChatTemplate::MistralV11 || tmpl == ChatTemplate::MistralV13 ? v13.get()
+                                                                              : v3.get();
+}
+
+// The control tokens' ids in tekken-mini (README-tekken section 2).
+int32_t tekken_control_id(const std::string& name) {
+  static const std::map<std::string, int32_t> ids = {{"<s>", 1},
+                                                     {"</s>", 2},
+                                                     {"[INST]", 3},
+                                                     {"[/INST]", 4},
+                                                     {"[AVAILABLE_TOOLS]", 5},
+                                                     {"[/AVAILABLE_TOOLS]", 6},
+                                                     {"[TOOL_RESULTS]", 7},
+                                                     {"[/TOOL_RESULTS]", 8},
+                                                     {"[TOOL_CALLS]", 9},
+                                                     {"[SYSTEM_PROMPT]", 17},
+                                                     {"[/SYSTEM_PROMPT]", 18},
+                                                     {"[TOOL_CONTENT]", 19},
+                                                     {"[ARGS]", 32},
+                                                     {"[CALL_ID]", 33},
+                                                     {"[THINK]", 35},
+                                                     {"[/THINK]", 36}};
+  return ids.at(name);
+}
+
+// A Tekken-form expected text, checked as text and, on tekken-mini, as ids: the control tokens
+// at their ids, and every id's bytes (control tokens by name) giving the text back, which is
+// what mistral-common's Tokenized.text is.
+void expect_tekken_text(ChatTemplate tmpl, const std::vector<ChatSegment>& segments,
+                        const std::string& expected) {
+  EXPECT_EQ(chat_segments_text(segments), expected);
+  const Tokenizer* tokenizer = tekken_mini(tmpl);
+  if (!tokenizer) return;
+  const std::vector<int32_t> ids = encode_chat_segments(*tokenizer, segments);
+  std::string text;
+  std::vector<int32_t> controls, expected_controls;
+  for (const int32_t id : ids) {
+    text += tokenizer->piece(id);
+    if (tokenizer->kind(id) == TokenKind::Control) controls.push_back(id);
+  }
+  for (const ChatSegment& s : segments)
+    if (s.kind == ChatSegment::Kind::Control)
+      expected_controls.push_back(tekken_control_id(s.text));
+  EXPECT_EQ(text, expected) << "tekken-mini";
+  EXPECT_EQ(controls, expected_controls) << "tekken-mini";
 }
 
 // tests/test_tokenize_v3.py: each case on "v3 Tekken" (no space after control tokens) and on the
@@ -137,9 +193,11 @@ std::vector<V3Case> v3_cases() {
 }
 
 TEST(ChatTemplates, V3TekkenTextsOfTestTokenizeV3) {
-  for (const V3Case& c : v3_cases())
-    EXPECT_EQ(instruct_text(ChatTemplate::MistralV3, c.chat), spaces(c.expected, "", " "))
-        << c.name;
+  for (const V3Case& c : v3_cases()) {
+    SCOPED_TRACE(c.name);
+    expect_tekken_text(ChatTemplate::MistralV3, render_chat(ChatTemplate::MistralV3, c.chat),
+                       spaces(c.expected, "", " "));
+  }
 }
 
 TEST(ChatTemplates, V3SentencePieceTextsAndIdsOfTestTokenizeV3) {
@@ -169,8 +227,8 @@ TEST(ChatTemplates, V3SystemPromptJoinsTheLastUserMessage) {
   // test_tokenize_v3.py test_system_tools_multiturn (Tekken form; "\n\n" inside the text).
   const NormalizedChat chat{
       {user("a"), assistant("b"), user("c"), assistant("d")}, "SYSTEM", {{"tool1", "1", "{}"}}};
-  EXPECT_EQ(
-      instruct_text(ChatTemplate::MistralV3, chat),
+  expect_tekken_text(
+      ChatTemplate::MistralV3, render_chat(ChatTemplate::MistralV3, chat),
       "<s>[INST]a[/INST]b</s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": "
       "\"tool1\", \"description\": \"1\", \"parameters\": {}}}][/AVAILABLE_TOOLS][INST]SYSTEM\n\nc"
       "[/INST]d</s>");
@@ -210,8 +268,8 @@ TEST(ChatTemplates, V7TextsOfTestTokenizerV7) {
                                                            call("111111111", "t2", "{}")})},
                             "",
                             {{"t1", "", "{}"}, {"t2", "", "{}"}}};
-  EXPECT_EQ(
-      instruct_text(ChatTemplate::MistralV7, both),
+  expect_tekken_text(
+      ChatTemplate::MistralV7, render_chat(ChatTemplate::MistralV7, both),
       R"(<s>[AVAILABLE_TOOLS][{"type": "function", "function": {"name": "t1", "description": "", "parameters": {}}}, {"type": "function", "function": {"name": "t2", "description": "", "parameters": {}}}][/AVAILABLE_TOOLS][INST]a[/INST]b1b2[TOOL_CALLS][{"name": "t1", "arguments": {}, "id": "000000000"}, {"name": "t2", "arguments": {}, "id": "111111111"}]</s>)");
 }
 
@@ -219,14 +277,17 @@ TEST(ChatTemplates, V11TextsOfTestTokenizerV11) {
   // test_tokenizer_v11.py: encode_assistant_message alone (here after the BOS of a prompt).
   // Arguments that are not JSON are passed on as a JSON string.
   const auto text = [](std::vector<ToolCall> calls) {
-    return instruct_text(ChatTemplate::MistralV11, {{assistant("", std::move(calls))}, "", {}});
+    return render_chat(ChatTemplate::MistralV11, {{assistant("", std::move(calls))}, "", {}});
   };
-  EXPECT_EQ(text({call(std::nullopt, "a_a_a", "blabla")}),
-            R"(<s>[TOOL_CALLS]a_a_a[ARGS]"blabla"</s>)");  // test_tokenize_assistant_message
-  EXPECT_EQ(text({call(std::nullopt, "a_a_a", "blabla"), call(std::nullopt, "b", "blu")}),
-            R"(<s>[TOOL_CALLS]a_a_a[ARGS]"blabla"[TOOL_CALLS]b[ARGS]"blu"</s>)");  // ..._messages
-  EXPECT_EQ(text({call("ABC", "a_a_a", "blabla")}),
-            R"(<s>[TOOL_CALLS]a_a_a[CALL_ID]ABC[ARGS]"blabla"</s>)");  // ..._message_train
+  expect_tekken_text(
+      ChatTemplate::MistralV11, text({call(std::nullopt, "a_a_a", "blabla")}),
+      R"(<s>[TOOL_CALLS]a_a_a[ARGS]"blabla"</s>)");  // test_tokenize_assistant_message
+  expect_tekken_text(
+      ChatTemplate::MistralV11,
+      text({call(std::nullopt, "a_a_a", "blabla"), call(std::nullopt, "b", "blu")}),
+      R"(<s>[TOOL_CALLS]a_a_a[ARGS]"blabla"[TOOL_CALLS]b[ARGS]"blu"</s>)");  // ..._messages
+  expect_tekken_text(ChatTemplate::MistralV11, text({call("ABC", "a_a_a", "blabla")}),
+                     R"(<s>[TOOL_CALLS]a_a_a[CALL_ID]ABC[ARGS]"blabla"</s>)");  // ..._message_train
 }
 
 const std::vector<ChatTool> kMathTool = {
@@ -243,10 +304,11 @@ TEST(ChatTemplates, V13EndToEndReordersResultsOfTestTokenizerV13) {
        assistant("A1", {call("123456789", "F1", "{}"), call("999999999", "F2", "{}")}),
        tool_result("R2", "999999999"), tool_result("R1", "123456789"), assistant("A2"), user("U2")},
       kMathTool};
-  EXPECT_EQ(completion_text(ChatTemplate::MistralV13, request),
-            "<s>[SYSTEM_PROMPT]S[/SYSTEM_PROMPT]" + kMathToolText +
-                "[INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]"
-                "R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS]A2</s>[INST]U2[/INST]");
+  expect_tekken_text(
+      ChatTemplate::MistralV13, completion(ChatTemplate::MistralV13, request),
+      "<s>[SYSTEM_PROMPT]S[/SYSTEM_PROMPT]" + kMathToolText +
+          "[INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]"
+          "R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS]A2</s>[INST]U2[/INST]");
 }
 
 TEST(ChatTemplates, V13ThinkingOfExpectedChatV13ThinkOrder) {
@@ -263,13 +325,14 @@ TEST(ChatTemplates, V13ThinkingOfExpectedChatV13ThinkOrder) {
        assistant("A1", {call("123456789", "F1", "{}"), call("999999999", "F2", "{}")}),
        tool_result("R1", "123456789"), tool_result("R2", "999999999"), answer, user("U2")},
       kMathTool};
-  EXPECT_EQ(completion_text(ChatTemplate::MistralV13, request),
-            "<s>[SYSTEM_PROMPT]S1[THINK]TS[/THINK]S2[/SYSTEM_PROMPT]" + kMathToolText +
-                "[INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]"
-                "R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS][THINK]T1[/THINK]A2</s>[INST]U2"
-                "[/INST]");
+  expect_tekken_text(
+      ChatTemplate::MistralV13, completion(ChatTemplate::MistralV13, request),
+      "<s>[SYSTEM_PROMPT]S1[THINK]TS[/THINK]S2[/SYSTEM_PROMPT]" + kMathToolText +
+          "[INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]"
+          "R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS][THINK]T1[/THINK]A2</s>[INST]U2"
+          "[/INST]");
   // Thinking needs v13.
-  EXPECT_THROW(completion_text(ChatTemplate::MistralV11, request), Error);
+  EXPECT_THROW(completion(ChatTemplate::MistralV11, request), Error);
 }
 
 TEST(ChatTemplates, V13CallIdsAndPrefixOfExpectedChatV13) {
@@ -277,15 +340,16 @@ TEST(ChatTemplates, V13CallIdsAndPrefixOfExpectedChatV13) {
   for (const char* id : {"call/id-1", "x"}) {
     const ChatRequest request{
         {user("a"), assistant("", {call(id, "f", "{}")}), tool_result("b", id)}, {}};
-    EXPECT_EQ(completion_text(ChatTemplate::MistralV13, request),
-              "<s>[INST]a[/INST][TOOL_CALLS]f[ARGS]{}</s>[TOOL_RESULTS]b[/TOOL_RESULTS]");
-    EXPECT_THROW(completion_text(ChatTemplate::MistralV11, request), Error) << id;
+    expect_tekken_text(ChatTemplate::MistralV13, completion(ChatTemplate::MistralV13, request),
+                       "<s>[INST]a[/INST][TOOL_CALLS]f[ARGS]{}</s>[TOOL_RESULTS]b[/TOOL_RESULTS]");
+    EXPECT_THROW(completion(ChatTemplate::MistralV11, request), Error) << id;
   }
   // chat-v13-prefixed-final: an answer to continue has no EOS.
   ChatMessage prefix = assistant("b");
   prefix.prefix = true;
-  EXPECT_EQ(completion_text(ChatTemplate::MistralV13, {{user("a"), prefix}, {}}),
-            "<s>[INST]a[/INST]b");
+  expect_tekken_text(ChatTemplate::MistralV13,
+                     completion(ChatTemplate::MistralV13, {{user("a"), prefix}, {}}),
+                     "<s>[INST]a[/INST]b");
 }
 
 // tests/data/expected/chat-sample-weather-full-released-p{7i,11i,13t}/expected.json: the
@@ -301,6 +365,7 @@ const std::string kForecast =
 
 TEST(ChatTemplates, WeatherSampleOnV7V11V13OfMistralCommonsExpectedData) {
   BRISE_REQUIRE_TESTDATA(data);
+  ASSERT_NE(tekken_mini(ChatTemplate::MistralV13), nullptr);  // the ids are checked too
   const ChatRequest request = parse_chat_request(
       test::read_file_text(data / "reference/chat-tools/get_weather_full/sample.json"));
   const std::string turn1 =
@@ -312,8 +377,8 @@ TEST(ChatTemplates, WeatherSampleOnV7V11V13OfMistralCommonsExpectedData) {
       "number of days you want the weather forecast for.</s>";
   const std::string args1 = R"({"location": "Paris, France", "format": "celsius"})";
   const std::string args2 = R"({"location": "Paris, France", "format": "celsius", "num_days": 5})";
-  EXPECT_EQ(
-      completion_text(ChatTemplate::MistralV7, request),
+  expect_tekken_text(
+      ChatTemplate::MistralV7, completion(ChatTemplate::MistralV7, request),
       kWeatherSystem + turn1 + R"([TOOL_CALLS][{"name": "get_current_weather", "arguments": )" +
           args1 +
           R"(, "id": "123456789"}]</s>[TOOL_RESULTS]123456789[TOOL_CONTENT]22[/TOOL_RESULTS])" +
@@ -321,17 +386,30 @@ TEST(ChatTemplates, WeatherSampleOnV7V11V13OfMistralCommonsExpectedData) {
           R"([INST]5 days[/INST][TOOL_CALLS][{"name": "get_n_day_weather_forecast", "arguments": )" +
           args2 + R"(, "id": "123456789"}]</s>[TOOL_RESULTS]123456789[TOOL_CONTENT])" + kForecast +
           "[/TOOL_RESULTS]");
-  EXPECT_EQ(
-      completion_text(ChatTemplate::MistralV11, request),
+  expect_tekken_text(
+      ChatTemplate::MistralV11, completion(ChatTemplate::MistralV11, request),
       kWeatherSystem + turn1 + "[TOOL_CALLS]get_current_weather[CALL_ID]123456789[ARGS]" + args1 +
           "</s>[TOOL_RESULTS]123456789[TOOL_CONTENT]22[/TOOL_RESULTS]" + turn2 + kWeatherTools +
           "[INST]5 days[/INST][TOOL_CALLS]get_n_day_weather_forecast[CALL_ID]123456789[ARGS]" +
           args2 + "</s>[TOOL_RESULTS]123456789[TOOL_CONTENT]" + kForecast + "[/TOOL_RESULTS]");
-  EXPECT_EQ(completion_text(ChatTemplate::MistralV13, request),
-            kWeatherSystem + kWeatherTools + turn1 + "[TOOL_CALLS]get_current_weather[ARGS]" +
-                args1 + "</s>[TOOL_RESULTS]22[/TOOL_RESULTS]" + turn2 +
-                "[INST]5 days[/INST][TOOL_CALLS]get_n_day_weather_forecast[ARGS]" + args2 +
-                "</s>[TOOL_RESULTS]" + kForecast + "[/TOOL_RESULTS]");
+  expect_tekken_text(ChatTemplate::MistralV13, completion(ChatTemplate::MistralV13, request),
+                     kWeatherSystem + kWeatherTools + turn1 +
+                         "[TOOL_CALLS]get_current_weather[ARGS]" + args1 +
+                         "</s>[TOOL_RESULTS]22[/TOOL_RESULTS]" + turn2 +
+                         "[INST]5 days[/INST][TOOL_CALLS]get_n_day_weather_forecast[ARGS]" + args2 +
+                         "</s>[TOOL_RESULTS]" + kForecast + "[/TOOL_RESULTS]");
+}
+
+TEST(ChatTemplates, TekkenVocabulariesChooseTheirVersion) {
+  BRISE_REQUIRE_TESTDATA(data);
+  const auto dir = data / "models/tekken-mini";
+  EXPECT_EQ(detect_chat_template(Tokenizer(load_vocabulary(dir / "tekken.json"))),
+            ChatTemplate::MistralV3);
+  EXPECT_EQ(detect_chat_template(Tokenizer(load_vocabulary(dir / "tekken-v13.json"))),
+            ChatTemplate::MistralV13);
+  // llama.cpp's GGUF form keeps no version; the control tokens are those of v3 and v7 alike.
+  EXPECT_EQ(detect_chat_template(Tokenizer(load_vocabulary(dir / "nemo-mini.gguf"))),
+            ChatTemplate::MistralV3);
 }
 
 }  // namespace

@@ -32,14 +32,9 @@ const TemplateName& entry(ChatTemplate tmpl) {
   throw Error("chat: unknown template");
 }
 
-int32_t control_id(const Tokenizer& tokenizer, std::string_view piece) {
-  const int32_t id = tokenizer.find_piece(piece);
-  return id >= 0 && tokenizer.kind(id) == TokenKind::Control ? id : -1;
-}
-
 bool has_controls(const Tokenizer& tokenizer, std::initializer_list<std::string_view> names) {
   return std::all_of(names.begin(), names.end(),
-                     [&](std::string_view n) { return control_id(tokenizer, n) >= 0; });
+                     [&](std::string_view n) { return tokenizer.find_special(n) >= 0; });
 }
 
 }  // namespace
@@ -90,8 +85,18 @@ ChatTemplate chat_template_from_name(std::string_view name) {
 }
 
 ChatTemplate detect_chat_template(const Tokenizer& tokenizer) {
+  if (tokenizer.model() == TokenizerModel::Tekken && !tokenizer.version().empty()) {
+    try {
+      return chat_template_from_name(tokenizer.version());
+    } catch (const Error&) {
+      throw Error("chat: the vocabulary is Tekken " + tokenizer.version() +
+                  ", whose chat template brise does not know (it knows v3, v7, v11 and v13)");
+    }
+  }
   if (has_controls(tokenizer, {"[THINK]", "[/THINK]", "[ARGS]"})) return ChatTemplate::MistralV13;
   if (has_controls(tokenizer, {"[ARGS]", "[CALL_ID]"})) return ChatTemplate::MistralV11;
+  // Tekken v3 and v7 vocabularies have the same control tokens: without a version, the older.
+  if (tokenizer.model() == TokenizerModel::Tekken) return ChatTemplate::MistralV3;
   if (has_controls(tokenizer, {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"}))
     return ChatTemplate::MistralV7;
   if (has_controls(tokenizer, {"[INST]", "[/INST]"})) return ChatTemplate::MistralV3;
@@ -109,7 +114,7 @@ std::vector<int32_t> encode_chat_segments(const Tokenizer& tokenizer,
     }
     int32_t id = s.text == "<s>"    ? tokenizer.bos_id()
                  : s.text == "</s>" ? tokenizer.eos_id()
-                                    : control_id(tokenizer, s.text);
+                                    : tokenizer.find_special(s.text);
     if (id < 0)
       throw Error("chat: the template needs the token " + s.text +
                   ", which the vocabulary does not have as a control token (is the template "

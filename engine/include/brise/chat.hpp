@@ -47,10 +47,14 @@ std::string_view chat_template_name(ChatTemplate tmpl);
 ChatTemplate chat_template_from_name(std::string_view name);
 
 // The template of a vocabulary, by this rule:
-//   1. a Tekken vocabulary that names its version (tekken.json "version") uses that version;
-//   2. otherwise the control tokens decide: [THINK] and [ARGS] -> v13; [ARGS] and [CALL_ID] ->
-//      v11; [SYSTEM_PROMPT] and [TOOL_CONTENT] -> v7; [INST] and [/INST] -> v3 (a SentencePiece
-//      vocabulary does not say whether it is v2 or v3: v3 is the later); none -> v1.
+//   1. a Tekken vocabulary that names its version (tekken.json "version", or brise's GGUF key
+//      brise.tokenizer.tekken_version) uses that version (v3 is "v3 Tekken");
+//   2. otherwise the control tokens decide: [THINK], [/THINK] and [ARGS] -> v13; [ARGS] and
+//      [CALL_ID] -> v11; then a Tekken vocabulary (llama.cpp's GGUF form keeps no version) -> v3,
+//      since Tekken v3 and v7 have the same control tokens and v3 is the older (Mistral Nemo,
+//      Ministral 8B; pass v7 for Mistral Small 3); a SentencePiece one with [SYSTEM_PROMPT] and
+//      [TOOL_CONTENT] -> v7; with [INST] and [/INST] -> v3 (a tokenizer.model does not say
+//      whether it is v2 or v3: v3 is the later); none of them -> v1.
 // Callers that know better (a tokenizer.model.v2 file, a Tekken GGUF whose version was lost)
 // pass the template explicitly (`brise chat/template --template vN`).
 ChatTemplate detect_chat_template(const Tokenizer& tokenizer);
