@@ -73,10 +73,10 @@ class Chat {
     if (stream) {
       reply.content = result.text;
       if (!reply.content.empty() && reply.content.front() == ' ') reply.content.erase(0, 1);
+      write_stdout("\n");
     } else if (!reply.content.empty()) {
-      write_stdout(reply.content);
+      write_stdout(reply.content + "\n");
     }
-    write_stdout("\n");
     if (result.stop_reason == StopReason::ContextFull)
       std::fprintf(stderr, "brise chat: [the context is full]\n");
     remember(reply);
@@ -186,7 +186,14 @@ int cmd_chat(const Args& args) {
   options.stop_at_eos = true;
 
   ChatRequest request;
-  if (tools_file) request.tools = parse_chat_tools(read_text_file(*tools_file));
+  if (tools_file) {
+    const std::string text = read_text_file(*tools_file);
+    try {
+      request.tools = parse_chat_tools(text);
+    } catch (const Error& e) {
+      throw Error(*tools_file + ": " + e.what());
+    }
+  }
   if (!system.empty()) request.messages.push_back({ChatMessage::Role::System, system});
   const auto model = session_args.load_model();
   const ChatTemplate tmpl = chosen ? *chosen : detect_chat_template(model->tokenizer());

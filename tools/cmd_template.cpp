@@ -41,7 +41,13 @@ int cmd_template(const Args& args) {
       throw UsageError(std::string("--template: ") + e.what());
     }
   }
-  const ChatRequest request = parse_chat_request(read_text_file(conversation));
+  const std::string body = read_text_file(conversation);
+  ChatRequest request;
+  try {
+    request = parse_chat_request(body);
+  } catch (const Error& e) {
+    throw Error(conversation + ": " + e.what());
+  }
   const Tokenizer tokenizer(load_vocabulary(model));
   if (!template_name) tmpl = detect_chat_template(tokenizer);
   const std::vector<int32_t> ids = format_chat(tokenizer, tmpl, request);
