@@ -1,5 +1,7 @@
-// Tokenizer throughput on 1 MiB of French news text (the corpus article repeated) with the
-// mistral-v1 tokenizer. Bytes/s counts input text bytes for encode, output text bytes for decode.
+// Tokenizer throughput, one thread. SentencePiece: 1 MiB of French news text (the corpus article
+// repeated) with the mistral-v1 tokenizer. Tekken: 1 MiB of mixed text with tekken-mini (see
+// tekken_text(); bench/bench_tiktoken.mjs encodes the same text with npm tiktoken, for the
+// comparison). Bytes/s counts input text bytes for encode, output text bytes for decode.
 //
 //   build/bench/bench_tokenizer [--benchmark_filter=Encode]
 // The data folder is $BRISE_TESTDATA, else ../shared beside the source tree.
@@ -13,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "brise/tokenizer.hpp"
 
@@ -37,28 +41,66 @@ struct Fixture {
   std::string missing;  // why the data could not be loaded
 };
 
-const Fixture& fixture() {
-  static const Fixture f = [] {
-    Fixture out;
-    const auto dir = data_dir();
-    if (!dir) {
-      out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
-      return out;
-    }
-    out.tokenizer = std::make_unique<brise::Tokenizer>(
-        brise::read_sentencepiece_model(*dir / "tokenizers" / "mistral-v1" / "tokenizer.model"));
-    std::ifstream in(*dir / "corpus" / "mistral-news-fr.txt", std::ios::binary);
-    const std::string article((std::istreambuf_iterator<char>(in)),
-                              std::istreambuf_iterator<char>());
-    while (out.text.size() < kTextBytes) out.text += article;
-    out.ids = out.tokenizer->encode(out.text);
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The French news article repeated to 1 MiB.
+std::string news_text(const fs::path& dir) {
+  const std::string article = read_text(dir / "corpus" / "mistral-news-fr.txt");
+  std::string text;
+  while (text.size() < kTextBytes) text += article;
+  return text;
+}
+
+// The mixed text: the French news article, the English stories of tiny256's validation text and
+// the texts of every Tekken reference case (code, digits, emoji, CJK, Arabic, Devanagari, ...)
+// joined by newlines, repeated until it holds at least 1 MiB. bench_tiktoken.mjs builds the same.
+std::string tekken_text(const fs::path& dir) {
+  std::string unit = read_text(dir / "corpus" / "mistral-news-fr.txt") + "\n" +
+                     read_text(dir / "reference" / "tiny256" / "val-stories.txt") + "\n";
+  const auto ref = nlohmann::json::parse(read_text(dir / "reference/tekken-mini/encode.json"));
+  for (const auto& c : ref.at("cases")) unit += c.at("text").get<std::string>() + "\n";
+  std::string text;
+  while (text.size() < kTextBytes) text += unit;
+  return text;
+}
+
+Fixture make_fixture(brise::Vocabulary (*load)(const fs::path& dir),
+                     std::string (*make_text)(const fs::path& dir)) {
+  Fixture out;
+  const auto dir = data_dir();
+  if (!dir) {
+    out.missing = "test data not found (set BRISE_TESTDATA or put it at ../shared)";
     return out;
-  }();
+  }
+  out.tokenizer = std::make_unique<brise::Tokenizer>(load(*dir));
+  out.text = make_text(*dir);
+  out.ids = out.tokenizer->encode(out.text);
+  return out;
+}
+
+const Fixture& fixture() {
+  static const Fixture f = make_fixture(
+      [](const fs::path& dir) {
+        return brise::read_sentencepiece_model(dir / "tokenizers/mistral-v1/tokenizer.model");
+      },
+      news_text);
   return f;
 }
 
-void BM_Encode(benchmark::State& state) {
-  const Fixture& f = fixture();
+const Fixture& tekken_fixture() {
+  static const Fixture f = make_fixture(
+      [](const fs::path& dir) {
+        return brise::read_tekken_json(dir / "models/tekken-mini/tekken.json");
+      },
+      tekken_text);
+  return f;
+}
+
+void BM_Encode(benchmark::State& state, const Fixture& (*get)()) {
+  const Fixture& f = get();
   if (!f.tokenizer) {
     state.SkipWithError(f.missing.c_str());
     return;
@@ -70,10 +112,15 @@ void BM_Encode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
   state.counters["tokens"] = static_cast<double>(f.ids.size());
 }
-BENCHMARK(BM_Encode)->Name("Encode/mistral-v1/news-fr-1MiB")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, mistral_v1, fixture)
+    ->Name("Encode/mistral-v1/news-fr-1MiB")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, tekken, tekken_fixture)
+    ->Name("Encode/tekken-mini/mixed-1MiB")
+    ->Unit(benchmark::kMillisecond);
 
-void BM_Decode(benchmark::State& state) {
-  const Fixture& f = fixture();
+void BM_Decode(benchmark::State& state, const Fixture& (*get)()) {
+  const Fixture& f = get();
   if (!f.tokenizer) {
     state.SkipWithError(f.missing.c_str());
     return;
@@ -84,10 +131,15 @@ void BM_Decode(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
 }
-BENCHMARK(BM_Decode)->Name("Decode/mistral-v1/news-fr-1MiB")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Decode, mistral_v1, fixture)
+    ->Name("Decode/mistral-v1/news-fr-1MiB")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Decode, tekken, tekken_fixture)
+    ->Name("Decode/tekken-mini/mixed-1MiB")
+    ->Unit(benchmark::kMillisecond);
 
-void BM_StreamDecode(benchmark::State& state) {
-  const Fixture& f = fixture();
+void BM_StreamDecode(benchmark::State& state, const Fixture& (*get)()) {
+  const Fixture& f = get();
   if (!f.tokenizer) {
     state.SkipWithError(f.missing.c_str());
     return;
@@ -101,8 +153,11 @@ void BM_StreamDecode(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * f.text.size()));
 }
-BENCHMARK(BM_StreamDecode)
+BENCHMARK_CAPTURE(BM_StreamDecode, mistral_v1, fixture)
     ->Name("StreamDecode/mistral-v1/news-fr-1MiB")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_StreamDecode, tekken, tekken_fixture)
+    ->Name("StreamDecode/tekken-mini/mixed-1MiB")
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

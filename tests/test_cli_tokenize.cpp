@@ -10,6 +10,7 @@
 
 #include "brise/gguf.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/cli_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -18,43 +19,11 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
-std::string cli() {
-  return quote(test::cli_path().string());
-}
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string ids_line(const std::vector<int32_t>& ids) {
-  std::string line;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) line += ' ';
-    line += std::to_string(ids[i]);
-  }
-  return line + "\n";
-}
-
-std::string join_ids(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) s += ',';
-    s += std::to_string(ids[i]);
-  }
-  return s;
-}
+using test::cli;
+using test::ids_line;
+using test::join_ids;
+using test::quote;
+using test::write_file;
 
 TEST(CliTokenize, EveryVectorCaseFromAFile) {
   BRISE_REQUIRE_TESTDATA(data);

@@ -90,5 +90,25 @@ TEST(FuzzRegressions, TokenizerTargetsAcceptOrdinaryInputs) {
   EXPECT_NO_THROW(decode_target(ids));
 }
 
+// The Tekken target's three modes on ordinary inputs: a text (plain and with parse_special), ids
+// including control ones, the real tekken.json, and a JSON that is not a vocabulary.
+TEST(FuzzRegressions, TekkenTargetAcceptsOrdinaryInputs) {
+  BRISE_REQUIRE_TESTDATA(data);
+  load_fixed_tokenizers(data);
+  auto run = [](uint8_t mode, const std::string& rest) {
+    std::string input(1, static_cast<char>(mode));
+    input += rest;
+    EXPECT_NO_THROW(tekken_target({reinterpret_cast<const uint8_t*>(input.data()), input.size()}))
+        << "mode " << int(mode);
+  };
+  const std::string text =
+      "[INST] Caf\xC3\xA9  \xD9\xA3\xE0\xA4\xA8\xE0\xA5\x8D \xF0\x9F\x98\x80\n\n x";
+  run(2, text);
+  run(3, text);
+  run(4, std::string("\x03\x00\x30\x04\x31\x04\xE7\x03", 8));  // ids 3, 1072, 1073, 999
+  run(0, test::read_file_text(data / "models/tekken-mini/tekken.json"));
+  run(1, "{\"config\": {}, \"vocab\": [1, 2]}");
+}
+
 }  // namespace
 }  // namespace brise::fuzz

@@ -8,13 +8,16 @@
 
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
 #include "brise/tokenizer.hpp"
+#include "engine/tokenizer/bpe.hpp"
 #include "engine/tokenizer/pretokenizer.hpp"
 #include "support/testdata.hpp"
 #include "support/utf8_check.hpp"
@@ -280,6 +283,63 @@ TEST(TekkenPretokenizer, HandWorkedSplits) {
                 "a"});                             // U+0085 is \s, and the prefix of 1
   expect_split({"y", " ", " \xEF\xBB\xBF", "z"});  // U+FEFF is not \s: " ?[^\s\p{L}\p{N}]+"
   expect_split({"e\xCC\x81t\xC3\xA9"});            // marks are on both sides of 1
+}
+
+// The two merge methods (tiktoken's scan for short pieces, the heap for long ones) against a
+// plain transcription of tiktoken's _byte_pair_merge written here, on random pieces made of the
+// vocabulary's own ranks (so that many merges apply), short and long.
+TEST(TekkenBpe, BothMethodsMergeAsTiktoken) {
+  BRISE_REQUIRE_TESTDATA(data);
+  const Vocabulary v = load_vocabulary(data / "models/tekken-mini/tekken.json");
+  std::unordered_map<std::string, int32_t> rank_of;  // bytes -> id
+  for (size_t id = 1000; id < v.size(); ++id) rank_of[v.pieces[id]] = static_cast<int32_t>(id);
+  auto reference_merge = [&](const std::string& piece) {
+    std::vector<std::string> parts;
+    for (const char c : piece) parts.emplace_back(1, c);
+    for (;;) {
+      int32_t best = INT32_MAX;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < parts.size(); ++i) {
+        const auto it = rank_of.find(parts[i] + parts[i + 1]);
+        if (it != rank_of.end() && it->second < best) best = it->second, at = i;
+      }
+      if (best == INT32_MAX) break;
+      parts[at] += parts[at + 1];
+      parts.erase(parts.begin() + static_cast<long>(at) + 1);
+    }
+    std::vector<int32_t> ids;
+    for (const auto& p : parts) ids.push_back(rank_of.at(p));
+    return ids;
+  };
+  detail::PieceTable table;
+  table.build(v.pieces, [](size_t id) { return id >= 1000; });
+  int32_t byte_ids[256];
+  for (int b = 0; b < 256; ++b) byte_ids[b] = 1000 + b;
+  detail::BytePairEncoder bpe(table, byte_ids);
+  std::mt19937 rng(5);
+  for (int round = 0; round < 2000; ++round) {
+    const size_t limit = round % 10 == 0 ? 300 : detail::BytePairEncoder::kShortPiece;
+    std::string piece;
+    while (piece.size() < limit) {
+      const std::string& p = v.pieces[1000 + rng() % (v.size() - 1000)];
+      if (piece.size() + p.size() > limit) break;
+      piece += p;
+    }
+    if (piece.size() < 2) continue;
+    const auto expected = reference_merge(piece);
+    std::vector<int32_t> long_ids;
+    bpe.encode_long(piece, long_ids);
+    EXPECT_EQ(long_ids, expected) << "long, " << piece.size() << " bytes";
+    if (piece.size() <= detail::BytePairEncoder::kShortPiece) {
+      std::vector<int32_t> short_ids;
+      bpe.encode_short(piece, short_ids);
+      EXPECT_EQ(short_ids, expected) << "short, " << piece.size() << " bytes";
+    }
+  }
+  // A long run of one letter: every merge ties with its neighbours (leftmost first).
+  std::vector<int32_t> ids;
+  bpe.encode_long(std::string(1000, 'a'), ids);
+  EXPECT_EQ(ids, reference_merge(std::string(1000, 'a')));
 }
 
 // The vocabulary written in llama.cpp's form holds exactly the tokenizer.* values of

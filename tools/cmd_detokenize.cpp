@@ -1,4 +1,5 @@
-// brise detokenize -m MODEL --ids "1 2 3": token ids to text, as SentencePiece decodes them.
+// brise detokenize -m MODEL --ids "1 2 3": token ids to text, as the model's tokenizer decodes
+// them.
 #include <iostream>
 #include <optional>
 #include <string>
@@ -13,9 +14,10 @@ int cmd_detokenize(const Args& args) {
   std::string model;
   std::optional<std::string> ids_text;
   ArgParser p("detokenize", "-m MODEL --ids \"ID ID ...\"",
-              "Decodes token ids with the model's SentencePiece tokenizer and prints the text\n"
-              "followed by a newline. MODEL is a GGUF file or a tokenizer.model.");
-  p.option("-m,--model", &model, "MODEL", "GGUF model or SentencePiece tokenizer.model");
+              "Decodes token ids with the model's tokenizer (SentencePiece or Tekken) and prints\n"
+              "the text followed by a newline. MODEL is a GGUF file, a tokenizer.model or a\n"
+              "tekken.json.");
+  p.option("-m,--model", &model, "MODEL", "GGUF model, tokenizer.model or tekken.json");
   p.option("--ids", &ids_text, "IDS", "token ids separated by spaces or commas");
   if (!p.parse(args)) return 0;
   if (model.empty()) throw UsageError("missing -m MODEL");

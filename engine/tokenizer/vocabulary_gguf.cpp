@@ -47,12 +47,8 @@ Vocabulary GgufVocabularyReader::read_sentencepiece() {
   const gguf::Array& types = array(kTokenType, "i32");
   const size_t n = tokens.items.size();
   if (n == 0) fail(kTokens, "the vocabulary is empty");
-  if (scores.items.size() != n)
-    fail(kScores,
-         std::to_string(scores.items.size()) + " scores for " + std::to_string(n) + " tokens");
-  if (types.items.size() != n)
-    fail(kTokenType,
-         std::to_string(types.items.size()) + " token types for " + std::to_string(n) + " tokens");
+  check_length(kScores, scores, n, "scores");
+  check_length(kTokenType, types, n, "token types");
   v.pieces.reserve(n);
   v.scores.reserve(n);
   v.kinds.reserve(n);
@@ -105,6 +101,13 @@ const gguf::Array& GgufVocabularyReader::array(std::string_view key, const char*
     fail(key, std::string("expected an array of ") + element + ", got an array of " +
                   std::string(gguf::value_type_name(t)));
   return a;
+}
+
+void GgufVocabularyReader::check_length(std::string_view key, const gguf::Array& a, size_t n,
+                                        const char* items) const {
+  if (a.items.size() != n)
+    fail(key,
+         std::to_string(a.items.size()) + " " + items + " for " + std::to_string(n) + " tokens");
 }
 
 int32_t GgufVocabularyReader::token_id(std::string_view key, int32_t fallback, size_t n) const {

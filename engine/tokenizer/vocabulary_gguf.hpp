@@ -48,6 +48,8 @@ class GgufVocabularyReader {
   [[noreturn]] void fail(std::string_view key, const std::string& problem) const;
   // An array of "string", "f32" (or f64) or "i32" (any integer type).
   const gguf::Array& array(std::string_view key, const char* element) const;
+  // Fails unless `a` (at `key`) has one item per token (`n`; `items` names them in the error).
+  void check_length(std::string_view key, const gguf::Array& a, size_t n, const char* items) const;
   // The id at `key` (-1 when it says none), `fallback` when the key is absent.
   int32_t token_id(std::string_view key, int32_t fallback, size_t n) const;
   bool boolean(std::string_view key, bool fallback) const;

@@ -27,17 +27,13 @@ Vocabulary GgufVocabularyReader::read_tekken() {
                    "' (brise reads 'gpt2' vocabularies with Tekken's pre-tokenizer, 'tekken', "
                    "only)");
   const gguf::Array& tokens = array(kTokens, "string");
-  const gguf::Array& types = array(kTokenType, "i32");
   const size_t n = tokens.items.size();
   if (n == 0) fail(kTokens, "the vocabulary is empty");
-  if (types.items.size() != n)
-    fail(kTokenType,
-         std::to_string(types.items.size()) + " token types for " + std::to_string(n) + " tokens");
+  const gguf::Array& types = array(kTokenType, "i32");
+  check_length(kTokenType, types, n, "token types");
   if (file_.find(kScores)) {
     const gguf::Array& scores = array(kScores, "f32");
-    if (scores.items.size() != n)
-      fail(kScores,
-           std::to_string(scores.items.size()) + " scores for " + std::to_string(n) + " tokens");
+    check_length(kScores, scores, n, "scores");
     for (size_t i = 0; i < n; ++i)
       if (scores.items[i].as_float(what(kScores, i)) != 0)
         fail(kScores, "token " + std::to_string(i) + " has a score; Tekken's are all 0");

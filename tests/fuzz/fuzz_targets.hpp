@@ -33,6 +33,7 @@
 #include "brise/tokenizer.hpp"
 #include "engine/convert/checkpoint.hpp"
 #include "engine/convert/safetensors.hpp"
+#include "engine/tokenizer/pretokenizer.hpp"
 #include "serve/api.hpp"
 
 namespace brise::fuzz {
@@ -290,7 +291,7 @@ inline void sentencepiece_target(Bytes data) {
 // --- (e), (f) tokenizer encode and decode with fixed real tokenizers ------------------------
 
 struct FixedTokenizers {
-  std::unique_ptr<Tokenizer> mistral_v3, tok512;
+  std::unique_ptr<Tokenizer> mistral_v3, tok512, tekken;
 };
 
 // Loaded once from $BRISE_TESTDATA (the libFuzzer mains call this from LLVMFuzzerInitialize;
@@ -306,6 +307,7 @@ inline void load_fixed_tokenizers(const std::filesystem::path& data) {
       read_sentencepiece_model(data / "tokenizers/mistral-v3/tokenizer.model"));
   t.tok512 = std::make_unique<Tokenizer>(
       read_sentencepiece_model(data / "tokenizers/tok512/tokenizer.model"));
+  t.tekken = std::make_unique<Tokenizer>(read_tekken_json(data / "models/tekken-mini/tekken.json"));
 }
 
 // First byte: bit 0x80 adds BOS, value % 4 == 3 picks tok512 (which collapses whitespace),
@@ -382,6 +384,90 @@ inline void decode_target(Bytes data) {
   streamed += stream.flush();
   require(valid_utf8(streamed), "StreamDecoder produced invalid UTF-8");
   if (at_start) require(streamed == whole, "streamed decode differs from decode");
+}
+
+// --- (i) Tekken: tekken.json, the pre-splitter, encode and decode ----------------------------
+
+// Decodes `ids` at once and as a stream: the same text, valid UTF-8, no partial character
+// pushed out. Ids must be in range.
+inline void check_tekken_decode(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  const std::string whole = tok.decode(ids);
+  require(valid_utf8(whole), "Tekken decode produced invalid UTF-8");
+  Tokenizer::StreamDecoder stream(tok, true);
+  std::string streamed;
+  for (const int32_t id : ids) {
+    const std::string part = stream.push(id);
+    require(valid_utf8(part), "Tekken StreamDecoder pushed out part of a character");
+    streamed += part;
+  }
+  streamed += stream.flush();
+  require(streamed == whole, "Tekken streamed decode differs from decode");
+}
+
+// Text through the fixed Tekken tokenizer: the pre-splitter's pieces tile valid text at
+// character boundaries, encode loses nothing (byte-level BPE), stream == decode.
+inline void check_tekken_text(const Tokenizer& tok, std::string_view text, bool parse_special) {
+  std::vector<int32_t> ids;
+  try {
+    ids = tok.encode(text, EncodeOptions{.parse_special = parse_special});
+  } catch (const Error&) {
+    require(!valid_utf8(text), "Tekken encode rejected valid UTF-8");
+    return;
+  }
+  require(valid_utf8(text), "Tekken encode accepted invalid UTF-8");
+  const detail::TekkenSplitter splitter;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t end = splitter.piece_end(text, pos);
+    require(end > pos && end <= text.size(), "a pre-tokenizer piece is empty or runs past the end");
+    require(end == text.size() || (static_cast<uint8_t>(text[end]) & 0xC0) != 0x80,
+            "a pre-tokenizer piece ends inside a character");
+    pos = end;
+  }
+  for (const int32_t id : ids)
+    require(id >= 0 && size_t(id) < tok.vocab_size(), "encode produced an id outside the vocab");
+  if (!parse_special) {
+    for (const int32_t id : ids)
+      require(id >= tok.vocabulary().num_special_tokens, "plain text produced a control token");
+    require(tok.decode(ids) == text, "Tekken round trip changed the text");
+  }
+  check_tekken_decode(tok, ids);
+}
+
+// First byte % 5: 0 or 1, the rest is a tekken.json (a vocabulary that loads must work); 2, the
+// rest is text for the fixed tekken-mini tokenizer (3: with parse_special); 4, the rest is pairs
+// of bytes, each an id for it (modulo the vocabulary size).
+inline void tekken_target(Bytes data) {
+  if (data.empty()) return;
+  const auto& fixed = fixed_tokenizers();
+  require(fixed.tekken != nullptr, "fixed tokenizers not loaded");
+  const Bytes rest = data.subspan(1);
+  switch (data[0] % 5) {
+    case 0:
+    case 1: {
+      std::unique_ptr<Tokenizer> tok;
+      try {
+        Vocabulary v = parse_tekken_json(as_text(rest), "fuzz.json");
+        require(v.model == TokenizerModel::Tekken, "tekken.json gave another model");
+        tok = std::make_unique<Tokenizer>(std::move(v));
+      } catch (const Error&) {
+        return;
+      }
+      exercise_tokenizer(*tok);
+      check_tekken_text(*tok, "Hello world, caf\xC3\xA9 \xF0\x9F\x98\x80 123\n\n  x", false);
+      return;
+    }
+    case 2:
+    case 3:
+      check_tekken_text(*fixed.tekken, as_text(rest), data[0] % 5 == 3);
+      return;
+    default: {
+      std::vector<int32_t> ids;
+      const auto n = static_cast<unsigned>(fixed.tekken->vocab_size());
+      for (size_t i = 0; i + 1 < rest.size(); i += 2)
+        ids.push_back(static_cast<int32_t>((rest[i] | (unsigned{rest[i + 1]} << 8)) % n));
+      check_tekken_decode(*fixed.tekken, ids);
+    }
+  }
 }
 
 // --- (g) model load and forward pass ---------------------------------------------------------
@@ -476,6 +562,7 @@ inline constexpr Target kTargets[] = {
     {"config", config_target, false}, {"sentencepiece", sentencepiece_target, false},
     {"encode", encode_target, true},  {"decode", decode_target, true},
     {"model", model_target, false},   {"request", request_target, false},
+    {"tekken", tekken_target, true},
 };
 
 inline const Target* find_target(std::string_view name) {

@@ -4,7 +4,8 @@
 // type, a GGUF holding every metadata value type, shrunken copies of the real safetensors files
 // (their real headers with small shapes) and their headers alone, shard indexes, config.json and
 // params.json files, the tokenizer.model files, the texts and id sequences of the tokenizer
-// vectors. Each seed is in the input format its target expects (see fuzz_targets.hpp).
+// vectors, small tekken.json files and the Tekken reference texts and ids. Each seed is in the
+// input format its target expects (see fuzz_targets.hpp).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -237,6 +238,46 @@ void add_small_sentencepiece_models(Corpus& corpus, const fs::path& data) {
   }
 }
 
+// Tekken seeds (see tekken_target): tekken-mini's tekken.json cut down to its first 300 ranks
+// (with its deprecated special tokens, and v13-style with 40 listed ones), the reference texts
+// (plain and with parse_special), their id sequences; and the vocabulary in llama.cpp's GGUF
+// form for the gguf target.
+void add_tekken(Corpus& corpus, const fs::path& data) {
+  const json full = json::parse(read_bytes(data / "models/tekken-mini/tekken.json"));
+  for (const bool v13 : {false, true}) {
+    json small = full;
+    small["vocab"] = json(std::vector<json>(full["vocab"].begin(), full["vocab"].begin() + 300));
+    small["config"]["num_vocab_tokens"] = 300;
+    small["config"]["default_num_special_tokens"] = v13 ? 40 : 1000;
+    small["config"]["default_vocab_size"] = (v13 ? 40 : 1000) + 290;
+    if (v13) {
+      small["config"]["version"] = "v13";
+      const json listed = json::parse(read_bytes(data / "models/tekken-mini/tekken-v13.json"));
+      small["special_tokens"] = json(std::vector<json>(listed["special_tokens"].begin(),
+                                                       listed["special_tokens"].begin() + 40));
+    }
+    corpus.add("tekken", v13 ? "tekken-small-v13.json" : "tekken-small.json", 0, small.dump(1));
+  }
+  const json ref = json::parse(read_bytes(data / "reference/tekken-mini/encode.json"));
+  int i = 0;
+  for (const auto& c : ref.at("cases")) {
+    const std::string text = c.at("text").get<std::string>();
+    corpus.add("tekken", "text-" + std::to_string(i), i % 2 ? 3 : 2, text);
+    std::vector<uint8_t> ids{4};
+    for (const auto& id : c.at("ids")) {
+      const auto v = id.get<uint32_t>();
+      ids.push_back(static_cast<uint8_t>(v));
+      ids.push_back(static_cast<uint8_t>(v >> 8));
+    }
+    corpus.add("tekken", "ids-" + std::to_string(i++), ids);
+  }
+  brise::gguf::Writer w;
+  brise::write_vocabulary(w, brise::read_tekken_json(data / "models/tekken-mini/tekken.json"));
+  std::vector<uint8_t> bytes;
+  for (const std::byte b : w.header_bytes()) bytes.push_back(static_cast<uint8_t>(b));
+  corpus.add("gguf", "tekken-vocab.gguf", bytes);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -313,6 +354,7 @@ int main(int argc, char** argv) {
     add_small_sentencepiece_models(corpus, data);
     for (const char* t : {"tok512", "mistral-v3"})
       add_tokenizer_vectors(corpus, data / "tokenizers/vectors" / (std::string(t) + ".json"), t);
+    add_tekken(corpus, data);
     const auto news = read_bytes(data / "corpus/mistral-news-fr.txt");
     corpus.add("encode", "news-fr", 0, std::string(news.begin(), news.end()));
 
