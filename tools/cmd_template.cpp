@@ -55,11 +55,8 @@ int cmd_template(const Args& args) {
     std::cout << ids_and_pieces_json(tokenizer, ids) << "\n";
   } else {
     std::string text;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      std::cout << (i ? " " : "") << ids[i];
-      text += tokenizer.piece(ids[i]);
-    }
-    std::cout << "\n" << text << "\n";
+    for (const int32_t id : ids) text += tokenizer.piece(id);
+    std::cout << ids_text(ids) << "\n" << text << "\n";
   }
   std::cout.flush();
   return std::cout.good() ? 0 : 1;

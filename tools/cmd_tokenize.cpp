@@ -39,8 +39,7 @@ int cmd_tokenize(const Args& args) {
   if (as_json) {
     std::cout << ids_and_pieces_json(tokenizer, ids) << "\n";
   } else {
-    for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
-    std::cout << "\n";
+    std::cout << ids_text(ids) << "\n";
   }
   std::cout.flush();
   return std::cout.good() ? 0 : 1;

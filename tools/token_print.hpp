@@ -9,6 +9,9 @@
 
 namespace brise::cli {
 
+// "1 2 3": the ids separated by spaces.
+std::string ids_text(std::span<const int32_t> ids);
+
 // {"ids":[...],"pieces":[...]}: a piece that is not valid UTF-8 on its own shows U+FFFD.
 std::string ids_and_pieces_json(const Tokenizer& tokenizer, std::span<const int32_t> ids);
 
