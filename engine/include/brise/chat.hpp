@@ -52,7 +52,7 @@ ChatTemplate chat_template_from_name(std::string_view name);
 //   2. otherwise the control tokens decide: [THINK], [/THINK] and [ARGS] -> v13; [ARGS] and
 //      [CALL_ID] -> v11; then a Tekken vocabulary (llama.cpp's GGUF form keeps no version) -> v3,
 //      since Tekken v3 and v7 have the same control tokens and v3 is the older (Mistral Nemo,
-//      Ministral 8B; pass v7 for Mistral Small 3); a SentencePiece one with [SYSTEM_PROMPT] and
+//      Ministral 8B; pass v7 for the v7 ones); a SentencePiece one with [SYSTEM_PROMPT] and
 //      [TOOL_CONTENT] -> v7; with [INST] and [/INST] -> v3 (a tokenizer.model does not say
 //      whether it is v2 or v3: v3 is the later); none of them -> v1.
 // Callers that know better (a tokenizer.model.v2 file, a Tekken GGUF whose version was lost)
