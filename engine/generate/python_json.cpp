@@ -8,6 +8,7 @@
 
 #include "brise/error.hpp"
 #include "brise/tokenizer.hpp"
+#include "engine/tokenizer/utf8.hpp"
 
 namespace brise::python_json {
 namespace {
@@ -19,24 +20,6 @@ struct SyntaxError {
   size_t offset;
   std::string message;
 };
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Python's repr of a finite double: the shortest digits that read back the same, in fixed
 // notation when the decimal point falls within -4 < exponent <= 16, else as d.ddde+XX.
@@ -131,58 +114,51 @@ class Parser {
     fail("expected a value");
   }
 
-  Value object(size_t depth) {
-    Value v = Value::object();
+  bool at(char c) const { return i_ < s_.size() && s_[i_] == c; }
+
+  // The elements of an object or an array after its opening bracket: `element` reads one,
+  // they are separated by ',' and end with `close`.
+  template <class ReadElement>
+  void elements(char close, const char* what, const ReadElement& element) {
     ++i_;
     skip_space();
-    if (i_ < s_.size() && s_[i_] == '}') {
+    if (at(close)) {
       ++i_;
-      return v;
+      return;
     }
     while (true) {
       skip_space();
-      if (i_ >= s_.size() || s_[i_] != '"') fail("expected a key in double quotes");
+      element();
+      skip_space();
+      if (at(',')) {
+        ++i_;
+      } else if (at(close)) {
+        ++i_;
+        return;
+      } else {
+        fail(std::string("expected ',' or '") + close + "' in " + what);
+      }
+    }
+  }
+
+  Value object(size_t depth) {
+    Value v = Value::object();
+    elements('}', "an object", [&] {
+      if (!at('"')) fail("expected a key in double quotes");
       std::string key = string();
       skip_space();
-      if (i_ >= s_.size() || s_[i_] != ':') fail("expected ':' after a key");
+      if (!at(':')) fail("expected ':' after a key");
       ++i_;
       skip_space();
       v.set(std::move(key), value(depth + 1));
-      skip_space();
-      if (i_ < s_.size() && s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (i_ < s_.size() && s_[i_] == '}') {
-        ++i_;
-        return v;
-      }
-      fail("expected ',' or '}' in an object");
-    }
+    });
+    return v;
   }
 
   Value array(size_t depth) {
     Value v = Value::array();
-    ++i_;
-    skip_space();
-    if (i_ < s_.size() && s_[i_] == ']') {
-      ++i_;
-      return v;
-    }
-    while (true) {
-      skip_space();
-      v.items.push_back(value(depth + 1));
-      skip_space();
-      if (i_ < s_.size() && s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return v;
-      }
-      fail("expected ',' or ']' in an array");
-    }
+    elements(']', "an array", [&] { v.items.push_back(value(depth + 1)); });
+    return v;
   }
 
   uint32_t hex4() {
@@ -252,7 +228,7 @@ class Parser {
           } else if (cp >= 0xDC00 && cp < 0xE000) {
             fail("lone UTF-16 surrogate");
           }
-          append_utf8(out, cp);
+          utf8::append_code_point(cp, out);
           break;
         }
         default:
