@@ -1,6 +1,7 @@
 #include "engine/generate/python_json.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -272,7 +273,7 @@ class Parser {
     double x = 0;
     const auto r = std::from_chars(literal.data(), literal.data() + literal.size(), x);
     const bool negative = literal.front() == '-';
-    if (r.ec == std::errc::result_out_of_range) {
+    if (r.ec == std::errc::result_out_of_range || !std::isfinite(x)) {
       // Python's float() gives +-inf on overflow (json.dumps writes Infinity) and +-0.0 on
       // underflow.
       v.text =
