@@ -164,31 +164,56 @@ TEST(Chat, V3ControlTokensAreNeverProducedFromText) {
   EXPECT_EQ(format_chat(f.tokenizer, ChatTemplate::MistralV3, {{Role::User, kInstText}}), expected);
 }
 
-TEST(Chat, UserOnlyConversationsAndEmptyAnswers) {
+TEST(Chat, ConsecutiveUserMessagesAreMergedAndSystemOnlyStartsEmpty) {
   BRISE_REQUIRE_TESTDATA(data);
-  const Fixture f = load(data, "mistral-v3");
-  // No system prompt: nothing is prepended. An empty answer is EOS alone.
-  const std::vector<ChatMessage> messages = {
-      {Role::User, kQuestion}, {Role::Assistant, ""}, {Role::User, kUserLines}};
-  const Ids expected = concat({{1, 3}, f.question, {4, 2, 3}, f.user_lines, {4}});
-  EXPECT_EQ(format_chat(f.tokenizer, ChatTemplate::MistralV3, messages), expected);
+  for (const char* name : {"mistral-v1", "mistral-v3"}) {
+    const Fixture f = load(data, name);
+    const bool v3 = std::string(name) == "mistral-v3";
+    const ChatTemplate tmpl = v3 ? ChatTemplate::MistralV3 : ChatTemplate::MistralV1;
+    // mistral-common's normalizer joins a run of user messages with "\n\n": here exactly the
+    // lines case.
+    const std::vector<ChatMessage> two_users = {{Role::User, kSystem}, {Role::User, kUserLines}};
+    const Ids merged =
+        v3 ? concat({{1, 3}, f.lines, {4}}) : concat({{1}, f.inst, f.lines, f.end_inst});
+    EXPECT_EQ(format_chat(f.tokenizer, tmpl, two_users), merged) << name;
+    // A conversation that does not start with a user message gets an empty one first, which
+    // takes the system prompt ("{system}\n\n" + ""): the lines case cut after "\n\n" (byte
+    // pieces, which no merge crosses).
+    const Ids system_only = format_chat(f.tokenizer, tmpl, {{Role::System, kSystem}});
+    const Ids system_words = slice(f.lines, 0, 9);  // "Line one.\nLine two.\n\n"
+    ASSERT_EQ(f.tokenizer.piece(f.lines[7]), "<0x0A>");
+    ASSERT_EQ(f.tokenizer.piece(f.lines[8]), "<0x0A>");
+    EXPECT_EQ(system_only, v3 ? concat({{1, 3}, system_words, {4}})
+                              : concat({{1}, f.inst, system_words, f.end_inst}))
+        << name;
+  }
 }
 
-TEST(Chat, BadOrderingsAreErrors) {
+TEST(Chat, APrefixAnswerHasNoEos) {
   BRISE_REQUIRE_TESTDATA(data);
   const Fixture f = load(data, "mistral-v3");
+  ChatRequest request{{{Role::User, kQuestion}, {Role::Assistant, "Paris"}}, {}};
+  request.messages[1].prefix = true;
+  EXPECT_EQ(format_chat(f.tokenizer, ChatTemplate::MistralV3, request),
+            concat({{1, 3}, f.question, {4}, f.paris}));
+}
+
+TEST(Chat, ConversationsMistralCommonRefusesAreErrors) {
+  BRISE_REQUIRE_TESTDATA(data);
+  const Fixture f = load(data, "mistral-v3");
+  ChatMessage tool_result{Role::Tool, "22"};
+  tool_result.tool_call_id = "123456789";
   const std::vector<std::vector<ChatMessage>> bad = {
-      {},
-      {{Role::System, "only a system prompt"}},
-      {{Role::Assistant, "hello"}},
-      {{Role::Assistant, "hello"}, {Role::User, "hi"}},
-      {{Role::User, "a"}, {Role::User, "b"}},
-      {{Role::User, "a"}, {Role::Assistant, "b"}},
-      {{Role::User, "a"}, {Role::Assistant, "b"}, {Role::Assistant, "c"}, {Role::User, "d"}},
+      {},                                           // nothing
+      {{Role::Assistant, "hello"}},                 // one message, not user/system
+      {{Role::User, "a"}, {Role::Assistant, "b"}},  // ends with an answer
+      {{Role::User, "a"}, tool_result},             // a result after a user message
+      {{Role::System, "s"}, tool_result},           // ... after a system message
+      {{Role::User, "a"}, {Role::Assistant, ""}, {Role::User, "b"}},  // an empty answer
   };
   for (const auto tmpl : {ChatTemplate::MistralV1, ChatTemplate::MistralV3})
-    for (const auto& messages : bad)
-      EXPECT_THROW(format_chat(f.tokenizer, tmpl, messages), Error) << messages.size();
+    for (size_t i = 0; i < bad.size(); ++i)
+      EXPECT_THROW(format_chat(f.tokenizer, tmpl, bad[i]), Error) << i;
 }
 
 TEST(Chat, V3NeedsTheControlPieces) {

@@ -110,5 +110,18 @@ TEST(FuzzRegressions, TekkenTargetAcceptsOrdinaryInputs) {
   run(1, "{\"config\": {}, \"vocab\": [1, 2]}");
 }
 
+// The chat target on mistral-common's samples, with every template on both vocabularies.
+TEST(FuzzRegressions, ChatTargetAcceptsOrdinaryInputs) {
+  BRISE_REQUIRE_TESTDATA(data);
+  load_fixed_tokenizers(data);
+  const std::string body =
+      test::read_file_text(data / "reference/chat-tools/get_weather_full/sample.json");
+  for (const uint8_t first : {0, 1, 2, 3, 4, 5, 0x82, 0x83}) {
+    const std::string input = std::string(1, static_cast<char>(first)) + body;
+    EXPECT_NO_THROW(chat_target({reinterpret_cast<const uint8_t*>(input.data()), input.size()}))
+        << int(first);
+  }
+}
+
 }  // namespace
 }  // namespace brise::fuzz

@@ -1,9 +1,6 @@
 // brise tokenize -m MODEL (-p TEXT | -f FILE) [--bos] [--special] [--json]: text to token ids.
 // MODEL is a GGUF file, a SentencePiece tokenizer.model or a Tekken tekken.json.
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -11,19 +8,10 @@
 #include "brise/tokenizer.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
+#include "text_file.hpp"
+#include "token_print.hpp"
 
 namespace brise::cli {
-namespace {
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open text file");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(path + ": read error");
-  return text;
-}
-
-}  // namespace
 
 int cmd_tokenize(const Args& args) {
   std::string model;
@@ -49,14 +37,9 @@ int cmd_tokenize(const Args& args) {
   const std::vector<int32_t> ids =
       tokenizer.encode(text, EncodeOptions{.add_bos = bos, .parse_special = special});
   if (as_json) {
-    nlohmann::json pieces = nlohmann::json::array();
-    for (const int32_t id : ids) pieces.push_back(std::string(tokenizer.piece(id)));
-    const nlohmann::json out = {{"ids", ids}, {"pieces", pieces}};
-    // A piece that is not valid UTF-8 on its own is shown with U+FFFD rather than failing.
-    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << ids_and_pieces_json(tokenizer, ids) << "\n";
   } else {
-    for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
-    std::cout << "\n";
+    std::cout << ids_text(ids) << "\n";
   }
   std::cout.flush();
   return std::cout.good() ? 0 : 1;

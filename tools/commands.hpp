@@ -20,6 +20,7 @@ using Args = std::vector<std::string>;
   X(detokenize, "token ids to text")                                    \
   X(generate, "generate text from a prompt")                            \
   X(chat, "interactive chat with an instruct model")                    \
+  X(template, "a conversation's token ids through the chat template")   \
   X(logits, "write the logits of a token sequence")                     \
   X(synth, "write a model with random weights in real Mistral shapes")  \
   X(bench, "measure prefill and decode speed")                          \

@@ -1,24 +1,48 @@
-// Mistral instruct formats, token for token as mistral-common's InstructTokenizerV1 and
-// InstructTokenizerV3 (SentencePiece) build them:
-//   v1: BOS, encode("[INST] {user} [/INST]"), encode("{answer}") EOS, ...
-//       the system prompt goes before the FIRST user message (mistral-common's V1 rule);
-//   v3: BOS, [INST], encode("{user}"), [/INST], encode("{answer}" minus trailing spaces) EOS, ...
-//       [INST]/[/INST] are control ids inserted directly (SentencePiece never produces them from
-//       text) and the system prompt goes before the LAST user message.
-// In both the system prompt joins the user text as "{system}\n\n{user}".
+// Mistral's chat templates: choosing one, and the path from a request to token ids (validate,
+// normalize, render: chat_validate.cpp, chat_normalize.cpp, chat_render.cpp), as mistral-common's
+// MistralTokenizer.encode_chat_completion takes it.
 #include "brise/chat.hpp"
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <string_view>
 
 #include "brise/error.hpp"
+#include "engine/generate/chat_rules.hpp"
 
 namespace brise {
 namespace {
 
-int32_t control_id(const Tokenizer& tokenizer, std::string_view piece) {
-  const int32_t id = tokenizer.find_piece(piece);
-  return id >= 0 && tokenizer.kind(id) == TokenKind::Control ? id : -1;
+struct TemplateName {
+  ChatTemplate tmpl;
+  std::string_view name;
+  int version;
+};
+constexpr std::array<TemplateName, 6> kTemplates = {{{ChatTemplate::MistralV1, "v1", 1},
+                                                     {ChatTemplate::MistralV2, "v2", 2},
+                                                     {ChatTemplate::MistralV3, "v3", 3},
+                                                     {ChatTemplate::MistralV7, "v7", 7},
+                                                     {ChatTemplate::MistralV11, "v11", 11},
+                                                     {ChatTemplate::MistralV13, "v13", 13}}};
+
+const TemplateName& entry(ChatTemplate tmpl) {
+  for (const auto& t : kTemplates)
+    if (t.tmpl == tmpl) return t;
+  throw Error("chat: unknown template");
+}
+
+bool has_controls(const Tokenizer& tokenizer, std::initializer_list<std::string_view> names) {
+  return std::all_of(names.begin(), names.end(),
+                     [&](std::string_view n) { return tokenizer.find_special(n) >= 0; });
+}
+
+}  // namespace
+
+namespace chat_rules {
+
+int version(ChatTemplate tmpl) {
+  return entry(tmpl).version;
 }
 
 const char* role_name(ChatMessage::Role role) {
@@ -29,84 +53,93 @@ const char* role_name(ChatMessage::Role role) {
       return "user";
     case ChatMessage::Role::Assistant:
       return "assistant";
+    case ChatMessage::Role::Tool:
+      return "tool";
   }
   return "?";
 }
 
-void append(std::vector<int32_t>& out, const std::vector<int32_t>& ids) {
-  out.insert(out.end(), ids.begin(), ids.end());
+std::string message_place(size_t index) {
+  return "messages[" + std::to_string(index) + "]";
 }
 
-}  // namespace
+bool is_function_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+}  // namespace chat_rules
+
+std::string_view chat_template_name(ChatTemplate tmpl) {
+  return entry(tmpl).name;
+}
+
+ChatTemplate chat_template_from_name(std::string_view name) {
+  for (const auto& t : kTemplates)
+    if (t.name == name) return t.tmpl;
+  throw Error("unknown chat template '" + std::string(name) +
+              "' (the templates are v1, v2, v3, v7, v11 and v13)");
+}
 
 ChatTemplate detect_chat_template(const Tokenizer& tokenizer) {
-  return control_id(tokenizer, "[INST]") >= 0 && control_id(tokenizer, "[/INST]") >= 0
-             ? ChatTemplate::MistralV3
-             : ChatTemplate::MistralV1;
+  if (tokenizer.model() == TokenizerModel::Tekken && !tokenizer.version().empty()) {
+    try {
+      return chat_template_from_name(tokenizer.version());
+    } catch (const Error&) {
+      throw Error("chat: the vocabulary is Tekken " + tokenizer.version() +
+                  ", whose chat template brise does not know (it knows v3, v7, v11 and v13)");
+    }
+  }
+  if (has_controls(tokenizer, {"[THINK]", "[/THINK]", "[ARGS]"})) return ChatTemplate::MistralV13;
+  if (has_controls(tokenizer, {"[ARGS]", "[CALL_ID]"})) return ChatTemplate::MistralV11;
+  // Tekken v3 and v7 vocabularies have the same control tokens: without a version, the older.
+  if (tokenizer.model() == TokenizerModel::Tekken) return ChatTemplate::MistralV3;
+  if (has_controls(tokenizer, {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"}))
+    return ChatTemplate::MistralV7;
+  if (has_controls(tokenizer, {"[INST]", "[/INST]"})) return ChatTemplate::MistralV3;
+  return ChatTemplate::MistralV1;
+}
+
+std::vector<int32_t> encode_chat_segments(const Tokenizer& tokenizer,
+                                          std::span<const ChatSegment> segments) {
+  std::vector<int32_t> ids;
+  for (const ChatSegment& s : segments) {
+    if (s.kind == ChatSegment::Kind::Text) {
+      const std::vector<int32_t> text = tokenizer.encode(s.text);
+      ids.insert(ids.end(), text.begin(), text.end());
+      continue;
+    }
+    int32_t id = s.text == "<s>"    ? tokenizer.bos_id()
+                 : s.text == "</s>" ? tokenizer.eos_id()
+                                    : tokenizer.find_special(s.text);
+    if (id < 0)
+      throw Error("chat: the template needs the token " + s.text +
+                  ", which the vocabulary does not have as a control token (is the template "
+                  "right for this model?)");
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::string chat_segments_text(std::span<const ChatSegment> segments) {
+  std::string text;
+  for (const ChatSegment& s : segments) text += s.text;
+  return text;
+}
+
+std::vector<int32_t> format_chat(const Tokenizer& tokenizer, ChatTemplate tmpl,
+                                 const ChatRequest& request) {
+  validate_chat(tmpl, request);
+  const std::vector<ChatSegment> segments = render_chat(tmpl, normalize_chat(tmpl, request));
+  return encode_chat_segments(tokenizer, segments);
 }
 
 std::vector<int32_t> format_chat(const Tokenizer& tokenizer, ChatTemplate tmpl,
                                  const std::vector<ChatMessage>& messages) {
-  // System messages, wherever they are, form one system prompt (as mistral-common's request
-  // normaliser does); the rest must be user, assistant, user, ..., user.
-  std::string system;
-  std::vector<const ChatMessage*> turns;
-  for (const ChatMessage& m : messages) {
-    if (m.role == ChatMessage::Role::System) {
-      if (m.content.empty()) continue;
-      if (!system.empty()) system += "\n\n";
-      system += m.content;
-    } else {
-      turns.push_back(&m);
-    }
-  }
-  if (turns.empty()) throw Error("chat: the conversation has no user message");
-  for (size_t i = 0; i < turns.size(); ++i) {
-    const auto expected = i % 2 == 0 ? ChatMessage::Role::User : ChatMessage::Role::Assistant;
-    if (turns[i]->role != expected)
-      throw Error("chat: message " + std::to_string(i + 1) + " (not counting system messages) is " +
-                  role_name(turns[i]->role) + ", expected " + role_name(expected) +
-                  ": roles must alternate user/assistant, starting with user");
-  }
-  if (turns.back()->role != ChatMessage::Role::User)
-    throw Error("chat: the conversation must end with a user message");
-
-  const int32_t bos = tokenizer.bos_id(), eos = tokenizer.eos_id();
-  if (bos < 0 || eos < 0) throw Error("chat: the tokenizer has no BOS or EOS id");
-  int32_t inst = -1, end_inst = -1;
-  if (tmpl == ChatTemplate::MistralV3) {
-    inst = control_id(tokenizer, "[INST]");
-    end_inst = control_id(tokenizer, "[/INST]");
-    if (inst < 0 || end_inst < 0)
-      throw Error(
-          "chat: the v3 template needs [INST] and [/INST] control pieces in the vocabulary");
-  }
-
-  size_t first_user = 0, last_user = turns.size() - 1;  // user turns are the even indices
-  std::vector<int32_t> ids = {bos};
-  for (size_t i = 0; i < turns.size(); ++i) {
-    const std::string& content = turns[i]->content;
-    if (turns[i]->role == ChatMessage::Role::User) {
-      const size_t system_turn = tmpl == ChatTemplate::MistralV1 ? first_user : last_user;
-      const std::string text =
-          i == system_turn && !system.empty() ? system + "\n\n" + content : content;
-      if (tmpl == ChatTemplate::MistralV1) {
-        append(ids, tokenizer.encode("[INST] " + text + " [/INST]"));
-      } else {
-        ids.push_back(inst);
-        append(ids, tokenizer.encode(text));
-        ids.push_back(end_inst);
-      }
-    } else {
-      std::string_view answer = content;
-      if (tmpl == ChatTemplate::MistralV3)
-        answer = answer.substr(0, answer.find_last_not_of(' ') + 1);  // npos + 1 == 0
-      // An empty answer (the model stopped at once) is just EOS, so a chat can go on.
-      if (!answer.empty()) append(ids, tokenizer.encode(answer));
-      ids.push_back(eos);
-    }
-  }
-  return ids;
+  return format_chat(tokenizer, tmpl, ChatRequest{messages, {}});
 }
 
 }  // namespace brise

@@ -25,6 +25,9 @@ inline size_t lead_length(uint8_t lead) {
 // Offset of the first invalid byte of `s`, or std::string_view::npos when all of it is valid.
 size_t find_invalid(std::string_view s);
 
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF, not a surrogate).
+void append_code_point(uint32_t cp, std::string& out);
+
 // Appends raw bytes as text, as SentencePiece decodes a run of byte pieces: each valid character
 // is copied, each byte that does not start one becomes U+FFFD.
 void append_bytes_lossy(std::string_view bytes, std::string& out);

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
@@ -549,6 +550,42 @@ inline void request_target(Bytes data) {
   }
 }
 
+// --- (j) chat: OpenAI request bodies through every template, and answers taken apart ----------
+
+// The first byte picks the template (value % 6: v1, v2, v3, v7, v11, v13) and the vocabulary
+// (bit 0x80: tekken-mini's tekken.json, else Mistral v3); the rest is a request body. Only
+// brise::Error may come out of formatting; an accepted conversation gives ids of the vocabulary.
+// Then the same bytes, two at a time, are ids of an answer: taking it apart never raises, and
+// what comes out is valid UTF-8.
+inline void chat_target(Bytes data) {
+  if (data.empty()) return;
+  static constexpr ChatTemplate kTemplates[] = {ChatTemplate::MistralV1,  ChatTemplate::MistralV2,
+                                                ChatTemplate::MistralV3,  ChatTemplate::MistralV7,
+                                                ChatTemplate::MistralV11, ChatTemplate::MistralV13};
+  const ChatTemplate tmpl = kTemplates[data[0] % 6];
+  const Tokenizer& tok =
+      data[0] & 0x80 ? *fixed_tokenizers().tekken : *fixed_tokenizers().mistral_v3;
+  try {
+    const ChatRequest request = parse_chat_request(as_text(data.subspan(1)));
+    for (const int32_t id : format_chat(tok, tmpl, request))
+      require(id >= 0 && static_cast<size_t>(id) < tok.vocab_size(), "an id out of the vocabulary");
+  } catch (const Error&) {
+  }
+  std::vector<int32_t> ids;
+  for (size_t i = 1; i + 1 < data.size(); i += 2)
+    ids.push_back(static_cast<int32_t>((data[i] | (data[i + 1] << 8)) % tok.vocab_size()));
+  try {
+    const AssistantReply reply = parse_assistant_reply(tok, tmpl, ids);
+    require(valid_utf8(reply.content) && valid_utf8(reply.thinking), "reply text not UTF-8");
+    for (const ToolCall& call : reply.tool_calls)
+      require(
+          !call.name.empty() && valid_utf8(call.arguments) && (!call.id || valid_utf8(*call.id)),
+          "a malformed tool call");
+  } catch (const Error& e) {
+    require(false, std::string("taking an answer apart raised: ") + e.what());
+  }
+}
+
 // --- registry --------------------------------------------------------------------------------
 
 struct Target {
@@ -562,7 +599,7 @@ inline constexpr Target kTargets[] = {
     {"config", config_target, false}, {"sentencepiece", sentencepiece_target, false},
     {"encode", encode_target, true},  {"decode", decode_target, true},
     {"model", model_target, false},   {"request", request_target, false},
-    {"tekken", tekken_target, true},
+    {"tekken", tekken_target, true},  {"chat", chat_target, true},
 };
 
 inline const Target* find_target(std::string_view name) {

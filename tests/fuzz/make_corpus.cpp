@@ -355,6 +355,15 @@ int main(int argc, char** argv) {
     for (const char* t : {"tok512", "mistral-v3"})
       add_tokenizer_vectors(corpus, data / "tokenizers/vectors" / (std::string(t) + ".json"), t);
     add_tekken(corpus, data);
+    // Chat: mistral-common's samples with each template, on Mistral v3 and (0x80) on Tekken.
+    for (const char* sample : {"get_weather_full", "several_calls", "no_tools"}) {
+      const auto body = read_bytes(data / "reference/chat-tools" / sample / "sample.json");
+      for (const uint8_t first : {0x02, 0x05, 0x83}) {
+        std::vector<uint8_t> bytes{first};
+        bytes.insert(bytes.end(), body.begin(), body.end());
+        corpus.add("chat", std::string(sample) + "-" + std::to_string(first), bytes);
+      }
+    }
     const auto news = read_bytes(data / "corpus/mistral-news-fr.txt");
     corpus.add("encode", "news-fr", 0, std::string(news.begin(), news.end()));
 
