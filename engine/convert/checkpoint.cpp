@@ -11,12 +11,13 @@
 
 namespace brise {
 namespace fs = std::filesystem;
-namespace {
 
 bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
 }
+
+namespace {
 
 // Context length when a native params.json does not state one (Mistral 7B's).
 constexpr uint32_t kDefaultNativeContext = 32768;

@@ -42,6 +42,9 @@ struct Checkpoint {
   std::vector<std::unique_ptr<SafetensorsFile>> files;
 };
 
+// True when `p` is a regular file (false on any error: a checkpoint's optional files).
+bool is_file(const std::filesystem::path& p);
+
 // Reads the config and every safetensors header, then checks that exactly the tensors of the
 // architecture are present with the right shapes. Throws brise::Error naming the file and the
 // problem: missing files or tensors, unexpected tensors, shape mismatches, unknown dtypes,

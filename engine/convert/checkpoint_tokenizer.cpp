@@ -1,15 +1,11 @@
 #include "engine/convert/checkpoint_tokenizer.hpp"
 
 #include "brise/error.hpp"
+#include "engine/convert/checkpoint.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;
 namespace {
-
-bool is_file(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p, ec);
-}
 
 constexpr const char* kSentencePieceNames[] = {"tokenizer.model", "tokenizer.model.v3",
                                                "tokenizer.model.v2", "tokenizer.model.v1"};
