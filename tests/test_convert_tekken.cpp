@@ -43,19 +43,10 @@ namespace {
 constexpr float kTolerance = 1e-4f;
 
 const char* form_name(CheckpointForm form) {
-  switch (form) {
-    case CheckpointForm::Native:
-      return "native";
-    case CheckpointForm::HuggingFace:
-      return "hf";
-    case CheckpointForm::NativeWithVision:
-      return "native_vision";
-    case CheckpointForm::Mistral3:
-      return "mistral3";
-    case CheckpointForm::Mistral3NewNames:
-      return "mistral3_new_names";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"native", "hf", "native_vision", "mistral3",
+                                           "mistral3_new_names"};  // in the enumerators' order
+  const auto i = static_cast<size_t>(form);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 std::string label(const TekkenCheckpoint& spec) {
