@@ -6,7 +6,9 @@
 #include <limits>
 
 #include "brise/error.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
 #include "engine/runtime/session_state.hpp"
+#include "kernels/attention.hpp"
 
 namespace brise {
 namespace {
@@ -41,14 +43,14 @@ Session::State::State(std::shared_ptr<const Model> m, SessionOptions o,
     : model(std::move(m)),
       options(o),
       windows(std::move(layer_windows)),
-      cache(std::move(slots), model->config().kv_dim(), o.kv_type) {}
+      cache(std::move(slots), model->config().n_kv_heads, model->config().head_dim, o.kv_type) {}
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   if (!model) throw Error("Session needs a model");
   if (options.prefill_chunk == 0) throw Error("prefill chunk size must be at least 1");
-  if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
-    throw Error("the KV cache holds f32 or f16, not " +
-                std::string(tensor_type_name(options.kv_type)));
+  if (const char* why = nullptr;
+      !kernels::kv_block_supports(type_traits(options.kv_type), model->config().head_dim, &why))
+    throw Error("KV cache type " + std::string(tensor_type_name(options.kv_type)) + ": " + why);
   auto windows = effective_windows(*model, options);
   const uint32_t context = effective_context(*model, options);
   // A rolling cache needs exactly W slots (fewer when the context bounds the session); a

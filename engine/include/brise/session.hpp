@@ -21,7 +21,9 @@ struct SessionOptions {
   // pattern; nullopt inside is full attention on every layer.
   std::optional<std::optional<uint32_t>> sliding_window;
   uint32_t prefill_chunk = 512;  // tokens per forward pass during prefill (>= 1)
-  // Element type of the KV cache: f32 or f16 (brise::Error otherwise).
+  // Element type of the KV cache: f32, f16, or q8_0 (blocks of 32 values of a head with an fp16
+  // scale, as ggml's q8_0; needs head_dim a multiple of 32; keys are multiplied with queries
+  // quantized to int8 blocks). brise::Error otherwise.
   TensorType kv_type = TensorType::F32;
   // Quantized matrices (q8_0, q4_0, ...) are multiplied with int8-quantized activations (blocks of
   // 32 with an f32 scale, the inputs llama.cpp's kernels use), or, exact = true, with the f32
