@@ -32,6 +32,7 @@ class KVCache {
     return static_cast<uint32_t>(pos % layers_[layer].max_slots);
   }
   size_t element_bytes() const { return type_->block_bytes; }
+  size_t row_bytes() const { return row_bytes_; }
   const kernels::TypeTraits& type() const { return *type_; }
 
   // Row of kv_dim elements for `slot` of `layer`.

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "brise/error.hpp"
@@ -194,6 +195,38 @@ void Session::keep_prefix(uint32_t count) {
     reset();  // always possible, where a rolling cache may refuse rewind(0)
   else
     rewind(count);
+}
+
+void Session::copy_prefix(const Session& from, uint32_t count) {
+  if (&from == this) return keep_prefix(count);
+  State& s = *state_;
+  const State& f = *from.state_;
+  if (s.model != f.model) throw Error("copy_prefix: the sessions run different models");
+  bool same_layout = s.windows == f.windows && s.options.kv_type == f.options.kv_type &&
+                     s.cache.n_layers() == f.cache.n_layers();
+  for (uint32_t l = 0; same_layout && l < s.cache.n_layers(); ++l)
+    same_layout = s.cache.max_slots(l) == f.cache.max_slots(l);
+  if (!same_layout)
+    throw Error("copy_prefix: the sessions' KV caches differ (windows, context or type)");
+  if (count > f.tokens.size())
+    throw Error("copy_prefix: " + std::to_string(count) + " tokens asked, the session holds " +
+                std::to_string(f.tokens.size()));
+  if (const auto layer = f.layer_unable_to_rewind(count))
+    throw Error("copy_prefix: the rolling cache of layer " + std::to_string(*layer) +
+                " no longer holds the keys of position " + std::to_string(count));
+  reset();
+  s.cache.reserve(count);
+  const size_t bytes = s.cache.row_bytes();
+  for (uint32_t l = 0; l < s.cache.n_layers(); ++l) {
+    // A ring of `slots` holds the last `slots` positions: those are all a later query can read.
+    const uint64_t slots = s.cache.max_slots(l);
+    for (uint64_t p = count > slots ? count - slots : 0; p < count; ++p) {
+      const uint32_t slot = s.cache.slot(l, p);
+      std::memcpy(s.cache.key(l, slot), f.cache.key(l, slot), bytes);
+      std::memcpy(s.cache.value(l, slot), f.cache.value(l, slot), bytes);
+    }
+  }
+  s.tokens.assign(f.tokens.begin(), f.tokens.begin() + count);
 }
 
 std::optional<uint32_t> Session::sliding_window() const {
