@@ -69,21 +69,11 @@ class StopStrings {
 }  // namespace
 
 std::string_view stop_reason_name(StopReason reason) {
-  switch (reason) {
-    case StopReason::Eos:
-      return "eos";
-    case StopReason::StopId:
-      return "stop_id";
-    case StopReason::StopString:
-      return "stop_string";
-    case StopReason::MaxTokens:
-      return "max_tokens";
-    case StopReason::Callback:
-      return "callback";
-    case StopReason::ContextFull:
-      return "context_full";
-  }
-  return "unknown";
+  // In the enumerators' order.
+  static constexpr std::string_view kNames[] = {"eos",        "stop_id",  "stop_string",
+                                                "max_tokens", "callback", "context_full"};
+  const auto i = static_cast<size_t>(reason);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
 double GenerateResult::prefill_tok_s() const {

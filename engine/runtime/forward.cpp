@@ -67,12 +67,11 @@ void each_row(size_t n, F&& f) {
 class Pass {
  public:
   Pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
-       LogitRows rows, PassScratch& scratch, float* logits)
+       PassScratch& scratch, float* logits)
       : c_(model.config()),
         weights_(model_weights(model)),
         options_(options),
         seqs_(sequences),
-        rows_(rows),
         s_(scratch),
         a_(scratch.act),
         logits_(logits) {}
@@ -86,7 +85,6 @@ class Pass {
   const ModelWeights& weights_;
   const PassOptions& options_;
   std::span<SequenceRows> seqs_;
-  LogitRows rows_;
   PassScratch& s_;
   Activations& a_;
   float* logits_;
@@ -123,7 +121,7 @@ void forward_pass(const Model& model, const PassOptions& options, std::span<Sequ
   const size_t layer_macs =
       size_t{c.dim} * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.hidden_dim;
   const int team = team_size(n * layer_macs, options.threads);
-  Pass pass(model, options, sequences, rows, scratch, logits);
+  Pass pass(model, options, sequences, scratch, logits);
 #pragma omp parallel num_threads(team)
   pass.run_team();
   if (scratch.fault) std::rethrow_exception(scratch.fault);
