@@ -434,6 +434,57 @@ TEST_F(Serve, SlowAndBrokenClientsAreDropped) {
   EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
 }
 
+TEST_F(Serve, AMalformedOrOversizedHeadGetsOneErrorAndTheConnectionCloses) {
+  auto server = start(1);
+  const int port = server->port();
+  struct Case {
+    std::string raw;
+    int status;
+    std::string says;  // in the error message
+  };
+  const std::string json_head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
+  const std::string next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";  // pipelined: not answered
+  const std::vector<Case> cases = {
+      {json_head + "Content-Length: -1\r\n\r\n{\"prompt\":\"a\"}", 400, "Content-Length"},
+      {json_head + "Content-Length: 5x\r\n\r\n{\"prompt\":\"a\"}", 400, "Content-Length"},
+      {json_head + "Content-Length: 3\r\nContent-Length: 4\r\n\r\n{}}}", 400, "Content-Length"},
+      {"GARBAGE\r\n\r\n" + next, 400, "request line"},
+      {"GET /health HTTP/2.0\r\n\r\n" + next, 400, "version"},
+      {"GET /health HTTP/1.1\r\n folded\r\n\r\n" + next, 400, "Name: value"},
+      {"GET /health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n" + next, 431,
+       "16384"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.raw.substr(0, 60));
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, k.raw.data(), k.raw.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(k.raw.size()));
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string answer = read_all(fd);  // until the server closes
+    ::close(fd);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "the connection was left open";
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + std::to_string(k.status) + " ", 0), 0u) << answer;
+    // One response: nothing after its body.
+    const size_t body = answer.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos);
+    const size_t length_at = answer.find("Content-Length: ");
+    ASSERT_LT(length_at, body);
+    EXPECT_EQ(answer.size(), body + 4 + std::stoul(answer.substr(length_at + 16))) << answer;
+    const json error = json::parse(answer.substr(body + 4))["error"];
+    EXPECT_NE(error["message"].get<std::string>().find(k.says), std::string::npos) << error;
+  }
+  // Well-formed pipelined requests are still all answered.
+  const int fd = connect_to(port);
+  const std::string two = next + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ::send(fd, two.data(), two.size(), MSG_NOSIGNAL);
+  const std::string answer = read_all(fd);
+  ::close(fd);
+  EXPECT_EQ(answer.find("HTTP/1.1 200 OK"), 0u);
+  EXPECT_NE(answer.find("HTTP/1.1 200 OK", 10), std::string::npos) << answer;
+  EXPECT_EQ(metric(port, "brise_requests_total{status=\"431\"}"), 1);
+}
+
 TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
   const auto endless = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
   auto server = start(2, {}, {}, endless);

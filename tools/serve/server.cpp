@@ -1,17 +1,21 @@
 #include "server.hpp"
 
 #include <httplib.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 #include "api.hpp"
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "chat_page.hpp"
+#include "http_head.hpp"
 #include "responses.hpp"
 #include "socket_stream.hpp"
 
@@ -52,9 +56,12 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }  // namespace
 
 // httplib's server with brise's connection handling (SocketStream: a deadline per request).
+// A request whose head is malformed or too large gets one error response, and the connection
+// closes (http_head.hpp says why httplib does not do it).
 class Server::Http : public httplib::Server {
  public:
-  explicit Http(const ServerOptions& o) : o_(o) {}
+  Http(const ServerOptions& o, std::function<void(int)> count_status)
+      : o_(o), count_status_(std::move(count_status)) {}
 
  private:
   bool process_and_close_socket(socket_t sock) override {
@@ -64,6 +71,22 @@ class Server::Http : public httplib::Server {
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
       if (!stream.wait_readable(o_.idle_timeout) || svr_sock_ == INVALID_SOCKET) break;
       stream.start_request(SocketStream::Clock::now() + o_.request_timeout);
+      std::string_view head;
+      const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
+      if (got == SocketStream::Head::Incomplete) break;
+      const std::optional<ApiError> problem =
+          got == SocketStream::Head::TooLarge
+              ? ApiError(431, "the request line and headers are over " +
+                                  std::to_string(o_.max_header_bytes) + " bytes")
+              : head_problem(head);
+      if (problem) {
+        const std::string response = closing_error_response(*problem);
+        ok =
+            stream.write(response.data(), response.size()) == static_cast<ssize_t>(response.size());
+        count_status_(problem->status);
+        drain(sock);
+        break;
+      }
       bool closed = false;
       ok = process_request(stream, left == 1 || svr_sock_ == INVALID_SOCKET, closed, nullptr);
       if (!ok || closed) break;
@@ -73,11 +96,30 @@ class Server::Http : public httplib::Server {
     ::close(sock);
     return ok;
   }
+  // Closing a socket with bytes still unread sends a reset, which may destroy the response
+  // before the client reads it: say we are done, and read what the client still sends (a
+  // little, briefly).
+  static void drain(socket_t sock) {
+    ::shutdown(sock, SHUT_WR);
+    char sink[4096];
+    const auto until = std::chrono::steady_clock::now() + milliseconds(500);
+    for (size_t total = 0; total < (size_t{1} << 20);) {
+      pollfd p{sock, POLLIN, 0};
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
+      const ssize_t n = ::recv(sock, sink, sizeof sink, 0);
+      if (n <= 0) return;
+      total += static_cast<size_t>(n);
+    }
+  }
   const ServerOptions& o_;
+  std::function<void(int)> count_status_;
 };
 
 Server::Server(ServerOptions options)
-    : options_(std::move(options)), http_(std::make_unique<Http>(options_)) {
+    : options_(std::move(options)),
+      http_(std::make_unique<Http>(options_, [this](int status) { count_status(status); })) {
   auto& h = *http_;
   const size_t threads = std::max<size_t>(options_.http_threads, 4);
   h.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };

@@ -34,6 +34,7 @@ struct ServerOptions {
   std::optional<ChatTemplate> chat_template;  // nullopt: detect_chat_template's choice
   uint32_t max_tokens_default = 4096;         // chat requests without max_tokens
   size_t max_body_bytes = size_t{1} << 20;
+  size_t max_header_bytes = 16384;                   // request line and headers; more is a 431
   std::chrono::milliseconds request_timeout{10000};  // to receive a whole request
   std::chrono::milliseconds idle_timeout{5000};      // between reads, and keep-alive waits
   std::chrono::milliseconds write_timeout{10000};
