@@ -218,6 +218,43 @@ TEST(Session, RewindAndResetReproduceTheSameLogits) {
   EXPECT_THROW(w.rewind(10), Error);
 }
 
+// A session that copies another's prefix continues exactly as one that fed those tokens itself.
+TEST(Session, CopiedPrefixGivesTheLogitsOfAFedOne) {
+  BRISE_REQUIRE_TESTDATA(data);
+  for (const char* dir : {"models/stories260k/native", "models/stories260k/native-sw8"}) {
+    auto model = Model::load(converted_model(data, dir));
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 30; ++i) ids.push_back(1 + (i * 37) % 500);
+    Session source(model), copy(model), fed(model);
+    source.prefill(ids);                          // 30 tokens: the window of 8 has wrapped
+    copy.prefill(std::vector<int32_t>{5, 6, 7});  // something to forget
+    copy.copy_prefix(source, 29);
+    EXPECT_EQ(copy.position(), 29u) << dir;
+    EXPECT_TRUE(copy.logits().empty()) << dir;
+    EXPECT_EQ(copy.tokens(), std::vector<int32_t>(ids.begin(), ids.begin() + 29)) << dir;
+    std::vector<int32_t> tail = {ids[29], 42, 43, 44};
+    fed.prefill(std::span(ids).first(29));
+    for (const int32_t t : tail) {
+      const auto a = copy.decode(t);
+      const auto b = fed.decode(t);
+      ASSERT_EQ(std::vector<float>(a.begin(), a.end()), std::vector<float>(b.begin(), b.end()))
+          << dir << " token " << t;
+    }
+    EXPECT_THROW(copy.copy_prefix(source, 31), Error) << dir;  // more than it holds
+  }
+  // A rolling cache cannot give positions it no longer holds; another model is refused.
+  auto windowed = Model::load(converted_model(data, "models/stories260k/native-sw8"));
+  auto full = Model::load(converted_model(data, "models/stories260k/native"));
+  Session w(windowed), other(windowed), f(full);
+  for (int i = 0; i < 20; ++i) w.decode(1 + i);
+  EXPECT_THROW(other.copy_prefix(w, 10), Error);
+  EXPECT_THROW(f.copy_prefix(w, 19), Error);
+  SessionOptions f16;
+  f16.kv_type = TensorType::F16;
+  Session half(windowed, f16);
+  EXPECT_THROW(half.copy_prefix(w, 19), Error);
+}
+
 // Per-layer windows (Ministral): each layer's ring holds its own window, full-attention layers
 // hold the context and bound the session to it, and rewind checks every ring.
 TEST(Session, PerLayerWindowsSizeEachRingAndBoundTheSession) {

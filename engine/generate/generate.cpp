@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "brise/error.hpp"
+#include "engine/generate/logprobs.hpp"
 #include "engine/generate/option_checks.hpp"
 
 namespace brise {
@@ -92,6 +93,7 @@ struct Generation::State {
   std::vector<int32_t> history;  // for the repetition penalty
   int32_t eos = -1;
   std::vector<int32_t> generated;
+  std::vector<TokenLogprobs> logprobs;
   std::string text;
   bool listening = true;
   bool done = false;
@@ -164,11 +166,15 @@ bool Generation::advance(std::span<const float> logits,
     g.finish(on_text);
     return false;
   }
-  const int32_t id = g.sampler.sample(logits, g.history);
+  const int32_t id = g.sampler.sample(logits, g.history, g.generated.size());
   g.generated.push_back(id);
   g.history.push_back(id);
+  if (g.options.logprobs) g.logprobs.push_back(token_logprobs(logits, id, *g.options.logprobs));
   if (const auto reason = g.stop_after(id, on_text)) {
     g.reason = *reason;
+    // A stop token is not part of the answer: it has no log-probability entry.
+    if (g.options.logprobs && (g.reason == StopReason::Eos || g.reason == StopReason::StopId))
+      g.logprobs.pop_back();
     g.finish(on_text);
     return false;
   }
@@ -189,6 +195,9 @@ const std::vector<int32_t>& Generation::generated_ids() const {
 }
 const std::string& Generation::text() const {
   return state_->text;
+}
+const std::vector<TokenLogprobs>& Generation::logprobs() const {
+  return state_->logprobs;
 }
 
 GenerateResult generate(Session& session, std::span<const int32_t> prompt,
@@ -220,6 +229,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt,
   }
   result.generated_ids = generation.generated_ids();
   result.text = generation.text();
+  result.logprobs = generation.logprobs();
   result.stop_reason = generation.stop_reason();
   return result;
 }

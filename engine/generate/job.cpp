@@ -13,9 +13,11 @@ std::string_view job_error_name(JobError error) {
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
-Job::Job(std::vector<int32_t> prompt, GenerateOptions options) : state_(std::make_unique<State>()) {
+Job::Job(std::vector<int32_t> prompt, GenerateOptions options, std::shared_ptr<Job> leader)
+    : state_(std::make_unique<State>()) {
   state_->prompt = std::move(prompt);
   state_->options = std::move(options);
+  state_->leader = std::move(leader);
 }
 Job::~Job() = default;
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <unordered_set>
 
@@ -67,7 +68,8 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
   check_sampling_params(params_);
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        size_t generated) {
   const size_t n = logits.size();
   if (n == 0) throw Error("sampling: no logits");
   for (float x : logits)
@@ -76,13 +78,37 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     if (id < 0 || static_cast<size_t>(id) >= n)
       throw Error("sampling: history token id " + std::to_string(id) +
                   " is outside the vocabulary of " + std::to_string(n));
+  if (generated > history.size())
+    throw Error("sampling: " + std::to_string(generated) + " generated tokens, but a history of " +
+                std::to_string(history.size()));
 
   const bool penalize = params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0;
-  if (params_.temperature == 0 && !penalize)
+  const bool penalize_generated =
+      (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) && generated > 0;
+  const bool bias = !params_.logit_bias.empty();
+  if (params_.temperature == 0 && !penalize && !penalize_generated && !bias)
     return static_cast<int32_t>(kernels::argmax(logits.data(), n));
 
   candidates_.resize(n);
   for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
+
+  // A banned token's logit becomes -inf: every step below keeps it there, the sorts put it last,
+  // and `allowed` below keeps it out of the draw.
+  size_t banned = 0;
+  for (const auto& [id, b] : params_.logit_bias) {
+    if (id < 0 || static_cast<size_t>(id) >= n)
+      throw Error("sampling: logit_bias token id " + std::to_string(id) +
+                  " is outside the vocabulary of " + std::to_string(n));
+    float& l = candidates_[static_cast<size_t>(id)].first;
+    if (std::isinf(l)) continue;
+    if (b <= kLogitBiasBan) {
+      l = -std::numeric_limits<float>::infinity();
+      ++banned;
+    } else {
+      l += b;
+    }
+  }
+  if (banned == n) throw Error("sampling: logit_bias bans every token");
 
   // CTRL-style penalty, once per distinct token of the recent history (as llama.cpp does).
   if (penalize) {
@@ -94,6 +120,16 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
     }
   }
+
+  // OpenAI's penalties: mu[j] -= c[j] * frequency_penalty + (c[j] > 0) * presence_penalty.
+  if (penalize_generated) {
+    counts_.clear();
+    for (int32_t id : history.subspan(history.size() - generated)) ++counts_[id];
+    for (const auto& [id, count] : counts_)
+      candidates_[static_cast<size_t>(id)].first -=
+          static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
+  }
+  const size_t allowed = n - banned;
 
   if (params_.temperature == 0) {
     // Greedy after the penalty: the first index among the largest.
@@ -113,6 +149,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   } else {
     sort_candidates(candidates_, sort_scratch_, sort_keys_, sort_scratch_keys_);
   }
+  kept = std::min(kept, allowed);  // the banned tokens are sorted last
 
   // Softmax over the kept candidates, in double so that the cut-offs below are stable.
   std::vector<double>& probs = probs_;

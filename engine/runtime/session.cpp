@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "brise/error.hpp"
@@ -196,6 +197,38 @@ void Session::keep_prefix(uint32_t count) {
     reset();  // always possible, where a rolling cache may refuse rewind(0)
   else
     rewind(count);
+}
+
+void Session::copy_prefix(const Session& from, uint32_t count) {
+  if (&from == this) return keep_prefix(count);
+  State& s = *state_;
+  const State& f = *from.state_;
+  if (s.model != f.model) throw Error("copy_prefix: the sessions run different models");
+  bool same_layout = s.windows == f.windows && s.options.kv_type == f.options.kv_type &&
+                     s.cache.n_layers() == f.cache.n_layers();
+  for (uint32_t l = 0; same_layout && l < s.cache.n_layers(); ++l)
+    same_layout = s.cache.max_slots(l) == f.cache.max_slots(l);
+  if (!same_layout)
+    throw Error("copy_prefix: the sessions' KV caches differ (windows, context or type)");
+  if (count > f.tokens.size())
+    throw Error("copy_prefix: " + std::to_string(count) + " tokens asked, the session holds " +
+                std::to_string(f.tokens.size()));
+  if (const auto layer = f.layer_unable_to_rewind(count))
+    throw Error("copy_prefix: the rolling cache of layer " + std::to_string(*layer) +
+                " no longer holds the keys of position " + std::to_string(count));
+  reset();
+  s.cache.reserve(count);
+  for (uint32_t l = 0; l < s.cache.n_layers(); ++l) {
+    // A ring holds the last ring_slots positions, in whole blocks: those are all a later query
+    // can read. Copying the ring blocks of positions [first, count) whole gives the same bytes
+    // as the other session's ring (slots past `count` are never read before they are written).
+    const uint64_t ring = s.cache.ring_slots(l);
+    const uint64_t first = count > ring ? count - ring : 0;
+    for (uint64_t b = first / kernels::kKVBlock; b * kernels::kKVBlock < count; ++b)
+      for (uint32_t h = 0; h < s.cache.n_kv_heads(); ++h)
+        std::memcpy(s.cache.block(l, b, h), f.cache.block(l, b, h), s.cache.block_bytes());
+  }
+  s.tokens.assign(f.tokens.begin(), f.tokens.begin() + count);
 }
 
 std::optional<uint32_t> Session::sliding_window() const {

@@ -79,6 +79,14 @@ class Session {
   // (with its errors). After keep_prefix(reusable_prefix(prompt)), feed the rest of the prompt.
   void keep_prefix(uint32_t count);
 
+  // Takes the first `count` tokens of `from` and their KV entries, forgetting what this session
+  // held, as if those tokens had been fed here (the same model and options compute the same
+  // entries bit for bit) but without a forward pass: n samples of one prompt share its prefill.
+  // There are no logits afterwards: feed at least one more token. brise::Error when the sessions
+  // differ (model, windows, KV cache layout or type) or `from` cannot give `count` tokens (it
+  // holds fewer, or its rolling cache no longer holds the keys position `count` needs).
+  void copy_prefix(const Session& from, uint32_t count);
+
   // The window of the windowed layers (nullopt when every layer has full attention).
   std::optional<uint32_t> sliding_window() const;
   // Each layer's window (nullopt = full attention).
