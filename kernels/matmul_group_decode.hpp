@@ -40,12 +40,10 @@ void group_decode_tile(const uint8_t* group, size_t n_blocks, const Q8KBlocks& a
   for (size_t s = 0; s < S; ++s) acc[s] = Ops::zero_f();
   for (size_t b = 0; b < n_blocks; ++b) {
     const uint8_t* block = group + b * kGroupBlock;
-    int32_t pairs[kQ8KBlock / C::kPairElems / 2];  // the token's activation sums, as pairs
-    activation_pairs<C::kPairElems>(act.sums16(t, b), pairs);
     prefetch_ahead(block, kStreamPrefetchBytes, kGroupBlock);
     Ops::I sumi[S], summ[S];
     Ops::F d[S], dmin[S];
-    C::dot_groups_q8k(WordVectors{block}, act.codes(t, b), pairs, sumi, summ, d, dmin);
+    C::dot_groups_q8k(WordVectors{block}, act.codes(t, b), act.sums16(t, b), sumi, summ, d, dmin);
     const Ops::F da = Ops::splat(act.scale(t, b));
     for (size_t s = 0; s < S; ++s) {
       // add_block: fma(sumi, d * da, acc), then fma(summ, -(dmin * da), acc); the sign flipped

@@ -164,11 +164,13 @@ struct Q4_K {
   // (vpmulld) into sumi; the mins meet the token's activation sums per 32 (`pairs`,
   // activation_pairs<32>) in vpdpwssd into summ.
   template <class V>
-  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* pairs, typename V::I* sumi,
+  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
     using Ops = typename V::Ops;
     using I = typename V::I;
     constexpr size_t S = V::kStreams;
+    int32_t pairs[4];  // the activation sums per 32, as pairs
+    activation_pairs<kPairElems>(s16, pairs);
     const I low = Ops::splat8(0x0F);
     const I high = Ops::kWideDot ? Ops::splat8(0xF0) : low;
     ScaleMinLanes<Ops> x[S];
