@@ -166,13 +166,32 @@ struct Q4_K {
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    dot_groups_k4<NibbleCodes<typename V::Ops>>(w, a, s16, sumi, summ, d, dmin);
+  }
+  // Word j of sub-blocks 2 c (lo) and 2 c + 1 (hi): the codes, the high ones times 16 in place
+  // where kHighTimes16.
+  template <class Ops>
+  struct NibbleCodes {
+    static constexpr bool kHighTimes16 = Ops::kWideDot;
+    template <size_t c, class V, class I = typename Ops::I>
+    static void get(const V& w, size_t s, size_t j, I& lo, I& hi) {
+      const I v = w.word(s, 4 + 8 * c + j), low = Ops::splat8(0x0F);
+      lo = Ops::and_(v, low);
+      hi = kHighTimes16 ? Ops::and_(v, Ops::splat8(0xF0))
+                        : Ops::and_(Ops::template srl16<4>(v), low);
+    }
+  };
+
+  // The integers of dot_groups_q8k over the codes Codes::get gives (Q5_K adds its fifth bit):
+  // the scale and min words are Q4_K's.
+  template <class Codes, class V>
+  static void dot_groups_k4(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                            typename V::I* summ, typename V::F* d, typename V::F* dmin) {
     using Ops = typename V::Ops;
     using I = typename V::I;
     constexpr size_t S = V::kStreams;
     int32_t pairs[4];  // the activation sums per 32, as pairs
     activation_pairs<kPairElems>(s16, pairs);
-    const I low = Ops::splat8(0x0F);
-    const I high = Ops::kWideDot ? Ops::splat8(0xF0) : low;
     ScaleMinLanes<Ops> x[S];
     for (size_t s = 0; s < S; ++s) {
       x[s] = scale_min_lanes<Ops>(w.word(s, 1), w.word(s, 2), w.word(s, 3));
@@ -185,10 +204,10 @@ struct Q4_K {
         const I a_lo = Ops::broadcast4(a + 64 * c + 4 * j);
         const I a_hi = Ops::broadcast4(a + 64 * c + 32 + 4 * j);
         for (size_t s = 0; s < S; ++s) {
-          const I v = w.word(s, 4 + 8 * c + j);
-          lo[s] = Ops::dot_unsigned(lo[s], Ops::and_(v, low), a_lo);
-          hi[s] = Ops::dot_unsigned(
-              hi[s], Ops::and_(Ops::kWideDot ? v : Ops::template srl16<4>(v), high), a_hi);
+          I code_lo, code_hi;
+          Codes::template get<c>(w, s, j, code_lo, code_hi);
+          lo[s] = Ops::dot_unsigned(lo[s], code_lo, a_lo);
+          hi[s] = Ops::dot_unsigned(hi[s], code_hi, a_hi);
         }
       }
       // Scales 2 c and 2 c + 1: bytes 2 (c % 2) and 2 (c % 2) + 1 of sc03 (c < 2) or sc47.
@@ -196,7 +215,7 @@ struct Q4_K {
         const I sc = c < 2 ? x[s].sc03 : x[s].sc47;
         const I sc_lo = Ops::template byte_unsigned<2 * (c % 2)>(sc);
         const I sc_hi = Ops::template byte_unsigned<2 * (c % 2) + 1>(sc);
-        const I hi_sum = Ops::kWideDot ? Ops::template srai32<4>(hi[s]) : hi[s];
+        const I hi_sum = Codes::kHighTimes16 ? Ops::template srai32<4>(hi[s]) : hi[s];
         sumi[s] = Ops::add32(sumi[s], Ops::mullo32(lo[s], sc_lo));
         sumi[s] = Ops::add32(sumi[s], Ops::mullo32(hi_sum, sc_hi));
       }
