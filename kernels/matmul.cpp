@@ -43,11 +43,13 @@ MatmulKernel choose([[maybe_unused]] bool packed, size_t n_tokens, bool int8) {
     return {group_matmul::int8_prefill<C>, F::Q8, "packed int8 prefill"};
   } else {  // the row-major types: as stored, or packed in word units (packs_rows)
     if (!int8) return {&row_matmul::exact<C>, F::F32, "row exact"};
+#if defined(BRISE_AVX2)
+    if constexpr (row_matmul::kHasGroupDecode<C>)
+      if (decode && packed)
+        return {&row_matmul::word_group_decode<C>, F::Q8K, "word-packed group decode"};
+#endif
 #if defined(BRISE_AVX512_VNNI)
     if constexpr (C::kActivations == F::Q8K) {
-      if constexpr (row_matmul::kHasGroupDecode<C>)
-        if (decode && packed)
-          return {&row_matmul::word_group_decode<C>, F::Q8K, "word-packed group decode"};
       if constexpr (row_matmul::kHasFusedDot<C>)
         if (decode && !packed)
           return {&row_matmul::fused_dot_decode<C>, F::Q8K, "row fused decode"};
@@ -74,7 +76,7 @@ MatmulKernel matmul_kernel(const WeightMatrix& w, const MatmulInput& x) {
 
 bool packs_rows(const TypeTraits& type) {
   bool packs = !type.row_major;
-#if defined(BRISE_AVX512_VNNI)
+#if defined(BRISE_AVX2)
   with_codec(type, [&]<class C>() {
     if constexpr (row_matmul::kHasGroupDecode<C>) packs = true;
   });

@@ -68,9 +68,18 @@ int cmd_bench(const Args& args) {
   if (!p.parse(args)) return 0;
 
   SessionOptions options = session_args.session_options();
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  // The machine first, before the model is mapped: the bandwidth test's buffer is gone by then,
+  // so the peak RSS of the run is the model's.
+  ProgressLine line;
+  line.update("measuring read bandwidth and FMA peak...", true);
+  const double read_bw = measure_read_bandwidth_gbs(threads);
+  const double fma_peak = measure_fma_peak_gflops(threads);
+  const double int8_peak = measure_int8_peak_gops(threads);
+
   auto model = session_args.load_model();
   Session session(model, options);
-  // Refused before anything is measured: the deepest the session goes is depth + the longer run.
+  // Refused before any timed run: the deepest the session goes is depth + the longer run.
   if (const auto limit = session.position_limit();
       limit && depth + std::max(n_prompt, n_decode) > *limit)
     throw Error("bench at depth " + std::to_string(depth) + " with " + std::to_string(n_prompt) +
@@ -78,13 +87,6 @@ int cmd_bench(const Args& args) {
                 std::to_string(depth + std::max(n_prompt, n_decode)) +
                 " positions, more than the session's context of " + std::to_string(*limit) +
                 " (--ctx-size)");
-  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-
-  ProgressLine line;
-  line.update("measuring read bandwidth and FMA peak...", true);
-  const double read_bw = measure_read_bandwidth_gbs(threads);
-  const double fma_peak = measure_fma_peak_gflops(threads);
-  const double int8_peak = measure_int8_peak_gops(threads);
 
   const auto& c = model->config();
   std::mt19937 rng(1234);

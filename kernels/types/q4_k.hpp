@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/group_decode_ops.hpp"
 #include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
@@ -112,45 +113,143 @@ struct Q4_K {
   }
 #endif
 
+#if defined(BRISE_AVX2)
+// gcc 12 flags its own avx512fintrin.h here (`__m512i __Y = __Y;`, the undefined first operand of
+// the shift and convert intrinsics, once inlined): a false -Wuninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+  // The activation sums the mins meet: per 32 elements (a sub-block), as pairs
+  // (activation_pairs, kernels/group_decode_ops.hpp; ByteGroup::pairs).
+  static constexpr size_t kPairElems = 32;
+
+  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of a vector's rows
+  // (kernels/group_decode_ops.hpp), the 6-bit scales 0..3 and 4..7 (sc03, sc47) and mins (m03,
+  // m47) of each row, a byte each.
+  template <class Ops>
+  struct ScaleMinLanes {
+    typename Ops::I sc03, sc47, m03, m47;
+  };
+  template <class Ops, class I = typename Ops::I>
+  static ScaleMinLanes<Ops> scale_min_lanes(I u0, I u1, I u2) {
+    const I k6 = Ops::splat32(0x3F3F3F3F), k4 = Ops::splat32(0x0F0F0F0F),
+            k2 = Ops::splat32(0x03030303);
+    ScaleMinLanes<Ops> x;
+    x.sc03 = Ops::and_(u0, k6);
+    x.sc47 = Ops::or_(Ops::and_(u2, k4),
+                      Ops::template slli32<4>(Ops::and_(Ops::template srli32<6>(u0), k2)));
+    x.m03 = Ops::and_(u1, k6);
+    x.m47 = Ops::or_(Ops::and_(Ops::template srli32<4>(u2), k4),
+                     Ops::template slli32<4>(Ops::and_(Ops::template srli32<6>(u1), k2)));
+    return x;
+  }
+  // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
+  template <class Ops>
+  static void min_pairs(const ScaleMinLanes<Ops>& x, typename Ops::I pairs[4]) {
+    pairs[0] = Ops::template lane_bytes<0, -1, 1, -1>(x.m03);
+    pairs[1] = Ops::template lane_bytes<2, -1, 3, -1>(x.m03);
+    pairs[2] = Ops::template lane_bytes<0, -1, 1, -1>(x.m47);
+    pairs[3] = Ops::template lane_bytes<2, -1, 3, -1>(x.m47);
+  }
+
+  // The one-token path over group blocks packed in word units (packed::pack_block_words), the
+  // same integers as dot_q8k for 16 rows at once, row r in lane r of its vector, so no horizontal
+  // sums; the group's vectors (one on AVX-512, two on AVX2: WordVectors, group_decode_ops.hpp)
+  // share each broadcast activation. Word unit 0 holds d | dmin << 16, units 1..3 the scale words,
+  // unit 4 + 8 c + j the qs bytes 32 c + 4 j .. + 3, whose low nibbles are elements 64 c + 4 j .. +
+  // 3 (sub-block 2 c) and high nibbles the 4 elements 32 further on (sub-block 2 c + 1). Eight
+  // 4-byte dot products with 4 broadcast activations give a sub-block's integer sum per row. With
+  // vpdpbusd (32-bit sums) the high nibbles are multiplied in place (code x 16, masked with 0xF0)
+  // and the sum shifted back once, exactly (|sum| <= 32 x 240 x 127); vpmaddubsw's 16-bit pairs
+  // would saturate, so without VNNI they are shifted down first. Times the sub-block's scale
+  // (vpmulld) into sumi; the mins meet the token's activation sums per 32 (`pairs`,
+  // activation_pairs<32>) in vpdpwssd into summ.
+  template <class V>
+  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    dot_groups_k4<NibbleCodes<typename V::Ops>>(w, a, s16, sumi, summ, d, dmin);
+  }
+  // Word j of sub-blocks 2 c (lo) and 2 c + 1 (hi): the codes, the high ones times 16 in place
+  // where kHighTimes16.
+  template <class Ops>
+  struct NibbleCodes {
+    static constexpr bool kHighTimes16 = Ops::kWideDot;
+    template <size_t c, class V, class I = typename Ops::I>
+    static void get(const V& w, size_t s, size_t j, I& lo, I& hi) {
+      const I v = w.word(s, 4 + 8 * c + j), low = Ops::splat8(0x0F);
+      lo = Ops::and_(v, low);
+      hi = kHighTimes16 ? Ops::and_(v, Ops::splat8(0xF0))
+                        : Ops::and_(Ops::template srl16<4>(v), low);
+    }
+  };
+
+  // The integers of dot_groups_q8k over the codes Codes::get gives (Q5_K adds its fifth bit):
+  // the scale and min words are Q4_K's.
+  template <class Codes, class V>
+  static void dot_groups_k4(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                            typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    using Ops = typename V::Ops;
+    using I = typename V::I;
+    constexpr size_t S = V::kStreams;
+    int32_t pairs[4];  // the activation sums per 32, as pairs
+    activation_pairs<kPairElems>(s16, pairs);
+    ScaleMinLanes<Ops> x[S];
+    for (size_t s = 0; s < S; ++s) {
+      x[s] = scale_min_lanes<Ops>(w.word(s, 1), w.word(s, 2), w.word(s, 3));
+      sumi[s] = Ops::zero();
+    }
+    const auto sub_blocks = [&]<size_t c>() __attribute__((always_inline)) {
+      I lo[S], hi[S];
+      for (size_t s = 0; s < S; ++s) lo[s] = hi[s] = Ops::zero();
+      for (size_t j = 0; j < 8; ++j) {
+        const I a_lo = Ops::broadcast4(a + 64 * c + 4 * j);
+        const I a_hi = Ops::broadcast4(a + 64 * c + 32 + 4 * j);
+        for (size_t s = 0; s < S; ++s) {
+          I code_lo, code_hi;
+          Codes::template get<c>(w, s, j, code_lo, code_hi);
+          lo[s] = Ops::dot_unsigned(lo[s], code_lo, a_lo);
+          hi[s] = Ops::dot_unsigned(hi[s], code_hi, a_hi);
+        }
+      }
+      // Scales 2 c and 2 c + 1: bytes 2 (c % 2) and 2 (c % 2) + 1 of sc03 (c < 2) or sc47.
+      for (size_t s = 0; s < S; ++s) {
+        const I sc = c < 2 ? x[s].sc03 : x[s].sc47;
+        const I sc_lo = Ops::template byte_unsigned<2 * (c % 2)>(sc);
+        const I sc_hi = Ops::template byte_unsigned<2 * (c % 2) + 1>(sc);
+        const I hi_sum = Codes::kHighTimes16 ? Ops::template srai32<4>(hi[s]) : hi[s];
+        sumi[s] = Ops::add32(sumi[s], Ops::mullo32(lo[s], sc_lo));
+        sumi[s] = Ops::add32(sumi[s], Ops::mullo32(hi_sum, sc_hi));
+      }
+    };
+    sub_blocks.template operator()<0>();
+    sub_blocks.template operator()<1>();
+    sub_blocks.template operator()<2>();
+    sub_blocks.template operator()<3>();
+    for (size_t s = 0; s < S; ++s) {
+      I mp[4];
+      min_pairs(x[s], mp);
+      I m = Ops::zero();
+      for (size_t p = 0; p < 4; ++p) m = Ops::dot_pairs(m, mp[p], Ops::splat32(pairs[p]));
+      summ[s] = m;
+      const I head = w.word(s, 0);
+      d[s] = Ops::low_f16(head);
+      dmin[s] = Ops::high_f16(head);
+    }
+  }
+#pragma GCC diagnostic pop
+#endif
+
 #if defined(BRISE_AVX512_VNNI)
   // The prefill's form (byte_group.hpp): codes 0..15, so a half's sum of code x activation is at
   // most 16 x 15 x 127 = 30480 in magnitude and fits its lane's low word, which vpdpwssd
   // multiplies by the sub-block's scale; the pairs are the mins per 32, into summ.
   static constexpr bool kHalfFitsWord = true;
   static constexpr bool kPairsAreMins = true;
-  static constexpr size_t kPairElems = 32;
-  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of 16 rows, the 6-bit
-  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
-  struct ScaleMinLanes {
-    __m512i sc03, sc47, m03, m47;
-  };
-  static ScaleMinLanes scale_min_lanes(__m512i u0, __m512i u1, __m512i u2) {
-    const __m512i k6 = _mm512_set1_epi32(0x3F3F3F3F), k4 = _mm512_set1_epi32(0x0F0F0F0F),
-                  k2 = _mm512_set1_epi32(0x03030303);
-    ScaleMinLanes x;
-    x.sc03 = _mm512_and_si512(u0, k6);
-    x.sc47 = _mm512_or_si512(_mm512_and_si512(u2, k4),
-                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
-    x.m03 = _mm512_and_si512(u1, k6);
-    x.m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
-                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
-    return x;
-  }
-  // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
-  static void min_pairs(const ScaleMinLanes& x, __m512i pairs[4]) {
-    using byte_group::lane_bytes;
-    pairs[0] = lane_bytes<0, -1, 1, -1>(x.m03);
-    pairs[1] = lane_bytes<2, -1, 3, -1>(x.m03);
-    pairs[2] = lane_bytes<0, -1, 1, -1>(x.m47);
-    pairs[3] = lane_bytes<2, -1, 3, -1>(x.m47);
-  }
-
   template <class Rows>
   static void to_byte_group(const Rows& blocks, ByteGroup& g) {
     using namespace byte_group;
     __m512i head[4];  // d | dmin << 16, then the 12 scale bytes as ggml's utmp words u0, u1, u2
     blocks.words(0, head);
-    const ScaleMinLanes x = scale_min_lanes(head[1], head[2], head[3]);
+    const ScaleMinLanes<GroupOps> x = scale_min_lanes<GroupOps>(head[1], head[2], head[3]);
     const __m512i sc[8] = {lane_bytes<0, -1, -1, -1>(x.sc03), lane_bytes<1, -1, -1, -1>(x.sc03),
                            lane_bytes<2, -1, -1, -1>(x.sc03), lane_bytes<3, -1, -1, -1>(x.sc03),
                            lane_bytes<0, -1, -1, -1>(x.sc47), lane_bytes<1, -1, -1, -1>(x.sc47),
@@ -212,69 +311,6 @@ struct Q4_K {
       dot = _mm512_dpwssd_epi32(dot, high, scales(4 * h + 1, 4 * h + 3));
     }
     k4.finish(block, dot, s16, sumi, summ, d, dmin);
-  }
-
-  // The one-token path over group blocks packed in word units (packed::pack_block_words): the
-  // same integers for 16 rows at once, row r in lane r, so no horizontal sums; G groups (block b
-  // of each, `stride` bytes apart) share each broadcast activation. Word unit 0 holds
-  // d | dmin << 16, units 1..3 the scale words, unit 4 + 8 c + j the qs bytes 32 c + 4 j .. + 3,
-  // whose low nibbles are elements 64 c + 4 j .. + 3 (sub-block 2 c) and high nibbles the 4
-  // elements 32 further on (sub-block 2 c + 1). Eight vpdpbusd with 4 broadcast activations give
-  // a sub-block's integer sum per row; the high nibbles are multiplied in place (code x 16, masked
-  // with 0xF0) and the sum shifted back once, exactly (|sum| <= 32 x 240 x 127). Times the
-  // sub-block's scale (vpmulld) into sumi; the mins meet the token's activation sums per 32
-  // (`pairs`, 16-bit pairs as ByteGroup::pairs) in vpdpwssd into summ.
-  template <size_t G>
-  static void dot_groups_q8k(const uint8_t* group, size_t stride, const int8_t* a,
-                             const int32_t* pairs, __m512i* sumi, __m512i* summ, __m512* d,
-                             __m512* dmin) {
-    const auto unit = [&](size_t g, size_t u) {
-      return _mm512_loadu_si512(group + g * stride + 64 * u);
-    };
-    const auto bcast = [&](size_t k) {
-      int32_t v;
-      std::memcpy(&v, a + k, 4);
-      return _mm512_set1_epi32(v);
-    };
-    const __m512i low = _mm512_set1_epi8(0x0F), high = _mm512_set1_epi8(static_cast<char>(0xF0));
-    const __m512i byte = _mm512_set1_epi32(0xFF);
-    ScaleMinLanes x[G];
-    for (size_t g = 0; g < G; ++g) {
-      x[g] = scale_min_lanes(unit(g, 1), unit(g, 2), unit(g, 3));
-      sumi[g] = _mm512_setzero_si512();
-    }
-    for (size_t c = 0; c < 4; ++c) {
-      __m512i lo[G], hi[G];
-      for (size_t g = 0; g < G; ++g) lo[g] = hi[g] = _mm512_setzero_si512();
-      for (size_t j = 0; j < 8; ++j) {
-        const __m512i a_lo = bcast(64 * c + 4 * j), a_hi = bcast(64 * c + 32 + 4 * j);
-        for (size_t g = 0; g < G; ++g) {
-          const __m512i v = unit(g, 4 + 8 * c + j);
-          lo[g] = _mm512_dpbusd_epi32(lo[g], _mm512_and_si512(v, low), a_lo);
-          hi[g] = _mm512_dpbusd_epi32(hi[g], _mm512_and_si512(v, high), a_hi);
-        }
-      }
-      // Scales 2 c and 2 c + 1: bytes 2 (c % 2) and 2 (c % 2) + 1 of sc03 (c < 2) or sc47.
-      const int shift = 16 * (c % 2);
-      for (size_t g = 0; g < G; ++g) {
-        const __m512i sc = c < 2 ? x[g].sc03 : x[g].sc47;
-        const __m512i sc_lo = _mm512_and_si512(_mm512_srli_epi32(sc, shift), byte);
-        const __m512i sc_hi = _mm512_and_si512(_mm512_srli_epi32(sc, shift + 8), byte);
-        sumi[g] = _mm512_add_epi32(sumi[g], _mm512_mullo_epi32(lo[g], sc_lo));
-        sumi[g] = _mm512_add_epi32(sumi[g], _mm512_mullo_epi32(_mm512_srai_epi32(hi[g], 4), sc_hi));
-      }
-    }
-    for (size_t g = 0; g < G; ++g) {
-      __m512i mp[4];
-      min_pairs(x[g], mp);
-      __m512i m = _mm512_setzero_si512();
-      for (size_t p = 0; p < 4; ++p) m = _mm512_dpwssd_epi32(m, mp[p], _mm512_set1_epi32(pairs[p]));
-      summ[g] = m;
-      // vcvtph2ps: exactly f16_to_f32.
-      const __m512i head = unit(g, 0);
-      d[g] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
-      dmin[g] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
-    }
   }
 #endif
 };

@@ -1,0 +1,149 @@
+// What the codecs' one-token kernels over packed groups (dot_groups_q8k, read by
+// kernels/matmul_group_decode.hpp) are written with, once for every set with 256-bit vectors or
+// wider: the packed matmul's lane operations (PackedOps, kernels/packed_ops.hpp: one 32-bit lane
+// per row, kRows rows per vector) and a few more, and WordVectors, the vectors of a group block
+// packed in word units (kernels/types/packed.hpp). On AVX-512 a vector holds a whole group of 16
+// rows; on AVX2 two vectors of 8 rows do, each reading its half of every 64-byte word unit.
+//
+// Every operation is exact on integers (the codecs' sums are the integers of int8_block.hpp), and
+// the one f32 operation here (neg) flips the sign bit as the scalar negation does.
+#pragma once
+
+#include "kernels/isa.hpp"
+
+#if defined(BRISE_AVX2)
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/packed_ops.hpp"
+#include "kernels/types/packed.hpp"
+
+namespace brise::kernels::BRISE_ISA {
+
+struct GroupOps : PackedOps {
+  // Whether dot_unsigned sums its products in 32 bits (vpdpbusd): unsigned codes up to 255 may meet
+  // the activations. Without VNNI, vpmaddubsw's 16-bit pair sums saturate past 2^15 - 1, so codes
+  // must stay below 2^15 / (2 x 128) = 128 (4-bit codes are shifted down first).
+#if defined(BRISE_AVX512_VNNI) || defined(BRISE_AVX_VNNI)
+  static constexpr bool kWideDot = true;
+#else
+  static constexpr bool kWideDot = false;
+#endif
+
+#if defined(BRISE_AVX512)
+  static I or_(I a, I b) {
+    return _mm512_or_si512(a, b);
+  }
+  static I add32(I a, I b) {
+    return _mm512_add_epi32(a, b);
+  }
+  static I mullo32(I a, I b) {
+    return _mm512_mullo_epi32(a, b);
+  }
+  // acc + the two 16-bit products of each lane (vpdpwssd; exact for |a|, |b| < 2^15).
+  static I dot_pairs(I acc, I a, I b) {
+    return _mm512_dpwssd_epi32(acc, a, b);
+  }
+  static I shuffle_bytes(I v, const int8_t* index) {
+    return _mm512_shuffle_epi8(v, _mm512_loadu_si512(index));
+  }
+  // The fp16 in each lane's low 16 bits, as f32 (vcvtph2ps: exactly f16_to_f32).
+  static F low_f16(I v) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+  }
+  static F neg(F v) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), splat32(INT32_MIN)));
+  }
+#else
+  static I or_(I a, I b) {
+    return _mm256_or_si256(a, b);
+  }
+  static I add32(I a, I b) {
+    return _mm256_add_epi32(a, b);
+  }
+  static I mullo32(I a, I b) {
+    return _mm256_mullo_epi32(a, b);
+  }
+#if defined(BRISE_AVX_VNNI)
+  static I dot_pairs(I acc, I a, I b) {
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+  }
+#else
+  static I dot_pairs(I acc, I a, I b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+  }
+#endif
+  static I shuffle_bytes(I v, const int8_t* index) {
+    return _mm256_shuffle_epi8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(index)));
+  }
+  static F low_f16(I v) {
+    // Masked to 16 bits, the lanes pack without saturating.
+    const I low = _mm256_and_si256(v, splat32(0xFFFF));
+    return _mm256_cvtph_ps(
+        _mm_packus_epi32(_mm256_castsi256_si128(low), _mm256_extracti128_si256(low, 1)));
+  }
+  static F neg(F v) {
+    return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(v), splat32(INT32_MIN)));
+  }
+#endif
+  static F high_f16(I v) {
+    return low_f16(srli32<16>(v));
+  }
+
+  // Every 32-bit lane's bytes rearranged: byte i of the result is byte kFrom_i of the lane (-1:
+  // zero).
+  template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
+  static I lane_bytes(I v) {
+    struct Index {
+      alignas(64) int8_t i[64];
+    };
+    static constexpr Index kIndex = [] {
+      constexpr int from[4] = {kFrom0, kFrom1, kFrom2, kFrom3};
+      Index x{};
+      for (int i = 0; i < 64; ++i) {
+        const int word = (i / 4) % 4;  // pshufb indexes within a 128-bit lane
+        x.i[i] = static_cast<int8_t>(from[i % 4] < 0 ? -128 : 4 * word + from[i % 4]);
+      }
+      return x;
+    }();
+    return shuffle_bytes(v, kIndex.i);
+  }
+};
+
+// The vectors of one group's block b, packed in word units (packed::pack_block_words), for a
+// codec's dot_groups_q8k: vector s of kStreams holds rows [kRows s, + kRows) of the group.
+struct WordVectors {
+  using Ops = GroupOps;
+  using I = Ops::I;
+  using F = Ops::F;
+  static constexpr size_t kStreams = packed::kGroupRows / Ops::kRows;  // vectors per group
+
+  const uint8_t* block;  // block b of the group
+
+  const uint8_t* rows(size_t s) const { return block + s * 4 * Ops::kRows; }
+  // Word u of vector s's rows' blocks, one row per lane.
+  I word(size_t s, size_t u) const { return Ops::load(rows(s) + u * packed::kUnitBytes); }
+  // The rows' 2-byte tails (past the block's `words` whole words) as f32: an fp16 d.
+  F tail_f16(size_t s, size_t words) const {
+    return Ops::load_f16(block + words * packed::kUnitBytes + s * 2 * Ops::kRows);
+  }
+};
+
+// A token's activation sums per kPairElems (16 or 32: 8 or 4 pairs per block, from its sums per
+// 16 `s16`) as 16-bit pairs: out[p] = sum 2 p & 0xFFFF | sum 2 p + 1 << 16 (|sum| <= 32 x 127).
+template <size_t kPairElems>
+inline void activation_pairs(const int32_t* s16, int32_t* out) {
+  constexpr size_t kPer = kPairElems / 16;  // sums of 16 per element of a pair
+  for (size_t p = 0; p < 256 / kPairElems / 2; ++p) {
+    int32_t lo = 0, hi = 0;
+    for (size_t k = 0; k < kPer; ++k) {
+      lo += s16[2 * kPer * p + k];
+      hi += s16[2 * kPer * p + kPer + k];
+    }
+    out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) | static_cast<uint32_t>(hi)
+                                                                             << 16);
+  }
+}
+
+}  // namespace brise::kernels::BRISE_ISA
+#endif
