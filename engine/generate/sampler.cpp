@@ -5,6 +5,7 @@
 #include "brise/sampler.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -68,6 +69,16 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  return sample_among(logits, history, nullptr);
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        std::span<const uint64_t> allowed) {
+  return sample_among(logits, history, &allowed);
+}
+
+int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int32_t> history,
+                              const std::span<const uint64_t>* allowed) {
   const size_t n = logits.size();
   if (n == 0) throw Error("sampling: no logits");
   for (float x : logits)
@@ -76,13 +87,36 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     if (id < 0 || static_cast<size_t>(id) >= n)
       throw Error("sampling: history token id " + std::to_string(id) +
                   " is outside the vocabulary of " + std::to_string(n));
+  const auto is_allowed = [&](size_t i) {
+    const size_t w = i >> 6;
+    return w < allowed->size() && (((*allowed)[w] >> (i & 63)) & 1) != 0;
+  };
 
   const bool penalize = params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0;
-  if (params_.temperature == 0 && !penalize)
-    return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+  if (params_.temperature == 0 && !penalize) {
+    if (!allowed) return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+    // The first index among the largest allowed logits.
+    size_t best = n;
+    for (size_t w = 0; w < allowed->size() && w * 64 < n; ++w)
+      for (uint64_t bits = (*allowed)[w]; bits != 0; bits &= bits - 1) {
+        const size_t i = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+        if (i < n && (best == n || logits[i] > logits[best])) best = i;
+      }
+    if (best == n) throw Error("sampling: the constraint allows no token");
+    return static_cast<int32_t>(best);
+  }
 
-  candidates_.resize(n);
-  for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
+  // The candidates in id order: every token, or the allowed ones.
+  candidates_.clear();
+  if (!allowed) {
+    candidates_.resize(n);
+    for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
+  } else {
+    for (size_t i = 0; i < n; ++i)
+      if (is_allowed(i)) candidates_.push_back({logits[i], static_cast<int32_t>(i)});
+    if (candidates_.empty()) throw Error("sampling: the constraint allows no token");
+  }
+  const size_t m = candidates_.size();
 
   // CTRL-style penalty, once per distinct token of the recent history (as llama.cpp does).
   if (penalize) {
@@ -90,7 +124,13 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     std::unordered_set<int32_t> seen;
     for (int32_t id : history.subspan(history.size() - last_n)) {
       if (!seen.insert(id).second) continue;
-      float& l = candidates_[static_cast<size_t>(id)].first;
+      // Candidates are in id order (every id, when nothing is masked).
+      const auto it = allowed
+                          ? std::lower_bound(candidates_.begin(), candidates_.end(), id,
+                                             [](const auto& c, int32_t v) { return c.second < v; })
+                          : candidates_.begin() + id;
+      if (it == candidates_.end() || it->second != id) continue;
+      float& l = it->first;
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
     }
   }
@@ -98,15 +138,15 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (params_.temperature == 0) {
     // Greedy after the penalty: the first index among the largest.
     size_t best = 0;
-    for (size_t i = 1; i < n; ++i)
+    for (size_t i = 1; i < m; ++i)
       if (candidates_[i].first > candidates_[best].first) best = i;
     return candidates_[best].second;
   }
 
   for (auto& c : candidates_) c.first /= params_.temperature;
 
-  size_t kept = n;
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+  size_t kept = m;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < m) {
     kept = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(kept),
                       candidates_.end(), before);

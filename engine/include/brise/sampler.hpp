@@ -25,15 +25,24 @@ struct SamplingParams {
 // draw u in [0, 1) from the top 53 bits of mt19937_64 (no std:: distribution, whose output
 // differs between standard libraries) over the candidates sorted by logit, then id.
 // Deterministic: the same params, seed, logits and history give the same tokens everywhere.
+// With a mask (constrained decoding, brise/constraint.hpp) only the allowed tokens are
+// candidates, and every step above runs on them alone, in the same order.
 class Sampler {
  public:
   // Throws brise::Error on invalid params (negative temperature, top_p outside (0, 1], ...).
   explicit Sampler(SamplingParams params);
   // `history`: the tokens so far (for the repetition penalty). Throws on non-finite logits.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // The same among the tokens whose bit is set in `allowed` (bit id % 64 of word id / 64; ids
+  // beyond its words are not allowed). Throws brise::Error when no token is allowed.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history,
+                 std::span<const uint64_t> allowed);
   const SamplingParams& params() const { return params_; }
 
  private:
+  int32_t sample_among(std::span<const float> logits, std::span<const int32_t> history,
+                       const std::span<const uint64_t>* allowed);
+
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;    // scratch: (logit, id)
