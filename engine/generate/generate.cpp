@@ -99,6 +99,7 @@ struct Generation::State {
   Sampler sampler;
   StopStrings stop_strings;
   std::optional<Tokenizer::StreamDecoder> decoder;
+  std::optional<ConstraintMatcher> matcher;
   std::vector<int32_t> history;  // for the repetition penalty
   int32_t eos = -1;
   std::vector<int32_t> generated;
@@ -125,6 +126,30 @@ struct Generation::State {
       eos = tokenizer->eos_id();
     }
     history = session.tokens();
+    if (options.constraint) matcher.emplace(options.constraint);
+  }
+
+  // Tokens that may still be generated, the next one included: what max_tokens leaves, and with
+  // full attention what the context leaves (the token sampled when it is full is still returned).
+  uint32_t budget() const {
+    uint64_t left = options.max_tokens - generated.size();
+    if (const auto limit = session.position_limit())
+      left = std::min<uint64_t>(left, *limit - std::min<uint64_t>(*limit, session.position()) + 1);
+    return static_cast<uint32_t>(left);
+  }
+
+  int32_t sample(std::span<const float> logits) {
+    if (!matcher) return sampler.sample(logits, history);
+    const int32_t id = sampler.sample(logits, history, matcher->allowed(budget()));
+    if (!matcher->accept(id))
+      throw Error("generate: the constraint refused token " + std::to_string(id) +
+                  " that its mask allowed");
+    return id;
+  }
+
+  // The constraint steered by the budget: the end is max_tokens' doing, whatever token came.
+  StopReason constrained(StopReason why) const {
+    return why == StopReason::Eos && matcher && matcher->steered() ? StopReason::MaxTokens : why;
   }
 
   void emit(const std::string& piece, const std::function<bool(std::string_view)>& on_text) {
@@ -174,11 +199,19 @@ bool Generation::advance(std::span<const float> logits,
     g.finish(on_text);
     return false;
   }
-  const int32_t id = g.sampler.sample(logits, g.history);
+  const int32_t id = g.sample(logits);
   g.generated.push_back(id);
   g.history.push_back(id);
   if (const auto reason = g.stop_after(id, on_text)) {
-    g.reason = *reason;
+    g.reason = g.constrained(*reason);
+    g.finish(on_text);
+    return false;
+  }
+  if (g.matcher && g.matcher->finished()) {
+    // Nothing but EOS may follow: it is taken without another forward pass.
+    g.generated.push_back(g.eos);
+    g.history.push_back(g.eos);
+    g.reason = g.constrained(StopReason::Eos);
     g.finish(on_text);
     return false;
   }
