@@ -116,44 +116,64 @@ void BM_Argmax(benchmark::State& state) {
 BENCHMARK(BM_Argmax<argmax>)->Name("Argmax/simd/32768");
 BENCHMARK(BM_Argmax<argmax_ref>)->Name("Argmax/ref/32768");
 
-// ---- attention: group 4, head_dim 128, one decode query against `keys` cached rows ----
+// ---- attention: group 4, head_dim 128, one decode query against `keys` cached positions ----
 
-// Args: keys, 0 = f32 rows / 1 = f16 rows.
+// Args: keys, cache type 0 = f32 / 1 = f16 / 2 = q8_0. Every split of the keys, then the fold.
 template <auto Fn>
 void BM_Attention(benchmark::State& state) {
   const size_t keys = static_cast<size_t>(state.range(0));
-  const bool f16 = state.range(1) != 0;
+  const TypeTraits& type = *find_type(state.range(1) == 0   ? "f32"
+                                      : state.range(1) == 1 ? "f16"
+                                                            : "q8_0");
   const size_t group = 4, head_dim = 128;
   const auto k = random_vector(keys * head_dim, -1.0f, 1.0f, 8);
   const auto v = random_vector(keys * head_dim, -1.0f, 1.0f, 9);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  convert_f32_to_f16(k.data(), k16.data(), k.size());
-  convert_f32_to_f16(v.data(), v16.data(), v.size());
+  const size_t n_blocks = (keys + kKVBlock - 1) / kKVBlock;
+  std::vector<std::byte> storage(n_blocks * kv_block_bytes(type, head_dim));
+  std::vector<const std::byte*> table(n_blocks);
+  for (size_t b = 0; b < n_blocks; ++b) table[b] = &storage[b * kv_block_bytes(type, head_dim)];
+  for (size_t p = 0; p < keys; ++p)
+    kv_block_store(type, head_dim, &k[p * head_dim], &v[p * head_dim], p % kKVBlock,
+                   &storage[p / kKVBlock * kv_block_bytes(type, head_dim)]);
   const auto q = random_vector(group * head_dim, -1.0f, 1.0f, 10);
-  const KVSegment seg =
-      f16 ? KVSegment{k16.data(), v16.data(), keys} : KVSegment{k.data(), v.data(), keys};
-  const KVView view{f16 ? find_type("f16") : find_type("f32"), head_dim, head_dim,
-                    std::span<const KVSegment>(&seg, 1)};
-  std::vector<float> out(group * head_dim);
+  const size_t q_bytes = attention_query_bytes(type, head_dim);
+  std::vector<std::byte> prepared(group * q_bytes);
+  std::vector<AttentionRow> rows(group);
+  for (size_t g = 0; g < group; ++g) {
+    attention_prepare_query(type, head_dim, &q[g * head_dim], &prepared[g * q_bytes]);
+    rows[g] = {&prepared[g * q_bytes], 0, keys};
+  }
+  std::vector<float> part_o(group * head_dim), total_o(group * head_dim), out(group * head_dim);
+  std::vector<AttentionPartial> parts(group), totals(group);
+  std::vector<float> scratch(attention_split_scratch_floats(group));
+  const KVBlocks blocks{table.data(), 0, n_blocks};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   for (auto _ : state) {
-    Fn(q.data(), head_dim, group, view, scale, out.data(), head_dim);
+    for (size_t g = 0; g < group; ++g) {
+      parts[g].o = &part_o[g * head_dim];
+      totals[g] = {-INFINITY, 0.0f, &total_o[g * head_dim]};
+    }
+    for (uint64_t split = 0; split * kKVSplit < keys; ++split) {
+      Fn(type, head_dim, scale, blocks, split, rows, parts, scratch.data());
+      for (size_t g = 0; g < group; ++g) attention_fold(head_dim, parts[g], totals[g]);
+    }
+    for (size_t g = 0; g < group; ++g) attention_finish(head_dim, totals[g], &out[g * head_dim]);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  const size_t elem = f16 ? 2 : 4;
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 2 * keys * head_dim * elem));
+  state.SetBytesProcessed(
+      static_cast<int64_t>(state.iterations() * n_blocks * kv_block_bytes(type, head_dim)));
   state.counters["keys/s"] = benchmark::Counter(static_cast<double>(state.iterations() * keys),
                                                 benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Attention<attention>)
+BENCHMARK(BM_Attention<attention_split>)
     ->Name("Attention/simd/g4_d128")
-    ->ArgNames({"keys", "f16"})
-    ->ArgsProduct({{512, 4096, 32768}, {0, 1}});
-BENCHMARK(BM_Attention<attention_ref>)
+    ->ArgNames({"keys", "type"})
+    ->ArgsProduct({{512, 4096, 32768}, {0, 1, 2}});
+BENCHMARK(BM_Attention<attention_split_scalar>)
     ->Name("Attention/ref/g4_d128")
-    ->ArgNames({"keys", "f16"})
-    ->ArgsProduct({{512, 4096, 32768}, {0, 1}});
+    ->ArgNames({"keys", "type"})
+    ->ArgsProduct({{512, 4096, 32768}, {0, 1, 2}});
 
 // ---- Codecs: a row of every registry type encoded and decoded, SIMD vs scalar reference ----
 // 65536 elements (16 rows of 4096, one packed group's worth). Bytes/s counts floats and blocks.

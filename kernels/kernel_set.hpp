@@ -21,39 +21,55 @@
 #include "kernels/rope.hpp"
 
 // X(return type, name, (parameters), (arguments)) for every kernel a set holds.
-#define BRISE_KERNEL_LIST(X)                                                                   \
-  X(MatmulKernel, matmul_kernel, (const WeightMatrix& w, const MatmulInput& x), (w, x))        \
-  X(bool, packs_rows, (const TypeTraits& type), (type))                                        \
-  X(void, quantize_activations_k,                                                              \
-    (const float* x, size_t x_stride, size_t n_tokens, const Q8KActivations& out),             \
-    (x, x_stride, n_tokens, out))                                                              \
-  X(void, quantize_activations,                                                                \
-    (const float* x, size_t x_stride, size_t n_tokens, const Q8Activations& out),              \
-    (x, x_stride, n_tokens, out))                                                              \
-  X(void, encode_row, (const TypeTraits& type, const float* x, void* out, size_t n),           \
-    (type, x, out, n))                                                                         \
-  X(void, decode_row, (const TypeTraits& type, const void* in, float* out, size_t n),          \
-    (type, in, out, n))                                                                        \
-  X(void, rmsnorm, (const float* x, const float* weight, size_t n, float eps, float* out),     \
-    (x, weight, n, eps, out))                                                                  \
-  X(void, rope_apply,                                                                          \
-    (float* x, size_t n_heads, size_t head_dim, const float* cos_in, const float* sin_in),     \
-    (x, n_heads, head_dim, cos_in, sin_in))                                                    \
-  X(void, softmax, (float* x, size_t n), (x, n))                                               \
-  X(void, silu_mul, (const float* gate, const float* up, float* out, size_t n),                \
-    (gate, up, out, n))                                                                        \
-  X(size_t, argmax, (const float* x, size_t n), (x, n))                                        \
-  X(void, attention,                                                                           \
-    (const float* q, size_t q_stride, size_t group, const KVView& kv, float scale, float* out, \
-     size_t out_stride),                                                                       \
-    (q, q_stride, group, kv, scale, out, out_stride))                                          \
-  X(void, convert_f32_to_f16, (const float* x, uint16_t* y, size_t n), (x, y, n))              \
-  X(void, convert_f16_to_f32, (const uint16_t* x, float* y, size_t n), (x, y, n))              \
-  X(void, convert_f32_to_bf16, (const float* x, uint16_t* y, size_t n), (x, y, n))             \
-  X(void, convert_bf16_to_f32, (const uint16_t* x, float* y, size_t n), (x, y, n))             \
-  X(float, sum_floats, (const float* p, size_t n), (p, n))                                     \
-  X(double, fma_peak_probe, (size_t iterations, float b, float c, float* sink),                \
-    (iterations, b, c, sink))                                                                  \
+#define BRISE_KERNEL_LIST(X)                                                                       \
+  X(MatmulKernel, matmul_kernel, (const WeightMatrix& w, const MatmulInput& x), (w, x))            \
+  X(bool, packs_rows, (const TypeTraits& type), (type))                                            \
+  X(void, quantize_activations_k,                                                                  \
+    (const float* x, size_t x_stride, size_t n_tokens, const Q8KActivations& out),                 \
+    (x, x_stride, n_tokens, out))                                                                  \
+  X(void, quantize_activations,                                                                    \
+    (const float* x, size_t x_stride, size_t n_tokens, const Q8Activations& out),                  \
+    (x, x_stride, n_tokens, out))                                                                  \
+  X(void, encode_row, (const TypeTraits& type, const float* x, void* out, size_t n),               \
+    (type, x, out, n))                                                                             \
+  X(void, decode_row, (const TypeTraits& type, const void* in, float* out, size_t n),              \
+    (type, in, out, n))                                                                            \
+  X(void, rmsnorm, (const float* x, const float* weight, size_t n, float eps, float* out),         \
+    (x, weight, n, eps, out))                                                                      \
+  X(void, rope_apply,                                                                              \
+    (float* x, size_t n_heads, size_t head_dim, const float* cos_in, const float* sin_in),         \
+    (x, n_heads, head_dim, cos_in, sin_in))                                                        \
+  X(void, softmax, (float* x, size_t n), (x, n))                                                   \
+  X(void, silu_mul, (const float* gate, const float* up, float* out, size_t n),                    \
+    (gate, up, out, n))                                                                            \
+  X(size_t, argmax, (const float* x, size_t n), (x, n))                                            \
+  X(void, kv_block_store,                                                                          \
+    (const TypeTraits& type, size_t head_dim, const float* k, const float* v, size_t slot,         \
+     std::byte* block),                                                                            \
+    (type, head_dim, k, v, slot, block))                                                           \
+  X(void, attention_prepare_query,                                                                 \
+    (const TypeTraits& type, size_t head_dim, const float* q, std::byte* out),                     \
+    (type, head_dim, q, out))                                                                      \
+  X(void, attention_split,                                                                         \
+    (const TypeTraits& type, size_t head_dim, float scale, const KVBlocks& blocks, uint64_t split, \
+     std::span<const AttentionRow> rows, std::span<AttentionPartial> out, float* scratch),         \
+    (type, head_dim, scale, blocks, split, rows, out, scratch))                                    \
+  X(void, attention_split_scalar,                                                                  \
+    (const TypeTraits& type, size_t head_dim, float scale, const KVBlocks& blocks, uint64_t split, \
+     std::span<const AttentionRow> rows, std::span<AttentionPartial> out, float* scratch),         \
+    (type, head_dim, scale, blocks, split, rows, out, scratch))                                    \
+  X(void, attention_fold,                                                                          \
+    (size_t head_dim, const AttentionPartial& part, AttentionPartial& total),                      \
+    (head_dim, part, total))                                                                       \
+  X(void, attention_finish, (size_t head_dim, const AttentionPartial& total, float* out),          \
+    (head_dim, total, out))                                                                        \
+  X(void, convert_f32_to_f16, (const float* x, uint16_t* y, size_t n), (x, y, n))                  \
+  X(void, convert_f16_to_f32, (const uint16_t* x, float* y, size_t n), (x, y, n))                  \
+  X(void, convert_f32_to_bf16, (const float* x, uint16_t* y, size_t n), (x, y, n))                 \
+  X(void, convert_bf16_to_f32, (const uint16_t* x, float* y, size_t n), (x, y, n))                 \
+  X(float, sum_floats, (const float* p, size_t n), (p, n))                                         \
+  X(double, fma_peak_probe, (size_t iterations, float b, float c, float* sink),                    \
+    (iterations, b, c, sink))                                                                      \
   X(double, int8_peak_probe, (size_t iterations, int32_t * sink), (iterations, sink))
 
 namespace brise::kernels {

@@ -42,7 +42,9 @@ std::vector<Script> scripts() {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int32_t> id(3, 511);
   std::vector<Script> out;
-  for (size_t len : {1, 5, 97, 340}) {  // 340: past the 300-token window
+  // 340: past the 300-token window and the first split of 256 keys; 600: past two splits (the
+  // decode of its last tokens folds three), the window wrapped twice.
+  for (size_t len : {1, 5, 97, 340, 600}) {
     Script s;
     s.prompt.push_back(1);
     while (s.prompt.size() < len) s.prompt.push_back(id(rng));
@@ -135,6 +137,12 @@ TEST(Batch, PerLayerWindowsBitIdenticalToSessionsAlone) {
     const std::string what(tensor_type_name(type));
     expect_batch_invariant(model, options, 3, 64, what + ", 3 threads, chunk 64");
     expect_batch_invariant(model, options, 2, 7, what + ", 2 threads, chunk 7");
+    if (type != TensorType::F32) continue;  // the cache's type does not depend on the matrices'
+    for (const TensorType kv_type : {TensorType::F16, TensorType::Q8_0}) {
+      options.kv_type = kv_type;
+      expect_batch_invariant(model, options, 2, 64,
+                             what + ", " + std::string(tensor_type_name(kv_type)) + " cache");
+    }
   }
 }
 

@@ -108,6 +108,30 @@ TEST(ChatNormalize, TextPartsJoinLikeMessages) {
   EXPECT_EQ(n.system_prompt, "c1\n\nc2");
 }
 
+TEST(ChatRequest, DeveloperIsOpenAIsNewerNameOfSystem) {
+  const ChatRequest r = parse_chat_request(R"({"messages": [
+      {"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+      "modalities": ["text"]})");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].role, Role::System);
+  EXPECT_EQ(r.messages[0].content, "Be brief.");
+}
+
+TEST(ChatRequest, AKeyWithNullIsAbsentAsOpenAIReadsIt) {
+  // An assistant message sent back as OpenAI's API returns it has "refusal": null; an unknown key
+  // with a value is still refused by name.
+  const ChatRequest r = parse_chat_request(R"({"messages": [{"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Hello", "refusal": null},
+      {"role": "user", "content": "Again"}]})");
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[1].content, "Hello");
+  expect_error(
+      [] {
+        parse_chat_request(R"({"messages": [{"role": "user", "content": "Hi", "refusal": "no"}]})");
+      },
+      "messages[0].refusal");
+}
+
 TEST(ChatNormalize, ArgumentsAndResultsAsPythonWritesThem) {
   // test_normalize_funcalls: arguments always, tool results before v7 only; an empty result is {}.
   const ChatRequest r{

@@ -190,6 +190,13 @@ TEST_F(CliGenerate, BadInputExitsWith1AndSaysWhy) {
     EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;
   }
   {
+    // stories260k's heads are 8 wide: a q8_0 cache (blocks of 32 values of a head) is refused.
+    const auto r = run("generate -m " + model_ + " -p hi --kv-type q8_0");
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find("q8_0 KV cache needs head_dim a multiple of 32"), std::string::npos)
+        << r.err;
+  }
+  {
     const auto r = run("generate -m " + model_ + " -p hi --stop-id 512");
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_NE(r.err.find("512"), std::string::npos) << r.err;

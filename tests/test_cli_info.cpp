@@ -254,8 +254,11 @@ TEST(CliInfo, ShowsTheWindowPatternAndItsKvCache) {
         gguf::make_array(std::vector<bool>{false, true, true, true}));
   w.add_tensor("token_embd.weight", {80, 300}, TensorType::F32);
   write_gguf(model, w);
-  // K and V: 3 windowed layers x 10 positions + 1 full layer x 1000, x 64 values x 2.
-  constexpr uint64_t kF32 = (3 * 10 + 1000) * 64 * 2 * 4, kF16 = kF32 / 2;
+  // K and V: 3 windowed layers x 10 positions + 1 full layer x 1000, each stored in whole blocks
+  // of 32 positions (32 and 1024), x 64 values x 2. q8_0: per block of 32 positions of a head of
+  // 32, 32 x 32 codes and 32 fp16 scales for K and again for V (2176 bytes), x 2 heads.
+  constexpr uint64_t kF32 = (3 * 32 + 1024) * 64 * 2 * 4, kF16 = kF32 / 2;
+  constexpr uint64_t kQ8 = (3 * 1 + 32) * 2 * 2176;
   {
     const auto r = test::run_command(info_command(model));
     ASSERT_EQ(r.status, 0) << r.err;
@@ -264,7 +267,8 @@ TEST(CliInfo, ShowsTheWindowPatternAndItsKvCache) {
                         "FWWW (W: sliding window, F: full attention; 3 of 4 layers windowed)"))
         << r.out;
     EXPECT_TRUE(has_row(r.out, "kv_cache (whole context)",
-                        "527.4 kB f32, 263.7 kB f16 (3 layers x 10 + 1 layer x 1000 positions)"))
+                        "573.4 kB f32, 286.7 kB f16, 152.3 kB q8_0 (3 layers x 10 + 1 layer x 1000 "
+                        "positions)"))
         << r.out;
     EXPECT_EQ(r.out.find("llama.attention.sliding_window"), std::string::npos)
         << "shown above, not among the other metadata: " << r.out;
@@ -278,6 +282,7 @@ TEST(CliInfo, ShowsTheWindowPatternAndItsKvCache) {
   EXPECT_EQ(j["kv_cache"]["positions_per_layer"], nlohmann::json({1000, 10, 10, 10}));
   EXPECT_EQ(j["kv_cache"]["bytes_f32"], kF32);
   EXPECT_EQ(j["kv_cache"]["bytes_f16"], kF16);
+  EXPECT_EQ(j["kv_cache"]["bytes_q8_0"], kQ8);
 }
 
 TEST(CliInfo, ListsTensorsOfTypesBriseDoesNotCompute) {

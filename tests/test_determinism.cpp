@@ -99,24 +99,32 @@ TEST(Determinism, LogitsBitIdenticalForEveryTypeModeThreadCountAndChunk) {
 }
 
 // Per-layer windows (layer 0 a ring of 300 that the 530-token prompt wraps, layer 1 full
-// attention) and heads wider than dim / n_heads hold the same contract. The window code does not
-// depend on the matrices' type: a float, a block and a K-quant type suffice.
+// attention) and heads wider than dim / n_heads hold the same contract, with an f32, an f16 and
+// a q8_0 cache: the prompt crosses blocks of 32 and splits of 256 keys (kernels/attention.hpp), its
+// queries are computed in tiles (chunks of 7, 300, 512) or one at a time with their splits in
+// parallel (chunk 1), and the window starts inside a block. The window code does not depend on the
+// matrices' type: a float, a block and a K-quant type suffice.
 TEST(Determinism, PerLayerWindowsBitIdenticalForThreadCountsAndChunks) {
   const auto scratch = test::scratch_dir("determinism_interleaved");
   const std::vector<int32_t> prompt = long_prompt();
   for (const TensorType type : {TensorType::F32, TensorType::Q8_0, TensorType::Q4_K}) {
     const auto model = Model::load(test::write_wide_interleaved_model(scratch, type));
     ASSERT_EQ(model->config().sliding_window_pattern, (std::vector<bool>{true, false}));
-    std::vector<float> first;
-    for (const auto& [threads, chunk] :
-         std::vector<std::pair<int, uint32_t>>{{1, 512}, {3, 7}, {2, 1}, {4, 300}}) {
-      if (reduced_grid() && chunk == 1) continue;
-      SessionOptions options;
-      options.threads = threads;
-      options.prefill_chunk = chunk;
-      expect_same_as_first(first, run(model, options, prompt),
-                           std::string(tensor_type_name(type)) + ", threads " +
-                               std::to_string(threads) + ", chunk " + std::to_string(chunk));
+    for (const TensorType kv_type : {TensorType::F32, TensorType::F16, TensorType::Q8_0}) {
+      if (kv_type != TensorType::F32 && type != TensorType::F32) continue;
+      std::vector<float> first;
+      for (const auto& [threads, chunk] :
+           std::vector<std::pair<int, uint32_t>>{{1, 512}, {3, 7}, {2, 1}, {4, 300}}) {
+        if (reduced_grid() && chunk == 1) continue;
+        SessionOptions options;
+        options.threads = threads;
+        options.prefill_chunk = chunk;
+        options.kv_type = kv_type;
+        expect_same_as_first(first, run(model, options, prompt),
+                             std::string(tensor_type_name(type)) + ", " +
+                                 std::string(tensor_type_name(kv_type)) + " cache, threads " +
+                                 std::to_string(threads) + ", chunk " + std::to_string(chunk));
+      }
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -278,6 +279,84 @@ TEST_F(GenerateStories, SeededSamplingIsRepeatable) {
   const auto rb = generate(b, reference_.prompt_ids, o);
   EXPECT_EQ(ra.generated_ids, rb.generated_ids);
   EXPECT_EQ(ra.text, rb.text);
+}
+
+// The log-softmax of one logits row, restated in long double, and its ids by logit (then id).
+struct RowLogprobs {
+  std::vector<long double> logprob;
+  std::vector<int32_t> by_rank;
+};
+RowLogprobs reference_logprobs(std::span<const float> row) {
+  RowLogprobs r;
+  long double max = row[0];
+  for (const float x : row) max = std::max<long double>(max, x);
+  long double sum = 0;
+  for (const float x : row) sum += std::exp(static_cast<long double>(x) - max);
+  for (const float x : row) r.logprob.push_back(static_cast<long double>(x) - max - std::log(sum));
+  for (size_t i = 0; i < row.size(); ++i) r.by_rank.push_back(static_cast<int32_t>(i));
+  std::stable_sort(r.by_rank.begin(), r.by_rank.end(),
+                   [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  return r;
+}
+
+TEST_F(GenerateStories, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
+  for (const float temperature : {0.0f, 1.3f}) {
+    GenerateOptions o;
+    o.max_tokens = 60;
+    o.sampling.temperature = temperature;
+    o.sampling.seed = 11;
+    if (temperature > 0) o.sampling.frequency_penalty = 0.5f;  // changes the draw, not logprobs
+    Session plain_session(model_, one_thread());
+    const auto plain = generate(plain_session, reference_.prompt_ids, o);
+    EXPECT_TRUE(plain.logprobs.empty());
+    o.logprobs = 5;
+    Session session(model_, one_thread());
+    const auto r = generate(session, reference_.prompt_ids, o);
+    EXPECT_EQ(r.generated_ids, plain.generated_ids) << "logprobs changed the output";
+    if (temperature == 0) {  // greedy: the reference's 10th token, first met there, as stop id
+      const auto& g = reference_.generated;
+      ASSERT_GE(g.size(), 10u);
+      ASSERT_EQ(std::find(g.begin(), g.begin() + 9, g[9]), g.begin() + 9);
+      ASSERT_EQ(Ids(r.generated_ids.begin(), r.generated_ids.begin() + 10),
+                Ids(g.begin(), g.begin() + 10));
+      o.stop_ids = {g[9]};
+      Session stopped_session(model_, one_thread());
+      const auto stopped = generate(stopped_session, reference_.prompt_ids, o);
+      ASSERT_EQ(stopped.stop_reason, StopReason::StopId);
+      ASSERT_EQ(stopped.generated_ids.size(), 10u);
+      ASSERT_EQ(stopped.logprobs.size(), 9u) << "the stop id has no entry";
+      EXPECT_EQ(stopped.logprobs.back().chosen.logprob, r.logprobs[8].chosen.logprob);
+    }
+    const bool stop_token = r.stop_reason == StopReason::StopId || r.stop_reason == StopReason::Eos;
+    ASSERT_EQ(r.logprobs.size(), r.generated_ids.size() - (stop_token ? 1 : 0))
+        << "a stop token has no entry";
+
+    // Every row's logits from a fresh session fed the prompt and the answer at once.
+    Ids all = reference_.prompt_ids;
+    all.insert(all.end(), r.generated_ids.begin(), r.generated_ids.begin() + r.logprobs.size());
+    const size_t first = reference_.prompt_ids.size() - 1;
+    Session check(model_, one_thread());
+    size_t checked = 0;
+    check.prefill_all_logits(all, [&](size_t t, std::span<const float> row) {
+      if (t < first) return;
+      const size_t i = t - first;
+      if (i >= r.logprobs.size()) return;
+      const RowLogprobs ref = reference_logprobs(row);
+      const TokenLogprobs& got = r.logprobs[i];
+      EXPECT_EQ(got.chosen.id, r.generated_ids[i]);
+      EXPECT_NEAR(got.chosen.logprob, static_cast<double>(ref.logprob[got.chosen.id]), 1e-12)
+          << "token " << i;
+      ASSERT_EQ(got.top.size(), 5u);
+      for (size_t k = 0; k < 5; ++k) {
+        EXPECT_EQ(got.top[k].id, ref.by_rank[k]) << "token " << i << " rank " << k;
+        EXPECT_NEAR(got.top[k].logprob, static_cast<double>(ref.logprob[ref.by_rank[k]]), 1e-12);
+      }
+      ++checked;
+    });
+    EXPECT_EQ(checked, r.logprobs.size());
+    if (temperature == 0)  // greedy: the chosen token is always the most likely
+      for (const auto& lp : r.logprobs) EXPECT_EQ(lp.chosen.id, lp.top[0].id);
+  }
 }
 
 TEST_F(GenerateStories, BadInputsAreErrors) {

@@ -10,6 +10,7 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "support/gguf_values.hpp"
 #include "support/testdata.hpp"
 
 namespace brise::gguf {
@@ -46,42 +47,6 @@ std::vector<std::byte> random_bytes(size_t n, uint32_t seed) {
   std::vector<std::byte> v(n);
   for (auto& b : v) b = static_cast<std::byte>(rng() & 0xff);
   return v;
-}
-
-// Bit-exact comparison (NaN payloads and -0.0 included), recursing into arrays.
-::testing::AssertionResult same_value(const Value& a, const Value& b, const std::string& where) {
-  if (a.type() != b.type())
-    return ::testing::AssertionFailure() << where << ": type " << value_type_name(a.type())
-                                         << " vs " << value_type_name(b.type());
-  if (a.type() == ValueType::ARRAY) {
-    const Array& x = std::get<Array>(a.data);
-    const Array& y = std::get<Array>(b.data);
-    if (x.elem_type != y.elem_type)
-      return ::testing::AssertionFailure() << where << ": element type differs";
-    if (x.items.size() != y.items.size())
-      return ::testing::AssertionFailure()
-             << where << ": " << x.items.size() << " vs " << y.items.size() << " items";
-    for (size_t i = 0; i < x.items.size(); ++i) {
-      auto r = same_value(x.items[i], y.items[i], where + "[" + std::to_string(i) + "]");
-      if (!r) return r;
-    }
-    return ::testing::AssertionSuccess();
-  }
-  const bool equal = std::visit(
-      [&](const auto& va) {
-        using T = std::decay_t<decltype(va)>;
-        const T& vb = std::get<T>(b.data);
-        if constexpr (std::is_floating_point_v<T>) {
-          return std::memcmp(&va, &vb, sizeof(T)) == 0;
-        } else if constexpr (std::is_same_v<T, Array>) {
-          return false;  // handled above
-        } else {
-          return va == vb;
-        }
-      },
-      a.data);
-  if (!equal) return ::testing::AssertionFailure() << where << ": values differ";
-  return ::testing::AssertionSuccess();
 }
 
 Array typed_array(ValueType type, std::vector<Value> items) {
@@ -194,7 +159,8 @@ TEST_P(RoundTrip, EveryValueTypeAndTensorType) {
   }
   for (size_t i = 0; i < values.size(); ++i) {
     EXPECT_EQ(f->metadata()[i + extra].first, values[i].first);
-    EXPECT_TRUE(same_value(f->metadata()[i + extra].second, values[i].second, values[i].first));
+    EXPECT_TRUE(
+        test::same_value(f->metadata()[i + extra].second, values[i].second, values[i].first));
   }
 
   ASSERT_EQ(f->tensors().size(), specs.size());

@@ -307,7 +307,9 @@ TEST(HostileLimits, SafetensorsClaimsAreRejectedBeforeAllocation) {
        }(),
        "header length 4294967296 runs past the end of the file"},
   };
-  for (const auto& [bytes, message] : cases) {
+  for (const auto& c : cases) {
+    const Bytes& bytes = c.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& message = c.second;
     HeapUse use;
     const std::string msg = measured([&] { SafetensorsFile::parse(bytes, "t.safetensors"); }, &use);
     EXPECT_NE(msg.find(message), std::string::npos) << msg;

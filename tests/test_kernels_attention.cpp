@@ -1,5 +1,8 @@
-// Grouped-query attention over segmented KV views: SIMD vs scalar reference (f32 and f16 rows)
-// on awkward shapes, hand-computed cases, and bit-identical results whatever the segmentation.
+// Attention over KV blocks (kernels/attention.hpp): the SIMD split against its scalar
+// specification bit for bit (f32, f16 and q8_0 blocks, awkward head sizes, windows that start and
+// end inside blocks, more rows than one pass takes), whole rows against a double-precision softmax,
+// hand-computed cases, a row's result the same bits alone or among other rows, and the block
+// layout's store, load and copy against the values stored.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,338 +21,342 @@ namespace {
 
 const TypeTraits* const kF32 = find_type("f32");
 const TypeTraits* const kF16 = find_type("f16");
+const TypeTraits* const kQ8 = find_type("q8_0");
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr uint16_t kF16NaN = 0x7E00;
+// A random f16 of magnitude in [1/16, 4), as an f32 (exact in f16, so f32 and f16 blocks hold the
+// same values).
+float random_f16_value(std::mt19937& rng) {
+  const int exponent = -4 + static_cast<int>(rng() % 6);
+  const float v = std::ldexp(1.0f + static_cast<float>(rng() % 1024) / 1024.0f, exponent);
+  return rng() & 1 ? -v : v;
+}
 
-// K and V rows of `keys` positions, every value exactly representable in f16 so that the same
-// keys can be viewed as f32 or f16 rows. Padding between head_dim and row_stride is NaN: a read
-// past head_dim would poison the result.
-struct KVData {
-  size_t keys = 0;
-  size_t head_dim = 0;
-  size_t row_stride = 0;
-  std::vector<float> k32, v32;
-  std::vector<uint16_t> k16, v16;
+// Keys and values of positions [0, keys) of one head, stored in blocks of the type. Every block is
+// its own allocation, and the slots past `keys` in the last one hold 0xFF bytes (NaN in f32 and
+// f16, NaN scales in q8_0): a kernel that used them would poison its result.
+struct Cache {
+  const TypeTraits* type = nullptr;
+  size_t head_dim = 0, keys = 0;
+  std::vector<float> k, v;  // [position][head_dim], the values stored
   float max_abs_v = 0.0f;
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<const std::byte*> table;
+  KVBlocks blocks() const { return {table.data(), 0, table.size()}; }
 };
 
-// A random f16 of magnitude in [1/16, 4): its bits and its exact f32 value (decoded here, not
-// by the library's converter).
-void random_f16(std::mt19937& rng, uint16_t* bits, float* value) {
-  const uint32_t sign = rng() & 1;
-  const uint32_t exponent = 11 + rng() % 6;  // 2^-4 .. 2^1
-  const uint32_t mantissa = rng() % 1024;
-  *bits = static_cast<uint16_t>(sign << 15 | exponent << 10 | mantissa);
-  const float v =
-      std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, static_cast<int>(exponent) - 15);
-  *value = sign ? -v : v;
-}
-
-KVData make_kv(size_t keys, size_t head_dim, size_t row_stride, unsigned seed) {
-  KVData kv;
-  kv.keys = keys;
-  kv.head_dim = head_dim;
-  kv.row_stride = row_stride;
-  kv.k32.assign(keys * row_stride, kNaN);
-  kv.v32.assign(keys * row_stride, kNaN);
-  kv.k16.assign(keys * row_stride, kF16NaN);
-  kv.v16.assign(keys * row_stride, kF16NaN);
+Cache make_cache(const TypeTraits* type, size_t head_dim, size_t keys, unsigned seed) {
+  Cache c;
+  c.type = type;
+  c.head_dim = head_dim;
+  c.keys = keys;
   std::mt19937 rng(seed);
-  for (size_t r = 0; r < keys; ++r) {
-    for (size_t d = 0; d < head_dim; ++d) {
-      const size_t at = r * row_stride + d;
-      random_f16(rng, &kv.k16[at], &kv.k32[at]);
-      random_f16(rng, &kv.v16[at], &kv.v32[at]);
-      kv.max_abs_v = std::max(kv.max_abs_v, std::fabs(kv.v32[at]));
-    }
-  }
-  return kv;
+  c.k.resize(keys * head_dim);
+  c.v.resize(keys * head_dim);
+  for (float& x : c.k) x = random_f16_value(rng);
+  for (float& x : c.v) x = random_f16_value(rng);
+  const size_t n_blocks = (keys + kKVBlock - 1) / kKVBlock;
+  c.storage.assign(n_blocks,
+                   std::vector<std::byte>(kv_block_bytes(*type, head_dim), std::byte{0xFF}));
+  for (size_t p = 0; p < keys; ++p)
+    kv_block_store(*type, head_dim, &c.k[p * head_dim], &c.v[p * head_dim], p % kKVBlock,
+                   c.storage[p / kKVBlock].data());
+  for (const auto& b : c.storage) c.table.push_back(b.data());
+  for (const float x : c.v) c.max_abs_v = std::max(c.max_abs_v, std::fabs(x));
+  return c;
 }
 
-std::vector<float> random_queries(size_t group, size_t q_stride, unsigned seed) {
+std::vector<float> random_query(size_t head_dim, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> q(group * q_stride);
+  std::vector<float> q(head_dim);
   for (float& x : q) x = dist(rng);
   return q;
 }
 
-// A view of the whole of `kv` as one segment. `segments` owns the storage the view points to.
-KVView whole_view(const KVData& kv, const TypeTraits* type, std::vector<KVSegment>& segments) {
-  const bool f16 = type == kF16;
-  segments = {KVSegment{f16 ? static_cast<const void*>(kv.k16.data()) : kv.k32.data(),
-                        f16 ? static_cast<const void*>(kv.v16.data()) : kv.v32.data(), kv.keys}};
-  return KVView{type, kv.head_dim, kv.row_stride, segments};
-}
-
-// The same keys split at `cuts` (ascending, may repeat: empty segments), each piece copied into
-// its own buffer at an element offset that varies its alignment.
-struct SplitKV {
-  std::vector<std::vector<float>> buffers32;
-  std::vector<std::vector<uint16_t>> buffers16;
-  std::vector<KVSegment> segments;
-  KVView view;
+// Query rows with their keys [begin, end), in the form the cache type's kernels take.
+struct Rows {
+  std::vector<std::vector<float>> q;
+  std::vector<std::vector<std::byte>> prepared;
+  std::vector<AttentionRow> rows;
+  void add(const Cache& c, std::vector<float> query, uint64_t begin, uint64_t end) {
+    q.push_back(std::move(query));
+    prepared.emplace_back(attention_query_bytes(*c.type, c.head_dim));
+    attention_prepare_query(*c.type, c.head_dim, q.back().data(), prepared.back().data());
+    rows.clear();
+    for (size_t r = 0; r < q.size(); ++r) rows.push_back({prepared[r].data(), 0, 0});
+    ends.push_back({begin, end});
+    for (size_t r = 0; r < rows.size(); ++r) {
+      rows[r].begin = ends[r].first;
+      rows[r].end = ends[r].second;
+    }
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> ends;
 };
 
-void make_split(const KVData& kv, const TypeTraits* type, const std::vector<size_t>& cuts,
-                unsigned seed, SplitKV& split) {
-  std::mt19937 rng(seed);
-  std::vector<size_t> bounds = {0};
-  bounds.insert(bounds.end(), cuts.begin(), cuts.end());
-  bounds.push_back(kv.keys);
-  const size_t stride = kv.row_stride;
-  split.segments.clear();
-  split.buffers32.assign(bounds.size() * 2, {});
-  split.buffers16.assign(bounds.size() * 2, {});
-  for (size_t s = 0; s + 1 < bounds.size(); ++s) {
-    const size_t begin = bounds[s], count = bounds[s + 1] - begin;
-    const size_t pad_k = rng() % 16, pad_v = rng() % 16;
-    auto& k32 = split.buffers32[2 * s];
-    auto& v32 = split.buffers32[2 * s + 1];
-    auto& k16 = split.buffers16[2 * s];
-    auto& v16 = split.buffers16[2 * s + 1];
-    k32.assign(pad_k + count * stride + 1, kNaN);
-    v32.assign(pad_v + count * stride + 1, kNaN);
-    k16.assign(pad_k + count * stride + 1, kF16NaN);
-    v16.assign(pad_v + count * stride + 1, kF16NaN);
-    std::copy_n(kv.k32.begin() + begin * stride, count * stride, k32.begin() + pad_k);
-    std::copy_n(kv.v32.begin() + begin * stride, count * stride, v32.begin() + pad_v);
-    std::copy_n(kv.k16.begin() + begin * stride, count * stride, k16.begin() + pad_k);
-    std::copy_n(kv.v16.begin() + begin * stride, count * stride, v16.begin() + pad_v);
-    if (type == kF16) {
-      split.segments.push_back({k16.data() + pad_k, v16.data() + pad_v, count});
-    } else {
-      split.segments.push_back({k32.data() + pad_k, v32.data() + pad_v, count});
-    }
+// Partials of every row over one split, by the SIMD kernel or the scalar specification.
+struct Partials {
+  std::vector<float> o;
+  std::vector<AttentionPartial> parts;
+  Partials(size_t rows, size_t head_dim) : o(rows * head_dim, -1.0f), parts(rows) {
+    for (size_t r = 0; r < rows; ++r) parts[r] = {0.0f, -1.0f, &o[r * head_dim]};
   }
-  split.view = KVView{type, kv.head_dim, stride, split.segments};
+};
+
+using SplitFn = void (*)(const TypeTraits&, size_t, float, const KVBlocks&, uint64_t,
+                         std::span<const AttentionRow>, std::span<AttentionPartial>, float*);
+
+Partials run_split(SplitFn fn, const Cache& c, float scale, uint64_t split,
+                   std::span<const AttentionRow> rows) {
+  Partials p(rows.size(), c.head_dim);
+  std::vector<float> scratch(attention_split_scratch_floats(std::max<size_t>(rows.size(), 1)));
+  fn(*c.type, c.head_dim, scale, c.blocks(), split, rows, p.parts, scratch.data());
+  return p;
 }
 
-using AttentionFn = void (*)(const float*, size_t, size_t, const KVView&, float, float*, size_t);
+bool same_bits(float a, float b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
-// Runs `fn` into an output pre-filled with NaN (the kernel must not read it; the padding between
-// heads must stay untouched).
-std::vector<float> run(AttentionFn fn, const std::vector<float>& q, size_t q_stride, size_t group,
-                       const KVView& view, float scale, size_t out_stride) {
-  std::vector<float> out(group * out_stride, kNaN);
-  fn(q.data(), q_stride, group, view, scale, out.data(), out_stride);
-  for (size_t g = 0; g < group; ++g) {
-    for (size_t d = view.head_dim; d < out_stride; ++d) {
-      EXPECT_TRUE(std::isnan(out[g * out_stride + d])) << "padding written, g=" << g;
-    }
+// Each row's attention over its keys: its splits' partials folded oldest first, then finished,
+// every split computed for all of `rows` at once.
+std::vector<float> attend(const Cache& c, float scale, std::span<const AttentionRow> rows) {
+  const size_t hd = c.head_dim;
+  std::vector<float> total_o(rows.size() * hd), out(rows.size() * hd);
+  std::vector<AttentionPartial> totals(rows.size());
+  uint64_t last = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    totals[r] = {-std::numeric_limits<float>::infinity(), 0.0f, &total_o[r * hd]};
+    last = std::max(last, rows[r].end - 1);
   }
+  for (uint64_t split = 0; split <= last / kKVSplit; ++split) {
+    const Partials p = run_split(attention_split, c, scale, split, rows);
+    for (size_t r = 0; r < rows.size(); ++r) attention_fold(hd, p.parts[r], totals[r]);
+  }
+  for (size_t r = 0; r < rows.size(); ++r) attention_finish(hd, totals[r], &out[r * hd]);
   return out;
 }
 
-bool bit_identical(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+// The cases: head sizes (q8_0 needs multiples of 32) and rows whose keys start and end inside
+// blocks, on block and split edges, within one block, and across several splits.
+std::vector<size_t> head_dims(const TypeTraits* type) {
+  if (type == kQ8) return {32, 64, 128, 160};
+  return {8, 12, 64, 100, 128};
 }
 
-// Largest |simd - ref| over the head_dim values of each head, in units of max|V| (the outputs
-// are convex combinations of V rows, so max|V| bounds them).
-double max_scaled_error(const std::vector<float>& simd, const std::vector<float>& ref, size_t group,
-                        size_t head_dim, size_t out_stride, float max_abs_v) {
-  double worst = 0.0;
-  for (size_t g = 0; g < group; ++g) {
-    for (size_t d = 0; d < head_dim; ++d) {
-      const size_t at = g * out_stride + d;
-      worst = std::max(worst, std::fabs(static_cast<double>(simd[at]) - ref[at]) / max_abs_v);
-    }
-  }
-  return worst;
+void add_awkward_rows(Rows& rows, const Cache& c, unsigned seed) {
+  const uint64_t n = c.keys;
+  const std::pair<uint64_t, uint64_t> spans[] = {
+      {0, 1},     {0, 32},     {0, 33},    {5, 6},     {3, 29},     {31, 65},   {0, n},
+      {n - 1, n}, {n - 40, n}, {250, 262}, {256, 257}, {17, n - 3}, {100, 356}, {n / 2, n / 2 + 1}};
+  unsigned s = seed;
+  for (const auto& [begin, end] : spans)
+    if (begin < end && end <= n) rows.add(c, random_query(c.head_dim, s++), begin, end);
 }
 
-TEST(Attention, MatchesReferenceOnAwkwardShapesF32AndF16) {
-  double worst = 0.0;
-  for (size_t head_dim : {8, 12, 64, 100, 128}) {
-    for (size_t group : {1, 3, 4, 8, 32}) {
-      for (size_t keys : {1, 31, 32, 33, 1000}) {
-        // Vary strides so that heads and rows are not packed.
-        const size_t row_stride = head_dim + (keys % 2 ? 4 : 0);
-        const size_t q_stride = head_dim + (group % 2 ? 3 : 0);
-        const size_t out_stride = head_dim + (group % 4 ? 0 : 2);
-        const auto kv = make_kv(keys, head_dim, row_stride, static_cast<unsigned>(keys + head_dim));
-        const auto q = random_queries(group, q_stride, static_cast<unsigned>(group * 7 + head_dim));
-        // A flat softmax (usual 1/sqrt(d)) and a sharp one (scores spread over tens).
-        for (float sharpness : {1.0f, 8.0f}) {
-          const float scale = sharpness / std::sqrt(static_cast<float>(head_dim));
-          SCOPED_TRACE(testing::Message() << "head_dim=" << head_dim << " group=" << group
-                                          << " keys=" << keys << " scale=" << scale);
-          std::vector<KVSegment> seg32, seg16;
-          const KVView v32 = whole_view(kv, kF32, seg32);
-          const KVView v16 = whole_view(kv, kF16, seg16);
-          const auto simd32 = run(attention, q, q_stride, group, v32, scale, out_stride);
-          const auto ref32 = run(attention_ref, q, q_stride, group, v32, scale, out_stride);
-          const auto simd16 = run(attention, q, q_stride, group, v16, scale, out_stride);
-          const auto ref16 = run(attention_ref, q, q_stride, group, v16, scale, out_stride);
-          const double err =
-              max_scaled_error(simd32, ref32, group, head_dim, out_stride, kv.max_abs_v);
-          worst = std::max(worst, err);
-          ASSERT_LE(err, 1e-5);
-          // f16 rows hold the same values: widening is exact, so results are the same bits.
-          ASSERT_TRUE(bit_identical(simd16, simd32));
-          ASSERT_TRUE(bit_identical(ref16, ref32));
+TEST(Attention, SimdSplitEqualsScalarSpecificationBitForBit) {
+  for (const TypeTraits* type : {kF32, kF16, kQ8}) {
+    for (const size_t hd : head_dims(type)) {
+      const Cache c = make_cache(type, hd, 600, static_cast<unsigned>(hd));
+      Rows rows;
+      add_awkward_rows(rows, c, 7);
+      // More rows than one pass of the kernel takes (128): 140 rows in one call.
+      std::mt19937 rng(static_cast<unsigned>(hd) + 1);
+      while (rows.q.size() < 140) {
+        const uint64_t end = 1 + rng() % c.keys, begin = rng() % end;
+        rows.add(c, random_query(hd, static_cast<unsigned>(rng())), begin, end);
+      }
+      for (const float sharpness : {1.0f, 8.0f}) {
+        const float scale = sharpness / std::sqrt(static_cast<float>(hd));
+        for (uint64_t split = 0; split <= (c.keys - 1) / kKVSplit; ++split) {
+          SCOPED_TRACE(testing::Message() << type->name << " head_dim " << hd << " scale " << scale
+                                          << " split " << split);
+          const Partials simd = run_split(attention_split, c, scale, split, rows.rows);
+          const Partials spec = run_split(attention_split_scalar, c, scale, split, rows.rows);
+          for (size_t r = 0; r < rows.rows.size(); ++r) {
+            ASSERT_TRUE(same_bits(simd.parts[r].max, spec.parts[r].max)) << "row " << r;
+            ASSERT_TRUE(same_bits(simd.parts[r].sum, spec.parts[r].sum)) << "row " << r;
+            ASSERT_EQ(std::memcmp(simd.parts[r].o, spec.parts[r].o, hd * sizeof(float)), 0)
+                << "row " << r;
+            // A row with no key in the split: the empty partial.
+            const bool empty = rows.rows[r].end <= split * kKVSplit ||
+                               rows.rows[r].begin >= (split + 1) * kKVSplit;
+            EXPECT_EQ(simd.parts[r].sum == 0.0f, empty) << "row " << r;
+          }
         }
       }
     }
   }
-  RecordProperty("worst_error_over_max_abs_v", std::to_string(worst));
 }
 
-TEST(Attention, LargeAndOddGroupSizes) {
-  // 9 = a full block of 8 plus 1; 70 needs two passes over the keys (64 + 6 heads).
-  for (size_t group : {2, 5, 7, 9, 16, 70}) {
-    const size_t head_dim = 24, keys = 77;
-    SCOPED_TRACE(testing::Message() << "group=" << group);
-    const auto kv = make_kv(keys, head_dim, head_dim, 11);
-    const auto q = random_queries(group, head_dim, 12);
-    std::vector<KVSegment> segs;
-    const KVView view = whole_view(kv, kF32, segs);
-    const float scale = 2.0f;
-    const auto simd = run(attention, q, head_dim, group, view, scale, head_dim);
-    const auto ref = run(attention_ref, q, head_dim, group, view, scale, head_dim);
-    EXPECT_LE(max_scaled_error(simd, ref, group, head_dim, head_dim, kv.max_abs_v), 1e-5);
+// Within 1e-5 of max|V| for f32 and f16 blocks (float arithmetic over at most 600 keys against a
+// double softmax of the same stored values). q8_0 multiplies keys with the query quantized to
+// int8 blocks (1/254 of the block's largest element): scores move by up to about
+// |q| |k| / 127 x scale, so the bound there is 3e-2 of max|V|.
+TEST(Attention, WholeRowsMatchDoublePrecisionSoftmax) {
+  for (const TypeTraits* type : {kF32, kF16, kQ8}) {
+    const double tolerance = type == kQ8 ? 3e-2 : 1e-5;
+    double worst = 0.0;
+    for (const size_t hd : head_dims(type)) {
+      const Cache c = make_cache(type, hd, 600, static_cast<unsigned>(hd) + 50);
+      Rows rows;
+      add_awkward_rows(rows, c, 70);
+      for (const float sharpness : {1.0f, 4.0f}) {
+        const float scale = sharpness / std::sqrt(static_cast<float>(hd));
+        const std::vector<float> out = attend(c, scale, rows.rows);
+        std::vector<float> ref(hd);
+        for (size_t r = 0; r < rows.rows.size(); ++r) {
+          attention_ref(*type, hd, scale, c.blocks(), rows.q[r].data(), rows.rows[r].begin,
+                        rows.rows[r].end, ref.data());
+          for (size_t d = 0; d < hd; ++d) {
+            const double err = std::fabs(out[r * hd + d] - ref[d]) / c.max_abs_v;
+            worst = std::max(worst, err);
+            ASSERT_LE(err, tolerance)
+                << type->name << " head_dim " << hd << " row " << r << " [" << rows.rows[r].begin
+                << ", " << rows.rows[r].end << ") d " << d;
+          }
+        }
+      }
+    }
+    RecordProperty("worst_error_over_max_abs_v_" + std::string(type->name), std::to_string(worst));
+  }
+}
+
+// What makes logits independent of chunking and batching: a row's result is the same bits
+// whether it is computed alone, among the rows of a prefill tile, or among other sequences' rows.
+TEST(Attention, RowResultIsTheSameAloneOrAmongOtherRows) {
+  for (const TypeTraits* type : {kF32, kF16, kQ8}) {
+    const size_t hd = 64;
+    const Cache c = make_cache(type, hd, 600, 5);
+    Rows rows;
+    add_awkward_rows(rows, c, 90);
+    const std::vector<float> together = attend(c, 0.2f, rows.rows);
+    for (size_t r = 0; r < rows.rows.size(); ++r) {
+      const std::vector<float> alone = attend(c, 0.2f, std::span(rows.rows).subspan(r, 1));
+      ASSERT_EQ(std::memcmp(alone.data(), &together[r * hd], hd * sizeof(float)), 0)
+          << type->name << " row " << r;
+    }
+    // Every other row, in reverse order.
+    std::vector<size_t> picked;
+    for (size_t r = rows.rows.size(); r-- > 0;)
+      if (r % 2 == 0) picked.push_back(r);
+    std::vector<AttentionRow> some;
+    for (const size_t r : picked) some.push_back(rows.rows[r]);
+    const std::vector<float> subset = attend(c, 0.2f, some);
+    for (size_t i = 0; i < picked.size(); ++i)
+      ASSERT_EQ(std::memcmp(&subset[i * hd], &together[picked[i] * hd], hd * sizeof(float)), 0)
+          << type->name << " row " << picked[i];
   }
 }
 
 TEST(Attention, SingleKeyReturnsItsValueExactly) {
   for (const TypeTraits* type : {kF32, kF16}) {
-    const auto kv = make_kv(1, 100, 100, 5);
-    const auto q = random_queries(3, 100, 6);
-    std::vector<KVSegment> segs;
-    const KVView view = whole_view(kv, type, segs);
-    for (AttentionFn fn : {attention, attention_ref}) {
-      const auto out = run(fn, q, 100, 3, view, 0.3f, 100);
-      for (size_t g = 0; g < 3; ++g) {
-        for (size_t d = 0; d < 100; ++d) ASSERT_EQ(out[g * 100 + d], kv.v32[d]) << g << "," << d;
-      }
-    }
+    const Cache c = make_cache(type, 100, 70, 3);
+    Rows rows;
+    for (const uint64_t p : {0u, 31u, 32u, 69u}) rows.add(c, random_query(100, 4), p, p + 1);
+    const std::vector<float> out = attend(c, 0.3f, rows.rows);
+    for (size_t r = 0; r < rows.rows.size(); ++r)
+      for (size_t d = 0; d < 100; ++d)
+        ASSERT_EQ(out[r * 100 + d], c.v[rows.rows[r].begin * 100 + d]) << r << "," << d;
   }
 }
 
 TEST(Attention, HandComputedWeights) {
-  // head_dim 2, q = (1, 0), scale 1: scores are k_j[0]. Scores 0, ln 3 and ln 4 give weights
-  // 1/8, 3/8, 4/8.
-  const float k[3][2] = {{0.0f, 5.0f}, {std::log(3.0f), -1.0f}, {std::log(4.0f), 2.0f}};
-  const float v[3][2] = {{8.0f, 0.0f}, {0.0f, 8.0f}, {16.0f, -8.0f}};
-  const std::vector<float> q = {1.0f, 0.0f};
-  const KVSegment seg{k, v, 3};
-  const KVView view{kF32, 2, 2, std::span<const KVSegment>(&seg, 1)};
-  const double expected[2] = {8.0 / 8 + 16.0 * 4 / 8, 8.0 * 3 / 8 - 8.0 * 4 / 8};
-  for (AttentionFn fn : {attention, attention_ref}) {
-    const auto out = run(fn, q, 2, 1, view, 1.0f, 2);
-    EXPECT_NEAR(out[0], expected[0], 1e-5);
-    EXPECT_NEAR(out[1], expected[1], 1e-5);
+  // head_dim 8, q = e0, scale 1: scores are k_j[0]. Scores 0, ln 3 and ln 4 at positions 30, 31
+  // and 32 (across a block edge) give weights 1/8, 3/8, 4/8.
+  Cache c = make_cache(kF32, 8, 40, 1);
+  const float k0[3] = {0.0f, std::log(3.0f), std::log(4.0f)};
+  const float v0[3] = {8.0f, 0.0f, 16.0f};
+  for (size_t i = 0; i < 3; ++i) {
+    std::vector<float> k(8, 0.0f), v(8, 1.0f);
+    k[0] = k0[i];
+    k[1] = 5.0f;  // q[1] = 0: ignored
+    v[0] = v0[i];
+    kv_block_store(*kF32, 8, k.data(), v.data(), (30 + i) % kKVBlock,
+                   c.storage[(30 + i) / kKVBlock].data());
   }
+  std::vector<float> q(8, 0.0f);
+  q[0] = 1.0f;
+  Rows rows;
+  rows.add(c, q, 30, 33);
+  const std::vector<float> out = attend(c, 1.0f, rows.rows);
+  EXPECT_NEAR(out[0], 8.0 / 8 + 16.0 * 4 / 8, 1e-5);
+  for (size_t d = 1; d < 8; ++d) EXPECT_NEAR(out[d], 1.0, 1e-5);
 }
 
-TEST(Attention, IdenticalKeysAverageTheValues) {
-  const size_t head_dim = 33, keys = 100;
-  auto kv = make_kv(keys, head_dim, head_dim, 9);
-  for (size_t r = 1; r < keys; ++r) {
-    std::copy_n(kv.k32.begin(), head_dim, kv.k32.begin() + r * head_dim);
-  }
-  const auto q = random_queries(2, head_dim, 10);
-  std::vector<KVSegment> segs;
-  const KVView view = whole_view(kv, kF32, segs);
-  const auto out = run(attention, q, head_dim, 2, view, 1.0f, head_dim);
-  for (size_t d = 0; d < head_dim; ++d) {
-    double mean = 0.0;
-    for (size_t r = 0; r < keys; ++r) mean += kv.v32[r * head_dim + d];
-    mean /= keys;
-    EXPECT_NEAR(out[d], mean, 1e-5 * kv.max_abs_v);
-    EXPECT_NEAR(out[head_dim + d], mean, 1e-5 * kv.max_abs_v);
-  }
-}
-
-TEST(Attention, RunningMaxRisingAndFallingAcrossTiles) {
-  // Scores that climb (every tile raises the running max) or fall, up to about +-60.
-  const size_t head_dim = 16, keys = 300;
-  for (bool rising : {true, false}) {
-    auto kv = make_kv(keys, head_dim, head_dim, 21);
-    const auto q = random_queries(4, head_dim, 22);
-    for (size_t r = 0; r < keys; ++r) {
-      const float t = (rising ? static_cast<float>(r) : static_cast<float>(keys - r)) / keys;
-      for (size_t d = 0; d < head_dim; ++d) kv.k32[r * head_dim + d] = q[d] * 20.0f * t;
+TEST(Attention, RunningMaxRisingAndFallingAcrossBlocksAndSplits) {
+  // Scores that climb (every block raises the running max) or fall, up to about +-60, over 600
+  // keys (three splits).
+  const size_t hd = 16, keys = 600;
+  for (const bool rising : {true, false}) {
+    const std::vector<float> q = random_query(hd, 22);
+    Cache c = make_cache(kF32, hd, keys, 21);
+    for (size_t p = 0; p < keys; ++p) {
+      const float t = (rising ? static_cast<float>(p) : static_cast<float>(keys - p)) / keys;
+      for (size_t d = 0; d < hd; ++d) c.k[p * hd + d] = q[d] * 60.0f * t;
+      kv_block_store(*kF32, hd, &c.k[p * hd], &c.v[p * hd], p % kKVBlock,
+                     c.storage[p / kKVBlock].data());
     }
-    std::vector<KVSegment> segs;
-    const KVView view = whole_view(kv, kF32, segs);
-    const auto simd = run(attention, q, head_dim, 4, view, 1.0f, head_dim);
-    const auto ref = run(attention_ref, q, head_dim, 4, view, 1.0f, head_dim);
-    EXPECT_LE(max_scaled_error(simd, ref, 4, head_dim, head_dim, kv.max_abs_v), 1e-5) << rising;
+    Rows rows;
+    rows.add(c, q, 0, keys);
+    rows.add(c, q, 200, 530);
+    const std::vector<float> out = attend(c, 1.0f, rows.rows);
+    std::vector<float> ref(hd);
+    for (size_t r = 0; r < 2; ++r) {
+      attention_ref(*kF32, hd, 1.0f, c.blocks(), q.data(), rows.rows[r].begin, rows.rows[r].end,
+                    ref.data());
+      for (size_t d = 0; d < hd; ++d)
+        EXPECT_NEAR(out[r * hd + d], ref[d], 1e-5 * c.max_abs_v) << rising << " " << r;
+    }
   }
 }
 
-TEST(Attention, SegmentationGivesBitIdenticalResults) {
-  struct Case {
-    size_t head_dim, group, keys;
-  };
-  for (const Case c :
-       {Case{128, 4, 1000}, Case{100, 9, 257}, Case{12, 3, 33}, Case{8, 1, 64}, Case{64, 32, 95}}) {
-    const auto kv = make_kv(c.keys, c.head_dim, c.head_dim + 3, static_cast<unsigned>(c.keys));
-    const auto q = random_queries(c.group, c.head_dim, 31);
-    const float scale = 4.0f / std::sqrt(static_cast<float>(c.head_dim));
-    for (const TypeTraits* type : {kF32, kF16}) {
-      std::vector<KVSegment> whole_segs;
-      const KVView whole = whole_view(kv, type, whole_segs);
-      const auto expected = run(attention, q, c.head_dim, c.group, whole, scale, c.head_dim);
-      std::mt19937 rng(static_cast<unsigned>(c.keys * 3 + c.group));
-      for (int trial = 0; trial < 20; ++trial) {
-        // 0 to 5 cuts anywhere, repeats allowed (empty segments), often inside a tile.
-        std::vector<size_t> cuts(rng() % 6);
-        for (size_t& cut : cuts) cut = rng() % (c.keys + 1);
-        std::sort(cuts.begin(), cuts.end());
-        SplitKV split;
-        make_split(kv, type, cuts, rng(), split);
-        SCOPED_TRACE(testing::Message()
-                     << "head_dim=" << c.head_dim << " group=" << c.group << " keys=" << c.keys
-                     << " f16=" << (type == kF16) << " segments=" << split.segments.size());
-        const auto out = run(attention, q, c.head_dim, c.group, split.view, scale, c.head_dim);
-        ASSERT_TRUE(bit_identical(out, expected));
+TEST(Attention, BlockLayoutHoldsTheStoredValues) {
+  for (const TypeTraits* type : {kF32, kF16, kQ8}) {
+    const size_t hd = 64;
+    const Cache c = make_cache(type, hd, 70, 8);
+    std::vector<float> k(hd), v(hd);
+    for (size_t p = 0; p < c.keys; ++p) {
+      kv_block_load(*type, hd, c.table[p / kKVBlock], p % kKVBlock, k.data(), v.data());
+      for (size_t d = 0; d < hd; ++d) {
+        if (type == kQ8) {
+          // q8_0: within half a step of the block's scale, max|x| / 127 (plus its fp16 rounding).
+          float amax_k = 0, amax_v = 0;
+          for (size_t i = d / 32 * 32; i < d / 32 * 32 + 32; ++i) {
+            amax_k = std::max(amax_k, std::fabs(c.k[p * hd + i]));
+            amax_v = std::max(amax_v, std::fabs(c.v[p * hd + i]));
+          }
+          ASSERT_NEAR(k[d], c.k[p * hd + d], amax_k / 127 * 0.51 + 1e-3 * amax_k) << p << "," << d;
+          ASSERT_NEAR(v[d], c.v[p * hd + d], amax_v / 127 * 0.51 + 1e-3 * amax_v) << p << "," << d;
+        } else {
+          ASSERT_EQ(k[d], c.k[p * hd + d]) << p << "," << d;
+          ASSERT_EQ(v[d], c.v[p * hd + d]) << p << "," << d;
+        }
       }
     }
+    // A copied slot reads back as its source, and leaves the other slots alone.
+    std::vector<std::byte> to = c.storage[1];
+    kv_block_copy(*type, hd, c.table[0], 5, to.data(), 9);
+    std::vector<float> k2(hd), v2(hd);
+    kv_block_load(*type, hd, c.table[0], 5, k.data(), v.data());
+    kv_block_load(*type, hd, to.data(), 9, k2.data(), v2.data());
+    EXPECT_EQ(k, k2);
+    EXPECT_EQ(v, v2);
+    kv_block_load(*type, hd, c.table[1], 10, k.data(), v.data());
+    kv_block_load(*type, hd, to.data(), 10, k2.data(), v2.data());
+    EXPECT_EQ(k, k2);
+    EXPECT_EQ(v, v2);
   }
 }
 
-TEST(Attention, RollingCacheWrapPlusPrefillChunkMatchesContiguousKeys) {
-  // A rolling cache of capacity 64 whose oldest key sits at slot 40, followed by a chunk of 20
-  // new keys in a separate buffer: segments [40, 64), [0, 40), chunk.
-  const size_t head_dim = 128, capacity = 64, start = 40, chunk = 20;
-  const size_t keys = capacity + chunk;
-  const auto kv = make_kv(keys, head_dim, head_dim, 41);  // keys in attention order
-  std::vector<float> cache_k(capacity * head_dim), cache_v(capacity * head_dim);
-  for (size_t i = 0; i < capacity; ++i) {
-    const size_t slot = (start + i) % capacity;
-    std::copy_n(kv.k32.begin() + i * head_dim, head_dim, cache_k.begin() + slot * head_dim);
-    std::copy_n(kv.v32.begin() + i * head_dim, head_dim, cache_v.begin() + slot * head_dim);
-  }
-  const float* chunk_k = kv.k32.data() + capacity * head_dim;
-  const float* chunk_v = kv.v32.data() + capacity * head_dim;
-  const KVSegment segs[3] = {
-      {cache_k.data() + start * head_dim, cache_v.data() + start * head_dim, capacity - start},
-      {cache_k.data(), cache_v.data(), start},
-      {chunk_k, chunk_v, chunk}};
-  const KVView wrapped{kF32, head_dim, head_dim, segs};
-  std::vector<KVSegment> whole_segs;
-  const KVView whole = whole_view(kv, kF32, whole_segs);
-  const auto q = random_queries(4, head_dim, 42);
-  const float scale = 1.0f / std::sqrt(128.0f);
-  const auto a = run(attention, q, head_dim, 4, wrapped, scale, head_dim);
-  const auto b = run(attention, q, head_dim, 4, whole, scale, head_dim);
-  EXPECT_TRUE(bit_identical(a, b));
-  const auto ref = run(attention_ref, q, head_dim, 4, wrapped, scale, head_dim);
-  EXPECT_LE(max_scaled_error(a, ref, 4, head_dim, head_dim, kv.max_abs_v), 1e-5);
-}
-
-TEST(Attention, EmptyViewYieldsZeros) {
-  // A precondition violation that callers never commit; documented to give zeros, not NaN.
-  const auto q = random_queries(2, 8, 1);
-  const KVView empty{kF32, 8, 8, {}};
-  for (AttentionFn fn : {attention, attention_ref}) {
-    const auto out = run(fn, q, 8, 2, empty, 1.0f, 8);
-    for (float x : out) EXPECT_EQ(x, 0.0f);
-  }
+TEST(Attention, CacheTypesAndShapesThatAreRefused) {
+  const char* why = nullptr;
+  EXPECT_TRUE(kv_block_supports(*kF32, 12, &why));
+  EXPECT_TRUE(kv_block_supports(*kF16, 100, &why));
+  EXPECT_TRUE(kv_block_supports(*kQ8, 128, &why));
+  EXPECT_FALSE(kv_block_supports(*kQ8, 48, &why));
+  EXPECT_NE(std::string(why).find("multiple of 32"), std::string::npos) << why;
+  EXPECT_FALSE(kv_block_supports(*find_type("q4_0"), 128, &why));
+  EXPECT_NE(std::string(why).find("f32, f16 or q8_0"), std::string::npos) << why;
 }
 
 }  // namespace

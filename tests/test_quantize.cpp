@@ -20,6 +20,7 @@
 #include "engine/convert/quantize_rules.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/gguf_image.hpp"
+#include "support/gguf_values.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -384,24 +385,6 @@ TEST_F(Tiny256, PurePlansEqualLlamaQuantizeFiles) {
 
 // ---- whole files through the CLI -------------------------------------------------------------
 
-bool values_equal(const gguf::Value& a, const gguf::Value& b) {
-  if (a.data.index() != b.data.index()) return false;
-  return std::visit(
-      [&](const auto& x) {
-        using V = std::decay_t<decltype(x)>;
-        const V& y = std::get<V>(b.data);
-        if constexpr (std::is_same_v<V, gguf::Array>) {
-          if (x.elem_type != y.elem_type || x.items.size() != y.items.size()) return false;
-          for (size_t i = 0; i < x.items.size(); ++i)
-            if (!values_equal(x.items[i], y.items[i])) return false;
-          return true;
-        } else {
-          return x == y;
-        }
-      },
-      a.data);
-}
-
 // Same metadata (every key and value) and the same tensors (shape, type and bytes). brise keeps
 // the input's tensor order, llama-quantize sorts the tensors by layer and name, so the files
 // differ only in that order.
@@ -413,7 +396,7 @@ void expect_same_model(const fs::path& ours, const fs::path& theirs) {
   for (const auto& [key, value] : a->metadata()) {
     const gguf::Value* other = b->find(key);
     ASSERT_NE(other, nullptr) << key;
-    EXPECT_TRUE(values_equal(value, *other)) << key;
+    EXPECT_TRUE(test::same_value(value, *other, key));
   }
   ASSERT_EQ(a->tensors().size(), b->tensors().size());
   size_t differing = 0;

@@ -30,9 +30,10 @@ SamplingParams random_params(uint64_t seed) {
 
 // Frequencies of each id over `draws` samples.
 std::vector<double> frequencies(Sampler& sampler, const std::vector<float>& logits, int draws,
-                                std::span<const int32_t> history = {}) {
+                                std::span<const int32_t> history = {}, size_t generated = 0) {
   std::vector<double> counts(logits.size(), 0.0);
-  for (int i = 0; i < draws; ++i) counts[static_cast<size_t>(sampler.sample(logits, history))] += 1;
+  for (int i = 0; i < draws; ++i)
+    counts[static_cast<size_t>(sampler.sample(logits, history, generated))] += 1;
   for (double& c : counts) c /= draws;
   return counts;
 }
@@ -269,6 +270,73 @@ TEST(Sampler, NonFiniteLogitsAreAnError) {
   }
 }
 
+TEST(Sampler, LogitBiasIsAddedAndMinus100Bans) {
+  const std::vector<float> logits = {1.0f, 2.0f, 3.0f, 0.5f};
+  SamplingParams p;  // greedy
+  p.logit_bias = {{0, 2.5f}};
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 0);  // 3.5 beats 3
+  p.logit_bias = {{0, 1.5f}, {0, 1.0f}};        // both are added
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 0);
+  p.logit_bias = {{2, -1.5f}};
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 1);  // 2 beats 1.5
+  p.logit_bias = {{2, -100.0f}, {1, -100.0f}};  // banned, however large the logit
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 0);
+  // Sampling never draws a banned token, and the others keep their softmax proportions:
+  // banning id 2 of kP leaves 0.5 : 0.3 : 0.05 of 0.85.
+  SamplingParams r = random_params(7);
+  r.logit_bias = {{2, -100.0f}};
+  Sampler sampler(r);
+  const auto f = frequencies(sampler, log_probs(kP), 40000);
+  EXPECT_EQ(f[2], 0.0);
+  EXPECT_NEAR(f[0], 0.5 / 0.85, 0.01);
+  EXPECT_NEAR(f[1], 0.3 / 0.85, 0.01);
+  EXPECT_NEAR(f[3], 0.05 / 0.85, 0.01);
+  // With top-p and min-p too, and with top-k reaching past the unbanned tokens.
+  r.top_p = 0.999f;
+  r.top_k = 4;
+  r.logit_bias = {{0, -100.0f}, {1, -100.0f}, {2, -100.0f}};
+  Sampler only3(r);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(only3.sample(log_probs(kP), {}), 3);
+  // Every token banned, or an id outside the logits: an error.
+  r.logit_bias = {{0, -100.0f}, {1, -100.0f}, {2, -100.0f}, {3, -1000.0f}};
+  EXPECT_THROW(Sampler(r).sample(log_probs(kP), {}), Error);
+  r.logit_bias = {{4, 1.0f}};
+  EXPECT_THROW(Sampler(r).sample(log_probs(kP), {}), Error);
+}
+
+TEST(Sampler, FrequencyAndPresencePenaltiesCountGeneratedTokensOnly) {
+  const std::vector<float> logits = {2.0f, 1.9f, 0.0f};
+  const std::vector<int32_t> history = {1, 1, 0, 0};  // a prompt of two 1s, then two 0s generated
+  SamplingParams p;
+  p.frequency_penalty = 0.1f;  // 0: 2 - 2 x 0.1 = 1.8 < 1.9
+  EXPECT_EQ(Sampler(p).sample(logits, history, 2), 1);
+  EXPECT_EQ(Sampler(p).sample(logits, history, 0), 0);  // nothing generated: no penalty
+  p.frequency_penalty = 0.04f;                          // 2 - 0.08 = 1.92 > 1.9
+  EXPECT_EQ(Sampler(p).sample(logits, history, 2), 0);
+  p.frequency_penalty = 0;
+  p.presence_penalty = 0.05f;  // once: 1.95 > 1.9
+  EXPECT_EQ(Sampler(p).sample(logits, history, 2), 0);
+  p.presence_penalty = 0.2f;  // 1.8 < 1.9
+  EXPECT_EQ(Sampler(p).sample(logits, history, 2), 1);
+  // 1 was generated 1 time among the last 3 (1, 0, 0), 0 twice: 2 - 0.3 = 1.7, 1.9 - 0.25 = 1.65.
+  p.frequency_penalty = 0.05f;
+  p.presence_penalty = 0.2f;
+  EXPECT_EQ(Sampler(p).sample(logits, history, 3), 0);
+  // A negative penalty favours repeats: 1.9 + 0.2 = 2.1 > 2.
+  p.frequency_penalty = -0.2f;
+  p.presence_penalty = 0;
+  EXPECT_EQ(Sampler(p).sample(logits, std::vector<int32_t>{1}, 1), 1);
+  // Under sampling: after generating id 0 once, presence 1 takes ln(e) off its logit, so its
+  // weight 0.5 becomes 0.5 / e against 0.3, 0.15, 0.05.
+  SamplingParams r = random_params(3);
+  r.presence_penalty = 1.0f;
+  Sampler sampler(r);
+  const std::vector<int32_t> generated = {0};
+  const auto f = frequencies(sampler, log_probs(kP), 40000, generated, 1);
+  EXPECT_NEAR(f[0], (0.5 / std::exp(1.0)) / (0.5 / std::exp(1.0) + 0.5), 0.01);
+  EXPECT_THROW(Sampler(p).sample(logits, history, 5), Error);  // more generated than history
+}
+
 TEST(Sampler, BadInputsAreErrors) {
   Sampler s(random_params(1));
   EXPECT_THROW(s.sample(std::vector<float>{}, {}), Error);
@@ -296,6 +364,17 @@ TEST(Sampler, InvalidParamsAreErrors) {
   EXPECT_THROW(Sampler(with([](SamplingParams& p) { p.min_p = 1.1f; })), Error);
   EXPECT_THROW(Sampler(with([](SamplingParams& p) { p.repeat_penalty = 0.0f; })), Error);
   EXPECT_THROW(Sampler(with([](SamplingParams& p) { p.repeat_last_n = -1; })), Error);
+  EXPECT_THROW(Sampler(with([&](SamplingParams& p) { p.frequency_penalty = nan; })), Error);
+  EXPECT_THROW(Sampler(with([](SamplingParams& p) {
+                 p.presence_penalty = std::numeric_limits<float>::infinity();
+               })),
+               Error);
+  EXPECT_THROW(Sampler(with([&](SamplingParams& p) { p.logit_bias = {{1, nan}}; })), Error);
+  EXPECT_THROW(Sampler(with([](SamplingParams& p) {
+                 p.logit_bias = {{1, std::numeric_limits<float>::infinity()}};
+               })),
+               Error);
+  EXPECT_THROW(Sampler(with([](SamplingParams& p) { p.logit_bias = {{-1, 1.0f}}; })), Error);
   EXPECT_NO_THROW(Sampler(with([](SamplingParams& p) {
     p.temperature = 0.7f;
     p.top_k = 40;
@@ -436,11 +515,20 @@ TEST(Sampler, MaskedSamplingIsSamplingTheAllowedTokensAlone) {
     p.top_p = seed % 4 == 1 ? 0.7f : 1.0f;
     p.min_p = seed % 5 == 2 ? 0.05f : 0.0f;
     p.repeat_penalty = seed % 2 ? 1.3f : 1.0f;
-    Sampler masked(p), alone(p);
+    p.frequency_penalty = seed % 7 == 3 ? 0.5f : 0.0f;
+    p.presence_penalty = seed % 7 == 4 ? 0.8f : 0.0f;
+    // Biases (a ban among them) on allowed ids: by id in one, by reduced index in the other.
+    SamplingParams reduced_params = p;
+    if (seed % 3 == 1 && allowed.size() > 2) {
+      p.logit_bias = {{allowed[0], -100.0f}, {allowed[1], 2.5f}};
+      reduced_params.logit_bias = {{0, -100.0f}, {1, 2.5f}};
+    }
+    Sampler masked(p), alone(reduced_params);
     const auto mask = mask_of(allowed, n);
     for (int draw = 0; draw < 20; ++draw) {
-      const int32_t got = masked.sample(logits, history, mask);
-      const int32_t want = allowed[static_cast<size_t>(alone.sample(reduced, reduced_history))];
+      const int32_t got = masked.sample(logits, history, history.size(), mask);
+      const int32_t want = allowed[static_cast<size_t>(
+          alone.sample(reduced, reduced_history, reduced_history.size()))];
       ASSERT_EQ(got, want) << "seed " << seed << " draw " << draw;
     }
   }
@@ -449,21 +537,29 @@ TEST(Sampler, MaskedSamplingIsSamplingTheAllowedTokensAlone) {
 TEST(Sampler, MaskedGreedyIsTheFirstLargestAllowedLogit) {
   Sampler s(SamplingParams{});
   const std::vector<float> logits = {9.0f, 2.0f, 5.0f, 5.0f, 1.0f};
-  EXPECT_EQ(s.sample(logits, {}, mask_of({1, 2, 3, 4}, 5)), 2);
-  EXPECT_EQ(s.sample(logits, {}, mask_of({4}, 5)), 4);
-  EXPECT_EQ(s.sample(logits, {}, mask_of({0, 4}, 5)), 0);
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({1, 2, 3, 4}, 5)), 2);
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({4}, 5)), 4);
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({0, 4}, 5)), 0);
+}
+
+TEST(Sampler, ABiasThatBansEveryAllowedTokenIsAnError) {
+  SamplingParams p;
+  p.logit_bias = {{1, -100.0f}, {2, -100.0f}};
+  const std::vector<float> logits(5, 0.0f);
+  EXPECT_THROW(Sampler(p).sample(logits, {}, 0, mask_of({1, 2}, 5)), Error);
+  EXPECT_EQ(Sampler(p).sample(logits, {}, 0, mask_of({1, 2, 4}, 5)), 4);
 }
 
 TEST(Sampler, AMaskThatAllowsNothingIsAnError) {
   const std::vector<float> logits(100, 0.0f);
   for (const SamplingParams& p : {SamplingParams{}, random_params(3)}) {
     Sampler s(p);
-    EXPECT_THROW(s.sample(logits, {}, mask_of({}, 100)), Error);
+    EXPECT_THROW(s.sample(logits, {}, 0, mask_of({}, 100)), Error);
     // Ids past the mask's words are not allowed: a mask of one word covers ids 0-63 only.
     const std::vector<uint64_t> short_mask = {0};
-    EXPECT_THROW(s.sample(logits, {}, short_mask), Error);
+    EXPECT_THROW(s.sample(logits, {}, 0, short_mask), Error);
     const std::vector<uint64_t> first = {uint64_t{1} << 63};
-    EXPECT_EQ(s.sample(logits, {}, first), 63);
+    EXPECT_EQ(s.sample(logits, {}, 0, first), 63);
   }
 }
 

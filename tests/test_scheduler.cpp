@@ -29,6 +29,8 @@ using Ids = std::vector<int32_t>;
 struct Outcome {
   std::string text;
   size_t pieces = 0;
+  std::vector<int32_t> ids;             // of the Text events
+  std::vector<TokenLogprobs> logprobs;  // of the Text events
   JobEvent last;
 };
 
@@ -46,6 +48,8 @@ Outcome run_to_end(Job& job) {
     }
     out.text += e.text;
     ++out.pieces;
+    out.ids.insert(out.ids.end(), e.ids.begin(), e.ids.end());
+    out.logprobs.insert(out.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
   }
 }
 
@@ -118,6 +122,19 @@ class SchedulerTest : public ::testing::Test {
     EXPECT_EQ(out.last.stop_reason, ref.stop_reason) << what;
     EXPECT_EQ(out.last.usage.prompt_tokens, prompt_tokens) << what;
     EXPECT_EQ(out.last.usage.completion_tokens, ref.generated_ids.size()) << what;
+    // The Text events carry every generated token but a final stop token, with its logprobs.
+    Ids reported = ref.generated_ids;
+    if (ref.stop_reason == StopReason::Eos || ref.stop_reason == StopReason::StopId)
+      reported.pop_back();
+    EXPECT_EQ(out.ids, reported) << what;
+    ASSERT_EQ(out.logprobs.size(), ref.logprobs.size()) << what;
+    for (size_t i = 0; i < ref.logprobs.size(); ++i) {
+      EXPECT_EQ(out.logprobs[i].chosen.id, ref.logprobs[i].chosen.id) << what;
+      EXPECT_EQ(out.logprobs[i].chosen.logprob, ref.logprobs[i].chosen.logprob) << what;
+      ASSERT_EQ(out.logprobs[i].top.size(), ref.logprobs[i].top.size()) << what;
+      for (size_t k = 0; k < ref.logprobs[i].top.size(); ++k)
+        EXPECT_EQ(out.logprobs[i].top[k].id, ref.logprobs[i].top[k].id) << what;
+    }
   }
 
   std::filesystem::path data_;
@@ -168,6 +185,55 @@ TEST_F(SchedulerTest, JobsRunTogetherGiveWhatGenerateGivesAlone) {
     EXPECT_EQ(stats.prefill_tokens + stats.cached_tokens, prompt_tokens);
     EXPECT_EQ(stats.decode_tokens, completion_tokens - jobs.size());
     EXPECT_GT(stats.passes, 0u);
+  }
+}
+
+// n samples of one prompt: one prefill, each sample exactly what it gives alone.
+TEST_F(SchedulerTest, AGroupSharesItsPrefill) {
+  for (const auto& model : {model_, window_model_}) {
+    const std::string what = model == window_model_ ? "window 8" : "full attention";
+    const Ids prompt = encode("Lily and Tom went to the park. They saw a big dog and a small cat.");
+    std::vector<GenerateOptions> group;
+    for (uint64_t i = 0; i < 3; ++i) {
+      group.push_back(seeded(20 + static_cast<uint32_t>(i) * 5, 100 + i));
+      group.back().logprobs = static_cast<uint32_t>(i);
+      group.back().sampling.presence_penalty = 0.3f;
+    }
+    {  // Three slots: the two followers copy the leader's prompt and feed its last token only.
+      Scheduler scheduler(model, options(3));
+      const auto jobs = scheduler.submit_group(prompt, group);
+      ASSERT_EQ(jobs.size(), 3u);
+      for (size_t i = 0; i < 3; ++i) {
+        const Outcome out = run_to_end(*jobs[i]);
+        expect_same(out, alone(model, prompt, group[i]), prompt.size(),
+                    what + ", sample " + std::to_string(i));
+        EXPECT_EQ(out.last.usage.cached_tokens, i == 0 ? 0 : prompt.size() - 1) << what;
+      }
+      const SchedulerStats stats = scheduler.stats();
+      EXPECT_EQ(stats.prefill_tokens, prompt.size() + 2) << what;
+      EXPECT_EQ(stats.cached_tokens, 2 * (prompt.size() - 1)) << what;
+    }
+    {  // One slot: the samples run one after the other, each reusing what the slot holds.
+      Scheduler scheduler(model, options(1));
+      const auto jobs = scheduler.submit_group(prompt, group);
+      for (size_t i = 0; i < 3; ++i)
+        expect_same(run_to_end(*jobs[i]), alone(model, prompt, group[i]), prompt.size(),
+                    what + ", one slot, sample " + std::to_string(i));
+    }
+    {  // A group is refused as a whole when the queue has no room for all of it.
+      Scheduler scheduler(model, options(2, 0));
+      const auto refused = [&] {
+        try {
+          scheduler.submit_group(prompt, group);
+        } catch (const SubmitError& e) {
+          return e.kind() == JobError::QueueFull;
+        }
+        return false;
+      };
+      EXPECT_TRUE(refused()) << what;
+      EXPECT_EQ(scheduler.stats().queued, 0u);
+      EXPECT_THROW(scheduler.submit_group(prompt, {}), SubmitError);
+    }
   }
 }
 
@@ -344,6 +410,7 @@ TEST_F(SchedulerTest, ShutdownEndsQueuedAndRunningJobs) {
     scheduler.shutdown(600s);  // returns once the job is done
     Outcome rest = run_to_end(*running);
     rest.text = first.text + rest.text;
+    rest.ids.insert(rest.ids.begin(), first.ids.begin(), first.ids.end());
     expect_same(rest, alone(model_, prompt, greedy(30)), prompt.size(), "within the grace");
   }
 }

@@ -23,6 +23,7 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "serve/server.hpp"
+#include "support/serve_client.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -32,144 +33,15 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-struct Reply {
-  int status = -1;
-  std::string body;
-  httplib::Headers headers;
-  json j() const { return json::parse(body); }
-};
-
-class Client {
- public:
-  explicit Client(int port, std::string key = {}) : cli_("127.0.0.1", port) {
-    cli_.set_read_timeout(60, 0);
-    if (!key.empty()) cli_.set_bearer_token_auth(key);
-  }
-  Reply post(const std::string& path, const std::string& body) {
-    return to_reply(cli_.Post(path.c_str(), body, "application/json"));
-  }
-  Reply get(const std::string& path) { return to_reply(cli_.Get(path.c_str())); }
-
- private:
-  static Reply to_reply(const httplib::Result& r) {
-    Reply out;
-    if (!r) return out;
-    out.status = r->status;
-    out.body = r->body;
-    out.headers = r->headers;
-    return out;
-  }
-  httplib::Client cli_;
-};
-
-// The text of a completion or chat completion object.
-std::string text_of(const json& j) {
-  const json& c = j.at("choices").at(0);
-  return c.contains("message") ? c["message"]["content"].get<std::string>()
-                               : c["text"].get<std::string>();
-}
-
-// Streams a request; returns the concatenated deltas, every data line's JSON, and whether [DONE]
-// ended it.
-struct Streamed {
-  std::string text;
-  std::vector<json> chunks;
-  bool done = false;
-  int status = -1;
-};
-Streamed stream(int port, const std::string& path, json body) {
-  body["stream"] = true;
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(60, 0);
-  Streamed s;
-  std::string buffer;
-  httplib::Request req;
-  auto res = cli.Post(path.c_str(), httplib::Headers{}, body.dump(), "application/json");
-  if (!res) return s;
-  s.status = res->status;
-  size_t pos = 0;
-  const std::string& all = res->body;
-  while ((pos = all.find("data: ", pos)) != std::string::npos) {
-    const size_t end = all.find("\n\n", pos);
-    const std::string data = all.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (data == "[DONE]") {
-      s.done = true;
-      continue;
-    }
-    const json j = json::parse(data);
-    s.chunks.push_back(j);
-    if (j.contains("choices") && !j["choices"].empty()) {
-      const json& c = j["choices"][0];
-      if (c.contains("delta") && c["delta"].contains("content"))
-        s.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) s.text += c["text"].get<std::string>();
-    }
-  }
-  return s;
-}
-
-// Raw TCP for requests no well-behaved client sends.
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-std::string read_all(int fd) {
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
-double metric(int port, const std::string& name) {
-  const Reply r = Client(port).get("/metrics");
-  const size_t at = r.body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + name.size() + 2));
-}
-
-class Serve : public ::testing::Test {
- protected:
-  void SetUp() override {
-    BRISE_REQUIRE_TESTDATA(dir);
-    data_ = dir;
-    model_ = Model::load(test::converted_model(data_, "models/stories260k/hf"));
-  }
-  std::unique_ptr<Server> start(int parallel = 4, ServerOptions o = {}, SchedulerOptions s = {},
-                                std::shared_ptr<const Model> model = nullptr) {
-    o.port = 0;
-    o.request_timeout = 2s;
-    o.idle_timeout = 2s;
-    auto server = std::make_unique<Server>(o);
-    s.parallel = parallel;
-    s.threads = 2;
-    server->set_model(model ? model : model_, "stories260k", s);
-    return server;
-  }
-  // brise::generate on a Session of its own: what the server must reproduce.
-  std::string reference(const std::vector<int32_t>& prompt, uint32_t max_tokens,
-                        SamplingParams p = {}, std::shared_ptr<const Model> model = nullptr) {
-    Session session(model ? model : model_);
-    GenerateOptions g;
-    g.sampling = p;
-    g.max_tokens = max_tokens;
-    return generate(session, prompt, g).text;
-  }
-  fs::path data_;
-  std::shared_ptr<const Model> model_;
-};
+using test::Client;
+using test::connect_to;
+using test::metric;
+using test::read_all;
+using test::Reply;
+using test::Serve;
+using test::stream;
+using test::Streamed;
+using test::text_of;
 
 TEST_F(Serve, CompletionsMatchGenerateAndHaveOpenAIsShape) {
   auto server = start();
@@ -372,10 +244,10 @@ TEST_F(Serve, BadRequestsGetOpenAIErrorObjects) {
   expect_error(comp, R"({"prompt": "a", "temperature": 1e999})", 400);
   expect_error(comp, R"({"prompt": "a", "temperature": -1})", 400, "temperature");
   expect_error(comp, R"({"prompt": "a", "top_p": 0})", 400, "top_p");
-  expect_error(comp, R"({"prompt": "a", "n": 2})", 400, "n");
+  expect_error(comp, R"({"prompt": "a", "n": 0})", 400, "n");
   expect_error(comp, R"({"prompt": "a", "stream": "yes"})", 400, "stream");
   expect_error(comp, R"({"prompt": "a", "stop": [1]})", 400, "stop[0]");
-  expect_error(comp, R"({"prompt": "a", "model": "gpt-4"})", 400, "model");
+  expect_error(comp, R"({"prompt": "a", "model": "gpt-4"})", 404, "model");
   expect_error(comp, R"({"prompt": 7})", 400, "prompt");
   expect_error(comp, R"({})", 400, "prompt");
   expect_error(comp, std::string(100, '[') + std::string(100, ']'), 400);
@@ -428,6 +300,26 @@ TEST_F(Serve, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(Client(server->port(), "wrong-key!").post("/v1/completions", body).status, 401);
   EXPECT_EQ(Client(server->port(), "s3cret-key").post("/v1/completions", body).status, 200);
   EXPECT_EQ(Client(server->port()).get("/health").status, 200);  // open: load balancers probe it
+  // Every other endpoint needs the key too: /metrics tells the load and /v1/models the model.
+  for (const char* path : {"/metrics", "/v1/models", "/v1/models/stories260k"}) {
+    EXPECT_EQ(Client(server->port()).get(path).status, 401) << path;
+    EXPECT_EQ(Client(server->port(), "s3cret-key").get(path).status, 200) << path;
+  }
+  // The chat page is served without it (the page asks for the key).
+  EXPECT_EQ(Client(server->port()).get("/").status, 200);
+  // RFC 9110: the scheme is case-insensitive.
+  for (const char* auth : {"bearer s3cret-key", "BEARER s3cret-key"}) {
+    httplib::Client cli("127.0.0.1", server->port());
+    const auto r = cli.Post("/v1/completions", {{"Authorization", auth}}, body, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << auth;
+  }
+  for (const char* auth : {"Basic s3cret-key", "Bearers3cret-key", "Bearer s3cret-ke"}) {
+    httplib::Client cli("127.0.0.1", server->port());
+    const auto r = cli.Get("/metrics", {{"Authorization", auth}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << auth;
+  }
   // A browser's CORS preflight carries no key; the answers allow other origins.
   httplib::Client raw("127.0.0.1", server->port());
   const auto preflight = raw.Options("/v1/chat/completions");
@@ -470,6 +362,12 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(metric(port, "brise_slots_busy"), 0);
   EXPECT_EQ(metric(port, "brise_queue_length"), 0);
+  // The dropped stream counts as 499 (nginx's "client closed request"), not as a 200.
+  const std::string dropped = "brise_requests_total{status=\"499\"}";
+  const auto counted_until = std::chrono::steady_clock::now() + 5s;
+  while (metric(port, dropped) != 1 && std::chrono::steady_clock::now() < counted_until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(metric(port, dropped), 1);
   EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
 
   // The same for a client waiting for a whole (non-streaming) answer.
@@ -491,6 +389,10 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(metric(port, "brise_slots_busy"), 0)
       << "a non-streaming client that left still holds its slot";
+  const auto counted_again = std::chrono::steady_clock::now() + 5s;
+  while (metric(port, dropped) != 2 && std::chrono::steady_clock::now() < counted_again)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(metric(port, dropped), 2);
 }
 
 TEST_F(Serve, SlowAndBrokenClientsAreDropped) {
@@ -530,6 +432,57 @@ TEST_F(Serve, SlowAndBrokenClientsAreDropped) {
     }
   }
   EXPECT_EQ(Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})").status, 200);
+}
+
+TEST_F(Serve, AMalformedOrOversizedHeadGetsOneErrorAndTheConnectionCloses) {
+  auto server = start(1);
+  const int port = server->port();
+  struct Case {
+    std::string raw;
+    int status;
+    std::string says;  // in the error message
+  };
+  const std::string json_head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
+  const std::string next = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";  // pipelined: not answered
+  const std::vector<Case> cases = {
+      {json_head + "Content-Length: -1\r\n\r\n{\"prompt\":\"a\"}", 400, "Content-Length"},
+      {json_head + "Content-Length: 5x\r\n\r\n{\"prompt\":\"a\"}", 400, "Content-Length"},
+      {json_head + "Content-Length: 3\r\nContent-Length: 4\r\n\r\n{}}}", 400, "Content-Length"},
+      {"GARBAGE\r\n\r\n" + next, 400, "request line"},
+      {"GET /health HTTP/2.0\r\n\r\n" + next, 400, "version"},
+      {"GET /health HTTP/1.1\r\n folded\r\n\r\n" + next, 400, "Name: value"},
+      {"GET /health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n" + next, 431,
+       "16384"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.raw.substr(0, 60));
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, k.raw.data(), k.raw.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(k.raw.size()));
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string answer = read_all(fd);  // until the server closes
+    ::close(fd);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "the connection was left open";
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + std::to_string(k.status) + " ", 0), 0u) << answer;
+    // One response: nothing after its body.
+    const size_t body = answer.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos);
+    const size_t length_at = answer.find("Content-Length: ");
+    ASSERT_LT(length_at, body);
+    EXPECT_EQ(answer.size(), body + 4 + std::stoul(answer.substr(length_at + 16))) << answer;
+    const json error = json::parse(answer.substr(body + 4))["error"];
+    EXPECT_NE(error["message"].get<std::string>().find(k.says), std::string::npos) << error;
+  }
+  // Well-formed pipelined requests are still all answered.
+  const int fd = connect_to(port);
+  const std::string two = next + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ::send(fd, two.data(), two.size(), MSG_NOSIGNAL);
+  const std::string answer = read_all(fd);
+  ::close(fd);
+  EXPECT_EQ(answer.find("HTTP/1.1 200 OK"), 0u);
+  EXPECT_NE(answer.find("HTTP/1.1 200 OK", 10), std::string::npos) << answer;
+  EXPECT_EQ(metric(port, "brise_requests_total{status=\"431\"}"), 1);
 }
 
 TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {

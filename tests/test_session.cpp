@@ -138,13 +138,14 @@ TEST(Session, RollingCacheHoldsWindowPositionsOnly) {
   for (int i = 0; i < 80; ++i) session.decode(1 + i % 100);
   EXPECT_EQ(session.position(), 80u);
   EXPECT_EQ(session.kv_capacity(), 8u);
-  EXPECT_EQ(session.kv_cache_bytes(), 8 * per_position);
+  // Stored in whole blocks of 32 positions (kernels::kKVBlock): the window rounded up.
+  EXPECT_EQ(session.kv_cache_bytes(), 32 * per_position);
   // Positions never run out with a rolling cache: 10x the model's context still works.
   SessionOptions f16;
   f16.kv_type = TensorType::F16;
   Session half(model, f16);
   for (int i = 0; i < 80; ++i) half.decode(1 + i % 100);
-  EXPECT_EQ(half.kv_cache_bytes(), 8 * per_position / 2);
+  EXPECT_EQ(half.kv_cache_bytes(), 32 * per_position / 2);
 }
 
 TEST(Session, F16CacheStaysCloseToReferenceAndChunkInvariant) {
@@ -217,6 +218,43 @@ TEST(Session, RewindAndResetReproduceTheSameLogits) {
   EXPECT_THROW(w.rewind(10), Error);
 }
 
+// A session that copies another's prefix continues exactly as one that fed those tokens itself.
+TEST(Session, CopiedPrefixGivesTheLogitsOfAFedOne) {
+  BRISE_REQUIRE_TESTDATA(data);
+  for (const char* dir : {"models/stories260k/native", "models/stories260k/native-sw8"}) {
+    auto model = Model::load(converted_model(data, dir));
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 30; ++i) ids.push_back(1 + (i * 37) % 500);
+    Session source(model), copy(model), fed(model);
+    source.prefill(ids);                          // 30 tokens: the window of 8 has wrapped
+    copy.prefill(std::vector<int32_t>{5, 6, 7});  // something to forget
+    copy.copy_prefix(source, 29);
+    EXPECT_EQ(copy.position(), 29u) << dir;
+    EXPECT_TRUE(copy.logits().empty()) << dir;
+    EXPECT_EQ(copy.tokens(), std::vector<int32_t>(ids.begin(), ids.begin() + 29)) << dir;
+    std::vector<int32_t> tail = {ids[29], 42, 43, 44};
+    fed.prefill(std::span(ids).first(29));
+    for (const int32_t t : tail) {
+      const auto a = copy.decode(t);
+      const auto b = fed.decode(t);
+      ASSERT_EQ(std::vector<float>(a.begin(), a.end()), std::vector<float>(b.begin(), b.end()))
+          << dir << " token " << t;
+    }
+    EXPECT_THROW(copy.copy_prefix(source, 31), Error) << dir;  // more than it holds
+  }
+  // A rolling cache cannot give positions it no longer holds; another model is refused.
+  auto windowed = Model::load(converted_model(data, "models/stories260k/native-sw8"));
+  auto full = Model::load(converted_model(data, "models/stories260k/native"));
+  Session w(windowed), other(windowed), f(full);
+  for (int i = 0; i < 20; ++i) w.decode(1 + i);
+  EXPECT_THROW(other.copy_prefix(w, 10), Error);
+  EXPECT_THROW(f.copy_prefix(w, 19), Error);
+  SessionOptions f16;
+  f16.kv_type = TensorType::F16;
+  Session half(windowed, f16);
+  EXPECT_THROW(half.copy_prefix(w, 19), Error);
+}
+
 // Per-layer windows (Ministral): each layer's ring holds its own window, full-attention layers
 // hold the context and bound the session to it, and rewind checks every ring.
 TEST(Session, PerLayerWindowsSizeEachRingAndBoundTheSession) {
@@ -239,7 +277,7 @@ TEST(Session, PerLayerWindowsSizeEachRingAndBoundTheSession) {
   EXPECT_EQ(s.position_limit(), std::optional<uint32_t>(64));
   EXPECT_EQ(s.kv_capacity(), 64u);
   for (int i = 0; i < 64; ++i) s.decode(1 + i);
-  EXPECT_EQ(s.kv_cache_bytes(), (8 + 64 + 8) * row);
+  EXPECT_EQ(s.kv_cache_bytes(), (32 + 64 + 32) * row);  // windows rounded up to a block of 32
   EXPECT_THROW(s.decode(5), Error);  // the full-attention layer holds the context, no more
 
   // --sliding-window N sets the windowed layers' window; none makes every layer full.
@@ -257,7 +295,7 @@ TEST(Session, PerLayerWindowsSizeEachRingAndBoundTheSession) {
   short_context.context_length = 6;
   Session small(model, short_context);
   small.prefill(std::vector<int32_t>{1, 2, 3, 4, 5, 6});
-  EXPECT_EQ(small.kv_cache_bytes(), 3 * 6 * row);
+  EXPECT_EQ(small.kv_cache_bytes(), 3 * 32 * row);  // 6 positions, one block of 32 per layer
 
   // Rewind: the windowed rings hold positions [22, 30) after 30 tokens.
   std::vector<int32_t> a, b;
@@ -308,6 +346,14 @@ TEST(Session, BadInputIsAClearError) {
   SessionOptions zero;
   zero.prefill_chunk = 0;
   expect_error([&] { Session bad(model, zero); }, "chunk");
+  // The cache holds f32, f16 or q8_0; q8_0 blocks of 32 need heads of a multiple of 32 (this
+  // model's are 8 wide).
+  SessionOptions q4;
+  q4.kv_type = TensorType::Q4_0;
+  expect_error([&] { Session bad(model, q4); }, "the KV cache holds f32, f16 or q8_0");
+  SessionOptions q8;
+  q8.kv_type = TensorType::Q8_0;
+  expect_error([&] { Session bad(model, q8); }, "q8_0 KV cache needs head_dim a multiple of 32");
   expect_error([&] { Model::load("/nonexistent/model.gguf"); }, "/nonexistent/model.gguf");
   // A file that is not a model at all.
   const auto scratch = scratch_dir("session_bad_input");

@@ -19,6 +19,7 @@
 #include "brise/tokenizer.hpp"
 #include "engine/tokenizer/bpe.hpp"
 #include "engine/tokenizer/pretokenizer.hpp"
+#include "support/gguf_values.hpp"
 #include "support/testdata.hpp"
 #include "support/utf8_check.hpp"
 
@@ -58,30 +59,6 @@ std::string hex_of(std::string_view bytes) {
 
 std::vector<int32_t> ids_of(const json& list) {
   return list.get<std::vector<int32_t>>();
-}
-
-// Same type and same content, element by element.
-bool same_value(const gguf::Value& a, const gguf::Value& b) {
-  if (a.type() != b.type()) return false;
-  switch (a.type()) {
-    case gguf::ValueType::ARRAY: {
-      const auto& x = a.as_array("a");
-      const auto& y = b.as_array("b");
-      if (x.elem_type != y.elem_type || x.items.size() != y.items.size()) return false;
-      for (size_t i = 0; i < x.items.size(); ++i)
-        if (!same_value(x.items[i], y.items[i])) return false;
-      return true;
-    }
-    case gguf::ValueType::STRING:
-      return a.as_string("a") == b.as_string("b");
-    case gguf::ValueType::BOOL:
-      return a.as_bool("a") == b.as_bool("b");
-    case gguf::ValueType::F32:
-    case gguf::ValueType::F64:
-      return a.as_float("a") == b.as_float("b");
-    default:
-      return a.as_int("a") == b.as_int("b");
-  }
 }
 
 class TekkenSources : public ::testing::TestWithParam<std::string> {};
@@ -360,7 +337,7 @@ TEST(TekkenGguf, WritesLlamaCppsForm) {
       if (!key.starts_with("tokenizer.")) continue;
       const gguf::Value* mine = written->find(key);
       ASSERT_NE(mine, nullptr) << key << " is missing";
-      EXPECT_TRUE(same_value(*mine, value)) << key << " differs";
+      EXPECT_TRUE(test::same_value(*mine, value, key));
       ++compared;
     }
     for (const auto& [key, value] : written->metadata()) {

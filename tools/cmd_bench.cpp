@@ -1,15 +1,18 @@
 // brise bench: prefill and decode speed of a model, against this machine's measured roofline.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "bench/support/roofline.hpp"
+#include "brise/error.hpp"
 #include "brise/session.hpp"
 #include "brise/system.hpp"
 #include "cli_args.hpp"
@@ -46,24 +49,35 @@ std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
 
 int cmd_bench(const Args& args) {
   SessionArgs session_args;
-  int64_t n_prompt = 512, n_decode = 128;
+  int64_t n_prompt = 512, n_decode = 128, depth = 0;
   bool json = false;
   ArgParser p(
-      "bench", "-m MODEL.gguf [-p N] [-n N] [-t THREADS] [--json]",
+      "bench", "-m MODEL.gguf [-p N] [-n N] [-d N] [-t THREADS] [--json]",
       "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
       "speed (tok/s) from an empty cache (as llama-bench's tgN) and the bandwidth it implies\n"
       "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
-      "bandwidth, which it measures first.");
+      "bandwidth, which it measures first. With -d N both are measured after N tokens\n"
+      "already in the cache (prefilled untimed before each), as llama-bench's -d.");
   session_args.add_to(p);
   p.option("-p,--prompt-tokens", &n_prompt, "N", "prompt tokens to prefill (default 512)", 1,
            1 << 20);
   p.option("-n,--decode-tokens", &n_decode, "N", "tokens to decode (default 128)", 1, 1 << 20);
+  p.option("-d,--depth", &depth, "N",
+           "tokens already in the cache when prefill and decode are timed (default 0)", 0, 1 << 24);
   p.flag("--json", &json, "print one JSON object instead of text");
   if (!p.parse(args)) return 0;
 
   SessionOptions options = session_args.session_options();
   auto model = session_args.load_model();
   Session session(model, options);
+  // Refused before anything is measured: the deepest the session goes is depth + the longer run.
+  if (const auto limit = session.position_limit();
+      limit && depth + std::max(n_prompt, n_decode) > *limit)
+    throw Error("bench at depth " + std::to_string(depth) + " with " + std::to_string(n_prompt) +
+                " prompt and " + std::to_string(n_decode) + " decode tokens needs " +
+                std::to_string(depth + std::max(n_prompt, n_decode)) +
+                " positions, more than the session's context of " + std::to_string(*limit) +
+                " (--ctx-size)");
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
 
   ProgressLine line;
@@ -77,6 +91,16 @@ int cmd_bench(const Args& args) {
   std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
   std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
   for (auto& t : prompt) t = token(rng);
+  std::vector<int32_t> context(static_cast<size_t>(depth));
+  for (auto& t : context) t = token(rng);
+  // Empties the cache and fills it with the depth's tokens (untimed).
+  const auto fill_to_depth = [&](const std::string& before) {
+    session.reset();
+    if (depth == 0) return;
+    line.update("filling the cache to depth " + std::to_string(depth) + " before " + before + "...",
+                true);
+    session.prefill(context);
+  };
 
   // Touch every weight page once so that the timed runs read memory, not the disk.
   line.update("warming up (mapping the weights)...", true);
@@ -88,14 +112,15 @@ int cmd_bench(const Args& args) {
   line.update("reading the weights straight through...", true);
   const double weights_read_bw = measure_region_read_gbs(weight_regions(*model), threads, 2);
 
+  fill_to_depth("prefill");
   line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
   auto t0 = Clock::now();
   session.prefill(prompt);
   const double prefill_s = seconds_since(t0);
 
-  // Decode from an empty cache, as llama-bench's tgN does: the same work as the peer's figure
-  // (after the prompt, attention over its 512 positions would add to every token).
-  session.reset();
+  // Decode from the depth (an empty cache by default), as llama-bench's tgN does: the same work
+  // as the peer's figure (after the prompt, attention over its positions would add to every token).
+  fill_to_depth("decode");
   t0 = Clock::now();
   for (int64_t i = 0; i < n_decode; ++i) {
     session.decode(token(rng));
@@ -125,6 +150,7 @@ int cmd_bench(const Args& args) {
                      {"kernels", active_kernel_set().name},
                      {"exact", options.exact},
                      {"threads", threads},
+                     {"depth", depth},
                      {"prompt_tokens", n_prompt},
                      {"decode_tokens", n_decode},
                      {"prefill_tok_s", prefill_tok_s},
@@ -155,15 +181,18 @@ int cmd_bench(const Args& args) {
               active_kernel_set().instructions.c_str(),
               options.exact ? ", exact mode (f32 activations)" : "");
   // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
-  std::printf("prefill  %lld tokens in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",
-              static_cast<long long>(n_prompt), prefill_s, prefill_tok_s, prefill_gflop_s,
-              int8_share == 0 ? "GFLOP/s" : "GOP/s", 100.0 * prefill_gflop_s / peak,
+  const std::string at_depth = depth > 0 ? " at depth " + std::to_string(depth) : std::string();
+  std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",
+              static_cast<long long>(n_prompt), at_depth.c_str(), prefill_s, prefill_tok_s,
+              prefill_gflop_s, int8_share == 0 ? "GFLOP/s" : "GOP/s",
+              100.0 * prefill_gflop_s / peak,
               int8_share == 0   ? "FMA"
               : int8_share == 1 ? "int8"
                                 : "FMA/int8");
-  std::printf("decode   %lld tokens in %.2f s: %.2f tok/s, %.1f GB/s (%.0f%% of read bandwidth)\n",
-              static_cast<long long>(n_decode), decode_s, decode_tok_s, decode_gb_s,
-              100.0 * decode_gb_s / read_bw);
+  std::printf(
+      "decode   %lld tokens%s in %.2f s: %.2f tok/s, %.1f GB/s (%.0f%% of read bandwidth)\n",
+      static_cast<long long>(n_decode), at_depth.c_str(), decode_s, decode_tok_s, decode_gb_s,
+      100.0 * decode_gb_s / read_bw);
   std::printf(
       "weights  summed straight through where they are held: %.1f GB/s; decode reaches %.0f%% "
       "of that\n",

@@ -15,10 +15,13 @@ namespace brise::cli {
 int cmd_convert(const Args& args) {
   std::string dir, output, type, window, tokenizer, name;
   int64_t context = 0, threads = 0;
-  ArgParser p("convert", "CHECKPOINT_DIR -o OUT.gguf [options]",
-              "Converts a Hugging Face (config.json + model*.safetensors) or Mistral-native\n"
-              "(params.json + consolidated.safetensors) checkpoint and its tokenizer.model into\n"
-              "one GGUF file. The file appears only when the conversion succeeded.");
+  ArgParser p(
+      "convert", "CHECKPOINT_DIR -o OUT.gguf [options]",
+      "Converts a Hugging Face (config.json + model*.safetensors) or Mistral-native\n"
+      "(params.json + consolidated.safetensors) checkpoint and its tokenizer (tokenizer.model,\n"
+      "or tekken.json for Nemo, Small 3.x, Ministral) into one GGUF file in llama.cpp's\n"
+      "form. Of a model with a vision encoder (Mistral Small 3.1/3.2) the text model is\n"
+      "converted. The file appears only when the conversion succeeded.");
   p.positional("CHECKPOINT_DIR", &dir, "folder holding the checkpoint");
   p.option("-o,--output", &output, "OUT.gguf", "file to write (required)");
   p.option("--type", &type, "TYPE",
@@ -31,7 +34,8 @@ int cmd_convert(const Args& args) {
            "      a per-layer pattern), or none (default: the checkpoint's)");
   p.option("--context-length", &context, "N", "context length to record (default: the config's)", 1,
            1 << 24);
-  p.option("--tokenizer", &tokenizer, "FILE", "tokenizer.model to use (default: the folder's)");
+  p.option("--tokenizer", &tokenizer, "FILE",
+           "tokenizer.model or tekken.json to use (default: the folder's)");
   p.option("--name", &name, "NAME", "general.name (default: the folder's name)");
   p.option("-t,--threads", &threads, "N", "threads for quantization (default: all cores)", 1, 1024);
   if (!p.parse(args)) return 0;

@@ -200,8 +200,11 @@ class Report {
     if (!pattern_.is_null()) line("sliding_window_pattern", pattern_text());
     if (!kv_cache_.is_null()) {
       const uint64_t f32 = kv_cache_["bytes_f32"], f16 = kv_cache_["bytes_f16"];
-      line("kv_cache (whole context)",
-           format_bytes(f32) + " f32, " + format_bytes(f16) + " f16 (" + kv_positions_text() + ")");
+      std::string q8;
+      if (kv_cache_.contains("bytes_q8_0"))
+        q8 = ", " + format_bytes(kv_cache_["bytes_q8_0"].get<uint64_t>()) + " q8_0";
+      line("kv_cache (whole context)", format_bytes(f32) + " f32, " + format_bytes(f16) + " f16" +
+                                           q8 + " (" + kv_positions_text() + ")");
     }
 
     out << "\ntokenizer\n";
@@ -327,8 +330,10 @@ class Report {
     const auto slots = kv_cache_slots(c.layer_windows(), c.context_length);
     kv_cache_ = {{"context_length", c.context_length},
                  {"positions_per_layer", slots},
-                 {"bytes_f32", kv_cache_bytes(c, slots, 4)},
-                 {"bytes_f16", kv_cache_bytes(c, slots, 2)}};
+                 {"bytes_f32", kv_cache_bytes(c, slots, TensorType::F32)},
+                 {"bytes_f16", kv_cache_bytes(c, slots, TensorType::F16)}};
+    if (c.head_dim % 32 == 0)  // q8_0 blocks of 32 values of a head
+      kv_cache_["bytes_q8_0"] = kv_cache_bytes(c, slots, TensorType::Q8_0);
   }
 
   // "WWWF" for windowed, windowed, windowed, full, with a count.

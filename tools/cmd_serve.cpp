@@ -6,8 +6,10 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
+#include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "brise/scheduler.hpp"
 #include "cli_args.hpp"
@@ -23,8 +25,9 @@ int cmd_serve(const Args& args) {
   std::string host = server.host;
   int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
           grace = 3;
-  int64_t prefill_chunk = 64;
+  int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default;
   std::string api_key;
+  std::optional<std::string> template_name;
   ArgParser p(
       "serve", "-m MODEL.gguf [options]",
       "Serves OpenAI's API (POST /v1/chat/completions, POST /v1/completions, GET /v1/models)\n"
@@ -37,7 +40,16 @@ int cmd_serve(const Args& args) {
   p.option("--parallel", &parallel, "N", "requests run at once (default: 1)", 1, 256);
   p.option("--queue", &queue, "N", "requests that may wait for a slot; more get 429 (default: 64)",
            0, 1 << 20);
-  p.option("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' on /v1/*");
+  p.option("--api-key", &api_key, "KEY",
+           "require 'Authorization: Bearer KEY' on every endpoint but /health and the chat page");
+  p.option_list("--alias", &server.aliases, "NAME",
+                "another name requests may give as 'model' (repeatable)");
+  p.option("--template", &template_name, "vN",
+           "chat template v1, v2, v3, v7, v11 or v13 (default: the vocabulary's, as brise chat)");
+  p.option("--max-tokens-default", &max_tokens_default, "N",
+           "tokens a chat answer may have when the request sets no max_tokens (default: 4096; "
+           "at most the context)",
+           1, 1 << 20);
   p.option("--max-body", &max_body, "BYTES", "largest request body (default: 1 MiB)", 1,
            int64_t{1} << 30);
   p.option("--timeout", &timeout, "SECONDS", "to receive a whole request (default: 10)", 1, 3600);
@@ -47,6 +59,14 @@ int cmd_serve(const Args& args) {
            "running requests may finish after a stop signal (default: 3)", 0, 3600);
   if (!p.parse(args)) return 0;
   if (api_key.empty() && std::getenv("BRISE_API_KEY")) api_key = std::getenv("BRISE_API_KEY");
+  if (template_name) {
+    try {
+      server.chat_template = chat_template_from_name(*template_name);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--template: ") + e.what());
+    }
+  }
+  server.max_tokens_default = static_cast<uint32_t>(max_tokens_default);
 
   server.host = host;
   server.port = static_cast<int>(port);
@@ -86,6 +106,10 @@ int cmd_serve(const Args& args) {
     http.set_model(model, id, scheduling);
     std::fprintf(stderr, "brise serve: model '%s' ready, %lld slot(s)\n", id.c_str(),
                  static_cast<long long>(parallel));
+    // GGUF chat templates (Jinja) are not read: brise formats Mistral's own way (README).
+    std::fprintf(stderr, "brise serve: chat template %s (%s)\n",
+                 std::string(chat_template_name(http.chat_template())).c_str(),
+                 server.chat_template ? "--template" : "chosen from the vocabulary");
   } catch (...) {
     pthread_kill(signals.native_handle(), SIGTERM);  // end the signal thread, then fail
     signals.join();

@@ -23,7 +23,9 @@ void SessionArgs::add_to(ArgParser& p) {
            "most positions a session with a full-attention layer holds (default: the model's\n"
            "      context)",
            1, 1 << 24);
-  p.option("--kv-type", &kv_type, "f32|f16", "KV cache element type (default: f32)");
+  p.option("--kv-type", &kv_type, "f32|f16|q8_0",
+           "KV cache element type (default: f32; q8_0: int8 blocks of 32 with an fp16 scale,\n"
+           "      keys dotted with int8 queries, heads of a multiple of 32)");
   p.flag("--exact", &exact,
          "multiply quantized weights with f32 activations instead of int8 ones (slower;\n"
          "      no activation rounding)");
@@ -53,8 +55,10 @@ SessionOptions SessionArgs::session_options() const {
     o.kv_type = TensorType::F32;
   else if (kv_type == "f16")
     o.kv_type = TensorType::F16;
+  else if (kv_type == "q8_0")
+    o.kv_type = TensorType::Q8_0;
   else
-    throw UsageError("--kv-type must be f32 or f16, got '" + kv_type + "'");
+    throw UsageError("--kv-type must be f32, f16 or q8_0, got '" + kv_type + "'");
   return o;
 }
 

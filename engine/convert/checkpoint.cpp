@@ -1,19 +1,23 @@
 #include "engine/convert/checkpoint.hpp"
 
 #include <algorithm>
+#include <initializer_list>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "brise/error.hpp"
 #include "engine/gguf/json_util.hpp"
 
 namespace brise {
 namespace fs = std::filesystem;
-namespace {
 
 bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
 }
+
+namespace {
 
 // Context length when a native params.json does not state one (Mistral 7B's).
 constexpr uint32_t kDefaultNativeContext = 32768;
@@ -105,22 +109,23 @@ void read_native_window(const nlohmann::json& j, ModelConfig& c, const std::stri
   set_layer_windows(c, std::move(windows), where);
 }
 
-ModelConfig parse_hf_config(const fs::path& path, bool* tied) {
-  const std::string where = path.string();
-  const auto j = json_util::parse_file(where);
-  if (!j.is_object()) throw Error(where + ": must be a JSON object");
+// What a config says beyond the ModelConfig.
+struct ConfigFacts {
+  bool tied_embeddings = false;     // Hugging Face's tie_word_embeddings
+  bool text_of_multimodal = false;  // the text model of a model with a vision encoder
+};
+
+bool names_one_of(const nlohmann::json& archs, std::initializer_list<std::string_view> names) {
+  for (const auto& a : archs)
+    if (a.is_string() && std::find(names.begin(), names.end(), a.get<std::string>()) != names.end())
+      return true;
+  return false;
+}
+
+// A Hugging Face text model's config: config.json itself, or the text_config inside a
+// multimodal one.
+ModelConfig parse_hf_text_config(const nlohmann::json& j, const std::string& where, bool* tied) {
   using namespace json_util;
-  if (auto archs = j.find("architectures"); archs != j.end() && archs->is_array()) {
-    bool known = false;
-    for (const auto& a : *archs)
-      if (a.is_string() &&
-          (a == "MistralForCausalLM" || a == "LlamaForCausalLM" || a == "MinistralForCausalLM"))
-        known = true;
-    if (!known)
-      throw Error(where + ": architectures " + archs->dump() +
-                  " are not supported (brise converts MistralForCausalLM, MinistralForCausalLM "
-                  "and LlamaForCausalLM)");
-  }
   if (auto act = get_string(j, "hidden_act", where); act && *act != "silu")
     throw Error(where + ": hidden_act '" + *act + "' is not supported (Mistral uses silu)");
   if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
@@ -148,17 +153,42 @@ ModelConfig parse_hf_config(const fs::path& path, bool* tied) {
     c.sliding_window = as_size(*sw, where, "sliding_window");
   if (get_bool(j, "use_sliding_window", where) == false) c.sliding_window.reset();
   read_hf_layer_types(j, c, where);
-  *tied = get_bool(j, "tie_word_embeddings", where).value_or(false);
+  if (auto t = get_bool(j, "tie_word_embeddings", where)) *tied = *t;
   c.validate(where);
   return c;
 }
 
-ModelConfig parse_native_params(const fs::path& path) {
+ModelConfig parse_hf_config(const fs::path& path, ConfigFacts& facts) {
+  const std::string where = path.string();
+  const auto j = json_util::parse_file(where);
+  if (!j.is_object()) throw Error(where + ": must be a JSON object");
+  if (auto archs = j.find("architectures"); archs != j.end() && archs->is_array()) {
+    // Mistral Small 3.1/3.2: a Pixtral vision encoder and a Mistral text model, whose config is
+    // text_config; brise converts the text model.
+    facts.text_of_multimodal = names_one_of(*archs, {"Mistral3ForConditionalGeneration"});
+    if (!facts.text_of_multimodal &&
+        !names_one_of(*archs, {"MistralForCausalLM", "LlamaForCausalLM", "MinistralForCausalLM"}))
+      throw Error(where + ": architectures " + archs->dump() +
+                  " are not supported (brise converts MistralForCausalLM, MinistralForCausalLM, "
+                  "LlamaForCausalLM and the text model of Mistral3ForConditionalGeneration)");
+  }
+  facts.tied_embeddings = json_util::get_bool(j, "tie_word_embeddings", where).value_or(false);
+  if (!facts.text_of_multimodal) return parse_hf_text_config(j, where, &facts.tied_embeddings);
+  const auto text = j.find("text_config");
+  if (text == j.end() || !text->is_object())
+    throw Error(where + ": Mistral3ForConditionalGeneration needs a text_config object");
+  return parse_hf_text_config(*text, where + " text_config", &facts.tied_embeddings);
+}
+
+ModelConfig parse_native_params(const fs::path& path, ConfigFacts& facts) {
   const std::string where = path.string();
   const auto j = json_util::parse_file(where);
   if (!j.is_object()) throw Error(where + ": must be a JSON object");
   using namespace json_util;
-  for (const char* unsupported : {"moe", "vision_encoder", "rope_scaling"})
+  // Pixtral and Mistral Small 3.1/3.2: brise converts the text model beside the vision encoder.
+  if (auto it = j.find("vision_encoder"); it != j.end() && !it->is_null())
+    facts.text_of_multimodal = true;
+  for (const char* unsupported : {"moe", "rope_scaling"})
     if (auto it = j.find(unsupported); it != j.end() && !it->is_null())
       throw Error(where + ": '" + unsupported + "' models are not supported");
   ModelConfig c;
@@ -220,33 +250,64 @@ bool ignorable(const std::string& name) {
   return name.find("rotary_emb.inv_freq") != std::string::npos;
 }
 
-}  // namespace
+// The name of a multimodal checkpoint's tensor in a text-only checkpoint of its layout, or
+// nullopt for the vision encoder and its projector. Hugging Face (Mistral3ForConditionalGeneration,
+// as llama.cpp's converter reads it): language_model.model.layers.0... (transformers < 4.52) and
+// model.language_model.layers.0... (later) are model.layers.0..., language_model.lm_head is
+// lm_head; vision_tower and multi_modal_projector are vision. Mistral's native layout: the text
+// model has its usual names; vision_encoder, vision_language_adapter, patch_merger and
+// pre_mm_projector_norm are vision (transformers' convert_mistral3_weights_to_hf.py).
+std::optional<std::string> text_model_name(const std::string& name, CheckpointLayout layout) {
+  if (layout == CheckpointLayout::MistralNative) {
+    for (const char* vision :
+         {"vision_encoder.", "vision_language_adapter.", "patch_merger.", "pre_mm_projector_norm."})
+      if (name.starts_with(vision)) return std::nullopt;
+    return name;
+  }
+  if (name.find("vision_tower.") != std::string::npos ||
+      name.find("multi_modal_projector.") != std::string::npos)
+    return std::nullopt;
+  std::string text = name;
+  constexpr std::string_view kPrefix = "language_model.";
+  if (const size_t at = text.find(kPrefix); at != std::string::npos) text.erase(at, kPrefix.size());
+  return text;
+}
 
-ModelConfig read_checkpoint_config(const fs::path& dir, CheckpointLayout* layout, bool* tied) {
+ModelConfig read_config(const fs::path& dir, CheckpointLayout& layout, ConfigFacts& facts) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(dir.string() + ": not a checkpoint folder");
-  bool tied_local = false;
   const bool has_native_weights = is_file(dir / "consolidated.safetensors");
   const bool has_hf = is_file(dir / "config.json");
+  // Mistral's Hugging Face repositories often hold both layouts: the native one is read then.
   if (is_file(dir / "params.json") && (has_native_weights || !has_hf)) {
-    if (layout) *layout = CheckpointLayout::MistralNative;
-    if (tied) *tied = false;
-    return parse_native_params(dir / "params.json");
+    layout = CheckpointLayout::MistralNative;
+    return parse_native_params(dir / "params.json", facts);
   }
   if (has_hf) {
-    if (layout) *layout = CheckpointLayout::HuggingFace;
-    auto c = parse_hf_config(dir / "config.json", &tied_local);
-    if (tied) *tied = tied_local;
-    return c;
+    layout = CheckpointLayout::HuggingFace;
+    return parse_hf_config(dir / "config.json", facts);
   }
   throw Error(dir.string() +
               ": no config.json (Hugging Face) or params.json (Mistral) in the folder");
 }
 
+}  // namespace
+
+ModelConfig read_checkpoint_config(const fs::path& dir, CheckpointLayout* layout, bool* tied) {
+  CheckpointLayout read_layout{};
+  ConfigFacts facts;
+  ModelConfig c = read_config(dir, read_layout, facts);
+  if (layout) *layout = read_layout;
+  if (tied) *tied = facts.tied_embeddings;
+  return c;
+}
+
 Checkpoint open_checkpoint(const fs::path& dir) {
   Checkpoint ck;
   ck.dir = dir;
-  ck.config = read_checkpoint_config(dir, &ck.layout, &ck.tied_embeddings);
+  ConfigFacts facts;
+  ck.config = read_config(dir, ck.layout, facts);
+  ck.tied_embeddings = facts.tied_embeddings;
   const bool hf = ck.layout == CheckpointLayout::HuggingFace;
   if (ck.config.name.empty())
     ck.config.name = fs::absolute(dir).lexically_normal().filename().string();
@@ -278,15 +339,25 @@ Checkpoint open_checkpoint(const fs::path& dir) {
   if (missing == static_cast<std::ptrdiff_t>(ck.weight_files.size()))
     throw Error(dir.string() + ": the checkpoint has no weights (none of the " +
                 std::to_string(missing) + " files listed in model.safetensors.index.json exist)");
+  // Tensors by their name in a text-only checkpoint of the layout.
   std::map<std::string, const SafetensorsTensor*> by_name;
+  std::set<std::string> stored;  // the names in the files
+  size_t vision_tensors = 0;
   for (const auto& path : ck.weight_files) {
     if (!is_file(path))
       throw Error(path.string() +
                   ": weight file listed in model.safetensors.index.json is missing");
     ck.files.push_back(SafetensorsFile::open(path));
     for (const auto& t : ck.files.back()->tensors()) {
-      if (!by_name.emplace(t.name, &t).second)
-        throw Error(path.string() + ": tensor '" + t.name + "' also appears in another shard");
+      stored.insert(t.name);
+      const auto name =
+          facts.text_of_multimodal ? text_model_name(t.name, ck.layout) : std::optional(t.name);
+      if (!name) {
+        ++vision_tensors;
+      } else if (!by_name.emplace(*name, &t).second) {
+        throw Error(path.string() + ": tensor '" + t.name + "' is also " +
+                    (*name == t.name ? "in another shard" : "'" + *name + "'"));
+      }
       if (!shard_of.empty()) {
         const auto it = shard_of.find(t.name);
         if (it == shard_of.end() || it->second != path.filename().string())
@@ -296,7 +367,7 @@ Checkpoint open_checkpoint(const fs::path& dir) {
     }
   }
   for (const auto& [t, f] : shard_of)
-    if (!by_name.count(t))
+    if (!stored.count(t))
       throw Error((dir / f).string() + ": tensor '" + t + "' listed in the index is missing");
 
   const ModelConfig& c = ck.config;
@@ -346,8 +417,11 @@ Checkpoint open_checkpoint(const fs::path& dir) {
 
   for (const auto& [name, t] : by_name)
     if (!used.count(name) && !ignorable(name))
-      throw Error(dir.string() + ": unexpected tensor '" + name + "' (not part of the " +
+      throw Error(dir.string() + ": unexpected tensor '" + t->name + "' (not part of the " +
                   (hf ? "Hugging Face Mistral" : "Mistral native") + " layout)");
+  if (vision_tensors > 0)
+    ck.notes.push_back("the text model only: the vision encoder's " +
+                       std::to_string(vision_tensors) + " tensors are not converted");
 
   // The checkpoint's dtype is that of its matrices (norms are sometimes kept in f32).
   std::map<TensorType, size_t> counts;
@@ -356,13 +430,6 @@ Checkpoint open_checkpoint(const fs::path& dir) {
   ck.dtype = std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) {
                return a.second < b.second;
              })->first;
-
-  for (const char* tok :
-       {"tokenizer.model", "tokenizer.model.v3", "tokenizer.model.v2", "tokenizer.model.v1"})
-    if (is_file(dir / tok)) {
-      ck.tokenizer = dir / tok;
-      break;
-    }
   return ck;
 }
 

@@ -1,6 +1,8 @@
 // A model checkpoint folder in the Hugging Face layout (config.json + model*.safetensors,
 // optionally sharded with model.safetensors.index.json) or Mistral's native layout (params.json +
-// consolidated.safetensors), opened without copying any weights.
+// consolidated.safetensors), opened without copying any weights. Of a model with a vision encoder
+// (Hugging Face's Mistral3ForConditionalGeneration, a params.json with vision_encoder) the text
+// model is read.
 #pragma once
 
 #include <filesystem>
@@ -33,12 +35,15 @@ struct Checkpoint {
   ModelConfig config;
   bool tied_embeddings = false;        // the classifier reuses the token embedding
   TensorType dtype = TensorType::F32;  // dtype of the checkpoint's matrices
-  std::filesystem::path tokenizer;     // tokenizer.model (empty when the folder has none)
   std::vector<std::filesystem::path> weight_files;
+  std::vector<std::string> notes;         // what the conversion leaves out (a vision encoder)
   std::vector<CheckpointWeight> weights;  // in GGUF order
 
   std::vector<std::unique_ptr<SafetensorsFile>> files;
 };
+
+// True when `p` is a regular file (false on any error: a checkpoint's optional files).
+bool is_file(const std::filesystem::path& p);
 
 // Reads the config and every safetensors header, then checks that exactly the tensors of the
 // architecture are present with the right shapes. Throws brise::Error naming the file and the

@@ -9,6 +9,7 @@
 #include "brise/model_config.hpp"
 #include "brise/tokenizer.hpp"
 #include "engine/convert/checkpoint.hpp"
+#include "engine/convert/checkpoint_tokenizer.hpp"
 #include "engine/convert/quantize_rules.hpp"
 #include "engine/convert/tensor_writer.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
@@ -44,12 +45,13 @@ struct Planned {
   uint64_t rows, cols;
 };
 
-void refuse_to_overwrite_inputs(const Checkpoint& ck, const fs::path& output) {
+void refuse_to_overwrite_inputs(const Checkpoint& ck, const fs::path& tokenizer,
+                                const fs::path& output) {
   std::error_code ec;
   if (fs::is_directory(output, ec)) throw Error(output.string() + ": is a folder, not a file name");
   if (!fs::exists(output, ec)) return;
   std::vector<fs::path> inputs = ck.weight_files;
-  if (!ck.tokenizer.empty()) inputs.push_back(ck.tokenizer);
+  if (!tokenizer.empty()) inputs.push_back(tokenizer);
   for (const char* cfg : {"config.json", "params.json", "model.safetensors.index.json"})
     inputs.push_back(ck.dir / cfg);
   for (const auto& in : inputs)
@@ -65,7 +67,9 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
                                  const WriteProgressCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
   Checkpoint ck = open_checkpoint(checkpoint_dir);
-  refuse_to_overwrite_inputs(ck, output);
+  const fs::path tokenizer_path =
+      options.tokenizer.empty() ? find_checkpoint_tokenizer(checkpoint_dir) : options.tokenizer;
+  refuse_to_overwrite_inputs(ck, tokenizer_path, output);
 
   ModelConfig config = ck.config;
   if (!options.name.empty()) config.name = options.name;
@@ -73,16 +77,11 @@ ConvertResult convert_checkpoint(const fs::path& checkpoint_dir, const fs::path&
   if (options.context_length) config.context_length = *options.context_length;
   config.validate(checkpoint_dir.string());
 
-  const fs::path tokenizer_path = options.tokenizer.empty() ? ck.tokenizer : options.tokenizer;
-  if (tokenizer_path.empty())
-    throw Error(checkpoint_dir.string() +
-                ": no tokenizer.model in the checkpoint folder (give one with --tokenizer)");
-  const Vocabulary vocab = read_sentencepiece_model(tokenizer_path);
-  if (vocab.size() != config.vocab_size)
-    throw Error(tokenizer_path.string() + ": the tokenizer has " + std::to_string(vocab.size()) +
-                " pieces but the model's vocab_size is " + std::to_string(config.vocab_size));
+  const Vocabulary vocab =
+      read_checkpoint_vocabulary(checkpoint_dir, tokenizer_path, config.vocab_size);
 
   ConvertResult result;
+  result.notes = ck.notes;
   result.type = options.mix ? quant_mix_base_type(*options.mix) : options.type.value_or(ck.dtype);
   if (is_quantized(ck.dtype))  // cannot happen with safetensors sources, kept for clarity
     throw Error("quantized checkpoints cannot be converted");

@@ -40,6 +40,7 @@ constexpr std::array kRequestFieldsOutsideThePrompt = {"model",
                                                        "parallel_tool_calls",
                                                        "response_format",
                                                        "metadata",
+                                                       "modalities",
                                                        "store",
                                                        "service_tier",
                                                        "random_seed",
@@ -68,10 +69,12 @@ const char* kind_name(const Value& v) {
   throw Error(where + ": " + problem);
 }
 
+// A key with a null value is absent, as OpenAI reads it (an assistant message sent back as the
+// API returned it has "refusal": null).
 void expect_keys(const Value& obj, const std::string& where,
                  std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : obj.members)
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+    if (!value.is_null() && std::find(allowed.begin(), allowed.end(), key) == allowed.end())
       bad(where + "." + key, "unknown field (Mistral's chat format has no place for it)");
 }
 
@@ -179,7 +182,7 @@ ChatMessage read_message(const Value& v, const std::string& where) {
   ChatMessage m{ChatMessage::Role::User, {}};
   const Value* content = member(v, "content");
   const std::string cw = where + ".content";
-  if (role == "system") {
+  if (role == "system" || role == "developer") {  // OpenAI's newer name of system
     m.role = ChatMessage::Role::System;
     expect_keys(v, where, {"role", "content"});
     if (!content) bad(cw, "a system message needs content");
@@ -207,7 +210,8 @@ ChatMessage read_message(const Value& v, const std::string& where) {
       m.tool_call_id = string_of(*id, where + ".tool_call_id");
     if (const Value* name = member(v, "name")) m.name = string_of(*name, where + ".name");
   } else {
-    bad(where + ".role", "must be system, user, assistant or tool, not '" + role + "'");
+    bad(where + ".role",
+        "must be system (or developer), user, assistant or tool, not '" + role + "'");
   }
   if (content) read_content(*content, cw, m);
   if (!m.parts.empty() && m.role != ChatMessage::Role::Assistant &&

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "brise/error.hpp"
+#include "engine/generate/logprobs.hpp"
 #include "engine/generate/option_checks.hpp"
 
 namespace brise {
@@ -68,21 +69,11 @@ class StopStrings {
 }  // namespace
 
 std::string_view stop_reason_name(StopReason reason) {
-  switch (reason) {
-    case StopReason::Eos:
-      return "eos";
-    case StopReason::StopId:
-      return "stop_id";
-    case StopReason::StopString:
-      return "stop_string";
-    case StopReason::MaxTokens:
-      return "max_tokens";
-    case StopReason::Callback:
-      return "callback";
-    case StopReason::ContextFull:
-      return "context_full";
-  }
-  return "unknown";
+  // In the enumerators' order.
+  static constexpr std::string_view kNames[] = {"eos",        "stop_id",  "stop_string",
+                                                "max_tokens", "callback", "context_full"};
+  const auto i = static_cast<size_t>(reason);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
 double GenerateResult::prefill_tok_s() const {
@@ -103,6 +94,7 @@ struct Generation::State {
   std::vector<int32_t> history;  // for the repetition penalty
   int32_t eos = -1;
   std::vector<int32_t> generated;
+  std::vector<TokenLogprobs> logprobs;
   std::string text;
   bool listening = true;
   bool done = false;
@@ -139,8 +131,9 @@ struct Generation::State {
   }
 
   int32_t sample(std::span<const float> logits) {
-    if (!matcher) return sampler.sample(logits, history);
-    const int32_t id = sampler.sample(logits, history, matcher->allowed(budget()));
+    if (!matcher) return sampler.sample(logits, history, generated.size());
+    const int32_t id =
+        sampler.sample(logits, history, generated.size(), matcher->allowed(budget()));
     if (!matcher->accept(id))
       throw Error("generate: the constraint refused token " + std::to_string(id) +
                   " that its mask allowed");
@@ -202,13 +195,18 @@ bool Generation::advance(std::span<const float> logits,
   const int32_t id = g.sample(logits);
   g.generated.push_back(id);
   g.history.push_back(id);
+  if (g.options.logprobs) g.logprobs.push_back(token_logprobs(logits, id, *g.options.logprobs));
   if (const auto reason = g.stop_after(id, on_text)) {
+    // A stop token is not part of the answer: it has no log-probability entry.
+    if (g.options.logprobs && (*reason == StopReason::Eos || *reason == StopReason::StopId))
+      g.logprobs.pop_back();
     g.reason = g.constrained(*reason);
     g.finish(on_text);
     return false;
   }
   if (g.matcher && g.matcher->finished()) {
-    // Nothing but EOS may follow: it is taken without another forward pass.
+    // Nothing but EOS may follow: it is taken without another forward pass (and, as a stop
+    // token, has no log-probability entry).
     g.generated.push_back(g.eos);
     g.history.push_back(g.eos);
     g.reason = g.constrained(StopReason::Eos);
@@ -232,6 +230,9 @@ const std::vector<int32_t>& Generation::generated_ids() const {
 }
 const std::string& Generation::text() const {
   return state_->text;
+}
+const std::vector<TokenLogprobs>& Generation::logprobs() const {
+  return state_->logprobs;
 }
 
 GenerateResult generate(Session& session, std::span<const int32_t> prompt,
@@ -263,6 +264,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt,
   }
   result.generated_ids = generation.generated_ids();
   result.text = generation.text();
+  result.logprobs = generation.logprobs();
   result.stop_reason = generation.stop_reason();
   return result;
 }

@@ -5,26 +5,19 @@
 namespace brise {
 
 std::string_view job_error_name(JobError error) {
-  switch (error) {
-    case JobError::QueueFull:
-      return "queue_full";
-    case JobError::ShuttingDown:
-      return "shutting_down";
-    case JobError::InvalidRequest:
-      return "invalid_request";
-    case JobError::ContextExceeded:
-      return "context_exceeded";
-    case JobError::Cancelled:
-      return "cancelled";
-    case JobError::Internal:
-      return "internal";
-  }
-  return "unknown";
+  // In the enumerators' order.
+  static constexpr std::string_view kNames[] = {"queue_full",      "shutting_down",
+                                                "invalid_request", "context_exceeded",
+                                                "cancelled",       "internal"};
+  const auto i = static_cast<size_t>(error);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
-Job::Job(std::vector<int32_t> prompt, GenerateOptions options) : state_(std::make_unique<State>()) {
+Job::Job(std::vector<int32_t> prompt, GenerateOptions options, std::shared_ptr<Job> leader)
+    : state_(std::make_unique<State>()) {
   state_->prompt = std::move(prompt);
   state_->options = std::move(options);
+  state_->leader = std::move(leader);
 }
 Job::~Job() = default;
 

@@ -28,6 +28,15 @@ struct Value {
   std::vector<Value> items;                            // Array
   std::vector<std::pair<std::string, Value>> members;  // Object, in order, keys unique
 
+  // Declared here, defined where Value is complete: clang with libstdc++ otherwise instantiates
+  // the members' vector while pair<string, Value> is still incomplete (through optional<Value>).
+  Value();
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
+  ~Value();
+
   bool is_object() const { return kind == Kind::Object; }
   bool is_array() const { return kind == Kind::Array; }
   bool is_string() const { return kind == Kind::String; }

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <unordered_set>
 
@@ -68,17 +69,18 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
   check_sampling_params(params_);
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  return sample_among(logits, history, nullptr);
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        size_t generated) {
+  return sample_among(logits, history, generated, nullptr);
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
-                        std::span<const uint64_t> allowed) {
-  return sample_among(logits, history, &allowed);
+                        size_t generated, std::span<const uint64_t> allowed) {
+  return sample_among(logits, history, generated, &allowed);
 }
 
 int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int32_t> history,
-                              const std::span<const uint64_t>* allowed) {
+                              size_t generated, const std::span<const uint64_t>* mask) {
   const size_t n = logits.size();
   if (n == 0) throw Error("sampling: no logits");
   for (float x : logits)
@@ -87,18 +89,24 @@ int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int
     if (id < 0 || static_cast<size_t>(id) >= n)
       throw Error("sampling: history token id " + std::to_string(id) +
                   " is outside the vocabulary of " + std::to_string(n));
-  const auto is_allowed = [&](size_t i) {
-    const size_t w = i >> 6;
-    return w < allowed->size() && (((*allowed)[w] >> (i & 63)) & 1) != 0;
-  };
+  if (generated > history.size())
+    throw Error("sampling: " + std::to_string(generated) + " generated tokens, but a history of " +
+                std::to_string(history.size()));
 
   const bool penalize = params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0;
-  if (params_.temperature == 0 && !penalize) {
-    if (!allowed) return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+  const bool penalize_generated =
+      (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) && generated > 0;
+  const bool bias = !params_.logit_bias.empty();
+  const auto is_allowed = [&](size_t i) {
+    const size_t w = i >> 6;
+    return w < mask->size() && (((*mask)[w] >> (i & 63)) & 1) != 0;
+  };
+  if (params_.temperature == 0 && !penalize && !penalize_generated && !bias) {
+    if (!mask) return static_cast<int32_t>(kernels::argmax(logits.data(), n));
     // The first index among the largest allowed logits.
     size_t best = n;
-    for (size_t w = 0; w < allowed->size() && w * 64 < n; ++w)
-      for (uint64_t bits = (*allowed)[w]; bits != 0; bits &= bits - 1) {
+    for (size_t w = 0; w < mask->size() && w * 64 < n; ++w)
+      for (uint64_t bits = (*mask)[w]; bits != 0; bits &= bits - 1) {
         const size_t i = w * 64 + static_cast<size_t>(std::countr_zero(bits));
         if (i < n && (best == n || logits[i] > logits[best])) best = i;
       }
@@ -106,17 +114,26 @@ int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int
     return static_cast<int32_t>(best);
   }
 
-  // The candidates in id order: every token, or the allowed ones.
-  candidates_.clear();
-  if (!allowed) {
-    candidates_.resize(n);
-    for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
-  } else {
-    for (size_t i = 0; i < n; ++i)
-      if (is_allowed(i)) candidates_.push_back({logits[i], static_cast<int32_t>(i)});
-    if (candidates_.empty()) throw Error("sampling: the constraint allows no token");
+  candidates_.resize(n);
+  for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
+
+  // A banned token's logit becomes -inf: every step below keeps it there, the sorts put it last,
+  // and `allowed` below keeps it out of the draw.
+  size_t banned = 0;
+  for (const auto& [id, b] : params_.logit_bias) {
+    if (id < 0 || static_cast<size_t>(id) >= n)
+      throw Error("sampling: logit_bias token id " + std::to_string(id) +
+                  " is outside the vocabulary of " + std::to_string(n));
+    float& l = candidates_[static_cast<size_t>(id)].first;
+    if (std::isinf(l)) continue;
+    if (b <= kLogitBiasBan) {
+      l = -std::numeric_limits<float>::infinity();
+      ++banned;
+    } else {
+      l += b;
+    }
   }
-  const size_t m = candidates_.size();
+  if (banned == n) throw Error("sampling: logit_bias bans every token");
 
   // CTRL-style penalty, once per distinct token of the recent history (as llama.cpp does).
   if (penalize) {
@@ -124,16 +141,36 @@ int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int
     std::unordered_set<int32_t> seen;
     for (int32_t id : history.subspan(history.size() - last_n)) {
       if (!seen.insert(id).second) continue;
-      // Candidates are in id order (every id, when nothing is masked).
-      const auto it = allowed
-                          ? std::lower_bound(candidates_.begin(), candidates_.end(), id,
-                                             [](const auto& c, int32_t v) { return c.second < v; })
-                          : candidates_.begin() + id;
-      if (it == candidates_.end() || it->second != id) continue;
-      float& l = it->first;
+      float& l = candidates_[static_cast<size_t>(id)].first;
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
     }
   }
+
+  // OpenAI's penalties: mu[j] -= c[j] * frequency_penalty + (c[j] > 0) * presence_penalty.
+  if (penalize_generated) {
+    counts_.clear();
+    for (int32_t id : history.subspan(history.size() - generated)) ++counts_[id];
+    for (const auto& [id, count] : counts_)
+      candidates_[static_cast<size_t>(id)].first -=
+          static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
+  }
+
+  // With a mask, only the allowed tokens stay candidates, still in id order: every step below
+  // runs on them alone (the bias and penalties above were applied by id, before).
+  size_t m = n;
+  if (mask) {
+    m = 0;
+    banned = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (is_allowed(i)) {
+        candidates_[m++] = candidates_[i];
+        if (std::isinf(candidates_[i].first)) ++banned;
+      }
+    candidates_.resize(m);
+    if (m == 0) throw Error("sampling: the constraint allows no token");
+    if (banned == m) throw Error("sampling: logit_bias bans every token the constraint allows");
+  }
+  const size_t allowed = m - banned;
 
   if (params_.temperature == 0) {
     // Greedy after the penalty: the first index among the largest.
@@ -153,6 +190,7 @@ int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int
   } else {
     sort_candidates(candidates_, sort_scratch_, sort_keys_, sort_scratch_keys_);
   }
+  kept = std::min(kept, allowed);  // the banned tokens are sorted last
 
   // Softmax over the kept candidates, in double so that the cut-offs below are stable.
   std::vector<double>& probs = probs_;

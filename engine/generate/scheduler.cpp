@@ -57,22 +57,34 @@ Scheduler::~Scheduler() {
 }
 
 std::shared_ptr<Job> Scheduler::submit(std::vector<int32_t> prompt, GenerateOptions options) {
+  std::vector<GenerateOptions> one;
+  one.push_back(std::move(options));
+  return submit_group(std::move(prompt), std::move(one)).front();
+}
+
+std::vector<std::shared_ptr<Job>> Scheduler::submit_group(std::vector<int32_t> prompt,
+                                                          std::vector<GenerateOptions> options) {
   State& s = *state_;
-  check_job(prompt, options, *s.model, s.context_length, s.unbounded);
-  std::shared_ptr<Job> job(new Job(std::move(prompt), std::move(options)));
+  if (options.empty())
+    throw SubmitError(JobError::InvalidRequest, "a group of jobs needs at least one");
+  for (const GenerateOptions& o : options)
+    check_job(prompt, o, *s.model, s.context_length, s.unbounded);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (size_t i = 0; i < options.size(); ++i)
+    jobs.emplace_back(new Job(prompt, std::move(options[i]), i == 0 ? nullptr : jobs.front()));
   {
     std::lock_guard lock(s.mutex);
     if (s.stopping) throw SubmitError(JobError::ShuttingDown, kShuttingDown);
-    // Room: a slot that is idle (and not yet promised to a queued job), or a place in the queue.
+    // Room: slots that are idle (and not yet promised to queued jobs), or places in the queue.
     const size_t idle = s.slots.size() - s.stats.busy;
-    if (s.queue.size() >= s.options.queue_limit + idle)
+    if (s.queue.size() + jobs.size() > s.options.queue_limit + idle)
       throw SubmitError(JobError::QueueFull, "the queue is full (" +
                                                  std::to_string(s.options.queue_limit) +
                                                  " jobs wait for a slot): try again shortly");
-    s.queue.push_back(job);
+    s.queue.insert(s.queue.end(), jobs.begin(), jobs.end());
   }
   s.wake.notify_all();
-  return job;
+  return jobs;
 }
 
 void Scheduler::shutdown(std::chrono::milliseconds grace) {

@@ -15,13 +15,22 @@ bool Scheduler::State::any_idle() const {
 }
 
 // Puts queued jobs into idle slots: the slot that can keep the longest prefix of the prompt,
-// else the least recently used. Under the mutex.
+// else the least recently used. A job of a group (submit_group) waits while the first job of its
+// group is prefilling, then may start from a copy of that job's KV entries. Under the mutex.
 void Scheduler::admit() {
   State& s = *state_;
   while (!s.queue.empty()) {
+    const std::shared_ptr<Job>& job = s.queue.front();
+    const auto& prompt = job->prompt();
+    Slot* leader = nullptr;  // the running slot of the job's group leader
+    if (const auto& l = job->state_->leader)
+      for (auto& slot : s.slots)
+        if (slot->job == l) leader = slot.get();
+    if (leader && leader->prefilling()) return;  // its prompt will be there to copy
+    const uint32_t copyable = leader ? leader->session.reusable_prefix(prompt) : 0;
+
     Slot* best = nullptr;
     uint32_t best_kept = 0;
-    const auto& prompt = s.queue.front()->prompt();
     for (auto& slot : s.slots) {
       if (slot->job) continue;
       const uint32_t kept = slot->session.reusable_prefix(prompt);
@@ -34,8 +43,14 @@ void Scheduler::admit() {
     best->job = std::move(s.queue.front());
     s.queue.pop_front();
     best->generation.reset();
+    best->reported = 0;
     best->last_use = ++s.use_counter;
-    best->session.keep_prefix(best_kept);  // rewinds (or resets)
+    if (copyable > best_kept) {
+      best->session.copy_prefix(leader->session, copyable);
+      best_kept = copyable;
+    } else {
+      best->session.keep_prefix(best_kept);  // rewinds (or resets)
+    }
     best->fed = best_kept;
     const size_t prompt_tokens = best->job->prompt().size();
     best->usage = {static_cast<uint32_t>(prompt_tokens), 0, best_kept};
@@ -55,6 +70,29 @@ void Scheduler::finish(Slot& slot, JobEvent last) {
     --state_->stats.busy;
   }
   job->push(std::move(last));
+}
+
+// Sends the text of this step and the tokens generated since the last event (a final stop token
+// excepted), with their log-probabilities.
+void Scheduler::report(Slot& slot, std::string text) {
+  const Generation& g = *slot.generation;
+  size_t end = g.generated_ids().size();
+  const StopReason reason = g.stop_reason();
+  if (g.done() && (reason == StopReason::Eos || reason == StopReason::StopId)) --end;
+  if (text.empty() && end <= slot.reported) return;
+  JobEvent e;
+  e.text = std::move(text);
+  if (end > slot.reported) {
+    const auto& ids = g.generated_ids();
+    e.ids.assign(ids.begin() + static_cast<ptrdiff_t>(slot.reported),
+                 ids.begin() + static_cast<ptrdiff_t>(end));
+    const auto& lp = g.logprobs();  // one entry per token, the stop token excepted
+    if (!lp.empty())
+      e.logprobs.assign(lp.begin() + static_cast<ptrdiff_t>(slot.reported),
+                        lp.begin() + static_cast<ptrdiff_t>(std::min(end, lp.size())));
+    slot.reported = end;
+  }
+  slot.job->push(std::move(e));
 }
 
 // Jobs whose consumer left (or every one, past the shutdown grace) end here.
@@ -136,10 +174,9 @@ void Scheduler::step() {
   for (size_t k = 0; k < s.items.size(); ++k) {
     Slot& slot = *s.item_slots[k];
     Job& job = *slot.job;
-    const auto on_text = [&job](std::string_view piece) {
-      JobEvent e;
-      e.text = piece;
-      job.push(std::move(e));
+    std::string text;  // what this step completes, sent as one event with its token
+    const auto on_text = [&](std::string_view piece) {
+      text += piece;
       return !job.cancelled();
     };
     bool more = false;
@@ -155,6 +192,7 @@ void Scheduler::step() {
       finish(slot, error_event(JobError::Internal, e.what()));
       continue;
     }
+    report(slot, std::move(text));
     if (more) continue;
     slot.usage.completion_tokens = static_cast<uint32_t>(slot.generation->generated_ids().size());
     {

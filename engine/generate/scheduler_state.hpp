@@ -33,6 +33,7 @@ inline JobEvent error_event(JobError error, std::string message) {
 struct Job::State {
   std::vector<int32_t> prompt;
   GenerateOptions options;
+  std::shared_ptr<Job> leader;  // submit_group: the job whose prefill this one shares
   std::mutex mutex;
   std::condition_variable ready;
   std::deque<JobEvent> events;
@@ -45,6 +46,7 @@ struct Scheduler::Slot {
   size_t fed = 0;            // prompt tokens fed (or kept from the previous job)
   JobUsage usage;
   std::optional<Generation> generation;  // once the prompt is in
+  size_t reported = 0;                   // generated tokens already sent in Text events
   uint64_t last_use = 0;
   explicit Slot(Session s) : session(std::move(s)) {}
   bool prefilling() const { return job && !generation; }

@@ -21,35 +21,12 @@ static_assert(std::is_same_v<std::variant_alternative_t<12, decltype(Value::data
 }  // namespace
 
 std::string_view value_type_name(ValueType type) {
-  switch (type) {
-    case ValueType::U8:
-      return "u8";
-    case ValueType::I8:
-      return "i8";
-    case ValueType::U16:
-      return "u16";
-    case ValueType::I16:
-      return "i16";
-    case ValueType::U32:
-      return "u32";
-    case ValueType::I32:
-      return "i32";
-    case ValueType::F32:
-      return "f32";
-    case ValueType::BOOL:
-      return "bool";
-    case ValueType::STRING:
-      return "string";
-    case ValueType::ARRAY:
-      return "array";
-    case ValueType::U64:
-      return "u64";
-    case ValueType::I64:
-      return "i64";
-    case ValueType::F64:
-      return "f64";
-  }
-  return "unknown";
+  // Indexed by the type's number (GGUF numbers them 0 to 12).
+  static constexpr std::string_view kNames[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                                "i32", "f32", "bool", "string", "array",
+                                                "u64", "i64", "f64"};
+  const auto i = static_cast<size_t>(type);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
 ValueType Value::type() const {

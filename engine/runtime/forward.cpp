@@ -8,11 +8,12 @@
 #include <limits>
 
 #include "brise/error.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
+#include "engine/runtime/attention_step.hpp"
 #include "engine/runtime/forward_pass.hpp"
 #include "engine/runtime/model_weights.hpp"
 #include "engine/runtime/parallel_ops.hpp"
 #include "kernels/activation.hpp"
-#include "kernels/fp16.hpp"
 #include "kernels/norm.hpp"
 #include "kernels/rope.hpp"
 
@@ -67,12 +68,11 @@ void each_row(size_t n, F&& f) {
 class Pass {
  public:
   Pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
-       LogitRows rows, PassScratch& scratch, float* logits)
+       PassScratch& scratch, float* logits)
       : c_(model.config()),
         weights_(model_weights(model)),
         options_(options),
         seqs_(sequences),
-        rows_(rows),
         s_(scratch),
         a_(scratch.act),
         logits_(logits) {}
@@ -80,13 +80,10 @@ class Pass {
   void run_team();
 
  private:
-  void attention(uint32_t layer, size_t n);
-
   const ModelConfig& c_;
   const ModelWeights& weights_;
   const PassOptions& options_;
   std::span<SequenceRows> seqs_;
-  LogitRows rows_;
   PassScratch& s_;
   Activations& a_;
   float* logits_;
@@ -122,8 +119,11 @@ void forward_pass(const Model& model, const PassOptions& options, std::span<Sequ
   // Threads worth waking for one layer's matmuls (a small model decoding runs on one thread).
   const size_t layer_macs =
       size_t{c.dim} * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.hidden_dim;
-  const int team = team_size(n * layer_macs, options.threads);
-  Pass pass(model, options, sequences, rows, scratch, logits);
+  size_t attention_macs = 0;  // q . k and p . v of every row over (about) its keys
+  for (const SequenceRows& seq : sequences)
+    attention_macs += seq.ids.size() * (seq.pos0 + seq.ids.size()) * 2 * c.q_dim();
+  const int team = team_size(n * layer_macs + attention_macs, options.threads);
+  Pass pass(model, options, sequences, scratch, logits);
 #pragma omp parallel num_threads(team)
   pass.run_team();
   if (scratch.fault) std::rethrow_exception(scratch.fault);
@@ -195,7 +195,7 @@ void Pass::run_team() {
       kernels::rope_apply(&a.k[t * kv_dim], c.n_kv_heads, hd, &a.rope_cos[t * hd / 2],
                           &a.rope_sin[t * hd / 2]);
     });
-    attention(l, n);
+    attention_step(c, options_, seqs_, s_.row_sequence, a, s_.attention, l);
     matmuls({{w.wo, a.h.data()}}, input(a.att.data(), n, q_dim, {&w.wo}));
     each_row(n, [&](size_t t) { add_rows(&a.x[t * dim], &a.h[t * dim], dim); });
 
@@ -225,72 +225,6 @@ void Pass::run_team() {
   check([&] { check_finite(logits_, n_out * c.vocab_size, "the output layer"); });
 }
 
-// Grouped-query attention of every query of the pass. Keys of earlier positions come from the
-// sequence's cache (the layer's own ring); keys of the pass itself from the sequence's own K/V
-// rows (staged in the cache's type), so a chunk longer than the layer's window still sees exactly
-// positions i - W < j <= i.
-// Every query walks its keys oldest first, so the result does not depend on how the prompt was
-// chunked or batched. Run by the whole team.
-void Pass::attention(uint32_t layer, size_t n) {
-  const ModelConfig& c = c_;
-  const size_t hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), group = c.group_size();
-  Activations& a = a_;
-  const bool f16 = options_.kv_type == TensorType::F16;
-  const size_t eb = f16 ? sizeof(uint16_t) : sizeof(float);
-
-  const std::byte* k_rows = reinterpret_cast<const std::byte*>(a.k.data());
-  const std::byte* v_rows = reinterpret_cast<const std::byte*>(a.v.data());
-  if (f16) {
-    each_row(n, [&](size_t t) {
-      kernels::convert_f32_to_f16(&a.k[t * kv_dim], &a.k16[t * kv_dim], kv_dim);
-      kernels::convert_f32_to_f16(&a.v[t * kv_dim], &a.v16[t * kv_dim], kv_dim);
-    });
-    k_rows = reinterpret_cast<const std::byte*>(a.k16.data());
-    v_rows = reinterpret_cast<const std::byte*>(a.v16.data());
-  }
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-
-#pragma omp for collapse(2) schedule(static)
-  for (size_t t = 0; t < n; ++t) {
-    for (size_t h = 0; h < c.n_kv_heads; ++h) {
-      const SequenceRows& seq = seqs_[s_.row_sequence[t]];
-      KVCache& cache = *seq.cache;
-      const uint64_t slots = cache.max_slots(layer);
-      const std::optional<uint32_t>& window = seq.windows[layer];
-      const uint64_t pos0 = seq.pos0, pos = pos0 + (t - seq.row0);
-      const uint64_t first = window && pos + 1 > *window ? pos + 1 - *window : 0;
-      const size_t head = h * hd * eb;
-      kernels::KVSegment segments[3];
-      size_t count = 0;
-      if (first < pos0) {  // cached positions [first, pos0), possibly wrapping around the ring
-        const uint64_t s0 = cache.slot(layer, first), len = pos0 - first;
-        const uint64_t run = std::min(len, slots - s0);
-        segments[count++] = {cache.key(layer, s0) + head, cache.value(layer, s0) + head, run};
-        if (len > run)
-          segments[count++] = {cache.key(layer, 0) + head, cache.value(layer, 0) + head, len - run};
-      }
-      const uint64_t c0 = seq.row0 + (std::max(first, pos0) - pos0);  // the pass's rows [c0, t]
-      segments[count++] = {k_rows + (c0 * kv_dim) * eb + head, v_rows + (c0 * kv_dim) * eb + head,
-                           t - c0 + 1};
-      const kernels::KVView view{&cache.type(), hd, kv_dim, {segments, count}};
-      const size_t q_off = t * q_dim + h * group * hd;
-      kernels::attention(&a.q[q_off], hd, group, view, scale, &a.att[q_off], hd);
-    }
-  }
-
-  // Store the rows' keys and values. A chunk longer than its ring wraps it: only its last `slots`
-  // positions stay, each in a slot of its own, so the stores can be split freely.
-  each_row(n, [&](size_t t) {
-    const SequenceRows& seq = seqs_[s_.row_sequence[t]];
-    KVCache& cache = *seq.cache;
-    const size_t i = t - seq.row0;
-    if (seq.ids.size() - i > cache.max_slots(layer)) return;  // overwritten later in this pass
-    const uint32_t slot = cache.slot(layer, seq.pos0 + i);
-    std::memcpy(cache.key(layer, slot), k_rows + t * kv_dim * eb, kv_dim * eb);
-    std::memcpy(cache.value(layer, slot), v_rows + t * kv_dim * eb, kv_dim * eb);
-  });
-}
-
 }  // namespace
 
 void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
@@ -307,10 +241,8 @@ void Activations::ensure(size_t n, const ModelConfig& c, TensorType kv_type) {
   up.resize(n * c.hidden_dim);
   rope_cos.resize(n * c.head_dim / 2);
   rope_sin.resize(n * c.head_dim / 2);
-  if (kv_type == TensorType::F16) {
-    k16.resize(n * c.kv_dim());
-    v16.resize(n * c.kv_dim());
-  }
+  if (kv_type == TensorType::Q8_0)  // f32 and f16 caches read the queries from q itself
+    qprep.resize(n * c.n_heads * kernels::attention_query_bytes(type_traits(kv_type), c.head_dim));
   quantized.reserve(n, std::max<size_t>({c.dim, c.q_dim(), c.hidden_dim}));
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "brise/model.hpp"
+#include "engine/runtime/attention_step.hpp"
 #include "engine/runtime/kv_cache.hpp"
 #include "kernels/matmul.hpp"
 
@@ -21,7 +22,7 @@ struct Activations {
   size_t tokens = 0;
   std::vector<float> x, xn, q, k, v, att, h, gate, up;  // residual, normed, projections, ...
   std::vector<float> rope_cos, rope_sin;                // [row][head_dim / 2]
-  std::vector<uint16_t> k16, v16;                       // rows' K/V staged as f16 for an f16 cache
+  std::vector<std::byte> qprep;  // [row][head] queries prepared for a q8_0 cache
   // One matmul input at a time (xn, att or gate) in the int8 forms its matrices take.
   kernels::QuantizedInput quantized;
   void ensure(size_t n, const ModelConfig& c, TensorType kv_type);
@@ -51,6 +52,7 @@ struct PassScratch {
   std::vector<uint32_t> row_sequence;         // [row] -> index into the pass's sequences
   std::vector<size_t> logit_rows;             // rows whose logits are computed, in order
   std::vector<std::atomic<size_t>> schedule;  // the matmul steps' row counters
+  AttentionScratch attention;
   std::exception_ptr fault;
 };
 
@@ -58,7 +60,8 @@ struct PassScratch {
 // writes the logits of the rows asked for to `logits` ([row asked for][vocab], sequences in
 // order). Every row's result is bit-identical to a pass of that sequence alone, in one chunk or
 // many, with any thread count: rows are independent in every matmul, norm and activation, and
-// each query walks its keys oldest first. Throws brise::Error on a numeric fault (the caches may
+// each query's attention is the same per-block arithmetic and fold of splits counted from
+// position 0 (kernels/attention.hpp). Throws brise::Error on a numeric fault (the caches may
 // then hold part of the pass). The caller has checked the ids and made room in the caches.
 void forward_pass(const Model& model, const PassOptions& options, std::span<SequenceRows> sequences,
                   LogitRows rows, PassScratch& scratch, float* logits);

@@ -1,39 +1,67 @@
 #include "engine/runtime/kv_cache.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "engine/gguf/tensor_encoding.hpp"
 
 namespace brise {
 
-KVCache::KVCache(std::vector<uint32_t> max_slots, uint32_t kv_dim, TensorType type)
-    : type_(&type_traits(type)), row_bytes_(size_t{kv_dim} * type_->block_bytes) {
-  for (const uint32_t slots : max_slots) layers_.push_back({slots, 0, {}, {}});
+void BlockBuffer::Free::operator()(std::byte* p) const {
+  std::free(p);
+}
+
+void BlockBuffer::grow(size_t bytes) {
+  if (bytes <= size_) return;
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  auto* p = static_cast<std::byte*>(std::aligned_alloc(64, rounded));
+  if (!p) throw std::bad_alloc();
+  if (size_) std::memcpy(p, data_.get(), size_);
+  std::memset(p + size_, 0, rounded - size_);
+  data_.reset(p);
+  size_ = bytes;
+}
+
+KVCache::KVCache(std::vector<uint32_t> max_slots, uint32_t n_kv_heads, uint32_t head_dim,
+                 TensorType type)
+    : type_(&type_traits(type)),
+      n_kv_heads_(n_kv_heads),
+      head_dim_(head_dim),
+      block_bytes_(kernels::kv_block_bytes(*type_, head_dim)) {
+  for (const uint32_t slots : max_slots) {
+    Ring ring;
+    ring.slots = slots;
+    ring.max_blocks = std::max<uint32_t>(1, (slots + kBlock - 1) / kBlock);
+    layers_.push_back(std::move(ring));
+  }
 }
 
 void KVCache::reserve(uint64_t end) {
+  const uint64_t blocks = (end + kBlock - 1) / kBlock;
   for (Ring& ring : layers_) {
-    const uint64_t needed = std::min<uint64_t>(end, ring.max_slots);
-    if (needed <= ring.allocated_slots) continue;
-    // Grow geometrically; positions below allocated_slots keep their slots (slot = pos until the
-    // ring is full, and it only wraps once all max_slots exist).
+    const uint64_t needed = std::min<uint64_t>(blocks, ring.max_blocks);
+    if (needed <= ring.allocated_blocks) continue;
+    // Grow geometrically; blocks below allocated_blocks keep their place (ring block = block
+    // until the ring is full, and it only wraps once all max_blocks exist).
     const uint64_t grown = std::max<uint64_t>(
-        needed, std::min<uint64_t>(ring.max_slots, uint64_t{ring.allocated_slots} * 2));
-    ring.allocated_slots = static_cast<uint32_t>(grown);
-    ring.keys.resize(ring.allocated_slots * row_bytes_);
-    ring.values.resize(ring.allocated_slots * row_bytes_);
+        needed, std::min<uint64_t>(ring.max_blocks, uint64_t{ring.allocated_blocks} * 2));
+    ring.allocated_blocks = static_cast<uint32_t>(grown);
+    ring.data.grow(grown * n_kv_heads_ * block_bytes_);
   }
 }
 
 uint32_t KVCache::largest_max_slots() const {
   uint32_t most = 0;
-  for (const Ring& ring : layers_) most = std::max(most, ring.max_slots);
+  for (uint32_t l = 0; l < n_layers(); ++l) most = std::max(most, max_slots(l));
   return most;
 }
 
 uint64_t KVCache::allocated_bytes() const {
   uint64_t total = 0;
-  for (const Ring& ring : layers_) total += uint64_t{ring.allocated_slots} * row_bytes_ * 2;
+  for (const Ring& ring : layers_)
+    total += uint64_t{ring.allocated_blocks} * n_kv_heads_ * block_bytes_;
   return total;
 }
 

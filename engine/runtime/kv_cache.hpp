@@ -1,13 +1,17 @@
 // Keys (after RoPE) and values of past positions, per layer, each layer in a rolling buffer of
-// its own: position p lives in slot p mod max_slots(layer). A layer with a sliding window W has
-// max_slots = W, so its memory never exceeds W positions; a full-attention layer has one slot
-// per position of the context (model_config.hpp, kv_cache_slots). Slots are allocated as
-// positions arrive (doubling), so a short conversation with a long context does not commit
-// memory it never uses.
+// its own, in blocks of kernels::kKVBlock positions of one KV head (the layout of
+// kernels/attention.hpp): position p lives in block p / kKVBlock, slot p mod kKVBlock, and block b
+// in ring block b mod (ring_slots / kKVBlock). A layer with a sliding window W holds at least W
+// positions (max_slots, what a rewind may count on), stored as W rounded up to whole blocks
+// (ring_slots), so its memory never grows past them; a full-attention layer one slot per
+// position of the context (model_config.hpp, kv_cache_slots). Blocks are allocated as positions
+// arrive (doubling), so a short conversation with a long context does not commit memory it never
+// uses.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "brise/tensor_type.hpp"
@@ -16,49 +20,71 @@
 
 namespace brise {
 
+// 64-byte aligned bytes (whole cache lines for the kernels' vector loads), zeroed when they grow;
+// growing keeps the old contents.
+class BlockBuffer {
+ public:
+  void grow(size_t bytes);
+  std::byte* data() { return data_.get(); }
+  const std::byte* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte, Free> data_;
+  size_t size_ = 0;
+};
+
 class KVCache {
  public:
-  // max_slots: of each layer. type: f32 or f16.
-  KVCache(std::vector<uint32_t> max_slots, uint32_t kv_dim, TensorType type);
+  // max_slots: positions each layer's ring holds at least. type: f32, f16 or q8_0
+  // (kernels::kv_block_supports).
+  KVCache(std::vector<uint32_t> max_slots, uint32_t n_kv_heads, uint32_t head_dim, TensorType type);
 
   // Makes room for positions [0, end) in every layer (up to its max_slots).
   void reserve(uint64_t end);
 
   uint32_t n_layers() const { return static_cast<uint32_t>(layers_.size()); }
-  uint32_t max_slots(uint32_t layer) const { return layers_[layer].max_slots; }
+  uint32_t max_slots(uint32_t layer) const { return layers_[layer].slots; }
+  // Positions the ring stores: max_slots rounded up to whole blocks.
+  uint64_t ring_slots(uint32_t layer) const { return uint64_t{layers_[layer].max_blocks} * kBlock; }
   // The most slots of any layer: the positions the largest ring holds.
   uint32_t largest_max_slots() const;
-  uint32_t slot(uint32_t layer, uint64_t pos) const {
-    return static_cast<uint32_t>(pos % layers_[layer].max_slots);
-  }
-  size_t element_bytes() const { return type_->block_bytes; }
   const kernels::TypeTraits& type() const { return *type_; }
+  uint32_t n_kv_heads() const { return n_kv_heads_; }
+  uint32_t head_dim() const { return head_dim_; }
+  // Bytes of one block of one head.
+  size_t block_bytes() const { return block_bytes_; }
 
-  // Row of kv_dim elements for `slot` of `layer`.
-  std::byte* key(uint32_t layer, uint32_t slot) { return row(layers_[layer].keys, slot); }
-  std::byte* value(uint32_t layer, uint32_t slot) { return row(layers_[layer].values, slot); }
-  const std::byte* key(uint32_t layer, uint32_t slot) const {
-    return crow(layers_[layer].keys, slot);
+  // The block of `head` holding positions [b * kKVBlock, (b + 1) * kKVBlock) of `layer` (its ring
+  // block; positions that were reserved).
+  std::byte* block(uint32_t layer, uint64_t b, uint32_t head) {
+    return layers_[layer].data.data() + offset(layer, b, head);
   }
-  const std::byte* value(uint32_t layer, uint32_t slot) const {
-    return crow(layers_[layer].values, slot);
+  const std::byte* block(uint32_t layer, uint64_t b, uint32_t head) const {
+    return layers_[layer].data.data() + offset(layer, b, head);
   }
 
   uint64_t allocated_bytes() const;
 
  private:
+  static constexpr uint32_t kBlock = kernels::kKVBlock;
   struct Ring {
-    uint32_t max_slots = 0;
-    uint32_t allocated_slots = 0;
-    std::vector<std::byte> keys, values;
+    uint32_t slots = 0;
+    uint32_t max_blocks = 0;
+    uint32_t allocated_blocks = 0;
+    BlockBuffer data;  // [ring block][head] blocks
   };
-  std::byte* row(std::vector<std::byte>& v, uint32_t slot) { return v.data() + slot * row_bytes_; }
-  const std::byte* crow(const std::vector<std::byte>& v, uint32_t slot) const {
-    return v.data() + slot * row_bytes_;
+  size_t offset(uint32_t layer, uint64_t b, uint32_t head) const {
+    const uint64_t ring_block = b % layers_[layer].max_blocks;
+    return (ring_block * n_kv_heads_ + head) * block_bytes_;
   }
 
   const kernels::TypeTraits* type_;
-  size_t row_bytes_;
+  uint32_t n_kv_heads_, head_dim_;
+  size_t block_bytes_;
   std::vector<Ring> layers_;
 };
 

@@ -6,6 +6,8 @@
 
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
+#include "kernels/attention.hpp"
 
 namespace brise {
 namespace {
@@ -112,10 +114,15 @@ bool has_full_attention_layer(const std::vector<std::optional<uint32_t>>& window
   return false;
 }
 
-uint64_t kv_cache_bytes(const ModelConfig& c, const std::vector<uint32_t>& slots,
-                        size_t element_bytes) {
+uint64_t kv_cache_bytes(const ModelConfig& c, const std::vector<uint32_t>& slots, TensorType type) {
+  const auto& traits = type_traits(type);
+  const char* why = nullptr;
+  if (!kernels::kv_block_supports(traits, c.head_dim, &why))
+    throw Error("KV cache of " + std::string(tensor_type_name(type)) + ": " + why);
+  const uint64_t block = kernels::kv_block_bytes(traits, c.head_dim) * c.n_kv_heads;
   uint64_t total = 0;
-  for (const uint32_t s : slots) total += uint64_t{s} * c.kv_dim() * element_bytes * 2;
+  for (const uint32_t s : slots)
+    total += (uint64_t{s} + kernels::kKVBlock - 1) / kernels::kKVBlock * block;
   return total;
 }
 

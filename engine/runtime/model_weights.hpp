@@ -1,6 +1,7 @@
 // A model's weights as the forward pass reads them (internal to the engine). The matrices are
-// packed copies (kernels/matmul.hpp) owned here, made at load, after which their pages in the
-// file's mapping are released; the embedding and the norms are read from the mapping.
+// copies owned here (packed for the kernels where the kernel set packs the type:
+// kernels/matmul.hpp), made at load on 2 MiB pages, after which their pages in the file's mapping
+// are released; the embedding and the norms are read from the mapping.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +31,7 @@ struct ModelWeights {
   struct FreeDeleter {
     void operator()(void* p) const { std::free(p); }
   };
-  std::vector<std::unique_ptr<std::byte, FreeDeleter>> packed;  // the packed matrices' memory
+  std::vector<std::unique_ptr<std::byte, FreeDeleter>> packed;  // the matrices' copies
   std::vector<const void*> released;  // tensors (data in the mapping) no longer read from it
 
   // Every matrix the forward pass multiplies with (the classifier last).

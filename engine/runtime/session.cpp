@@ -3,10 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "brise/error.hpp"
+#include "engine/gguf/tensor_encoding.hpp"
 #include "engine/runtime/session_state.hpp"
+#include "kernels/attention.hpp"
 
 namespace brise {
 namespace {
@@ -41,14 +44,14 @@ Session::State::State(std::shared_ptr<const Model> m, SessionOptions o,
     : model(std::move(m)),
       options(o),
       windows(std::move(layer_windows)),
-      cache(std::move(slots), model->config().kv_dim(), o.kv_type) {}
+      cache(std::move(slots), model->config().n_kv_heads, model->config().head_dim, o.kv_type) {}
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   if (!model) throw Error("Session needs a model");
   if (options.prefill_chunk == 0) throw Error("prefill chunk size must be at least 1");
-  if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
-    throw Error("the KV cache holds f32 or f16, not " +
-                std::string(tensor_type_name(options.kv_type)));
+  if (const char* why = nullptr;
+      !kernels::kv_block_supports(type_traits(options.kv_type), model->config().head_dim, &why))
+    throw Error("KV cache type " + std::string(tensor_type_name(options.kv_type)) + ": " + why);
   auto windows = effective_windows(*model, options);
   const uint32_t context = effective_context(*model, options);
   // A rolling cache needs exactly W slots (fewer when the context bounds the session); a
@@ -194,6 +197,38 @@ void Session::keep_prefix(uint32_t count) {
     reset();  // always possible, where a rolling cache may refuse rewind(0)
   else
     rewind(count);
+}
+
+void Session::copy_prefix(const Session& from, uint32_t count) {
+  if (&from == this) return keep_prefix(count);
+  State& s = *state_;
+  const State& f = *from.state_;
+  if (s.model != f.model) throw Error("copy_prefix: the sessions run different models");
+  bool same_layout = s.windows == f.windows && s.options.kv_type == f.options.kv_type &&
+                     s.cache.n_layers() == f.cache.n_layers();
+  for (uint32_t l = 0; same_layout && l < s.cache.n_layers(); ++l)
+    same_layout = s.cache.max_slots(l) == f.cache.max_slots(l);
+  if (!same_layout)
+    throw Error("copy_prefix: the sessions' KV caches differ (windows, context or type)");
+  if (count > f.tokens.size())
+    throw Error("copy_prefix: " + std::to_string(count) + " tokens asked, the session holds " +
+                std::to_string(f.tokens.size()));
+  if (const auto layer = f.layer_unable_to_rewind(count))
+    throw Error("copy_prefix: the rolling cache of layer " + std::to_string(*layer) +
+                " no longer holds the keys of position " + std::to_string(count));
+  reset();
+  s.cache.reserve(count);
+  for (uint32_t l = 0; l < s.cache.n_layers(); ++l) {
+    // A ring holds the last ring_slots positions, in whole blocks: those are all a later query
+    // can read. Copying the ring blocks of positions [first, count) whole gives the same bytes
+    // as the other session's ring (slots past `count` are never read before they are written).
+    const uint64_t ring = s.cache.ring_slots(l);
+    const uint64_t first = count > ring ? count - ring : 0;
+    for (uint64_t b = first / kernels::kKVBlock; b * kernels::kKVBlock < count; ++b)
+      for (uint32_t h = 0; h < s.cache.n_kv_heads(); ++h)
+        std::memcpy(s.cache.block(l, b, h), f.cache.block(l, b, h), s.cache.block_bytes());
+  }
+  s.tokens.assign(f.tokens.begin(), f.tokens.begin() + count);
 }
 
 std::optional<uint32_t> Session::sliding_window() const {

@@ -9,21 +9,11 @@ constexpr int kMaxGroupDepth = 64;
 }  // namespace
 
 std::string_view wire_type_name(WireType type) {
-  switch (type) {
-    case WireType::Varint:
-      return "varint";
-    case WireType::Fixed64:
-      return "fixed64";
-    case WireType::Len:
-      return "length-delimited";
-    case WireType::StartGroup:
-      return "start-group";
-    case WireType::EndGroup:
-      return "end-group";
-    case WireType::Fixed32:
-      return "fixed32";
-  }
-  return "invalid";
+  // Indexed by the wire type's number (0 to 5).
+  static constexpr std::string_view kNames[] = {"varint",      "fixed64",   "length-delimited",
+                                                "start-group", "end-group", "fixed32"};
+  const auto i = static_cast<size_t>(type);
+  return i < std::size(kNames) ? kNames[i] : "invalid";
 }
 
 std::string Reader::where() const {

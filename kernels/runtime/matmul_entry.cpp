@@ -11,15 +11,9 @@ namespace brise::kernels {
 namespace {
 
 std::string_view format_name(ActivationFormat f) {
-  switch (f) {
-    case ActivationFormat::F32:
-      return "f32";
-    case ActivationFormat::Q8:
-      return "Q8";
-    case ActivationFormat::Q8K:
-      return "Q8_K";
-  }
-  return "?";
+  static constexpr std::string_view kNames[] = {"f32", "Q8", "Q8_K"};  // in the enumerators' order
+  const auto i = static_cast<size_t>(f);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 }  // namespace

@@ -530,13 +530,18 @@ inline void request_target(Bytes data) {
   const std::string_view body = as_text(data.subspan(1));
   try {
     const serve::ApiRequest r = serve::parse_request(endpoint, body);
-    for (const auto& m : r.messages) require(valid_utf8(m.content), "message content not UTF-8");
-    require(valid_utf8(r.prompt) && valid_utf8(r.model), "prompt or model not UTF-8");
+    for (const auto& m : r.chat.messages)
+      require(valid_utf8(m.content), "message content not UTF-8");
+    for (const auto& p : r.prompts) require(valid_utf8(p.text), "prompt not UTF-8");
+    require(valid_utf8(r.model), "model not UTF-8");
     for (const auto& s : r.stop) require(valid_utf8(s) && !s.empty(), "bad stop string");
     require(!r.max_tokens ||
                 (*r.max_tokens >= 1 && *r.max_tokens <= serve::ParseLimits{}.max_tokens_limit),
             "max_tokens out of range");
-    require(endpoint != serve::Endpoint::ChatCompletions || !r.messages.empty(), "no messages");
+    require(endpoint != serve::Endpoint::ChatCompletions || !r.chat.messages.empty(),
+            "no messages");
+    require(endpoint != serve::Endpoint::Completions || !r.prompts.empty(), "no prompt");
+    require(r.n >= 1, "n below 1");
     try {
       Sampler sampler(r.sampling);
     } catch (const Error& e) {

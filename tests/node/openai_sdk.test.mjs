@@ -153,7 +153,7 @@ test('seeded sampling is reproducible', opts, async () => {
 });
 
 test('invalid parameters are a 400 BadRequestError', opts, async () => {
-  for (const bad of [{ n: 2 }, { max_tokens: -1 }]) {
+  for (const bad of [{ n: 0 }, { max_tokens: -1 }, { frequency_penalty: 3 }, { no_such_field: 1 }]) {
     await assert.rejects(
       client.chat.completions.create({ ...greedyChat, ...bad }),
       (e) => {
@@ -167,14 +167,38 @@ test('invalid parameters are a 400 BadRequestError', opts, async () => {
   }
 });
 
-test('an unknown model is an API error', opts, async () => {
+test('an unknown model is a 404 NotFoundError, model_not_found, as OpenAI answers', opts, async () => {
   await assert.rejects(
     client.chat.completions.create({ ...greedyChat, model: 'no-such-model' }),
     (e) => {
-      assert.ok(e instanceof OpenAI.APIError, `${e?.constructor?.name} ${e}`);
-      assert.ok(e.status >= 400 && e.status < 500, `status ${e.status}`);
+      assert.ok(e instanceof OpenAI.NotFoundError, `${e?.constructor?.name} ${e}`);
+      assert.equal(e.status, 404);
+      assert.equal(e.code, 'model_not_found');
       assert.equal(typeof e.error?.message, 'string', 'an OpenAI error object');
       return true;
     },
   );
+});
+
+test('n choices of one prompt, each with its index and its own logprobs', opts, async () => {
+  const r = await client.chat.completions.create({
+    ...greedyChat, temperature: 1, seed: 7, n: 2, logprobs: true, top_logprobs: 2,
+  });
+  assert.equal(r.choices.length, 2);
+  let entries = 0;
+  for (const [i, c] of r.choices.entries()) {
+    assert.equal(c.index, i);
+    assert.equal(c.message.role, 'assistant');
+    for (const e of c.logprobs.content) {
+      assert.ok(e.logprob <= 0, `logprob ${e.logprob}`);
+      assert.equal(e.top_logprobs.length, 2);
+      // The first alternative is the most likely token: at least as likely as the chosen one.
+      assert.ok(e.top_logprobs[0].logprob >= e.logprob);
+      assert.equal(Buffer.from(e.bytes).toString('utf8'), e.token);
+      entries++;
+    }
+  }
+  // Every generated token has an entry, but an end-of-sequence token, which has no text.
+  const tokens = r.usage.completion_tokens;
+  assert.ok(entries <= tokens && entries >= tokens - 2, `${entries} entries, ${tokens} tokens`);
 });

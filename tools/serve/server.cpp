@@ -1,35 +1,30 @@
 #include "server.hpp"
 
 #include <httplib.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <ctime>
-#include <random>
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 #include "api.hpp"
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "chat_page.hpp"
+#include "http_head.hpp"
+#include "responses.hpp"
 #include "socket_stream.hpp"
 
 namespace brise::serve {
 namespace {
 
-using nlohmann::json;
 using std::chrono::milliseconds;
-using Clock = std::chrono::steady_clock;
 
 constexpr const char* kJson = "application/json";
-
-std::string random_id(const char* prefix) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char digits[] = "0123456789abcdef";
-  std::string id = prefix;
-  for (int i = 0; i < 24; ++i) id += digits[rng() % 16];
-  return id;
-}
 
 // Compares without an early exit, so the time taken does not tell how much of a key matched.
 bool same_key(const std::string& given, const std::string& key) {
@@ -39,6 +34,18 @@ bool same_key(const std::string& given, const std::string& key) {
   return diff == 0;
 }
 
+// "Authorization: Bearer KEY", the scheme in any case (RFC 9110: schemes are case-insensitive).
+bool authorized(const std::string& header, const std::string& key) {
+  const std::string scheme = "bearer";
+  if (header.size() <= scheme.size() + 1) return false;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return false;
+  size_t at = scheme.size();
+  if (header[at] != ' ') return false;
+  while (at < header.size() && header[at] == ' ') ++at;
+  return same_key(header.substr(at), key);
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
@@ -46,76 +53,15 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), kJson);
 }
 
-json usage_json(const JobUsage& u) {
-  return {{"prompt_tokens", u.prompt_tokens},
-          {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
-}
-
-std::string sse(const json& j) {
-  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-}
-
-// One request's response objects, in OpenAI's shapes for its endpoint.
-struct Shapes {
-  bool chat;
-  std::string id, model;
-  int64_t created = static_cast<int64_t>(std::time(nullptr));
-
-  json base(const char* object) const {
-    return {{"id", id},
-            {"object", object},
-            {"created", created},
-            {"model", model},
-            {"system_fingerprint", "brise"}};
-  }
-  json whole(const std::string& text, StopReason reason, const JobUsage& u) const {
-    json choice = {
-        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_name(reason)}};
-    if (chat)
-      choice["message"] = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
-    else
-      choice["text"] = text;
-    json j = base(chat ? "chat.completion" : "text_completion");
-    j["choices"] = json::array({choice});
-    j["usage"] = usage_json(u);
-    return j;
-  }
-  // A chunk with a text piece (or the role, or nothing) and maybe the finish reason.
-  json chunk(const std::string* piece, bool role, const char* finish, bool usage_field) const {
-    json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-    if (finish) choice["finish_reason"] = finish;
-    if (chat) {
-      json delta = json::object();
-      if (role) delta["role"] = "assistant";
-      if (piece)
-        delta["content"] = *piece;
-      else if (role)
-        delta["content"] = "";
-      choice["delta"] = delta;
-    } else {
-      choice["text"] = piece ? *piece : "";
-    }
-    json j = base(chat ? "chat.completion.chunk" : "text_completion");
-    j["choices"] = json::array({choice});
-    if (usage_field) j["usage"] = nullptr;
-    return j;
-  }
-  json usage_chunk(const JobUsage& u) const {
-    json j = base(chat ? "chat.completion.chunk" : "text_completion");
-    j["choices"] = json::array();
-    j["usage"] = usage_json(u);
-    return j;
-  }
-};
-
 }  // namespace
 
 // httplib's server with brise's connection handling (SocketStream: a deadline per request).
+// A request whose head is malformed or too large gets one error response, and the connection
+// closes (http_head.hpp says why httplib does not do it).
 class Server::Http : public httplib::Server {
  public:
-  explicit Http(const ServerOptions& o) : o_(o) {}
+  Http(const ServerOptions& o, std::function<void(int)> count_status)
+      : o_(o), count_status_(std::move(count_status)) {}
 
  private:
   bool process_and_close_socket(socket_t sock) override {
@@ -125,6 +71,22 @@ class Server::Http : public httplib::Server {
     for (size_t left = keep_alive_max_count_; left > 0; --left) {
       if (!stream.wait_readable(o_.idle_timeout) || svr_sock_ == INVALID_SOCKET) break;
       stream.start_request(SocketStream::Clock::now() + o_.request_timeout);
+      std::string_view head;
+      const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
+      if (got == SocketStream::Head::Incomplete) break;
+      const std::optional<ApiError> problem =
+          got == SocketStream::Head::TooLarge
+              ? ApiError(431, "the request line and headers are over " +
+                                  std::to_string(o_.max_header_bytes) + " bytes")
+              : head_problem(head);
+      if (problem) {
+        const std::string response = closing_error_response(*problem);
+        ok =
+            stream.write(response.data(), response.size()) == static_cast<ssize_t>(response.size());
+        count_status_(problem->status);
+        drain(sock);
+        break;
+      }
       bool closed = false;
       ok = process_request(stream, left == 1 || svr_sock_ == INVALID_SOCKET, closed, nullptr);
       if (!ok || closed) break;
@@ -134,11 +96,30 @@ class Server::Http : public httplib::Server {
     ::close(sock);
     return ok;
   }
+  // Closing a socket with bytes still unread sends a reset, which may destroy the response
+  // before the client reads it: say we are done, and read what the client still sends (a
+  // little, briefly).
+  static void drain(socket_t sock) {
+    ::shutdown(sock, SHUT_WR);
+    char sink[4096];
+    const auto until = std::chrono::steady_clock::now() + milliseconds(500);
+    for (size_t total = 0; total < (size_t{1} << 20);) {
+      pollfd p{sock, POLLIN, 0};
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
+      const ssize_t n = ::recv(sock, sink, sizeof sink, 0);
+      if (n <= 0) return;
+      total += static_cast<size_t>(n);
+    }
+  }
   const ServerOptions& o_;
+  std::function<void(int)> count_status_;
 };
 
 Server::Server(ServerOptions options)
-    : options_(std::move(options)), http_(std::make_unique<Http>(options_)) {
+    : options_(std::move(options)),
+      http_(std::make_unique<Http>(options_, [this](int status) { count_status(status); })) {
   auto& h = *http_;
   const size_t threads = std::max<size_t>(options_.http_threads, 4);
   h.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -166,6 +147,7 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   if (stopped_) return;
   if (!model->has_tokenizer())
     throw Error("the model file holds no tokenizer: brise serve needs one to read prompts");
+  chat_template_ = options_.chat_template.value_or(detect_chat_template(model->tokenizer()));
   model_ = std::move(model);
   model_id_ = std::move(model_id);
   scheduler_ = std::make_unique<Scheduler>(model_, options);
@@ -237,9 +219,11 @@ std::string Server::metrics() const {
 
 void Server::routes() {
   auto& h = *http_;
-  // Every response is counted by status, after it was sent.
-  h.set_logger(
-      [this](const httplib::Request&, const httplib::Response& res) { count_status(res.status); });
+  // Every response is counted by status, after it was sent; a stream counts itself when it ends
+  // (499 when its client left before the end).
+  h.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    if (!res.is_chunked_content_provider_) count_status(res.status);
+  });
   h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // an API error already has its object
     const int status = res.status;
@@ -260,14 +244,14 @@ void Server::routes() {
         }
         send_error(res, ApiError(500, what));
       });
-  // API key and readiness, before the handlers of /v1/*.
+  // The API key (on every endpoint but /health and the chat page, which asks for the key) and
+  // readiness (of /v1/*), before the handlers.
   h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/v1/", 0) != 0 || req.method == "OPTIONS")  // preflights carry no key
-      return httplib::Server::HandlerResponse::Unhandled;
-    if (!options_.api_key.empty()) {
+    if (req.method == "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;  // no key
+    const bool open = req.path == "/health" || (req.path == "/" && req.method == "GET");
+    if (!options_.api_key.empty() && !open) {
       const std::string auth = req.get_header_value("Authorization");
-      const std::string prefix = "Bearer ";
-      if (auth.rfind(prefix, 0) != 0 || !same_key(auth.substr(prefix.size()), options_.api_key)) {
+      if (!authorized(auth, options_.api_key)) {
         send_error(res, ApiError(401,
                                  auth.empty() ? "missing API key (Authorization: Bearer ...)"
                                               : "incorrect API key",
@@ -275,7 +259,7 @@ void Server::routes() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
-    if (!ready_ || stopping_) {
+    if (req.path.rfind("/v1/", 0) == 0 && (!ready_ || stopping_)) {
       send_error(res, ApiError(503, stopping_ ? "the server is shutting down"
                                               : "the model is still loading"));
       return httplib::Server::HandlerResponse::Handled;
@@ -327,24 +311,16 @@ void Server::routes() {
     res.set_content(metrics(), "text/plain; version=0.0.4");
   });
   h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    json list = {
-        {"object", "list"},
-        {"data",
-         json::array(
-             {{{"id", model_id_}, {"object", "model"}, {"created", 0}, {"owned_by", "brise"}}})}};
-    res.set_content(list.dump(), kJson);
+    res.set_content(models_json(nullptr), kJson);
   });
   h.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] != model_id_) {
-      send_error(res,
-                 ApiError(404, "the model '" + std::string(req.matches[1]) + "' does not exist",
-                          "model", "model_not_found"));
-      return;
+    const std::string name = req.matches[1];
+    try {
+      check_model(name);
+    } catch (const ApiError& e) {
+      return send_error(res, e);
     }
-    res.set_content(
-        json({{"id", model_id_}, {"object", "model"}, {"created", 0}, {"owned_by", "brise"}})
-            .dump(),
-        kJson);
+    res.set_content(models_json(&name), kJson);
   });
 
   const auto completion = [this](Endpoint endpoint) {
@@ -360,126 +336,22 @@ void Server::routes() {
   h.Post("/v1/completions", completion(Endpoint::Completions));
 }
 
-void Server::serve_completion(int endpoint_id, const httplib::Request& req,
-                              httplib::Response& res) {
-  const auto endpoint = static_cast<Endpoint>(endpoint_id);
-  ApiRequest r = parse_request(endpoint, req.body);
-  if (!r.model.empty() && r.model != model_id_)
-    throw ApiError(
-        400,
-        "the model '" + r.model + "' is not served here (this server serves '" + model_id_ + "')",
-        "model", "model_not_found");
-  const Tokenizer& tokenizer = model_->tokenizer();
-  const std::string prompt_param = endpoint == Endpoint::ChatCompletions ? "messages" : "prompt";
-  std::vector<int32_t> prompt;
-  try {
-    prompt = endpoint == Endpoint::ChatCompletions
-                 ? format_chat(tokenizer, detect_chat_template(tokenizer), r.messages)
-                 : tokenizer.encode(r.prompt, /*add_bos=*/true);
-  } catch (const Error& e) {
-    throw ApiError(400, e.what(), prompt_param);
-  }
-
-  GenerateOptions g;
-  g.sampling = r.sampling;
-  if (!r.seeded)
-    g.sampling.seed =
-        std::random_device{}() * uint64_t{0x9E3779B97F4A7C15} ^ std::random_device{}();
-  // OpenAI's defaults: completions stop after 16 tokens, chat when the model ends its answer.
-  g.max_tokens =
-      r.max_tokens.value_or(endpoint == Endpoint::Completions ? 16u : scheduler_->context_length());
-  g.stop_strings = r.stop;
-
-  std::shared_ptr<Job> job;
-  try {
-    job = scheduler_->submit(std::move(prompt), std::move(g));  // every check of the job
-  } catch (const SubmitError& e) {
-    throw job_api_error(e.kind(), e.what(), prompt_param);
-  }
-  Shapes shapes{endpoint == Endpoint::ChatCompletions,
-                random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"),
-                model_id_};
-
-  if (!r.stream) {
-    std::string text;
-    JobEvent e;
-    auto next_check = Clock::now();
-    for (;;) {
-      // Every 100 ms, a client that has gone frees its slot (the answer would wait for nobody).
-      const auto now = Clock::now();
-      if (now >= next_check) {
-        next_check = now + milliseconds(100);
-        const SocketStream* connection = SocketStream::current();
-        if (connection && connection->peer_closed()) {
-          job->cancel();
-          throw ApiError(499, "the client closed the connection");
-        }
-      }
-      if (!job->next(e, milliseconds(100))) continue;
-      if (e.kind == JobEvent::Kind::Text) {
-        text += e.text;
-      } else if (e.kind == JobEvent::Kind::Error) {
-        throw job_api_error(e.error, e.text);
-      } else {
-        res.set_content(shapes.whole(text, e.stop_reason, e.usage)
-                            .dump(-1, ' ', false, json::error_handler_t::replace),
-                        kJson);
-        return;
-      }
-    }
-  }
-
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  struct StreamState {
-    bool started = false;
-    Clock::time_point next_check = Clock::now();
+// The model list (or one model's object): the model's file name and each --alias, with the chat
+// template requests go through.
+std::string Server::models_json(const std::string* only) const {
+  const auto entry = [&](const std::string& id) {
+    return json{{"id", id},
+                {"object", "model"},
+                {"created", 0},
+                {"owned_by", "brise"},
+                {"root", model_id_},
+                {"chat_template", chat_template_name(chat_template_)},
+                {"chat_template_source", chat_template_source()}};
   };
-  auto state = std::make_shared<StreamState>();
-  ++open_streams_;
-  const bool include_usage = r.include_usage;
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [job, shapes, state, include_usage](size_t, httplib::DataSink& sink) {
-        const auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        if (!state->started) {
-          state->started = true;
-          if (shapes.chat && !write(sse(shapes.chunk(nullptr, true, nullptr, include_usage))))
-            return job->cancel(), false;
-        }
-        JobEvent e;
-        if (!job->next(e, milliseconds(100))) {
-          // Nothing new: check that the client is still there.
-          if (!sink.is_writable()) return job->cancel(), false;
-          return true;
-        }
-        if (e.kind == JobEvent::Kind::Text) {
-          if (!write(sse(shapes.chunk(&e.text, false, nullptr, include_usage))))
-            return job->cancel(), false;
-          // A write into a closed connection may still succeed (the kernel buffers it): look
-          // for the peer's close every 100 ms as well.
-          if (const auto now = Clock::now(); now >= state->next_check) {
-            state->next_check = now + milliseconds(100);
-            if (!sink.is_writable()) return job->cancel(), false;
-          }
-          return true;
-        }
-        bool ok = true;
-        if (e.kind == JobEvent::Kind::Error) {
-          ok = write(sse(error_body(job_api_error(e.error, e.text))));
-        } else {
-          const std::string reason(finish_reason_name(e.stop_reason));
-          ok = write(sse(shapes.chunk(nullptr, false, reason.c_str(), include_usage)));
-          if (ok && include_usage) ok = write(sse(shapes.usage_chunk(e.usage)));
-        }
-        if (ok) ok = write("data: [DONE]\n\n");
-        sink.done();
-        return ok;
-      },
-      [this, job](bool success) {
-        if (!success) job->cancel();  // the client went away: free the slot
-        --open_streams_;
-      });
+  if (only) return entry(*only).dump();
+  json data = json::array({entry(model_id_)});
+  for (const std::string& alias : options_.aliases) data.push_back(entry(alias));
+  return json{{"object", "list"}, {"data", data}}.dump();
 }
 
 }  // namespace brise::serve

@@ -8,9 +8,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "brise/chat.hpp"
 #include "brise/model.hpp"
 #include "brise/scheduler.hpp"
 
@@ -23,9 +26,15 @@ namespace brise::serve {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;      // 0: any free port (port() tells which)
-  std::string api_key;  // when set, /v1/* need "Authorization: Bearer <key>"
+  int port = 8080;  // 0: any free port (port() tells which)
+  // When set, every endpoint but /health and the chat page (GET /) needs
+  // "Authorization: Bearer <key>" (the scheme in any case).
+  std::string api_key;
+  std::vector<std::string> aliases;           // other names requests may give as `model`
+  std::optional<ChatTemplate> chat_template;  // nullopt: detect_chat_template's choice
+  uint32_t max_tokens_default = 4096;         // chat requests without max_tokens
   size_t max_body_bytes = size_t{1} << 20;
+  size_t max_header_bytes = 16384;                   // request line and headers; more is a 431
   std::chrono::milliseconds request_timeout{10000};  // to receive a whole request
   std::chrono::milliseconds idle_timeout{5000};      // between reads, and keep-alive waits
   std::chrono::milliseconds write_timeout{10000};
@@ -42,6 +51,12 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }
+  // The chat template of the model (after set_model), and why: "detected" (the vocabulary's, by
+  // detect_chat_template) or "chosen" (ServerOptions::chat_template).
+  ChatTemplate chat_template() const { return chat_template_; }
+  const char* chat_template_source() const {
+    return options_.chat_template ? "chosen" : "detected";
+  }
   // The model is loaded: `model_id` is the name /v1/models lists and requests may ask for.
   void set_model(std::shared_ptr<const Model> model, std::string model_id,
                  SchedulerOptions options);
@@ -55,6 +70,8 @@ class Server {
   class Http;
   void routes();
   void serve_completion(int endpoint, const httplib::Request& req, httplib::Response& res);
+  void check_model(const std::string& requested) const;
+  std::string models_json(const std::string* only) const;
   std::string metrics() const;
   void count_status(int status);
 
@@ -64,6 +81,7 @@ class Server {
   std::thread listener_;
   std::shared_ptr<const Model> model_;
   std::string model_id_;
+  ChatTemplate chat_template_ = ChatTemplate::MistralV1;
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> ready_{false}, stopping_{false};
   std::atomic<int> open_streams_{0};  // streaming responses not yet fully written

@@ -44,7 +44,7 @@ int SocketStream::poll_for(short events, std::chrono::milliseconds timeout) cons
 }
 
 bool SocketStream::wait_readable(std::chrono::milliseconds timeout) const {
-  if (offset_ < buffered_) return true;
+  if (offset_ < buffer_.size()) return true;
   return poll_for(POLLIN, timeout) > 0;
 }
 
@@ -76,26 +76,42 @@ bool SocketStream::is_writable() const {
   return poll_for(POLLOUT, write_timeout_) > 0 && !peer_closed();
 }
 
-ssize_t SocketStream::read(char* ptr, size_t size) {
-  if (offset_ < buffered_) {
-    const size_t n = std::min(size, buffered_ - offset_);
-    std::memcpy(ptr, buffer_ + offset_, n);
-    offset_ += n;
-    return static_cast<ssize_t>(n);
-  }
+bool SocketStream::fill() {
   const auto now = Clock::now();
-  if (now >= deadline_) return -1;  // the request took too long to arrive
+  if (now >= deadline_) return false;  // the request took too long to arrive
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now);
   if (poll_for(POLLIN, std::min(read_timeout_, left + std::chrono::milliseconds(1))) <= 0)
-    return -1;
+    return false;
+  char chunk[4096];
   ssize_t n;
   do {
-    n = ::recv(sock_, buffer_, sizeof buffer_, 0);
+    n = ::recv(sock_, chunk, sizeof chunk, 0);
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return n;
-  buffered_ = static_cast<size_t>(n);
+  if (n <= 0) return false;
+  buffer_.erase(0, offset_);
   offset_ = 0;
-  return read(ptr, size);
+  buffer_.append(chunk, static_cast<size_t>(n));
+  return true;
+}
+
+SocketStream::Head SocketStream::peek_head(size_t limit, std::string_view& head) {
+  for (;;) {
+    const std::string_view unread = std::string_view(buffer_).substr(offset_);
+    if (const size_t end = unread.find("\r\n\r\n"); end != std::string_view::npos) {
+      head = unread.substr(0, end + 4);
+      return Head::Complete;
+    }
+    if (unread.size() >= limit) return Head::TooLarge;
+    if (!fill()) return Head::Incomplete;
+  }
+}
+
+ssize_t SocketStream::read(char* ptr, size_t size) {
+  if (offset_ == buffer_.size() && !fill()) return -1;
+  const size_t n = std::min(size, buffer_.size() - offset_);
+  std::memcpy(ptr, buffer_.data() + offset_, n);
+  offset_ += n;
+  return static_cast<ssize_t>(n);
 }
 
 ssize_t SocketStream::write(const char* ptr, size_t size) {

@@ -7,6 +7,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <string>
+#include <string_view>
 
 namespace brise::serve {
 
@@ -29,6 +31,13 @@ class SocketStream final : public httplib::Stream {
   static const SocketStream* current();
   static void set_current(const SocketStream* stream);
 
+  // Reads until the unread bytes hold a whole request head (the request line and headers, up to
+  // the empty line), without consuming them: httplib reads them next. Complete: `head` is it;
+  // TooLarge: `limit` bytes came without its end; Incomplete: the connection closed or the
+  // request's deadline passed first.
+  enum class Head { Complete, TooLarge, Incomplete };
+  Head peek_head(size_t limit, std::string_view& head);
+
   bool is_readable() const override;
   // Writable now and the peer has not closed the connection: a streaming response stops
   // early when its client has gone.
@@ -41,12 +50,15 @@ class SocketStream final : public httplib::Stream {
 
  private:
   int poll_for(short events, std::chrono::milliseconds timeout) const;
+  // Appends what the socket has to the unread bytes, waiting within the deadline; false on a
+  // closed connection, an error or the deadline.
+  bool fill();
 
   socket_t sock_;
   std::chrono::milliseconds read_timeout_, write_timeout_;
   Clock::time_point deadline_ = Clock::time_point::max();
-  char buffer_[4096];  // httplib reads request lines a byte at a time
-  size_t buffered_ = 0, offset_ = 0;
+  std::string buffer_;  // bytes received, not read yet from offset_ on (httplib reads request
+  size_t offset_ = 0;   // lines a byte at a time)
 };
 
 }  // namespace brise::serve

@@ -23,8 +23,10 @@ struct ConvertOptions {
   // inside is "none" (full attention on every layer). Absent: keep the checkpoint's.
   std::optional<std::optional<uint32_t>> sliding_window;
   std::optional<uint32_t> context_length;  // overrides the config's
-  std::filesystem::path tokenizer;         // default: tokenizer.model in the checkpoint folder
-  std::string name;                        // general.name; default: the folder's name
+  // The vocabulary: a tokenizer.model (SentencePiece), a tekken.json (Tekken) or a GGUF file.
+  // Default: the checkpoint folder's tokenizer.model (or .v3/.v2/.v1) or tekken.json.
+  std::filesystem::path tokenizer;
+  std::string name;  // general.name; default: the folder's name
 };
 
 struct ConvertResult {
@@ -36,9 +38,12 @@ struct ConvertResult {
 };
 
 // Reads the checkpoint in `checkpoint_dir` and writes `output` (GGUF v3, architecture llama,
-// llama.cpp's tensor names, interleaved q/k rows). The output is written to a temporary file in
-// the destination folder and renamed on success: on any error nothing is left at `output` (an
-// existing file there stays intact). Throws brise::Error naming the problem.
+// llama.cpp's tensor names, interleaved q/k rows, the vocabulary in llama.cpp's form: "llama" for
+// SentencePiece, "gpt2" + pre-tokenizer "tekken" with merges for Tekken). Of a model with a
+// vision encoder (Mistral Small 3.1/3.2, Pixtral) the text model is converted, with a note. The
+// output is written to a temporary file in the destination folder and renamed on success: on any
+// error nothing is left at `output` (an existing file there stays intact). Throws brise::Error
+// naming the problem.
 ConvertResult convert_checkpoint(const std::filesystem::path& checkpoint_dir,
                                  const std::filesystem::path& output, const ConvertOptions& options,
                                  const WriteProgressCallback& progress = {});

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,6 +28,22 @@ struct GenerateOptions {
   // token budget had to steer it). It must be made for the model's vocabulary and needs
   // stop_at_eos. Stop ids and strings still apply (and may cut the output short).
   std::shared_ptr<const Constraint> constraint;
+  // Each generated token's log-probability, with this many of the most likely tokens beside it
+  // (Generation::logprobs, GenerateResult::logprobs); nullopt: none are computed.
+  std::optional<uint32_t> logprobs;
+};
+
+// A token's log-probability under the model: the log-softmax of the raw logits it was sampled
+// from, in double (max + log of the sum of exp(logit - max), summed in id order), before
+// temperature, penalties, logit_bias or any other change the sampler makes. This is the model's
+// own distribution, as OpenAI reports it; greedy and sampled tokens get the same numbers.
+struct TokenLogprob {
+  int32_t id = -1;
+  double logprob = 0;
+};
+struct TokenLogprobs {
+  TokenLogprob chosen;
+  std::vector<TokenLogprob> top;  // the most likely tokens, most likely first (ties: lower id)
 };
 
 enum class StopReason { Eos, StopId, StopString, MaxTokens, Callback, ContextFull };
@@ -37,6 +54,9 @@ struct GenerateResult {
   std::vector<int32_t> prompt_ids;
   std::vector<int32_t> generated_ids;  // including the stop token when one ended generation
   std::string text;                    // the generated text (stop token/string excluded)
+  // With options.logprobs: one entry per generated token, a final stop token (EOS, a stop id)
+  // excepted.
+  std::vector<TokenLogprobs> logprobs;
   StopReason stop_reason = StopReason::MaxTokens;
   double prefill_seconds = 0;  // in Session::prefill of the prompt (steady_clock)
   double decode_seconds = 0;   // in Session::decode calls
@@ -71,6 +91,9 @@ class Generation {
   StopReason stop_reason() const;
   const std::vector<int32_t>& generated_ids() const;
   const std::string& text() const;
+  // With options.logprobs: the generated tokens' log-probabilities, as GenerateResult::logprobs
+  // (a final stop token has none).
+  const std::vector<TokenLogprobs>& logprobs() const;
 
  private:
   struct State;

@@ -35,8 +35,9 @@ struct MatrixView {
 class Model {
  public:
   // Maps the file, reads the hyperparameters and tokenizer, and checks that every tensor of the
-  // architecture is present with the right shape and a supported type. The matrices are repacked
-  // for the kernels into memory of their own (as large as in the file; their pages of the mapping
+  // architecture is present with the right shape and a supported type. The matrices are copied
+  // into memory of their own on 2 MiB pages, packed for the kernels where the kernel set packs the
+  // type (as large as in the file; their pages of the mapping
   // are then released, so resident memory stays about the file's size), calling
   // progress(bytes_done, bytes_total) along the way if given; the embedding and the norms stay
   // mapped. Throws brise::Error naming the file and the problem.

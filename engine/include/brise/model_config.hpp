@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "brise/tensor_type.hpp"
+
 namespace brise {
 
 namespace gguf {
@@ -64,10 +66,11 @@ std::vector<uint32_t> kv_cache_slots(const std::vector<std::optional<uint32_t>>&
 // True when some layer attends to every earlier position: the session is then limited to its
 // context length.
 bool has_full_attention_layer(const std::vector<std::optional<uint32_t>>& windows);
-// Bytes of keys and values of those slots: the sum over layers of 2 x slots x kv_dim x
-// element_bytes.
+// Bytes of keys and values of those slots in a cache of `type` (f32, f16 or q8_0): each layer
+// stores its slots rounded up to whole blocks of 32 positions (the attention kernels' unit), each
+// position's keys and values of every KV head in the type (q8_0: 34 bytes per 32 values).
 uint64_t kv_cache_bytes(const ModelConfig& config, const std::vector<uint32_t>& slots,
-                        size_t element_bytes);
+                        TensorType type);
 
 // llama.* metadata keys as llama.cpp writes them. The window: brise.attention.sliding_window
 // (every layer), or llama.attention.sliding_window with llama.attention.sliding_window_pattern

@@ -71,11 +71,16 @@ struct JobUsage {
   uint32_t cached_tokens = 0;      // prompt tokens whose KV entries a slot already held
 };
 
-// What a job's consumer receives, in order: Text pieces, then exactly one Done or one Error.
+// What a job's consumer receives, in order: Text events, then exactly one Done or one Error.
+// A step that generates a token gives at most one Text event: the text that became complete, the
+// token (a final stop token excepted: EOS or a stop id), and its log-probabilities.
 struct JobEvent {
   enum class Kind { Text, Done, Error };
   Kind kind = Kind::Text;
-  std::string text;                                // Text: a UTF-8-complete piece; Error: why
+  std::string
+      text;  // Text: a UTF-8-complete piece (empty when the token completed none); Error: why
+  std::vector<int32_t> ids;             // Text: the tokens generated since the previous event
+  std::vector<TokenLogprobs> logprobs;  // Text, with options.logprobs: those tokens' entries
   StopReason stop_reason = StopReason::MaxTokens;  // Done
   JobUsage usage;                                  // Done
   std::vector<int32_t> generated_ids;   // Done: the tokens generated, a stop token included
@@ -105,7 +110,7 @@ class Job {
  private:
   friend class Scheduler;
   struct State;
-  Job(std::vector<int32_t> prompt, GenerateOptions options);
+  Job(std::vector<int32_t> prompt, GenerateOptions options, std::shared_ptr<Job> leader);
   void push(JobEvent event);
   std::unique_ptr<State> state_;
 };
@@ -134,6 +139,14 @@ class Scheduler {
   // the vocabulary, invalid sampling or stop options; ContextExceeded: a prompt longer than a
   // slot's context, full attention only; ShuttingDown; QueueFull).
   std::shared_ptr<Job> submit(std::vector<int32_t> prompt, GenerateOptions options);
+  // Several generations of one prompt (n samples), one job for each options (each its own seed,
+  // say): the prompt is prefilled once. The first job runs as submit's would; each other one waits
+  // in the queue until the first one's prompt is in, then starts from a copy of its KV entries
+  // (Session::copy_prefix) or from an idle slot that holds the prompt, feeding only the prompt's
+  // last token. Every job's output is exactly what submit() would give it. Checked and refused as
+  // a whole, as submit (QueueFull when the queue has no room for all of them).
+  std::vector<std::shared_ptr<Job>> submit_group(std::vector<int32_t> prompt,
+                                                 std::vector<GenerateOptions> options);
 
   // Stops taking jobs: queued ones end with ShuttingDown at once, running ones may finish for
   // `grace` and are then ended with ShuttingDown; returns when the scheduler's thread has ended.
@@ -155,6 +168,7 @@ class Scheduler {
   void end_abandoned(bool shutting_down);
   void step();
   void finish(Slot& slot, JobEvent last);
+  void report(Slot& slot, std::string text);
   std::unique_ptr<State> state_;
 };
 

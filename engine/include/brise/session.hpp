@@ -21,7 +21,9 @@ struct SessionOptions {
   // pattern; nullopt inside is full attention on every layer.
   std::optional<std::optional<uint32_t>> sliding_window;
   uint32_t prefill_chunk = 512;  // tokens per forward pass during prefill (>= 1)
-  // Element type of the KV cache: f32 or f16 (brise::Error otherwise).
+  // Element type of the KV cache: f32, f16, or q8_0 (blocks of 32 values of a head with an fp16
+  // scale, as ggml's q8_0; needs head_dim a multiple of 32; keys are multiplied with queries
+  // quantized to int8 blocks). brise::Error otherwise.
   TensorType kv_type = TensorType::F32;
   // Quantized matrices (q8_0, q4_0, ...) are multiplied with int8-quantized activations (blocks of
   // 32 with an f32 scale, the inputs llama.cpp's kernels use), or, exact = true, with the f32
@@ -76,6 +78,14 @@ class Session {
   // Keeps the first `count` tokens fed and forgets the rest: reset() for 0, else rewind(count)
   // (with its errors). After keep_prefix(reusable_prefix(prompt)), feed the rest of the prompt.
   void keep_prefix(uint32_t count);
+
+  // Takes the first `count` tokens of `from` and their KV entries, forgetting what this session
+  // held, as if those tokens had been fed here (the same model and options compute the same
+  // entries bit for bit) but without a forward pass: n samples of one prompt share its prefill.
+  // There are no logits afterwards: feed at least one more token. brise::Error when the sessions
+  // differ (model, windows, KV cache layout or type) or `from` cannot give `count` tokens (it
+  // holds fewer, or its rolling cache no longer holds the keys position `count` needs).
+  void copy_prefix(const Session& from, uint32_t count);
 
   // The window of the windowed layers (nullopt when every layer has full attention).
   std::optional<uint32_t> sliding_window() const;

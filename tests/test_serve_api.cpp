@@ -1,0 +1,590 @@
+// brise serve's request fields, each honoured or refused with a 400 that names it: sampling fields
+// against brise::generate with the same parameters, n samples and the prompt forms, echo,
+// log-probabilities against a log-softmax of Session logits computed here, model names and
+// aliases, and tool calls on a scripted model (whole and streamed, and the agent's next turn).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "brise/chat.hpp"
+#include "brise/generate.hpp"
+#include "brise/model.hpp"
+#include "brise/session.hpp"
+#include "serve/server.hpp"
+#include "support/scripted_model.hpp"
+#include "support/serve_client.hpp"
+#include "support/testdata.hpp"
+
+namespace brise::serve {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using test::Client;
+using test::Reply;
+using test::Serve;
+using test::stream;
+using test::Streamed;
+using test::text_of;
+using Ids = std::vector<int32_t>;
+
+// generate() alone on a fresh session, the whole result.
+GenerateResult alone(const std::shared_ptr<const Model>& model, const Ids& prompt,
+                     const GenerateOptions& o) {
+  Session session(model);
+  return generate(session, prompt, o);
+}
+
+GenerateOptions options(uint32_t max_tokens, float temperature = 0, uint64_t seed = 0) {
+  GenerateOptions o;
+  o.max_tokens = max_tokens;
+  o.sampling.temperature = temperature;
+  o.sampling.seed = seed;
+  return o;
+}
+
+// An error reply: its status and the field it names.
+void expect_refused(const Reply& r, int status, const std::string& param, const std::string& what) {
+  EXPECT_EQ(r.status, status) << what << " -> " << r.body.substr(0, 300);
+  if (r.status != status) return;
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["error"]["param"], param) << what;
+  const std::string message = j["error"]["message"];
+  const std::string field = param.substr(0, param.find_first_of(".["));
+  EXPECT_NE(message.find(field), std::string::npos) << what << ": " << message;
+}
+
+TEST_F(Serve, EveryFieldBriseDoesNotTakeIsRefusedByName) {
+  SchedulerOptions s;
+  s.queue_limit = 8;
+  auto server = start(2, {}, s);
+  Client c(server->port());
+  const json user = {{{"role", "user"}, {"content", "Hi"}}};
+  struct Case {
+    const char* path;
+    json body;
+    int status;
+    std::string param;
+  };
+  const std::string chat = "/v1/chat/completions", comp = "/v1/completions";
+  const auto with = [&](json body, const char* key, json value) {
+    body[key] = std::move(value);
+    return body;
+  };
+  const json chat_body = {{"messages", user}, {"max_tokens", 2}};
+  const json comp_body = {{"prompt", "Once"}, {"max_tokens", 2}};
+  const std::vector<Case> cases = {
+      {"chat", with(chat_body, "foo", 1), 400, "foo"},
+      {"chat", with(chat_body, "functions", json::array()), 400, "functions"},
+      {"chat", with(chat_body, "function_call", "auto"), 400, "function_call"},
+      {"chat", with(chat_body, "reasoning_effort", "low"), 400, "reasoning_effort"},
+      {"chat", with(chat_body, "audio", json::object()), 400, "audio"},
+      {"chat", with(chat_body, "echo", true), 400, "echo"},
+      {"chat", with(chat_body, "store", true), 400, "store"},
+      {"chat", with(chat_body, "modalities", {"text", "audio"}), 400, "modalities"},
+      {"chat", with(chat_body, "response_format", {{"type", "xml"}}), 400, "response_format.type"},
+      {"chat", with(chat_body, "tool_choice", "required"), 400, "tool_choice"},
+      {"chat", with(chat_body, "tool_choice", "sometimes"), 400, "tool_choice"},
+      {"chat", with(chat_body, "top_logprobs", 3), 400, "top_logprobs"},
+      {"chat", with(with(chat_body, "logprobs", true), "top_logprobs", 21), 400, "top_logprobs"},
+      {"chat", with(chat_body, "logprobs", 2), 400, "logprobs"},
+      {"chat", with(chat_body, "logit_bias", {{"abc", 1}}), 400, "logit_bias"},
+      {"chat", with(chat_body, "logit_bias", {{"5", 101}}), 400, "logit_bias.5"},
+      {"chat", with(chat_body, "logit_bias", {{"99999", 1}}), 400, "logit_bias"},
+      {"chat", with(chat_body, "frequency_penalty", 2.5), 400, "frequency_penalty"},
+      {"chat", with(chat_body, "presence_penalty", "high"), 400, "presence_penalty"},
+      {"chat", with(with(chat_body, "stream", true), "stream_options", {{"obfuscate", true}}), 400,
+       "stream_options.obfuscate"},
+      {"chat", with(chat_body, "n", 129), 400, "n"},
+      {"chat", with(chat_body, "n", 11), 400, "n"},  // more than 2 slots and 8 places
+      {"chat", with(chat_body, "messages", {{{"role", "user"}}}), 400, "messages[0].content"},
+      {"chat", with(chat_body, "messages", {{{"role", "user"}, {"content", nullptr}}}), 400,
+       "messages[0].content"},
+      {"chat", with(chat_body, "messages", {{{"role", "user"}, {"content", "x"}, {"name", "a"}}}),
+       400, "messages[0].name"},
+      {"chat", with(chat_body, "tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}),
+       400, "tools"},  // stories260k's template (v1) has no tools
+      {"comp", with(comp_body, "messages", user), 400, "messages"},
+      {"comp", with(comp_body, "suffix", "The end."), 400, "suffix"},
+      {"comp", with(comp_body, "best_of", 2), 400, "best_of"},
+      {"comp", with(comp_body, "prompt", json::array()), 400, "prompt"},
+      {"comp", with(comp_body, "prompt", {1, "a"}), 400, "prompt[1]"},
+      {"comp", with(comp_body, "prompt", {{1, 2}, json::array()}), 400, "prompt"},
+      {"comp", with(comp_body, "prompt", {1, 99999}), 400, "prompt"},
+      {"comp", with(comp_body, "prompt", {1, -1}), 400, "prompt[1]"},
+      {"comp", with(with(comp_body, "echo", true), "logprobs", 1), 400, "echo"},
+      {"comp", with(comp_body, "logprobs", true), 400, "logprobs"},
+      {"comp", with(comp_body, "logprobs", 21), 400, "logprobs"},
+      {"comp", with(comp_body, "top_logprobs", 2), 400, "top_logprobs"},
+      {"comp", with(comp_body, "tools", json::array()), 400, "tools"},
+  };
+  for (const Case& k : cases)
+    expect_refused(c.post(k.path == std::string("chat") ? chat : comp, k.body.dump()), k.status,
+                   k.param, k.body.dump().substr(0, 120));
+  // Accepted as OpenAI sends them: null for absent, an empty suffix, best_of = n, "text" and
+  // "auto", the user's id, modalities ["text"], store false.
+  for (const auto& [path, body] : std::vector<std::pair<std::string, json>>{
+           {comp, with(with(with(comp_body, "suffix", ""), "best_of", 1), "user", "u1")},
+           {comp, with(with(comp_body, "logit_bias", nullptr), "stop", nullptr)},
+           {chat, with(with(with(chat_body, "response_format", {{"type", "text"}}), "tool_choice",
+                            "auto"),
+                       "modalities", {"text"})},
+           {chat, with(with(chat_body, "store", false), "parallel_tool_calls", true)},
+       }) {
+    const Reply r = c.post(path, body.dump());
+    EXPECT_EQ(r.status, 200) << body.dump() << " -> " << r.body;
+  }
+}
+
+TEST_F(Serve, SamplingFieldsAreHonouredAsTheLibraryHonoursThem) {
+  auto server = start(2);
+  Client c(server->port());
+  const Ids prompt = model_->tokenizer().encode("Once upon a time", true);
+  const GenerateResult greedy = alone(model_, prompt, options(30));
+  const auto run = [&](const json& fields, const GenerateOptions& o, const std::string& what) {
+    json body = {{"prompt", "Once upon a time"}, {"max_tokens", 30}, {"temperature", 0}};
+    body.update(fields);
+    const Reply r = c.post("/v1/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    SCOPED_TRACE(what);
+    const GenerateResult ref = alone(model_, prompt, o);
+    EXPECT_EQ(text_of(r.j()), ref.text);
+    // The field changed the output: a server that ignored it would fail here.
+    EXPECT_NE(ref.text, greedy.text) << what << " leaves greedy as it is: a test that cannot fail";
+  };
+  GenerateOptions o = options(30);
+  o.sampling.frequency_penalty = 1.5f;
+  run({{"frequency_penalty", 1.5}}, o, "frequency_penalty");
+  o = options(30);
+  o.sampling.presence_penalty = 2.0f;
+  run({{"presence_penalty", 2.0}}, o, "presence_penalty");
+  o = options(30);  // ban the greedy first token; favour another
+  o.sampling.logit_bias = {{greedy.generated_ids[0], -100.0f}, {300, 3.5f}};
+  run({{"logit_bias", {{std::to_string(greedy.generated_ids[0]), -100}, {"300", 3.5}}}}, o,
+      "logit_bias");
+  o = options(30, 1.5f, 77);
+  run({{"temperature", 1.5}, {"seed", 77}}, o, "seed");
+  o = options(30);
+  o.sampling.repeat_penalty = 1.8f;
+  o.sampling.top_k = 5;
+  run({{"repeat_penalty", 1.8}, {"top_k", 5}}, o, "repeat_penalty");
+}
+
+TEST_F(Serve, NSamplesAndEveryPromptFormGetAChoiceEach) {
+  auto server = start(3);
+  Client c(server->port());
+  const Tokenizer& t = model_->tokenizer();
+  const std::vector<std::string> texts = {"Once upon a time", "The dog"};
+  // n = 3 of one prompt: choice j samples with seed + j, each what generate() gives alone.
+  const Reply three = c.post(
+      "/v1/completions",
+      json{{"prompt", texts[0]}, {"n", 3}, {"max_tokens", 12}, {"temperature", 1.0}, {"seed", 40}}
+          .dump());
+  ASSERT_EQ(three.status, 200) << three.body;
+  const json j = three.j();
+  ASSERT_EQ(j["choices"].size(), 3u);
+  uint64_t completion = 0;
+  std::set<std::string> distinct;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(j["choices"][i]["index"], i);
+    const GenerateResult ref = alone(model_, t.encode(texts[0], true), options(12, 1.0f, 40 + i));
+    EXPECT_EQ(j["choices"][i]["text"], ref.text) << "choice " << i;
+    completion += ref.generated_ids.size();
+    distinct.insert(ref.text);
+  }
+  EXPECT_EQ(distinct.size(), 3u) << "the samples should differ";
+  EXPECT_EQ(j["usage"]["prompt_tokens"], t.encode(texts[0], true).size());  // counted once
+  EXPECT_EQ(j["usage"]["completion_tokens"], completion);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+
+  // Streamed: every choice's chunks add up to its text, each ends with its finish_reason.
+  const Streamed s = stream(
+      server->port(), "/v1/completions",
+      {{"prompt", texts[0]}, {"n", 3}, {"max_tokens", 12}, {"temperature", 1.0}, {"seed", 40}});
+  ASSERT_TRUE(s.done);
+  std::map<int, std::string> by_index;
+  std::map<int, int> finishes;
+  for (const json& chunk : s.chunks) {
+    const json& choice = chunk["choices"][0];
+    by_index[choice["index"]] += choice["text"].get<std::string>();
+    if (!choice["finish_reason"].is_null()) ++finishes[choice["index"]];
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(by_index[i], j["choices"][i]["text"]) << "streamed choice " << i;
+    EXPECT_EQ(finishes[i], 1);
+  }
+
+  // A list of prompts (strings, token ids, lists of ids), times n = 2: index = prompt * n + j.
+  const Ids dog = t.encode(texts[1], true);
+  for (const json& prompt :
+       {json(texts), json::array({texts[0], dog}), json::array({t.encode(texts[0], true), dog})}) {
+    const Reply r =
+        c.post("/v1/completions",
+               json{{"prompt", prompt}, {"n", 2}, {"max_tokens", 8}, {"seed", 3}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(r.j()["choices"].size(), 4u);
+    for (int p = 0; p < 2; ++p)
+      for (int k = 0; k < 2; ++k) {
+        const json choice = r.j()["choices"][p * 2 + k];
+        EXPECT_EQ(choice["index"], p * 2 + k);
+        EXPECT_EQ(choice["text"],
+                  alone(model_, t.encode(texts[p], true), options(8, 1.0f, 3 + k)).text)
+            << prompt.dump() << " prompt " << p << " sample " << k;
+      }
+  }
+  // One list of token ids is one prompt, used as it is (here without BOS).
+  const Ids no_bos = t.encode("The cat", false);
+  const Reply ids = c.post("/v1/completions",
+                           json{{"prompt", no_bos}, {"max_tokens", 8}, {"temperature", 0}}.dump());
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(text_of(ids.j()), alone(model_, no_bos, options(8)).text);
+  EXPECT_EQ(ids.j()["usage"]["prompt_tokens"], no_bos.size());
+
+  // echo: the prompt's text, then the completion's.
+  const Reply echo = c.post(
+      "/v1/completions",
+      json{{"prompt", texts[1]}, {"echo", true}, {"max_tokens", 8}, {"temperature", 0}}.dump());
+  ASSERT_EQ(echo.status, 200) << echo.body;
+  EXPECT_EQ(text_of(echo.j()), texts[1] + alone(model_, dog, options(8)).text);
+  const Streamed echoed =
+      stream(server->port(), "/v1/completions",
+             {{"prompt", texts[1]}, {"echo", true}, {"max_tokens", 8}, {"temperature", 0}});
+  EXPECT_EQ(echoed.text, text_of(echo.j()));
+
+  // Chat: n choices too, each a message.
+  const Reply chat =
+      c.post("/v1/chat/completions", json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                                          {"n", 2},
+                                          {"max_tokens", 6},
+                                          {"seed", 9}}
+                                         .dump());
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  ASSERT_EQ(chat.j()["choices"].size(), 2u);
+  const Ids chat_prompt =
+      format_chat(t, detect_chat_template(t), {{ChatMessage::Role::User, "Hi"}});
+  for (int k = 0; k < 2; ++k)
+    EXPECT_EQ(chat.j()["choices"][k]["message"]["content"],
+              alone(model_, chat_prompt, options(6, 1.0f, 9 + k)).text);
+}
+
+// The log-softmax of a logits row in long double: the reference for every logprob.
+std::vector<long double> log_softmax(std::span<const float> row) {
+  long double max = row[0], sum = 0;
+  for (const float x : row) max = std::max<long double>(max, x);
+  for (const float x : row) sum += std::exp(static_cast<long double>(x) - max);
+  std::vector<long double> out;
+  for (const float x : row) out.push_back(static_cast<long double>(x) - max - std::log(sum));
+  return out;
+}
+
+// Each generated token's row of logprobs: a fresh session fed the prompt and the answer at once.
+std::vector<std::vector<long double>> answer_logprobs(const std::shared_ptr<const Model>& model,
+                                                      const Ids& prompt, const Ids& answer) {
+  Ids all = prompt;
+  all.insert(all.end(), answer.begin(), answer.end());
+  all.pop_back();  // the last token's own logits are not needed
+  std::vector<std::vector<long double>> rows;
+  Session session(model);
+  session.prefill_all_logits(all, [&](size_t t, std::span<const float> row) {
+    if (t + 1 >= prompt.size()) rows.push_back(log_softmax(row));
+  });
+  return rows;
+}
+
+// The ids of the k largest entries, larger first, lower id first on ties.
+Ids top_ids(const std::vector<long double>& row, size_t k) {
+  Ids ids(row.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  ids.resize(k);
+  return ids;
+}
+
+TEST_F(Serve, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
+  auto server = start(2);
+  Client c(server->port());
+  const Tokenizer& t = model_->tokenizer();
+  const auto piece = [&](int32_t id) {  // the token's text, as the answer shows it
+    return std::regex_replace(std::string(t.piece(id)), std::regex("\xE2\x96\x81"), " ");
+  };
+  for (const double temperature : {0.0, 1.0}) {
+    SCOPED_TRACE("temperature " + std::to_string(temperature));
+    const json body = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}},
+                       {"max_tokens", 16},
+                       {"temperature", temperature},
+                       {"seed", 5},
+                       {"logprobs", true},
+                       {"top_logprobs", 3}};
+    const Reply r = c.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const Ids prompt =
+        format_chat(t, detect_chat_template(t), {{ChatMessage::Role::User, "Tell me a story."}});
+    const GenerateResult ref =
+        alone(model_, prompt, options(16, static_cast<float>(temperature), 5));
+    const json content = r.j()["choices"][0]["logprobs"]["content"];
+    Ids shown = ref.generated_ids;
+    if (ref.stop_reason == StopReason::Eos) shown.pop_back();  // EOS has no entry
+    ASSERT_EQ(content.size(), shown.size());
+    const auto rows = answer_logprobs(model_, prompt, ref.generated_ids);
+    for (size_t i = 0; i < shown.size(); ++i) {
+      const json& e = content[i];
+      EXPECT_EQ(e["token"], piece(shown[i])) << i;
+      EXPECT_NEAR(e["logprob"].get<double>(), static_cast<double>(rows[i][shown[i]]), 1e-12) << i;
+      std::string bytes;
+      for (const json& b : e["bytes"]) bytes += static_cast<char>(b.get<int>());
+      EXPECT_EQ(bytes, e["token"].get<std::string>());
+      const Ids top = top_ids(rows[i], 3);
+      ASSERT_EQ(e["top_logprobs"].size(), 3u);
+      for (size_t k = 0; k < 3; ++k) {
+        EXPECT_EQ(e["top_logprobs"][k]["token"], piece(top[k]));
+        EXPECT_NEAR(e["top_logprobs"][k]["logprob"].get<double>(),
+                    static_cast<double>(rows[i][top[k]]), 1e-12);
+      }
+    }
+    // Streamed: the same entries, chunk by chunk.
+    const Streamed s = stream(server->port(), "/v1/chat/completions", body);
+    json streamed = json::array();
+    for (const json& chunk : s.chunks)
+      if (!chunk["choices"].empty() && !chunk["choices"][0]["logprobs"].is_null())
+        for (const json& e : chunk["choices"][0]["logprobs"]["content"]) streamed.push_back(e);
+    EXPECT_EQ(streamed, content);
+  }
+  // Completions: logprobs N, the legacy object.
+  const Ids prompt = t.encode("The dog", true);
+  const Reply r = c.post(
+      "/v1/completions",
+      json{{"prompt", "The dog"}, {"max_tokens", 10}, {"temperature", 0}, {"logprobs", 2}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const GenerateResult ref = alone(model_, prompt, options(10));
+  const json lp = r.j()["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), ref.generated_ids.size());
+  const auto rows = answer_logprobs(model_, prompt, ref.generated_ids);
+  size_t offset = 0;
+  for (size_t i = 0; i < ref.generated_ids.size(); ++i) {
+    const int32_t id = ref.generated_ids[i];
+    EXPECT_EQ(lp["tokens"][i], piece(id));
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), static_cast<double>(rows[i][id]), 1e-12);
+    const Ids top = top_ids(rows[i], 2);
+    EXPECT_EQ(lp["top_logprobs"][i].size(), 2u);
+    EXPECT_NEAR(lp["top_logprobs"][i][piece(top[0])].get<double>(),
+                static_cast<double>(rows[i][top[0]]), 1e-12);
+    EXPECT_EQ(lp["text_offset"][i], offset);
+    offset += piece(id).size();
+  }
+}
+
+TEST_F(Serve, ModelNamesAliasesAndTemplates) {
+  ServerOptions o;
+  o.aliases = {"gpt-4o-mini", "tiny"};
+  auto server = start(1, o);
+  Client c(server->port());
+  const Reply unknown =
+      c.post("/v1/chat/completions",
+             R"({"model": "gpt-5", "messages": [{"role": "user", "content": "Hi"}]})");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.j()["error"]["code"], "model_not_found");
+  EXPECT_EQ(unknown.j()["error"]["param"], "model");
+  const Reply aliased =
+      c.post("/v1/completions", R"({"model": "tiny", "prompt": "Once", "max_tokens": 2})");
+  ASSERT_EQ(aliased.status, 200) << aliased.body;
+  EXPECT_EQ(aliased.j()["model"], "tiny");
+  const json models = c.get("/v1/models").j();
+  ASSERT_EQ(models["data"].size(), 3u);
+  std::vector<std::string> ids;
+  for (const json& m : models["data"]) {
+    ids.push_back(m["id"]);
+    EXPECT_EQ(m["chat_template"], "v1");  // stories260k's vocabulary has no control tokens
+    EXPECT_EQ(m["chat_template_source"], "detected");
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"stories260k", "gpt-4o-mini", "tiny"}));
+  EXPECT_EQ(c.get("/v1/models/tiny").status, 200);
+  EXPECT_EQ(c.get("/v1/models/gpt-5").status, 404);
+
+  ServerOptions chosen;
+  chosen.chat_template = ChatTemplate::MistralV1;
+  chosen.max_tokens_default = 5;
+  auto v3 = start(1, chosen);
+  Client c3(v3->port());
+  EXPECT_EQ(c3.get("/v1/models").j()["data"][0]["chat_template_source"], "chosen");
+  EXPECT_EQ(c3.get("/v1/models").j()["data"][0]["chat_template"], "v1");
+  // A chat request without max_tokens gets --max-tokens-default.
+  const Reply bounded = c3.post("/v1/chat/completions",
+                                R"({"messages": [{"role": "user", "content": "Hi"}],
+                                    "temperature": 0})");
+  ASSERT_EQ(bounded.status, 200) << bounded.body;
+  EXPECT_LE(bounded.j()["usage"]["completion_tokens"], 5);
+  const Ids v3_prompt =
+      format_chat(model_->tokenizer(), ChatTemplate::MistralV1, {{ChatMessage::Role::User, "Hi"}});
+  EXPECT_EQ(bounded.j()["usage"]["prompt_tokens"], v3_prompt.size());
+  EXPECT_EQ(text_of(bounded.j()), alone(model_, v3_prompt, options(5)).text);
+}
+
+TEST_F(Serve, ConversationsAreReadAsMistralCommonReadsThem) {
+  auto server = start(1);
+  Client c(server->port());
+  const Tokenizer& t = model_->tokenizer();
+  const auto answer = [&](const json& messages) {
+    const Reply r =
+        c.post("/v1/chat/completions",
+               json{{"messages", messages}, {"max_tokens", 8}, {"temperature", 0}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? text_of(r.j()) : r.body;
+  };
+  // Two user messages in a row are one ("\n\n" between them); text parts are a string; developer
+  // is system.
+  const std::string merged = alone(model_,
+                                   format_chat(t, detect_chat_template(t),
+                                               {{ChatMessage::Role::System, "Be brief."},
+                                                {ChatMessage::Role::User, "Hello\n\nA story?"}}),
+                                   options(8))
+                                 .text;
+  EXPECT_EQ(answer({{{"role", "system"}, {"content", "Be brief."}},
+                    {{"role", "user"}, {"content", "Hello"}},
+                    {{"role", "user"}, {"content", "A story?"}}}),
+            merged);
+  EXPECT_EQ(
+      answer(
+          {{{"role", "developer"}, {"content", {{{"type", "text"}, {"text", "Be brief."}}}}},
+           {{"role", "user"},
+            {"content",
+             {{{"type", "text"}, {"text", "Hello"}}, {{"type", "text"}, {"text", "A story?"}}}}}}),
+      merged);
+}
+
+// A tekken-v13 model scripted to call f({"city": "Paris"}) after [/INST] and to answer "ok"
+// after [/TOOL_RESULTS].
+class ServeTools : public Serve {
+ protected:
+  void SetUp() override {
+    Serve::SetUp();
+    if (IsSkipped()) return;
+    const Vocabulary vocab = load_vocabulary(data_ / "models/tekken-mini/tekken-v13.json");
+    const Tokenizer t(vocab);
+    std::vector<std::pair<int32_t, int32_t>> next;
+    const auto chain = [&](Ids tokens) {
+      for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+        for (const auto& [in, out] : next) ASSERT_NE(in, tokens[i]) << "token met twice";
+        next.emplace_back(tokens[i], tokens[i + 1]);
+      }
+    };
+    Ids call = {4, 9};  // [/INST] [TOOL_CALLS]
+    for (const int32_t id : t.encode("f")) call.push_back(id);
+    call.push_back(32);  // [ARGS]
+    for (const int32_t id : t.encode(kArguments)) call.push_back(id);
+    call.push_back(2);
+    chain(call);
+    Ids answer = {8};  // [/TOOL_RESULTS]
+    for (const int32_t id : t.encode("ok")) answer.push_back(id);
+    answer.push_back(2);
+    chain(answer);
+    const auto path = test::scratch_dir("ServeTools") / "scripted.gguf";
+    test::write_scripted_model(path, vocab, next);
+    tools_model_ = Model::load(path);
+  }
+  static constexpr const char* kArguments = R"({"q": 7})";  // no token twice
+  json request(json extra = json::object()) const {
+    json body = {{"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}},
+                 {"tools",
+                  {{{"type", "function"},
+                    {"function",
+                     {{"name", "f"},
+                      {"description", "the weather"},
+                      {"parameters",
+                       {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}}}},
+                 {"max_tokens", 30},
+                 {"temperature", 0}};
+    body.update(extra);
+    return body;
+  }
+  std::shared_ptr<const Model> tools_model_;
+};
+
+bool is_call_id(const std::string& id) {
+  return std::regex_match(id, std::regex("[a-zA-Z0-9]{9}"));
+}
+
+TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
+  for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
+    SCOPED_TRACE(std::string(chat_template_name(tmpl)));
+    ServerOptions o;
+    o.chat_template = tmpl;
+    auto server = start(2, o, {}, tools_model_, "scripted");
+    Client c(server->port());
+    const Reply r = c.post("/v1/chat/completions", request().dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json choice = r.j()["choices"][0];
+    EXPECT_EQ(choice["finish_reason"], "tool_calls");
+    EXPECT_TRUE(choice["message"]["content"].is_null());
+    ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u);
+    const json& call = choice["message"]["tool_calls"][0];
+    EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
+    EXPECT_EQ(call["type"], "function");
+    EXPECT_EQ(call["function"]["name"], "f");
+    EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()),
+              json::parse(kArguments));
+
+    // Streamed as OpenAI streams calls: index, id, type and name first, then the arguments.
+    const Streamed s = stream(server->port(), "/v1/chat/completions", request());
+    ASSERT_TRUE(s.done);
+    std::string id, name, arguments, finish;
+    for (const json& chunk : s.chunks) {
+      const json& ch = chunk["choices"][0];
+      if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
+      if (!ch["delta"].contains("tool_calls")) continue;
+      const json& d = ch["delta"]["tool_calls"][0];
+      EXPECT_EQ(d["index"], 0);
+      if (d.contains("id")) {
+        EXPECT_TRUE(id.empty()) << "the id comes once";
+        id = d["id"];
+        EXPECT_EQ(d["type"], "function");
+        name = d["function"]["name"];
+      }
+      arguments += d["function"]["arguments"].get<std::string>();
+    }
+    EXPECT_TRUE(is_call_id(id));
+    EXPECT_EQ(name, "f");
+    EXPECT_EQ(json::parse(arguments), json::parse(kArguments));
+    EXPECT_EQ(finish, "tool_calls");
+    EXPECT_EQ(s.text, "") << "a call is not content";
+
+    // The agent's next turn: the call, its result as role "tool", and the model answers.
+    json next = request();
+    next["messages"].push_back(choice["message"]);
+    next["messages"].push_back(
+        {{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "sunny"}});
+    const Reply answer = c.post("/v1/chat/completions", next.dump());
+    ASSERT_EQ(answer.status, 200) << answer.body;
+    EXPECT_EQ(text_of(answer.j()), "ok");
+    EXPECT_EQ(answer.j()["choices"][0]["finish_reason"], "stop");
+    EXPECT_FALSE(answer.j()["choices"][0]["message"].contains("tool_calls"));
+
+    // tool_choice "none": the model may not call ([TOOL_CALLS] is never sampled).
+    const Reply none = c.post("/v1/chat/completions", request({{"tool_choice", "none"}}).dump());
+    ASSERT_EQ(none.status, 200) << none.body;
+    EXPECT_NE(none.j()["choices"][0]["finish_reason"], "tool_calls");
+    EXPECT_FALSE(none.j()["choices"][0]["message"].contains("tool_calls"));
+    // parallel_tool_calls false needs a forced call (under auto the model decides).
+    const Reply single =
+        c.post("/v1/chat/completions", request({{"parallel_tool_calls", false}}).dump());
+    expect_refused(single, 400, "parallel_tool_calls", "parallel_tool_calls false under auto");
+    // A named function that is not a tool.
+    const Reply unknown = c.post(
+        "/v1/chat/completions",
+        request({{"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}}).dump());
+    expect_refused(unknown, 400, "tool_choice.function.name", "unknown function");
+    // A result for a call that was never made is the template's 400.
+    json orphan = request();
+    orphan["messages"].push_back(
+        {{"role", "tool"}, {"tool_call_id", "abcdefghi"}, {"content", "x"}});
+    EXPECT_EQ(c.post("/v1/chat/completions", orphan.dump()).status, 400);
+  }
+}
+
+}  // namespace
+}  // namespace brise::serve
