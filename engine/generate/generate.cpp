@@ -140,9 +140,13 @@ struct Generation::State {
     return id;
   }
 
-  // The constraint steered by the budget: the end is max_tokens' doing, whatever token came.
-  StopReason constrained(StopReason why) const {
-    return why == StopReason::Eos && matcher && matcher->steered() ? StopReason::MaxTokens : why;
+  // When the budget steered the constraint, the end is max_tokens' doing: the EOS that closed the
+  // grammar is dropped and the reason is MaxTokens (brise/constraint.hpp).
+  void end_steered() {
+    if (reason != StopReason::Eos || !matcher || !matcher->steered()) return;
+    generated.pop_back();
+    history.pop_back();
+    reason = StopReason::MaxTokens;
   }
 
   void emit(const std::string& piece, const std::function<bool(std::string_view)>& on_text) {
@@ -200,7 +204,8 @@ bool Generation::advance(std::span<const float> logits,
     // A stop token is not part of the answer: it has no log-probability entry.
     if (g.options.logprobs && (*reason == StopReason::Eos || *reason == StopReason::StopId))
       g.logprobs.pop_back();
-    g.reason = g.constrained(*reason);
+    g.reason = *reason;
+    g.end_steered();
     g.finish(on_text);
     return false;
   }
@@ -209,7 +214,8 @@ bool Generation::advance(std::span<const float> logits,
     // token, has no log-probability entry).
     g.generated.push_back(g.eos);
     g.history.push_back(g.eos);
-    g.reason = g.constrained(StopReason::Eos);
+    g.reason = StopReason::Eos;
+    g.end_steered();
     g.finish(on_text);
     return false;
   }
