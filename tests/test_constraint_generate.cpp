@@ -171,9 +171,13 @@ TEST_F(ConstraintGenerate, ForcedToolCallsParseAsCallsOfTheAllowedFunctions) {
         const AssistantReply reply = parse_assistant_reply(tok, k.tmpl, r.generated_ids);
         ASSERT_FALSE(reply.tool_calls.empty()) << "content: " << reply.content;
         EXPECT_EQ(reply.content, "");
-        if (calls.max_calls == 1) EXPECT_EQ(reply.tool_calls.size(), 1u);
+        if (calls.max_calls == 1) {
+          EXPECT_EQ(reply.tool_calls.size(), 1u);
+        }
         for (const ToolCall& call : reply.tool_calls) {
-          if (!calls.function.empty()) EXPECT_EQ(call.name, calls.function);
+          if (!calls.function.empty()) {
+            EXPECT_EQ(call.name, calls.function);
+          }
           EXPECT_TRUE(call.name == "add" || call.name == "get_weather") << call.name;
           const auto violation = test::json_text_violation(call.arguments, schema_of(call.name));
           EXPECT_FALSE(violation) << *violation << " in " << call.arguments;

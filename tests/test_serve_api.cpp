@@ -505,6 +505,12 @@ class ServeTools : public Serve {
     body.update(extra);
     return body;
   }
+  // A server of the scripted model that formats chats with `tmpl`.
+  std::unique_ptr<Server> start_scripted(ChatTemplate tmpl) {
+    ServerOptions o;
+    o.chat_template = tmpl;
+    return start(2, o, {}, tools_model_, "scripted");
+  }
   std::shared_ptr<const Model> tools_model_;
 };
 
@@ -515,9 +521,7 @@ bool is_call_id(const std::string& id) {
 TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
   for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
     SCOPED_TRACE(std::string(chat_template_name(tmpl)));
-    ServerOptions o;
-    o.chat_template = tmpl;
-    auto server = start(2, o, {}, tools_model_, "scripted");
+    auto server = start_scripted(tmpl);
     Client c(server->port());
     const Reply r = c.post("/v1/chat/completions", request().dump());
     ASSERT_EQ(r.status, 200) << r.body;
@@ -639,9 +643,7 @@ TEST_F(ServeTools, RequiredToolChoiceForcesAValidCall) {
   const json parameters = request()["tools"][0]["function"]["parameters"];
   for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
     SCOPED_TRACE(std::string(chat_template_name(tmpl)));
-    ServerOptions o;
-    o.chat_template = tmpl;
-    auto server = start(2, o, {}, tools_model_, "scripted");
+    auto server = start_scripted(tmpl);
     Client c(server->port());
     const json named = {{"type", "function"}, {"function", {{"name", "f"}}}};
     for (const json& extra : {json{{"tool_choice", "required"}},
@@ -653,8 +655,9 @@ TEST_F(ServeTools, RequiredToolChoiceForcesAValidCall) {
       EXPECT_TRUE(choice["finish_reason"] == "tool_calls" || choice["finish_reason"] == "length")
           << r.body;
       ASSERT_FALSE(choice["message"]["tool_calls"].empty()) << r.body;
-      if (extra.contains("parallel_tool_calls"))
+      if (extra.contains("parallel_tool_calls")) {
         EXPECT_EQ(choice["message"]["tool_calls"].size(), 1u);
+      }
       for (const json& call : choice["message"]["tool_calls"]) {
         EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
         EXPECT_EQ(call["function"]["name"], "f");

@@ -232,6 +232,15 @@ void index_bytes(Grammar& g) {
   }
 }
 
+// Appends `part` to `all`, where the grammar's edges of one kind lie end to end; [begin, end) is
+// where it went.
+template <typename T>
+void append(std::vector<T>& all, const std::vector<T>& part, uint32_t& begin, uint32_t& end) {
+  begin = static_cast<uint32_t>(all.size());
+  all.insert(all.end(), part.begin(), part.end());
+  end = static_cast<uint32_t>(all.size());
+}
+
 }  // namespace
 
 Grammar Builder::finish(uint32_t root) {
@@ -247,18 +256,10 @@ Grammar Builder::finish(uint32_t root) {
     p.role = src.role;
     std::sort(src.bytes.begin(), src.bytes.end(),
               [](const ByteEdge& a, const ByteEdge& b) { return a.lo < b.lo; });
-    p.bytes_begin = static_cast<uint32_t>(g.byte_edges.size());
-    g.byte_edges.insert(g.byte_edges.end(), src.bytes.begin(), src.bytes.end());
-    p.bytes_end = static_cast<uint32_t>(g.byte_edges.size());
-    p.controls_begin = static_cast<uint32_t>(g.control_edges.size());
-    g.control_edges.insert(g.control_edges.end(), src.controls.begin(), src.controls.end());
-    p.controls_end = static_cast<uint32_t>(g.control_edges.size());
-    p.eps_begin = static_cast<uint32_t>(g.eps_targets.size());
-    g.eps_targets.insert(g.eps_targets.end(), src.eps.begin(), src.eps.end());
-    p.eps_end = static_cast<uint32_t>(g.eps_targets.size());
-    p.calls_begin = static_cast<uint32_t>(g.calls.size());
-    g.calls.insert(g.calls.end(), src.calls.begin(), src.calls.end());
-    p.calls_end = static_cast<uint32_t>(g.calls.size());
+    append(g.byte_edges, src.bytes, p.bytes_begin, p.bytes_end);
+    append(g.control_edges, src.controls, p.controls_begin, p.controls_end);
+    append(g.eps_targets, src.eps, p.eps_begin, p.eps_end);
+    append(g.calls, src.calls, p.calls_begin, p.calls_end);
   }
   check_progress(g);
   compute_distances(g);

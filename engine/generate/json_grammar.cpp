@@ -76,10 +76,19 @@ void Rules::optional_space(uint32_t from, uint32_t to) {
   b_.call(from, space(), to);
 }
 
+bool Rules::shared(int kind, const char* name, uint32_t& rule) {
+  if (const auto it = shared_.find(kind); it != shared_.end()) {
+    rule = it->second;
+    return true;
+  }
+  rule = b_.add_rule(name);
+  shared_[kind] = rule;
+  return false;
+}
+
 uint32_t Rules::space() {
-  if (const auto it = shared_.find(kSpace); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule("whitespace");
-  shared_[kSpace] = r;
+  uint32_t r;
+  if (shared(kSpace, "whitespace", r)) return r;
   const uint32_t start = b_.rule_start(r);
   const uint32_t after_space = b_.add_position(r);
   b_.accept(after_space);
@@ -98,11 +107,10 @@ uint32_t Rules::space() {
 
 uint32_t Rules::never() {
   // A rule with no way out: it matches nothing, and its callers' distances say so.
-  if (const auto it = shared_.find(kNever); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule("no value");
+  uint32_t r;
+  if (shared(kNever, "no value", r)) return r;
   const uint32_t dead_end = b_.add_position(r);
   b_.byte_edge(b_.rule_start(r), '"', dead_end);  // a rule consumes before it could end
-  shared_[kNever] = r;
   return r;
 }
 
@@ -117,9 +125,8 @@ uint32_t Rules::literals(const std::vector<std::string>& texts, const std::strin
 // "..." with JSON's escapes; the text valid UTF-8, byte by byte (a token may end inside a
 // character); \u escapes outside the UTF-16 surrogates, which a JSON parser may refuse alone.
 uint32_t Rules::string() {
-  if (const auto it = shared_.find(kString); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule("string");
-  shared_[kString] = r;
+  uint32_t r;
+  if (shared(kString, "string", r)) return r;
   const auto pos = [&] { return b_.add_position(r); };
   const uint32_t start = b_.rule_start(r), text = pos(), end = pos(), escape = pos();
   b_.accept(end);
@@ -173,9 +180,8 @@ uint32_t Rules::string() {
 // -?(0|[1-9][0-9]{0,14}), then for numbers (\.[0-9]{1,15})?([eE][+-]?[0-9]{1,2})?
 uint32_t Rules::number(bool integer) {
   const Shared kind = integer ? kInteger : kNumber;
-  if (const auto it = shared_.find(kind); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule(integer ? "integer" : "number");
-  shared_[kind] = r;
+  uint32_t r;
+  if (shared(kind, integer ? "integer" : "number", r)) return r;
   const auto pos = [&] { return b_.add_position(r); };
   const uint32_t start = b_.rule_start(r), minus = pos(), zero = pos();
   std::vector<uint32_t> ends = {zero};  // where the integer part may end
@@ -224,9 +230,8 @@ uint32_t Rules::number(bool integer) {
 
 // Any JSON value: an object or array of anything, a string, a number, true, false or null.
 uint32_t Rules::any() {
-  if (const auto it = shared_.find(kAny); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule("any value");
-  shared_[kAny] = r;
+  uint32_t r;
+  if (shared(kAny, "any value", r)) return r;
   const uint32_t start = b_.rule_start(r), end = b_.add_position(r);
   b_.accept(end);
   const uint32_t object_rule = b_.add_rule("any object"), array_rule = b_.add_rule("any array");
@@ -241,9 +246,8 @@ uint32_t Rules::any() {
 // 9 letters or digits: a tool call's id (mistral-common's format), in quotes or bare.
 uint32_t Rules::call_id(bool quoted) {
   const Shared kind = quoted ? kQuotedId : kBareId;
-  if (const auto it = shared_.find(kind); it != shared_.end()) return it->second;
-  const uint32_t r = b_.add_rule(quoted ? "call id" : "bare call id");
-  shared_[kind] = r;
+  uint32_t r;
+  if (shared(kind, quoted ? "call id" : "bare call id", r)) return r;
   uint32_t at = b_.rule_start(r);
   if (quoted) at = b_.literal(at, "\"");
   for (int k = 0; k < 9; ++k) {

@@ -36,6 +36,9 @@ class Rules {
   uint32_t any();
   uint32_t call_id(bool quoted);
   uint32_t never();
+  // The rule shared under `kind`: true when it exists; else it is made (named `name`, its body
+  // for the caller to build) and registered first, so that its body may call it back.
+  bool shared(int kind, const char* name, uint32_t& rule);
   // The positions of rule `r` (made by the caller, so that parts may call it back).
   void fill_object(uint32_t r, const json_schema::Node& node);
   void fill_free_object(uint32_t r, uint32_t values_rule);

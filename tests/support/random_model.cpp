@@ -1,13 +1,13 @@
 #include "support/random_model.hpp"
 
-#include <fstream>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
+#include "support/gguf_image.hpp"
+#include "support/testdata.hpp"
 
 namespace brise::test {
 
@@ -44,20 +44,16 @@ void write_random_model(const std::filesystem::path& path, const Vocabulary& voc
   }
   add("output_norm.weight", {dim}, false);
   add("output.weight", {dim, vocab_rows}, true);
-  std::ofstream out(path, std::ios::binary);
-  const auto header = writer.header_bytes();
-  out.write(reinterpret_cast<const char*>(header.data()),
-            static_cast<std::streamsize>(header.size()));
+  std::vector<std::vector<float>> data;
   for (const auto& [n, random] : sizes) {
-    std::vector<float> data(n, 1.0f);
+    data.emplace_back(n, 1.0f);
     if (random)
-      for (float& x : data) x = uniform(rng);
-    const uint64_t bytes = n * sizeof(float);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(bytes));
-    const std::string pad(gguf::padding_after(bytes, gguf::kDefaultAlignment), '\0');
-    out.write(pad.data(), static_cast<std::streamsize>(pad.size()));
+      for (float& x : data.back()) x = uniform(rng);
   }
-  if (!out.good()) throw std::runtime_error("cannot write " + path.string());
+  write_file_bytes(path, gguf_image(writer, [&](size_t i) {
+                     const auto* bytes = reinterpret_cast<const std::byte*>(data[i].data());
+                     return std::vector<std::byte>(bytes, bytes + data[i].size() * sizeof(float));
+                   }));
 }
 
 }  // namespace brise::test
