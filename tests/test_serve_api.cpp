@@ -616,11 +616,28 @@ TEST_F(Serve, ResponseFormatConstrainsTheContent) {
     const std::string content = text_of(r.j());
     const auto violation = test::json_text_violation(content, schema);
     EXPECT_FALSE(violation) << *violation << " in " << content;
+    EXPECT_EQ(r.j()["choices"][0]["finish_reason"], "stop") << r.body;
     json object_body = body;
     object_body["response_format"] = {{"type", "json_object"}};
     const Reply o = c.post("/v1/chat/completions", object_body.dump());
     ASSERT_EQ(o.status, 200) << o.body;
     EXPECT_TRUE(json::parse(text_of(o.j())).is_object()) << text_of(o.j());
+  }
+  // The shortest answer, {"name":"","n":0}, is 17 bytes: 18 tokens (EOS too) steer the model to
+  // a whole answer, which is no cut ("stop"); 5 cannot hold one, and the answer is cut ("length").
+  for (const auto& [max_tokens, finish] : {std::pair{18, "stop"}, std::pair{5, "length"}}) {
+    const json body = {
+        {"messages", {{{"role", "user"}, {"content", "A story as JSON"}}}},
+        {"max_tokens", max_tokens},
+        {"temperature", 1},
+        {"seed", 3},
+        {"response_format",
+         {{"type", "json_schema"}, {"json_schema", {{"name", "story"}, {"schema", schema}}}}}};
+    const Reply r = c.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j()["choices"][0]["finish_reason"], finish) << r.body;
+    const auto violation = test::json_text_violation(text_of(r.j()), schema);
+    EXPECT_EQ(violation.has_value(), max_tokens == 5) << r.body;
   }
   json bad = {{"messages", {{{"role", "user"}, {"content", "x"}}}},
               {"response_format",
@@ -651,9 +668,9 @@ TEST_F(ServeTools, RequiredToolChoiceForcesAValidCall) {
       const Reply r = c.post("/v1/chat/completions", request(extra).dump());
       ASSERT_EQ(r.status, 200) << r.body;
       const json choice = r.j()["choices"][0];
-      // "length" when max_tokens steered the call to its end (this model pads with whitespace).
-      EXPECT_TRUE(choice["finish_reason"] == "tool_calls" || choice["finish_reason"] == "length")
-          << r.body;
+      // max_tokens steered the call to its end (this model pads with whitespace): the call is
+      // whole, so the finish is "tool_calls", not "length".
+      EXPECT_EQ(choice["finish_reason"], "tool_calls") << r.body;
       ASSERT_FALSE(choice["message"]["tool_calls"].empty()) << r.body;
       if (extra.contains("parallel_tool_calls")) {
         EXPECT_EQ(choice["message"]["tool_calls"].size(), 1u);
