@@ -7,7 +7,8 @@
 #   gguf       1   engine/gguf/ and the public headers error, tensor_type, gguf
 #   tokenizer  2   engine/tokenizer/, public tokenizer
 #   runtime    3   engine/runtime/, public model_config, model, session, batch, system
-#   generate   4   engine/generate/, public sampler, generate, chat, perplexity, scheduler
+#   generate   4   engine/generate/, public sampler, generate, chat, perplexity, scheduler,
+#                  constraint
 #   convert    4   engine/convert/, public convert, quantize, synth, write_progress (beside
 #                  generate: neither includes the other)
 #   tools      5   tools/: public headers (brise/...), its own headers and bench support only
@@ -42,6 +43,7 @@ set(public_generate generate)
 set(public_chat generate)
 set(public_perplexity generate)
 set(public_scheduler generate)
+set(public_constraint generate)
 set(public_convert convert)
 set(public_quantize convert)
 set(public_synth convert)

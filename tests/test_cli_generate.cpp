@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "support/json_validator.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -92,6 +93,33 @@ TEST_F(CliGenerate, GenerateStreamsTextAndReportsSpeed) {
   EXPECT_EQ(prompt + r.out, m.at("text").get<std::string>() + "\n");
   EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("max_tokens"), std::string::npos) << r.err;
+}
+
+// --json-schema: stories260k, which knows no JSON, writes an object the schema allows (checked by
+// the test's own validator); a keyword outside the subset is refused with its name and the file.
+TEST_F(CliGenerate, GenerateJsonSchemaConstrainsTheOutput) {
+  const fs::path dir = test::scratch_dir("cli_json_schema");
+  const std::string schema =
+      R"({"type": "object", "properties": {"name": {"type": "string"},
+          "kind": {"enum": ["cat", "dog"]}}, "required": ["kind"], "additionalProperties": false})";
+  test::write_file_text(dir / "schema.json", schema);
+  test::write_file_text(dir / "bad.json", R"({"type": "string", "format": "date"})");
+  for (const std::string seed : {"1", "2"}) {
+    const auto r = run("generate -m " + model_ + " -p 'The dog' -n 48 --temp 1 --seed " + seed +
+                       " -t 1 --json-schema " + quote((dir / "schema.json").string()));
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto violation = test::json_text_violation(r.out.substr(0, r.out.rfind('\n')),
+                                                     nlohmann::json::parse(schema));
+    EXPECT_FALSE(violation) << *violation << " in " << r.out;
+  }
+  const auto bad = run("generate -m " + model_ + " -p hi -t 1 --json-schema " +
+                       quote((dir / "bad.json").string()));
+  EXPECT_EQ(bad.status, 1) << bad.err;
+  EXPECT_NE(bad.err.find("'format'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("bad.json"), std::string::npos) << bad.err;
+  const auto both = run("generate -m " + model_ + " -p hi --json-object --json-schema " +
+                        quote((dir / "schema.json").string()));
+  EXPECT_EQ(both.status, 2) << both.err;
 }
 
 TEST_F(CliGenerate, LogitsMatchTheReference) {

@@ -123,5 +123,24 @@ TEST(FuzzRegressions, ChatTargetAcceptsOrdinaryInputs) {
   }
 }
 
+// The schema target on ordinary schemas in each mode; the tool-call modes do compile there (the
+// target's vocabularies hold the templates' control tokens), so the walk is exercised.
+TEST(FuzzRegressions, SchemaTargetAcceptsOrdinarySchemas) {
+  BRISE_REQUIRE_TESTDATA(data);
+  load_fixed_tokenizers(data);
+  const std::string schema =
+      R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"enum":["x",null]}},"required":["a"]})";
+  for (const uint8_t first : {0, 1, 2, 3}) {
+    const std::string input = std::string(1, static_cast<char>(first)) + schema;
+    EXPECT_NO_THROW(schema_target({reinterpret_cast<const uint8_t*>(input.data()), input.size()}))
+        << int(first);
+  }
+  const ChatTool tool{"f", "", schema};
+  EXPECT_NO_THROW(
+      Constraint::tool_calls(*fixed_tokenizers().mistral_v3, ChatTemplate::MistralV3, {&tool, 1}));
+  EXPECT_NO_THROW(
+      Constraint::tool_calls(*fixed_tokenizers().tekken_v13, ChatTemplate::MistralV13, {&tool, 1}));
+}
+
 }  // namespace
 }  // namespace brise::fuzz

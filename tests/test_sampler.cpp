@@ -475,3 +475,93 @@ TEST(Sampler, RadixSortedDrawEqualsTheComparisonSortedDraw) {
 
 }  // namespace
 }  // namespace brise
+
+namespace brise {
+namespace {
+
+std::vector<uint64_t> mask_of(const std::vector<int32_t>& ids, size_t n) {
+  std::vector<uint64_t> mask((n + 63) / 64, 0);
+  for (const int32_t id : ids) mask[static_cast<size_t>(id) / 64] |= uint64_t{1} << (id % 64);
+  return mask;
+}
+
+// Masked sampling is defined as sampling the allowed tokens alone: the same draws as a sampler
+// given only the allowed tokens' logits (in id order), with the same parameters and seed.
+TEST(Sampler, MaskedSamplingIsSamplingTheAllowedTokensAlone) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const size_t n = 300;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    std::vector<float> logits(n);
+    for (float& x : logits) x = normal(gen);
+    std::vector<int32_t> allowed;
+    const int density = 1 + static_cast<int>(seed % 5);  // 1 in `density` ids allowed
+    for (size_t i = 0; i < n; ++i)
+      if (gen() % density == 0) allowed.push_back(static_cast<int32_t>(i));
+    if (allowed.empty()) allowed.push_back(7);
+    std::vector<float> reduced;
+    for (const int32_t id : allowed) reduced.push_back(logits[static_cast<size_t>(id)]);
+    // History among the allowed tokens (penalised in both), as ids and as reduced indices.
+    std::vector<int32_t> history, reduced_history;
+    for (int k = 0; k < 5; ++k) {
+      const size_t r = gen() % allowed.size();
+      history.push_back(allowed[r]);
+      reduced_history.push_back(static_cast<int32_t>(r));
+    }
+    SamplingParams p;
+    p.seed = seed;
+    p.temperature = seed % 6 == 0 ? 0.0f : 0.8f;
+    p.top_k = seed % 3 == 0 ? 5 : 0;
+    p.top_p = seed % 4 == 1 ? 0.7f : 1.0f;
+    p.min_p = seed % 5 == 2 ? 0.05f : 0.0f;
+    p.repeat_penalty = seed % 2 ? 1.3f : 1.0f;
+    p.frequency_penalty = seed % 7 == 3 ? 0.5f : 0.0f;
+    p.presence_penalty = seed % 7 == 4 ? 0.8f : 0.0f;
+    // Biases (a ban among them) on allowed ids: by id in one, by reduced index in the other.
+    SamplingParams reduced_params = p;
+    if (seed % 3 == 1 && allowed.size() > 2) {
+      p.logit_bias = {{allowed[0], -100.0f}, {allowed[1], 2.5f}};
+      reduced_params.logit_bias = {{0, -100.0f}, {1, 2.5f}};
+    }
+    Sampler masked(p), alone(reduced_params);
+    const auto mask = mask_of(allowed, n);
+    for (int draw = 0; draw < 20; ++draw) {
+      const int32_t got = masked.sample(logits, history, history.size(), mask);
+      const int32_t want = allowed[static_cast<size_t>(
+          alone.sample(reduced, reduced_history, reduced_history.size()))];
+      ASSERT_EQ(got, want) << "seed " << seed << " draw " << draw;
+    }
+  }
+}
+
+TEST(Sampler, MaskedGreedyIsTheFirstLargestAllowedLogit) {
+  Sampler s(SamplingParams{});
+  const std::vector<float> logits = {9.0f, 2.0f, 5.0f, 5.0f, 1.0f};
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({1, 2, 3, 4}, 5)), 2);
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({4}, 5)), 4);
+  EXPECT_EQ(s.sample(logits, {}, 0, mask_of({0, 4}, 5)), 0);
+}
+
+TEST(Sampler, ABiasThatBansEveryAllowedTokenIsAnError) {
+  SamplingParams p;
+  p.logit_bias = {{1, -100.0f}, {2, -100.0f}};
+  const std::vector<float> logits(5, 0.0f);
+  EXPECT_THROW(Sampler(p).sample(logits, {}, 0, mask_of({1, 2}, 5)), Error);
+  EXPECT_EQ(Sampler(p).sample(logits, {}, 0, mask_of({1, 2, 4}, 5)), 4);
+}
+
+TEST(Sampler, AMaskThatAllowsNothingIsAnError) {
+  const std::vector<float> logits(100, 0.0f);
+  for (const SamplingParams& p : {SamplingParams{}, random_params(3)}) {
+    Sampler s(p);
+    EXPECT_THROW(s.sample(logits, {}, 0, mask_of({}, 100)), Error);
+    // Ids past the mask's words are not allowed: a mask of one word covers ids 0-63 only.
+    const std::vector<uint64_t> short_mask = {0};
+    EXPECT_THROW(s.sample(logits, {}, 0, short_mask), Error);
+    const std::vector<uint64_t> first = {uint64_t{1} << 63};
+    EXPECT_EQ(s.sample(logits, {}, 0, first), 63);
+  }
+}
+
+}  // namespace
+}  // namespace brise

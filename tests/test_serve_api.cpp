@@ -1,7 +1,9 @@
 // brise serve's request fields, each honoured or refused with a 400 that names it: sampling fields
 // against brise::generate with the same parameters, n samples and the prompt forms, echo,
 // log-probabilities against a log-softmax of Session logits computed here, model names and
-// aliases, and tool calls on a scripted model (whole and streamed, and the agent's next turn).
+// aliases, tool calls on a scripted model (whole and streamed, and the agent's next turn), and
+// constrained decoding: response_format and forced tool calls, checked by an independent
+// validator (support/json_validator).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +19,7 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "serve/server.hpp"
+#include "support/json_validator.hpp"
 #include "support/scripted_model.hpp"
 #include "support/serve_client.hpp"
 #include "support/testdata.hpp"
@@ -502,6 +505,12 @@ class ServeTools : public Serve {
     body.update(extra);
     return body;
   }
+  // A server of the scripted model that formats chats with `tmpl`.
+  std::unique_ptr<Server> start_scripted(ChatTemplate tmpl) {
+    ServerOptions o;
+    o.chat_template = tmpl;
+    return start(2, o, {}, tools_model_, "scripted");
+  }
   std::shared_ptr<const Model> tools_model_;
 };
 
@@ -512,9 +521,7 @@ bool is_call_id(const std::string& id) {
 TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
   for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
     SCOPED_TRACE(std::string(chat_template_name(tmpl)));
-    ServerOptions o;
-    o.chat_template = tmpl;
-    auto server = start(2, o, {}, tools_model_, "scripted");
+    auto server = start_scripted(tmpl);
     Client c(server->port());
     const Reply r = c.post("/v1/chat/completions", request().dump());
     ASSERT_EQ(r.status, 200) << r.body;
@@ -583,6 +590,99 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
     orphan["messages"].push_back(
         {{"role", "tool"}, {"tool_call_id", "abcdefghi"}, {"content", "x"}});
     EXPECT_EQ(c.post("/v1/chat/completions", orphan.dump()).status, 400);
+  }
+}
+
+// response_format: the content always satisfies the schema (the test's own validator), on
+// stories260k, which knows no JSON; a keyword outside the subset is a 400 that names it.
+TEST_F(Serve, ResponseFormatConstrainsTheContent) {
+  auto server = start(2);
+  Client c(server->port());
+  const json schema = json::parse(R"({"type": "object",
+      "properties": {"name": {"type": "string"}, "n": {"type": "integer"},
+                     "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}},
+      "required": ["name", "n"], "additionalProperties": false})");
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    const json body = {
+        {"messages", {{{"role", "user"}, {"content", "A story as JSON"}}}},
+        {"max_tokens", 60},
+        {"temperature", 1},
+        {"seed", seed},
+        {"response_format",
+         {{"type", "json_schema"},
+          {"json_schema", {{"name", "story"}, {"schema", schema}, {"strict", true}}}}}};
+    const Reply r = c.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const std::string content = text_of(r.j());
+    const auto violation = test::json_text_violation(content, schema);
+    EXPECT_FALSE(violation) << *violation << " in " << content;
+    EXPECT_EQ(r.j()["choices"][0]["finish_reason"], "stop") << r.body;
+    json object_body = body;
+    object_body["response_format"] = {{"type", "json_object"}};
+    const Reply o = c.post("/v1/chat/completions", object_body.dump());
+    ASSERT_EQ(o.status, 200) << o.body;
+    EXPECT_TRUE(json::parse(text_of(o.j())).is_object()) << text_of(o.j());
+  }
+  // The shortest answer, {"name":"","n":0}, is 17 bytes: 18 tokens (EOS too) steer the model to
+  // a whole answer, which is no cut ("stop"); 5 cannot hold one, and the answer is cut ("length").
+  for (const auto& [max_tokens, finish] : {std::pair{18, "stop"}, std::pair{5, "length"}}) {
+    const json body = {
+        {"messages", {{{"role", "user"}, {"content", "A story as JSON"}}}},
+        {"max_tokens", max_tokens},
+        {"temperature", 1},
+        {"seed", 3},
+        {"response_format",
+         {{"type", "json_schema"}, {"json_schema", {{"name", "story"}, {"schema", schema}}}}}};
+    const Reply r = c.post("/v1/chat/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j()["choices"][0]["finish_reason"], finish) << r.body;
+    const auto violation = test::json_text_violation(text_of(r.j()), schema);
+    EXPECT_EQ(violation.has_value(), max_tokens == 5) << r.body;
+  }
+  json bad = {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+              {"response_format",
+               {{"type", "json_schema"},
+                {"json_schema",
+                 {{"name", "s"},
+                  {"schema",
+                   {{"type", "object"},
+                    {"properties", {{"id", {{"type", "string"}, {"pattern", "^[a-z]+$"}}}}}}}}}}}};
+  const Reply refused = c.post("/v1/chat/completions", bad.dump());
+  expect_refused(refused, 400, "response_format.json_schema.schema", "pattern");
+  EXPECT_NE(refused.body.find("pattern"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("/properties/id"), std::string::npos) << refused.body;
+}
+
+// tool_choice "required" or a named function: the scripted model would call f with arguments
+// its parameters do not allow ({"q": 7}); the grammar makes it a call of f with arguments that
+// satisfy them, parsed into tool_calls as under "auto".
+TEST_F(ServeTools, RequiredToolChoiceForcesAValidCall) {
+  const json parameters = request()["tools"][0]["function"]["parameters"];
+  for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
+    SCOPED_TRACE(std::string(chat_template_name(tmpl)));
+    auto server = start_scripted(tmpl);
+    Client c(server->port());
+    const json named = {{"type", "function"}, {"function", {{"name", "f"}}}};
+    for (const json& extra : {json{{"tool_choice", "required"}},
+                              json{{"tool_choice", named}, {"parallel_tool_calls", false}}}) {
+      const Reply r = c.post("/v1/chat/completions", request(extra).dump());
+      ASSERT_EQ(r.status, 200) << r.body;
+      const json choice = r.j()["choices"][0];
+      // max_tokens steered the call to its end (this model pads with whitespace): the call is
+      // whole, so the finish is "tool_calls", not "length".
+      EXPECT_EQ(choice["finish_reason"], "tool_calls") << r.body;
+      ASSERT_FALSE(choice["message"]["tool_calls"].empty()) << r.body;
+      if (extra.contains("parallel_tool_calls")) {
+        EXPECT_EQ(choice["message"]["tool_calls"].size(), 1u);
+      }
+      for (const json& call : choice["message"]["tool_calls"]) {
+        EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
+        EXPECT_EQ(call["function"]["name"], "f");
+        const std::string arguments = call["function"]["arguments"];
+        const auto violation = test::json_text_violation(arguments, parameters);
+        EXPECT_FALSE(violation) << *violation << " in " << arguments;
+      }
+    }
   }
 }
 

@@ -1,13 +1,16 @@
-// brise generate -m M.gguf -p PROMPT [-n N] [sampling options] [--json] ...
+// brise generate -m M.gguf -p PROMPT [-n N] [sampling options] [--json-schema FILE.json |
+// --json-object] [--json] ...
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "brise/constraint.hpp"
 #include "brise/error.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
 #include "generate_stream.hpp"
 #include "session_args.hpp"
+#include "text_file.hpp"
 
 namespace brise::cli {
 
@@ -17,7 +20,8 @@ int cmd_generate(const Args& args) {
   std::string prompt;
   int64_t n_predict = 128;
   std::vector<std::string> stop_id_args, stop_strings;
-  bool no_bos = false, json = false, echo = false;
+  bool no_bos = false, json = false, echo = false, json_object = false;
+  std::optional<std::string> schema_file;
   ArgParser p("generate", "-m MODEL.gguf -p PROMPT [options]",
               "Generates text that continues PROMPT, streaming it to stdout, then prints the\n"
               "prefill and decode speed to stderr. Generation stops at EOS, at a --stop-id or\n"
@@ -32,6 +36,10 @@ int cmd_generate(const Args& args) {
                 "      stories260k story)");
   p.option_list("--stop", &stop_strings, "TEXT",
                 "stop when the text contains TEXT, which is cut (repeatable)");
+  p.option("--json-schema", &schema_file, "FILE.json",
+           "constrain the output to JSON that satisfies this JSON Schema (the subset of\n"
+           "      brise/constraint.hpp; other keywords are refused by name)");
+  p.flag("--json-object", &json_object, "constrain the output to a JSON object");
   p.flag("--no-bos", &no_bos, "do not start the prompt with BOS");
   p.flag("--echo", &echo, "print the prompt before the generated text");
   p.flag("--json", &json,
@@ -47,8 +55,20 @@ int cmd_generate(const Args& args) {
     options.stop_ids.insert(options.stop_ids.end(), ids.begin(), ids.end());
   }
 
+  if (schema_file && json_object)
+    throw UsageError("--json-schema and --json-object cannot be used together");
+
   const auto model = session_args.load_model();
   const Tokenizer& tokenizer = model->tokenizer();
+  if (schema_file) {
+    try {
+      options.constraint = Constraint::json_schema(tokenizer, read_text_file(*schema_file));
+    } catch (const Error& e) {
+      throw Error(*schema_file + ": " + e.what());
+    }
+  } else if (json_object) {
+    options.constraint = Constraint::json_object(tokenizer);
+  }
   for (int32_t id : options.stop_ids)
     if (static_cast<size_t>(id) >= tokenizer.vocab_size())
       throw Error("--stop-id " + std::to_string(id) + " is outside the vocabulary (0.." +

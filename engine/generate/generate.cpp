@@ -90,6 +90,7 @@ struct Generation::State {
   Sampler sampler;
   StopStrings stop_strings;
   std::optional<Tokenizer::StreamDecoder> decoder;
+  std::optional<ConstraintMatcher> matcher;
   std::vector<int32_t> history;  // for the repetition penalty
   int32_t eos = -1;
   std::vector<int32_t> generated;
@@ -117,6 +118,35 @@ struct Generation::State {
       eos = tokenizer->eos_id();
     }
     history = session.tokens();
+    if (options.constraint) matcher.emplace(options.constraint);
+  }
+
+  // Tokens that may still be generated, the next one included: what max_tokens leaves, and with
+  // full attention what the context leaves (the token sampled when it is full is still returned).
+  uint32_t budget() const {
+    uint64_t left = options.max_tokens - generated.size();
+    if (const auto limit = session.position_limit())
+      left = std::min<uint64_t>(left, *limit - std::min<uint64_t>(*limit, session.position()) + 1);
+    return static_cast<uint32_t>(left);
+  }
+
+  int32_t sample(std::span<const float> logits) {
+    if (!matcher) return sampler.sample(logits, history, generated.size());
+    const int32_t id =
+        sampler.sample(logits, history, generated.size(), matcher->allowed(budget()));
+    if (!matcher->accept(id))
+      throw Error("generate: the constraint refused token " + std::to_string(id) +
+                  " that its mask allowed");
+    return id;
+  }
+
+  // When the budget steered the constraint, the end is max_tokens' doing: the EOS that closed the
+  // grammar is dropped and the reason is MaxTokens (brise/constraint.hpp).
+  void end_steered() {
+    if (reason != StopReason::Eos || !matcher || !matcher->steered()) return;
+    generated.pop_back();
+    history.pop_back();
+    reason = StopReason::MaxTokens;
   }
 
   void emit(const std::string& piece, const std::function<bool(std::string_view)>& on_text) {
@@ -166,15 +196,26 @@ bool Generation::advance(std::span<const float> logits,
     g.finish(on_text);
     return false;
   }
-  const int32_t id = g.sampler.sample(logits, g.history, g.generated.size());
+  const int32_t id = g.sample(logits);
   g.generated.push_back(id);
   g.history.push_back(id);
   if (g.options.logprobs) g.logprobs.push_back(token_logprobs(logits, id, *g.options.logprobs));
   if (const auto reason = g.stop_after(id, on_text)) {
-    g.reason = *reason;
     // A stop token is not part of the answer: it has no log-probability entry.
-    if (g.options.logprobs && (g.reason == StopReason::Eos || g.reason == StopReason::StopId))
+    if (g.options.logprobs && (*reason == StopReason::Eos || *reason == StopReason::StopId))
       g.logprobs.pop_back();
+    g.reason = *reason;
+    g.end_steered();
+    g.finish(on_text);
+    return false;
+  }
+  if (g.matcher && g.matcher->finished()) {
+    // Nothing but EOS may follow: it is taken without another forward pass (and, as a stop
+    // token, has no log-probability entry).
+    g.generated.push_back(g.eos);
+    g.history.push_back(g.eos);
+    g.reason = StopReason::Eos;
+    g.end_steered();
     g.finish(on_text);
     return false;
   }

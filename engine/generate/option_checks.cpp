@@ -45,6 +45,14 @@ void check_generate_options(const GenerateOptions& options, const Model& model) 
     if (s.empty()) throw Error("generate: a stop string must not be empty");
   if (!options.stop_strings.empty() && !model.has_tokenizer())
     throw Error("generate: stop strings need a model with a tokenizer");
+  if (options.constraint) {
+    if (!model.has_tokenizer())
+      throw Error("generate: a constraint needs a model with a tokenizer");
+    if (!options.constraint->compatible_with(model.tokenizer()))
+      throw Error("generate: the constraint was made for another vocabulary than the model's");
+    if (!options.stop_at_eos)
+      throw Error("generate: a constraint ends with EOS, so it needs stop_at_eos");
+  }
 }
 
 }  // namespace brise

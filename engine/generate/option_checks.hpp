@@ -12,7 +12,8 @@ namespace brise {
 void check_sampling_params(const SamplingParams& params);
 
 // brise::Error naming the problem when `options` cannot run on `model`: the sampling
-// parameters, empty stop strings, stop strings on a model without a tokenizer.
+// parameters, empty stop strings, stop strings on a model without a tokenizer, a constraint
+// made for another vocabulary or without stop_at_eos.
 void check_generate_options(const GenerateOptions& options, const Model& model);
 
 }  // namespace brise

@@ -5,6 +5,7 @@
 #include "brise/sampler.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -70,6 +71,16 @@ Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
                         size_t generated) {
+  return sample_among(logits, history, generated, nullptr);
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        size_t generated, std::span<const uint64_t> allowed) {
+  return sample_among(logits, history, generated, &allowed);
+}
+
+int32_t Sampler::sample_among(std::span<const float> logits, std::span<const int32_t> history,
+                              size_t generated, const std::span<const uint64_t>* mask) {
   const size_t n = logits.size();
   if (n == 0) throw Error("sampling: no logits");
   for (float x : logits)
@@ -86,8 +97,22 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const bool penalize_generated =
       (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) && generated > 0;
   const bool bias = !params_.logit_bias.empty();
-  if (params_.temperature == 0 && !penalize && !penalize_generated && !bias)
-    return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+  const auto is_allowed = [&](size_t i) {
+    const size_t w = i >> 6;
+    return w < mask->size() && (((*mask)[w] >> (i & 63)) & 1) != 0;
+  };
+  if (params_.temperature == 0 && !penalize && !penalize_generated && !bias) {
+    if (!mask) return static_cast<int32_t>(kernels::argmax(logits.data(), n));
+    // The first index among the largest allowed logits.
+    size_t best = n;
+    for (size_t w = 0; w < mask->size() && w * 64 < n; ++w)
+      for (uint64_t bits = (*mask)[w]; bits != 0; bits &= bits - 1) {
+        const size_t i = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+        if (i < n && (best == n || logits[i] > logits[best])) best = i;
+      }
+    if (best == n) throw Error("sampling: the constraint allows no token");
+    return static_cast<int32_t>(best);
+  }
 
   candidates_.resize(n);
   for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<int32_t>(i)};
@@ -129,20 +154,36 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       candidates_[static_cast<size_t>(id)].first -=
           static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
   }
-  const size_t allowed = n - banned;
+
+  // With a mask, only the allowed tokens stay candidates, still in id order: every step below
+  // runs on them alone (the bias and penalties above were applied by id, before).
+  size_t m = n;
+  if (mask) {
+    m = 0;
+    banned = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (is_allowed(i)) {
+        candidates_[m++] = candidates_[i];
+        if (std::isinf(candidates_[i].first)) ++banned;
+      }
+    candidates_.resize(m);
+    if (m == 0) throw Error("sampling: the constraint allows no token");
+    if (banned == m) throw Error("sampling: logit_bias bans every token the constraint allows");
+  }
+  const size_t allowed = m - banned;
 
   if (params_.temperature == 0) {
     // Greedy after the penalty: the first index among the largest.
     size_t best = 0;
-    for (size_t i = 1; i < n; ++i)
+    for (size_t i = 1; i < m; ++i)
       if (candidates_[i].first > candidates_[best].first) best = i;
     return candidates_[best].second;
   }
 
   for (auto& c : candidates_) c.first /= params_.temperature;
 
-  size_t kept = n;
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < n) {
+  size_t kept = m;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < m) {
     kept = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(kept),
                       candidates_.end(), before);

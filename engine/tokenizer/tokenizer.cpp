@@ -13,6 +13,7 @@
 #include "brise/error.hpp"
 #include "engine/tokenizer/tables.hpp"
 #include "engine/tokenizer/tekken.hpp"
+#include "engine/tokenizer/token_trie.hpp"
 #include "engine/tokenizer/utf8.hpp"
 
 namespace brise {
@@ -279,7 +280,8 @@ class BpeEncoder {
 
 }  // namespace
 
-Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
+Tokenizer::Tokenizer(Vocabulary vocab)
+    : vocab_(std::move(vocab)), trie_cache_(std::make_shared<TrieCache>()) {
   switch (vocab_.model) {
     case TokenizerModel::Tekken:
       init_tekken();
@@ -419,6 +421,17 @@ std::string_view Tokenizer::piece(int32_t id) const {
     throw Error("token id " + std::to_string(id) + " is out of range (vocabulary has " +
                 std::to_string(vocab_.size()) + " tokens)");
   return vocab_.pieces[static_cast<size_t>(id)];
+}
+
+std::string Tokenizer::token_bytes(int32_t id) const {
+  const std::string_view p = piece(id);  // throws on an id outside the vocabulary
+  const auto index = static_cast<size_t>(id);
+  if (tekken_) return vocab_.kinds[index] == TokenKind::Control ? std::string() : std::string(p);
+  if (const int byte = tables_->byte_of_id[index]; byte >= 0)
+    return std::string(1, static_cast<char>(byte));
+  std::string out;
+  detail::append_piece_text(vocab_, id, /*is_bos_ws=*/false, out);
+  return out;
 }
 
 TokenKind Tokenizer::kind(int32_t id) const {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "brise/chat.hpp"
+#include "brise/constraint.hpp"
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
@@ -293,6 +294,7 @@ inline void sentencepiece_target(Bytes data) {
 
 struct FixedTokenizers {
   std::unique_ptr<Tokenizer> mistral_v3, tok512, tekken;
+  std::unique_ptr<Tokenizer> tekken_v13;  // tekken-mini's v13 vocabulary ([ARGS], [CALL_ID], ...)
 };
 
 // Loaded once from $BRISE_TESTDATA (the libFuzzer mains call this from LLVMFuzzerInitialize;
@@ -309,6 +311,8 @@ inline void load_fixed_tokenizers(const std::filesystem::path& data) {
   t.tok512 = std::make_unique<Tokenizer>(
       read_sentencepiece_model(data / "tokenizers/tok512/tokenizer.model"));
   t.tekken = std::make_unique<Tokenizer>(read_tekken_json(data / "models/tekken-mini/tekken.json"));
+  t.tekken_v13 =
+      std::make_unique<Tokenizer>(read_tekken_json(data / "models/tekken-mini/tekken-v13.json"));
 }
 
 // First byte: bit 0x80 adds BOS, value % 4 == 3 picks tok512 (which collapses whitespace),
@@ -591,6 +595,54 @@ inline void chat_target(Bytes data) {
   }
 }
 
+// --- (k) schema: JSON Schemas compiled into constraints, and their masks walked -------------
+// The first byte picks what is compiled: value % 4 == 0 or 1, the rest as a JSON Schema
+// (response_format) on tok512, whose byte fallback spells any bytes; 2, a forced tool call whose
+// one tool has the rest as its parameters (v3 form, on Mistral v3); 3, the same in the v13 form
+// on tekken-mini's v13 vocabulary. A refusal may only be a brise::Error. A constraint taken is
+// walked with a budget of 48 tokens, each chosen from the mask by a hash of the input: while the
+// grammar is not finished the mask is never empty, and the matcher takes every token its mask
+// allowed.
+inline void schema_target(Bytes data) {
+  if (data.empty()) return;
+  const auto& fixed = fixed_tokenizers();
+  require(fixed.tok512 && fixed.mistral_v3 && fixed.tekken_v13, "fixed tokenizers not loaded");
+  const std::string_view rest = as_text(data.subspan(1));
+  const int mode = data[0] % 4;
+  const Tokenizer& tok = mode < 2    ? *fixed.tok512
+                         : mode == 2 ? *fixed.mistral_v3
+                                     : *fixed.tekken_v13;
+  std::shared_ptr<const Constraint> constraint;
+  try {
+    if (mode < 2) {
+      constraint = Constraint::json_schema(tok, rest);
+    } else {
+      const ChatTool tool{"f", "", std::string(rest)};
+      constraint = Constraint::tool_calls(
+          tok, mode == 2 ? ChatTemplate::MistralV3 : ChatTemplate::MistralV13, {&tool, 1});
+    }
+  } catch (const Error&) {
+    return;
+  }
+  ConstraintMatcher matcher(constraint);
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (const uint8_t b : data) hash = (hash ^ b) * 0x100000001b3ull;
+  std::vector<int32_t> ids;
+  for (uint32_t left = 48; left > 0 && !matcher.finished(); --left) {
+    const auto mask = matcher.allowed(left);
+    ids.clear();
+    for (size_t w = 0; w < mask.size(); ++w)
+      for (uint64_t bits = mask[w]; bits != 0; bits &= bits - 1)
+        ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits))));
+    require(!ids.empty(), "an empty mask before the grammar finished");
+    const int32_t id = ids[hash % ids.size()];
+    require(static_cast<size_t>(id) < tok.vocab_size(), "a masked id outside the vocabulary");
+    require(matcher.accept(id), "the matcher refused a token its mask allowed");
+    if (id == tok.eos_id()) break;
+    hash = (hash ^ static_cast<uint64_t>(id)) * 0x100000001b3ull;
+  }
+}
+
 // --- registry --------------------------------------------------------------------------------
 
 struct Target {
@@ -605,6 +657,7 @@ inline constexpr Target kTargets[] = {
     {"encode", encode_target, true},  {"decode", decode_target, true},
     {"model", model_target, false},   {"request", request_target, false},
     {"tekken", tekken_target, true},  {"chat", chat_target, true},
+    {"schema", schema_target, true},
 };
 
 inline const Target* find_target(std::string_view name) {

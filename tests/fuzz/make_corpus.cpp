@@ -364,6 +364,17 @@ int main(int argc, char** argv) {
         corpus.add("chat", std::string(sample) + "-" + std::to_string(first), bytes);
       }
     }
+    // JSON Schemas (first byte: 0 response_format on tok512, 2 a tool's parameters in the v3
+    // form, 3 in the v13 form).
+    const char* const schemas[] = {
+        R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b"]},"minItems":1,"maxItems":3}},"required":["name"],"additionalProperties":false})",
+        R"({"$defs":{"n":{"type":"object","properties":{"v":{"anyOf":[{"type":"number"},{"type":"null"}]},"kids":{"type":"array","items":{"$ref":"#/$defs/n"}}},"required":["v"]}},"$ref":"#/$defs/n"})",
+        R"({"type":["boolean","string"],"const":"x"})",
+        R"({"type":"object","additionalProperties":{"type":"array","items":true}})"};
+    for (size_t i = 0; i < std::size(schemas); ++i)
+      for (const uint8_t first : {0, 2, 3})
+        corpus.add("schema", "schema-" + std::to_string(i) + "-" + std::to_string(first), first,
+                   schemas[i]);
     const auto news = read_bytes(data / "corpus/mistral-news-fr.txt");
     corpus.add("encode", "news-fr", 0, std::string(news.begin(), news.end()));
 

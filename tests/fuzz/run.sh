@@ -9,7 +9,7 @@
 # The input that failed is saved under $BRISE_FUZZ_BUILD/fuzz/artifacts/TARGET/; make it a
 # regression test by copying it to tests/fuzz/regressions/TARGET/.
 #
-# Targets: gguf safetensors config sentencepiece encode decode model request tekken chat
+# Targets: gguf safetensors config sentencepiece encode decode model request tekken chat schema
 # (fuzz_targets.hpp).
 # Inputs found during a run are kept in $BRISE_FUZZ_BUILD/fuzz/corpus/work/TARGET and reused.
 # FUZZ_PARALLEL=N runs N targets at a time (default 1); JOBS sets the build's parallelism.
@@ -26,7 +26,7 @@ shift 2
 
 build=${BRISE_FUZZ_BUILD:-build-fuzz}
 export BRISE_TESTDATA="${BRISE_TESTDATA:-$(cd .. && pwd)/shared}"
-targets=(gguf safetensors config sentencepiece encode decode model request tekken chat)
+targets=(gguf safetensors config sentencepiece encode decode model request tekken chat schema)
 if [ "$target" = all ]; then
   run_targets=("${targets[@]}")
 else

@@ -2,11 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <string>
 
 #include "brise/gguf.hpp"
 #include "brise/model_config.hpp"
+#include "support/gguf_image.hpp"
+#include "support/testdata.hpp"
 
 namespace brise::test {
 
@@ -47,17 +48,11 @@ void write_scripted_model(const std::filesystem::path& path, const Vocabulary& v
   add("blk.0.ffn_down.weight", {c.hidden_dim, dim}, {});
   add("output_norm.weight", {dim}, ones);
   add("output.weight", {dim, vocab_rows}, output);
-  std::ofstream out(path, std::ios::binary);
-  const auto header = writer.header_bytes();
-  out.write(reinterpret_cast<const char*>(header.data()),
-            static_cast<std::streamsize>(header.size()));
-  for (const auto& [name, data] : tensors) {
-    const uint64_t bytes = data.size() * sizeof(float);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(bytes));
-    const std::string pad(gguf::padding_after(bytes, gguf::kDefaultAlignment), '\0');
-    out.write(pad.data(), static_cast<std::streamsize>(pad.size()));
-  }
-  ASSERT_TRUE(out.good());
+  write_file_bytes(path, gguf_image(writer, [&](size_t i) {
+                     const std::vector<float>& values = tensors[i].second;
+                     const auto* bytes = reinterpret_cast<const std::byte*>(values.data());
+                     return std::vector<std::byte>(bytes, bytes + values.size() * sizeof(float));
+                   }));
 }
 
 }  // namespace brise::test

@@ -70,7 +70,10 @@ void ChoiceState::on_text(const JobEvent& e, std::vector<json>& chunks) {
 void ChoiceState::on_done(const JobEvent& e, std::vector<json>& chunks) {
   done_ = true;
   usage_ = e.usage;
-  finish_ = finish_reason_name(e.stop_reason);
+  const StopReason reason = e.stop_reason == StopReason::MaxTokens && setup_.length_is_complete
+                                ? StopReason::Eos
+                                : e.stop_reason;
+  finish_ = finish_reason_name(reason);
   if (tail_.empty()) {
     chunks.push_back(
         chunk_choice(setup_.chat ? json::object() : json(""), nullptr, finish_.c_str()));
@@ -96,7 +99,7 @@ void ChoiceState::on_done(const JobEvent& e, std::vector<json>& chunks) {
             json::array({{{"index", i}, {"function", {{"arguments", calls_[i].arguments}}}}})}},
           nullptr, nullptr));
     }
-    if (e.stop_reason != StopReason::MaxTokens && e.stop_reason != StopReason::ContextFull)
+    if (reason != StopReason::MaxTokens && reason != StopReason::ContextFull)
       finish_ = "tool_calls";
   }
   chunks.push_back(chunk_choice(json::object(), nullptr, finish_.c_str()));

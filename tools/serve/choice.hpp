@@ -24,6 +24,10 @@ struct ChoiceSetup {
   // apart by parse_assistant_reply (template `tmpl`) instead of being shown as text.
   int32_t tool_calls_id = -1;
   ChatTemplate tmpl = ChatTemplate::MistralV1;
+  // Constrained with room for the grammar's shortest output: an end at max_tokens is the budget
+  // steering the answer to a complete end (brise/constraint.hpp), not a cut, so the finish_reason
+  // is "stop" or "tool_calls" rather than "length" (which OpenAI's SDKs take as a truncation).
+  bool length_is_complete = false;
 };
 
 class ChoiceState {

@@ -6,6 +6,7 @@
 
 #include "api.hpp"
 #include "brise/chat.hpp"
+#include "brise/constraint.hpp"
 #include "brise/error.hpp"
 #include "choice.hpp"
 #include "constraints.hpp"
@@ -179,6 +180,7 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
       setup.logprobs = r.logprobs;
       setup.tool_calls_id = r.tool_choice == ToolChoice::None ? -1 : tool_calls_id;
       setup.tmpl = chat_template_;
+      setup.length_is_complete = g.constraint && g.max_tokens > g.constraint->min_length();
       runs.runs.push_back({jobs[j], ChoiceState(tokenizer, std::move(setup)), j == 0});
     }
   }

@@ -1,22 +1,36 @@
 #include "constraints.hpp"
 
+#include "brise/constraint.hpp"
+
 namespace brise::serve {
 
-// The seam for grammar-constrained sampling (issue 21 §3, another branch): until it lands, what
-// needs it is refused by name rather than run unconstrained, which would answer with prose where
-// the client asked for JSON or a call.
-void apply_constraint(const ApiRequest& r, const Tokenizer&, ChatTemplate, GenerateOptions&) {
-  if (r.response_format != ResponseFormat::Text)
-    throw ApiError(400,
-                   "'response_format' json_object and json_schema need constrained decoding, "
-                   "which this brise serve does not have yet: use {\"type\": \"text\"}",
-                   "response_format");
-  if (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Function)
-    throw ApiError(400,
-                   "'tool_choice' \"required\" or a named function needs constrained decoding, "
-                   "which this brise serve does not have yet: use \"auto\" (the model may call) "
-                   "or \"none\"",
-                   "tool_choice");
+void apply_constraint(const ApiRequest& r, const Tokenizer& tokenizer, ChatTemplate tmpl,
+                      GenerateOptions& options) {
+  // The constraint is part of each job's options: its mask depends on nothing but the job's own
+  // tokens, so a constrained answer is the same alone and in a batch.
+  if (r.response_format == ResponseFormat::JsonObject) {
+    options.constraint = Constraint::json_object(tokenizer);
+  } else if (r.response_format == ResponseFormat::JsonSchema) {
+    try {
+      options.constraint = Constraint::json_schema(tokenizer, r.json_schema);
+    } catch (const SchemaError& e) {
+      throw ApiError(400, std::string("'response_format.json_schema.schema': ") + e.what(),
+                     "response_format.json_schema.schema");
+    }
+  } else if (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Function) {
+    ToolCallOptions calls;
+    if (r.tool_choice == ToolChoice::Function) calls.function = r.tool_function;
+    calls.max_calls = r.parallel_tool_calls ? 0 : 1;
+    try {
+      options.constraint = Constraint::tool_calls(tokenizer, tmpl, r.chat.tools, calls);
+    } catch (const SchemaError& e) {
+      throw ApiError(400, std::string("'tools': ") + e.what(), "tools");
+    } catch (const Error& e) {
+      throw ApiError(400,
+                     std::string("'tool_choice' cannot force a call with this model: ") + e.what(),
+                     "tool_choice");
+    }
+  }
 }
 
 }  // namespace brise::serve

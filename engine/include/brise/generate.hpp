@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "brise/constraint.hpp"
 #include "brise/sampler.hpp"
 #include "brise/session.hpp"
 
@@ -22,6 +23,11 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   std::vector<int32_t> stop_ids;          // e.g. BOS for stories260k
   std::vector<std::string> stop_strings;  // generation ends when the text contains one (it is cut)
+  // Constrained decoding (brise/constraint.hpp): only tokens the constraint allows are sampled,
+  // and generation ends when it is complete (EOS appended, StopReason::Eos; MaxTokens and no EOS
+  // when the token budget had to steer it). It must be made for the model's vocabulary and needs
+  // stop_at_eos. Stop ids and strings still apply (and may cut the output short).
+  std::shared_ptr<const Constraint> constraint;
   // Each generated token's log-probability, with this many of the most likely tokens beside it
   // (Generation::logprobs, GenerateResult::logprobs); nullopt: none are computed.
   std::optional<uint32_t> logprobs;

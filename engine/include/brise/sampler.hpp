@@ -37,6 +37,9 @@ struct SamplingParams {
 // [0, 1) from the top 53 bits of mt19937_64 (no std:: distribution, whose output differs between
 // standard libraries) over the candidates sorted by logit, then id.
 // Deterministic: the same params, seed, logits and history give the same tokens everywhere.
+// With a mask (constrained decoding, brise/constraint.hpp) only the allowed tokens are
+// candidates: logit_bias and the penalties apply by id, then every later step runs on the allowed
+// tokens alone, in the same order.
 class Sampler {
  public:
   // Throws brise::Error on invalid params (negative temperature, top_p outside (0, 1], ...).
@@ -46,9 +49,17 @@ class Sampler {
   // logit_bias id outside the logits, and when logit_bias bans every token.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history,
                  size_t generated = 0);
+  // The same among the tokens whose bit is set in `allowed` (bit id % 64 of word id / 64; ids
+  // beyond its words are not allowed). Throws brise::Error when no token is allowed, or
+  // logit_bias bans every allowed one.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history, size_t generated,
+                 std::span<const uint64_t> allowed);
   const SamplingParams& params() const { return params_; }
 
  private:
+  int32_t sample_among(std::span<const float> logits, std::span<const int32_t> history,
+                       size_t generated, const std::span<const uint64_t>* mask);
+
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;    // scratch: (logit, id)

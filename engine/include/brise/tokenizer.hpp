@@ -20,6 +20,8 @@ class File;
 class Writer;
 }  // namespace gguf
 
+struct TokenTrie;  // engine/tokenizer/token_trie.hpp
+
 // SentencePiece piece types; values are those of sentencepiece_model.proto and of GGUF's
 // tokenizer.ggml.token_type.
 enum class TokenKind : int32_t {
@@ -153,6 +155,15 @@ class Tokenizer {
   // or a Tekken rank's raw bytes. Throws on an out-of-range id.
   std::string_view piece(int32_t id) const;
   TokenKind kind(int32_t id) const;  // throws on an out-of-range id
+  // The bytes a token adds to decoded text in the middle of a text: SentencePiece pieces with
+  // U+2581 as a space, a byte piece <0xNN> as its one byte, <unk> as unk_surface; a Tekken rank's
+  // raw bytes (which may be part of a UTF-8 character); nothing for a control token. (Decoding
+  // drops the leading space of a text's first piece; this does not.) Throws on an out-of-range id.
+  std::string token_bytes(int32_t id) const;
+  // The tokens that stand for text (Normal, UserDefined, Byte) in a trie over their token_bytes,
+  // for constrained decoding (brise/constraint.hpp). Built on first use (tens of ms for 131072
+  // tokens), then shared by this tokenizer and its copies; thread-safe.
+  std::shared_ptr<const TokenTrie> token_trie() const;
   // Id of a piece by its exact text, or -1. A control token's text ("[INST]") finds the control
   // token, also in a Tekken vocabulary where a rank may have the same bytes.
   int32_t find_piece(std::string_view piece) const;
@@ -192,6 +203,8 @@ class Tokenizer {
   std::shared_ptr<const TekkenTables> tekken_;  // Tekken
   struct SpecialTables;
   std::shared_ptr<const SpecialTables> specials_;  // both: the control tokens' texts
+  struct TrieCache;
+  std::shared_ptr<TrieCache> trie_cache_;  // token_trie(), built on first use
 
   void encode_text(std::string_view text, std::vector<int32_t>& ids) const;
   void encode_sentencepiece(std::string_view text, std::vector<int32_t>& ids) const;
