@@ -19,8 +19,9 @@ namespace brise::kernels {
 // the value is the float types' and worth measuring per family on the machines that decode.
 inline constexpr size_t kDecodeMaxTokens = 1;
 
-// From this many tokens, Q4_K and Q6_K on AVX-512 VNNI go through the byte-group GEMM
-// (kernels/matmul_byte_gemm.hpp): laying out 16 rows' block once pays from the second token on.
+// From this many tokens, the types with a byte-group form go through the byte-group GEMM
+// (kernels/matmul_byte_gemm.hpp, AVX-512 VNNI or AVX2): laying out 16 rows' block once pays from
+// the second token on.
 // Measured in cache on 128 x 4096 (commit d8717e2): q4_K 2 tokens 63 -> 17 us and 3 tokens 88 ->
 // 20 us against the per-row path; q6_K 63 -> 27 and 77 -> 46 us.
 inline constexpr size_t kByteGemmMinTokens = 2;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernel_set.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"
 #include "support/rounding_block.hpp"
@@ -619,9 +620,15 @@ TEST(ActivationQuantization, NonFiniteInputPropagates) {
 // matmul_kernel chooses, for each type family, kernel set and token count, the kernel that
 // kernels/MATMUL.md names for it (its table is the expectation here).
 TEST(Matmul, ChoosesTheKernelOfTheMap) {
-  // The AVX-512 VNNI kernels are the sets' only difference in the table, and q4_K is packed
-  // exactly where they are built.
+  // The AVX-512 VNNI kernels are the sets' main difference in the table, and q4_K is packed
+  // exactly where they are built; the byte-group prefill needs AVX2 (every set but generic, and
+  // generic too in a -march=native build of an AVX2 machine).
   const bool vnni = packs_rows(*find_type("q4_K"));
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  const bool avx2 = true;
+#else
+  const bool avx2 = active_kernel_set().name != "generic";
+#endif
   const size_t cols = 256;
   const auto x = make_activations(4, cols, 1);
   QuantizedInput q;
@@ -643,8 +650,13 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
   for (const char* type : {"q4_1", "q2_K", "q4_K", "iq4_xs"})
     for (size_t n : {1u, 4u}) EXPECT_EQ(chosen(type, {}, f32, n), "row exact") << type << n;
   if (!vnni) {
-    for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"})
-      for (size_t n : {1u, 2u, 4u}) EXPECT_EQ(chosen(type, {}, i8, n), "row int8") << type << n;
+    for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"}) {
+      const bool byte_group = avx2 && (std::string(type) == "q4_K" || std::string(type) == "q6_K");
+      EXPECT_EQ(chosen(type, {}, i8, 1), "row int8") << type;
+      for (size_t n : {2u, 4u})
+        EXPECT_EQ(chosen(type, {}, i8, n), byte_group ? "byte-group prefill" : "row int8")
+            << type << n;
+    }
     return;
   }
   EXPECT_EQ(chosen("q4_K", true, i8, 1), "word-packed group decode");
