@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
+#include "kernels/types/q4_k.hpp"
 
 namespace brise::kernels::BRISE_ISA {
 
@@ -134,6 +136,41 @@ struct Q5_K {
     }
 #endif
     kquant::weights16_meta_k4(block, sm, meta);
+  }
+#endif
+
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp): Q4_K's codes, scales, mins and pairs with the fifth bit,
+  // codes 0..31.
+  static constexpr int kCodeMax = 31;
+  static constexpr size_t kScaleElems = 32;
+  static constexpr bool kPairsAreMins = true;
+  static constexpr size_t kPairElems = 32;
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    using namespace lanes;
+    Lanes16 head[4];
+    blocks.words(0, head);
+    Q4_K::byte_group_head(head, g);
+    // 16 qs bytes hold elements 64 c + 16 i .. (low nibbles, sub-block 2 c) and 32 more on (high
+    // nibbles, 2 c + 1); their fifth bits are bits 2 c and 2 c + 1 of the 16 qh bytes at 16 i.
+    const Lanes16 nibble = set1_8(0x0F), bit0 = set1_8(0x01);
+    const auto fifth = [&](Lanes16 bits, unsigned s) {
+      return slli16(and_(srli16(bits, s), bit0), 4);
+    };
+    for (size_t i = 0; i < 2; ++i) {
+      Lanes16 h[4];
+      blocks.words(offsetof(Block, qh) + 16 * i, h);
+      for (unsigned c = 0; c < 4; ++c) {
+        Lanes16 q[4];
+        blocks.words(offsetof(Block, qs) + 32 * c + 16 * i, q);
+        for (size_t j = 0; j < 4; ++j) {
+          store(g.code[4 * c + i][j], or_(and_(q[j], nibble), fifth(h[j], 2 * c)));
+          store(g.code[4 * c + 2 + i][j],
+                or_(and_(srli16(q[j], 4), nibble), fifth(h[j], 2 * c + 1)));
+        }
+      }
+    }
   }
 #endif
 
