@@ -11,7 +11,6 @@
 #include "kernels/matmul_group_decode.hpp"
 #include "kernels/matmul_packed.hpp"
 #include "kernels/matmul_rows.hpp"
-#include "kernels/matmul_rows_gemm.hpp"
 #include "kernels/matmul_thresholds.hpp"
 #include "kernels/types/all_types.hpp"
 
@@ -48,10 +47,6 @@ MatmulKernel choose([[maybe_unused]] bool packed, size_t n_tokens, bool int8) {
       if constexpr (byte_gemm::kHasByteGemm<C>)
         if (n_tokens >= kByteGemmMinTokens)
           return {&byte_gemm::byte_group_prefill<C>, F::Q8K, "byte-group prefill"};
-#endif
-#if defined(BRISE_AVX512_VNNI)
-      if (n_tokens >= kGemmMinTokens)
-        return {&row_matmul::gemm16<C>, F::Q8K, "16-bit group prefill"};
 #endif
     }
     return {&row_matmul::int8<C>, C::kActivations, "row int8"};

@@ -1,7 +1,7 @@
 // Prefill of the types with a ByteGroup form (kernels/types/byte_group.hpp: Q3_K, Q4_K, Q5_K,
 // Q6_K, IQ4_XS) from kByteGemmMinTokens tokens (kernels/matmul_thresholds.hpp): the codes stay
 // bytes and meet the int8 activations in vpdpbusd (AVX-512 VNNI: 64 products per instruction,
-// where the 16-bit path of matmul_rows_gemm.hpp does 32) or vpmaddubsw (AVX2: 32, with 16-bit pair
+// where a 16-bit layout's vpdpwssd does 32) or vpmaddubsw (AVX2: 32, with 16-bit pair
 // sums). The activations need no layout: each 4 bytes of a token's block are broadcast straight
 // from it, and the 12 (AVX2: 8) tokens of a register tile read 3 KiB of them per block, which L1
 // keeps while the tile runs over the block's 16 halves.

@@ -653,7 +653,7 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
     // IQ4_XS's codes (its levels + 128) are too large for vpmaddubsw's 16-bit pair sums.
     for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"}) {
       const std::string t = type;
-      const bool byte_group = avx2 && (t == "q4_K" || t == "q5_K" || t == "q6_K");
+      const bool byte_group = avx2 && t != "iq4_xs";
       EXPECT_EQ(chosen(type, {}, i8, 1), "row int8") << type;
       for (size_t n : {2u, 4u})
         EXPECT_EQ(chosen(type, {}, i8, n), byte_group ? "byte-group prefill" : "row int8")
@@ -665,16 +665,13 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
   EXPECT_EQ(chosen("q4_K", true, i8, 2), "byte-group prefill");
   EXPECT_EQ(chosen("q4_K", false, i8, 1), "row fused decode");
   EXPECT_EQ(chosen("q6_K", {}, i8, 1), "row fused decode");
-  for (const char* type : {"q5_K", "q6_K", "iq4_xs"}) {
-    EXPECT_EQ(chosen(type, {}, i8, 1), "row fused decode") << type;
-    for (size_t n : {2u, 4u}) EXPECT_EQ(chosen(type, {}, i8, n), "byte-group prefill") << type << n;
+  for (const char* type : {"q2_K", "q3_K", "q5_K", "q6_K", "iq4_xs"}) {
+    EXPECT_EQ(chosen(type, {}, i8, 1),
+              std::string(type) == "q2_K" ? "row int8" : "row fused decode")
+        << type;
+    for (size_t n : {2u, 3u, 4u})
+      EXPECT_EQ(chosen(type, {}, i8, n), "byte-group prefill") << type << n;
   }
-  EXPECT_EQ(chosen("q3_K", {}, i8, 1), "row fused decode");
-  EXPECT_EQ(chosen("q3_K", {}, i8, 3), "row int8");
-  EXPECT_EQ(chosen("q3_K", {}, i8, 4), "16-bit group prefill");
-  EXPECT_EQ(chosen("q2_K", {}, i8, 1), "row int8");
-  EXPECT_EQ(chosen("q2_K", {}, i8, 3), "row int8");
-  EXPECT_EQ(chosen("q2_K", {}, i8, 4), "16-bit group prefill");
 }
 
 }  // namespace
