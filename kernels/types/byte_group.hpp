@@ -41,6 +41,28 @@ struct ByteGroup {
 // 16 rows' 32-bit lanes, row r in lane r, and the lane-wise operations the codecs' to_byte_group
 // use. Every operation acts within 32-bit lanes or within 128-bit lanes, so two AVX2 halves
 // compute exactly what one AVX-512 vector does.
+// The lane-wise operations of both widths that are one intrinsic each, named by the intrinsic
+// without its _mm512_ / _mm256_ (shuffle_epi8 is pshufb: byte i of each 128-bit lane = byte
+// idx[i] & 15 of that lane of v, 0 if idx[i] < 0).
+#define BRISE_LANES_BINARY_OPS(X) \
+  X(add16, add_epi16)             \
+  X(sub16, sub_epi16)             \
+  X(sub32, sub_epi32)             \
+  X(mullo16, mullo_epi16)         \
+  X(mullo32, mullo_epi32)         \
+  X(shuffle8, shuffle_epi8)       \
+  X(unpacklo32, unpacklo_epi32)   \
+  X(unpackhi32, unpackhi_epi32)   \
+  X(unpacklo64, unpacklo_epi64)   \
+  X(unpackhi64, unpackhi_epi64)
+#define BRISE_LANES_SHIFT_OPS(X) \
+  X(srli16, srli_epi16)          \
+  X(slli16, slli_epi16)          \
+  X(srai16, srai_epi16)          \
+  X(srli32, srli_epi32)          \
+  X(slli32, slli_epi32)          \
+  X(srai32, srai_epi32)
+
 #if defined(BRISE_AVX512)
 using Lanes16 = __m512i;
 namespace lanes {
@@ -65,43 +87,18 @@ inline Lanes16 and_(Lanes16 a, Lanes16 b) {
 inline Lanes16 or_(Lanes16 a, Lanes16 b) {
   return _mm512_or_si512(a, b);
 }
-inline Lanes16 add16(Lanes16 a, Lanes16 b) {
-  return _mm512_add_epi16(a, b);
-}
-inline Lanes16 sub16(Lanes16 a, Lanes16 b) {
-  return _mm512_sub_epi16(a, b);
-}
-inline Lanes16 sub32(Lanes16 a, Lanes16 b) {
-  return _mm512_sub_epi32(a, b);
-}
-inline Lanes16 mullo16(Lanes16 a, Lanes16 b) {
-  return _mm512_mullo_epi16(a, b);
-}
-inline Lanes16 mullo32(Lanes16 a, Lanes16 b) {
-  return _mm512_mullo_epi32(a, b);
-}
-inline Lanes16 srli16(Lanes16 a, unsigned n) {
-  return _mm512_srli_epi16(a, n);
-}
-inline Lanes16 slli16(Lanes16 a, unsigned n) {
-  return _mm512_slli_epi16(a, n);
-}
-inline Lanes16 srai16(Lanes16 a, unsigned n) {
-  return _mm512_srai_epi16(a, n);
-}
-inline Lanes16 srli32(Lanes16 a, unsigned n) {
-  return _mm512_srli_epi32(a, n);
-}
-inline Lanes16 slli32(Lanes16 a, unsigned n) {
-  return _mm512_slli_epi32(a, n);
-}
-inline Lanes16 srai32(Lanes16 a, unsigned n) {
-  return _mm512_srai_epi32(a, n);
-}
-// pshufb: byte i of each 128-bit lane = byte idx[i] & 15 of that lane of v (0 if idx[i] < 0).
-inline Lanes16 shuffle8(Lanes16 v, Lanes16 idx) {
-  return _mm512_shuffle_epi8(v, idx);
-}
+#define BRISE_LANES_BINARY(name, op)          \
+  inline Lanes16 name(Lanes16 a, Lanes16 b) { \
+    return _mm512_##op(a, b);                 \
+  }
+#define BRISE_LANES_SHIFT(name, op)            \
+  inline Lanes16 name(Lanes16 a, unsigned n) { \
+    return _mm512_##op(a, n);                  \
+  }
+BRISE_LANES_BINARY_OPS(BRISE_LANES_BINARY)
+BRISE_LANES_SHIFT_OPS(BRISE_LANES_SHIFT)
+#undef BRISE_LANES_BINARY
+#undef BRISE_LANES_SHIFT
 inline bool any(Lanes16 v) {
   return _mm512_test_epi32_mask(v, v) != 0;
 }
@@ -120,32 +117,12 @@ inline Lanes16 from_quarters(const __m128i* q) {
   v = _mm512_inserti32x4(v, q[2], 2);
   return _mm512_inserti32x4(v, q[3], 3);
 }
-inline Lanes16 unpacklo32(Lanes16 a, Lanes16 b) {
-  return _mm512_unpacklo_epi32(a, b);
-}
-inline Lanes16 unpackhi32(Lanes16 a, Lanes16 b) {
-  return _mm512_unpackhi_epi32(a, b);
-}
-inline Lanes16 unpacklo64(Lanes16 a, Lanes16 b) {
-  return _mm512_unpacklo_epi64(a, b);
-}
-inline Lanes16 unpackhi64(Lanes16 a, Lanes16 b) {
-  return _mm512_unpackhi_epi64(a, b);
-}
 }  // namespace lanes
 #else
 struct Lanes16 {
   __m256i lo, hi;  // rows 0..7, rows 8..15
 };
 namespace lanes {
-template <class F>
-inline Lanes16 map(Lanes16 a, F f) {
-  return {f(a.lo), f(a.hi)};
-}
-template <class F>
-inline Lanes16 map(Lanes16 a, Lanes16 b, F f) {
-  return {f(a.lo, b.lo), f(a.hi, b.hi)};
-}
 inline Lanes16 load(const void* p) {
   const auto* q = static_cast<const __m256i*>(p);
   return {_mm256_loadu_si256(q), _mm256_loadu_si256(q + 1)};
@@ -165,47 +142,24 @@ inline Lanes16 set1_32(int32_t x) {
   return {_mm256_set1_epi32(x), _mm256_set1_epi32(x)};
 }
 inline Lanes16 and_(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_and_si256(x, y); });
+  return {_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)};
 }
 inline Lanes16 or_(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_or_si256(x, y); });
+  return {_mm256_or_si256(a.lo, b.lo), _mm256_or_si256(a.hi, b.hi)};
 }
-inline Lanes16 add16(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_add_epi16(x, y); });
-}
-inline Lanes16 sub16(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_sub_epi16(x, y); });
-}
-inline Lanes16 sub32(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_sub_epi32(x, y); });
-}
-inline Lanes16 mullo16(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_mullo_epi16(x, y); });
-}
-inline Lanes16 mullo32(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_mullo_epi32(x, y); });
-}
-inline Lanes16 srli16(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_srli_epi16(x, static_cast<int>(n)); });
-}
-inline Lanes16 slli16(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_slli_epi16(x, static_cast<int>(n)); });
-}
-inline Lanes16 srai16(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_srai_epi16(x, static_cast<int>(n)); });
-}
-inline Lanes16 srli32(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_srli_epi32(x, static_cast<int>(n)); });
-}
-inline Lanes16 slli32(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_slli_epi32(x, static_cast<int>(n)); });
-}
-inline Lanes16 srai32(Lanes16 a, unsigned n) {
-  return map(a, [n](__m256i x) { return _mm256_srai_epi32(x, static_cast<int>(n)); });
-}
-inline Lanes16 shuffle8(Lanes16 v, Lanes16 idx) {
-  return map(v, idx, [](__m256i x, __m256i i) { return _mm256_shuffle_epi8(x, i); });
-}
+#define BRISE_LANES_BINARY(name, op)                           \
+  inline Lanes16 name(Lanes16 a, Lanes16 b) {                  \
+    return {_mm256_##op(a.lo, b.lo), _mm256_##op(a.hi, b.hi)}; \
+  }
+#define BRISE_LANES_SHIFT(name, op)                      \
+  inline Lanes16 name(Lanes16 a, unsigned n) {           \
+    const int c = static_cast<int>(n);                   \
+    return {_mm256_##op(a.lo, c), _mm256_##op(a.hi, c)}; \
+  }
+BRISE_LANES_BINARY_OPS(BRISE_LANES_BINARY)
+BRISE_LANES_SHIFT_OPS(BRISE_LANES_SHIFT)
+#undef BRISE_LANES_BINARY
+#undef BRISE_LANES_SHIFT
 inline bool any(Lanes16 v) {
   return !_mm256_testz_si256(_mm256_or_si256(v.lo, v.hi), _mm256_or_si256(v.lo, v.hi));
 }
@@ -229,18 +183,6 @@ inline void f16_to_f32(const void* p, float* out) {
 inline Lanes16 from_quarters(const __m128i* q) {
   return {_mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1),
           _mm256_inserti128_si256(_mm256_castsi128_si256(q[2]), q[3], 1)};
-}
-inline Lanes16 unpacklo32(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_unpacklo_epi32(x, y); });
-}
-inline Lanes16 unpackhi32(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_unpackhi_epi32(x, y); });
-}
-inline Lanes16 unpacklo64(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_unpacklo_epi64(x, y); });
-}
-inline Lanes16 unpackhi64(Lanes16 a, Lanes16 b) {
-  return map(a, b, [](__m256i x, __m256i y) { return _mm256_unpackhi_epi64(x, y); });
 }
 }  // namespace lanes
 #endif
@@ -332,6 +274,23 @@ inline void lane_bytes_each(const Lanes16 (&v)[N], Lanes16* out) {
   }
 }
 
+// Q2_K's and Q3_K's 2-bit fields of the 16 rows' blocks, whose qs start at `qs`: element
+// 128 h + 32 k + 16 i + l (half 8 h + 2 k + i) is bits 2 k, 2 k + 1 of qs byte 32 h + 16 i + l.
+// Calls f(half, 4 h + k, i, j, crumbs) for word j of each half, crumbs holding those bits as
+// bytes 0..3.
+template <class Rows, class F>
+inline void two_bit_codes(const Rows& blocks, size_t qs, F f) {
+  const Lanes16 low = lanes::set1_8(0x03);
+  for (unsigned h = 0; h < 2; ++h)
+    for (size_t i = 0; i < 2; ++i) {
+      Lanes16 q[4];
+      blocks.words(qs + 32 * h + 16 * i, q);
+      for (unsigned k = 0; k < 4; ++k)
+        for (size_t j = 0; j < 4; ++j)
+          f(8 * h + 2 * k + i, 4 * h + k, i, j, lanes::and_(lanes::srli16(q[j], 2 * k), low));
+    }
+}
+
 // ByteGroup::pairs p from the 16-bit values lo (in each lane's low word) and hi (also in the low
 // word): lo & 0xFFFF | hi << 16.
 inline Lanes16 pair_of(Lanes16 lo, Lanes16 hi) {
@@ -340,5 +299,7 @@ inline Lanes16 pair_of(Lanes16 lo, Lanes16 hi) {
 
 }  // namespace byte_group
 }  // namespace brise::kernels::BRISE_ISA
+#undef BRISE_LANES_BINARY_OPS
+#undef BRISE_LANES_SHIFT_OPS
 #pragma GCC diagnostic pop
 #endif

@@ -211,21 +211,10 @@ struct Q2_K {
     blocks.words(offsetof(Block, d) - 12, tail);
     low_f16_to_f32(tail[3], g.d);
     low_f16_to_f32(srli32(tail[3], 16), g.dmin);
-    // Element 128 h + 32 k + 16 i + l (half 8 h + 2 k + i): bits 2 k, 2 k + 1 of qs byte
-    // 32 h + 16 i + l.
-    const Lanes16 low = set1_8(0x03);
-    for (unsigned h = 0; h < 2; ++h)
-      for (size_t i = 0; i < 2; ++i) {
-        Lanes16 q[4];
-        blocks.words(offsetof(Block, qs) + 32 * h + 16 * i, q);
-        for (unsigned k = 0; k < 4; ++k) {
-          const size_t half = 8 * h + 2 * k + i;
-          for (size_t j = 0; j < 4; ++j) {
-            const Lanes16 code = and_(srli16(q[j], 2 * k), low);
-            store(g.code[half][j], kScaledCodes ? mullo16(code, scale16[half]) : code);
-          }
-        }
-      }
+    byte_group::two_bit_codes(
+        blocks, offsetof(Block, qs), [&](size_t half, unsigned, size_t, size_t j, Lanes16 code) {
+          store(g.code[half][j], kScaledCodes ? mullo16(code, scale16[half]) : code);
+        });
   }
 #endif
 };

@@ -255,26 +255,17 @@ struct Q3_K {
     g.any_pairs = true;
     blocks.f16(offsetof(Block, d), g.d);
     std::memset(g.dmin, 0, sizeof g.dmin);
-    // Element 128 h + 32 k + 16 i + l (half 8 h + 2 k + i): bits 2 k, 2 k + 1 of qs byte
-    // 32 h + 16 i + l, and bit 4 h + k of hmask byte 16 i + l as bit 2.
-    const Lanes16 low = set1_8(0x03), bit0 = set1_8(0x01);
-    for (size_t i = 0; i < 2; ++i) {
-      Lanes16 hm[4];
-      blocks.words(offsetof(Block, hmask) + 16 * i, hm);
-      for (unsigned h = 0; h < 2; ++h) {
-        Lanes16 q[4];
-        blocks.words(offsetof(Block, qs) + 32 * h + 16 * i, q);
-        for (unsigned k = 0; k < 4; ++k) {
-          const size_t half = 8 * h + 2 * k + i;
-          for (size_t j = 0; j < 4; ++j) {
-            const Lanes16 code = or_(and_(srli16(q[j], 2 * k), low),
-                                     slli16(and_(srli16(hm[j], 4 * h + k), bit0), 2));
-            store(g.code[half][j],
-                  kScaledCodes ? add16(mullo16(code, scale16[half]), bias[half]) : code);
-          }
-        }
-      }
-    }
+    // The low 2 bits as Q2_K's; bit `bit` (4 h + k) of hmask byte 16 i + l as bit 2.
+    Lanes16 hm[2][4];
+    for (size_t i = 0; i < 2; ++i) blocks.words(offsetof(Block, hmask) + 16 * i, hm[i]);
+    const Lanes16 bit0 = set1_8(0x01);
+    byte_group::two_bit_codes(
+        blocks, offsetof(Block, qs),
+        [&](size_t half, unsigned bit, size_t i, size_t j, Lanes16 low) {
+          const Lanes16 code = or_(low, slli16(and_(srli16(hm[i][j], bit), bit0), 2));
+          store(g.code[half][j],
+                kScaledCodes ? add16(mullo16(code, scale16[half]), bias[half]) : code);
+        });
   }
 #endif
 
