@@ -11,7 +11,6 @@
 #include "kernels/matmul_group_decode.hpp"
 #include "kernels/matmul_packed.hpp"
 #include "kernels/matmul_rows.hpp"
-#include "kernels/matmul_rows_gemm.hpp"
 #include "kernels/matmul_thresholds.hpp"
 #include "kernels/types/all_types.hpp"
 
@@ -19,14 +18,6 @@ namespace brise::kernels::BRISE_ISA {
 namespace {
 
 using F = ActivationFormat;
-
-#if defined(BRISE_AVX512_VNNI)
-// Whether the codec has the byte-group form of its blocks (kernels/types/byte_group.hpp).
-template <class C>
-inline constexpr bool kHasByteGroup = requires(ByteGroup& g) {
-  C::to_byte_group(byte_group::RowBlocks{}, g);
-};
-#endif
 
 // The kernel for codec C and a matrix `packed` or as stored (which only AVX-512 VNNI's decode
 // kernels tell apart); `int8` when the input holds the int8 format C is multiplied with.
@@ -43,23 +34,23 @@ MatmulKernel choose([[maybe_unused]] bool packed, size_t n_tokens, bool int8) {
     return {group_matmul::int8_prefill<C>, F::Q8, "packed int8 prefill"};
   } else {  // the row-major types: as stored, or packed in word units (packs_rows)
     if (!int8) return {&row_matmul::exact<C>, F::F32, "row exact"};
+    if constexpr (C::kActivations == F::Q8K) {
 #if defined(BRISE_AVX2)
-    if constexpr (row_matmul::kHasGroupDecode<C>)
-      if (decode && packed)
-        return {&row_matmul::word_group_decode<C>, F::Q8K, "word-packed group decode"};
+      if constexpr (row_matmul::kHasGroupDecode<C>)
+        if (decode && packed)
+          return {&row_matmul::word_group_decode<C>, F::Q8K, "word-packed group decode"};
 #endif
 #if defined(BRISE_AVX512_VNNI)
-    if constexpr (C::kActivations == F::Q8K) {
       if constexpr (row_matmul::kHasFusedDot<C>)
         if (decode && !packed)
           return {&row_matmul::fused_dot_decode<C>, F::Q8K, "row fused decode"};
-      if constexpr (kHasByteGroup<C>)
+#endif
+#if defined(BRISE_AVX2)
+      if constexpr (byte_gemm::kHasByteGemm<C>)
         if (n_tokens >= kByteGemmMinTokens)
           return {&byte_gemm::byte_group_prefill<C>, F::Q8K, "byte-group prefill"};
-      if (n_tokens >= kGemmMinTokens)
-        return {&row_matmul::gemm16<C>, F::Q8K, "16-bit group prefill"};
-    }
 #endif
+    }
     return {&row_matmul::int8<C>, C::kActivations, "row int8"};
   }
 }

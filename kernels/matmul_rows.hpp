@@ -1,8 +1,8 @@
 // y = W x for the row-major quantized types (kernels/types/int8_block.hpp): the K-quants, Q4_1,
 // Q5_0, Q5_1, IQ4_NL and IQ4_XS, each row in the file's layout (or packed in word units for a set
 // with a 16-row decode, kernels/types/packed.hpp: block_at copies a block out), a block at a
-// time. The per-row kernels of every set are here; on AVX-512 VNNI the faster paths of
-// matmul_group_decode.hpp, matmul_byte_gemm.hpp and matmul_rows_gemm.hpp give the same integers.
+// time. The per-row kernels of every set are here; the faster paths of matmul_group_decode.hpp
+// (AVX-512 VNNI) and matmul_byte_gemm.hpp (AVX-512 VNNI, AVX2) give the same integers.
 // kernels/matmul.cpp chooses among them.
 //
 // Determinism (kernels/matmul.hpp): y[t][r] depends only on row r and token t. Int8: per block an

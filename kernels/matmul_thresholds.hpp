@@ -19,20 +19,12 @@ namespace brise::kernels {
 // the value is the float types' and worth measuring per family on the machines that decode.
 inline constexpr size_t kDecodeMaxTokens = 1;
 
-// From this many tokens, Q4_K and Q6_K on AVX-512 VNNI go through the byte-group GEMM
-// (kernels/matmul_byte_gemm.hpp): laying out 16 rows' block once pays from the second token on.
+// From this many tokens, the types with a byte-group form (the K-quants and IQ4_XS) go through the
+// byte-group GEMM (kernels/matmul_byte_gemm.hpp, AVX-512 VNNI or AVX2): laying out 16 rows' block
+// once pays from the second token on.
 // Measured in cache on 128 x 4096 (commit d8717e2): q4_K 2 tokens 63 -> 17 us and 3 tokens 88 ->
-// 20 us against the per-row path; q6_K 63 -> 27 and 77 -> 46 us.
+// 20 us against the per-row path; q6_K 63 -> 27 and 77 -> 46 us. The types added later were
+// measured from 8 tokens on (streamed 4096 x 4096), not at 2 or 3.
 inline constexpr size_t kByteGemmMinTokens = 2;
-
-// From this many tokens, the other 256-element types (Q2_K, Q3_K, Q5_K, IQ4_XS) on AVX-512 VNNI
-// go through the 16-bit GEMM (kernels/matmul_rows_gemm.hpp), below it through the per-row path.
-// The GEMM lays 16 rows' block out once per 128 tokens where the per-row path turns each block
-// into 16-bit weights once per 32 tokens and sums every (row, block, token) horizontally; 4 was
-// set with the GEMM (commit 4ebfe5b) without a recorded measurement. Measured again in cache
-// (256 x 4096, one thread, a shared machine): the per-row path is 10-50% faster from 2 to 8
-// tokens, the two are within noise from 16 to 64: a higher value looks better (a change of speed
-// for a commit of its own, with a measurement that streams the weights as a prefill does).
-inline constexpr size_t kGemmMinTokens = 4;
 
 }  // namespace brise::kernels

@@ -10,6 +10,7 @@
 // sub-block's indices re-picked against the f32 d * (ls - 32). Bit for bit on finite input.
 #pragma once
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/iq4_nl.hpp"
@@ -161,6 +162,56 @@ struct IQ4_XS {
     }
 #endif
     kquant::weights16_meta_no_min(block, meta);
+  }
+#endif
+
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp): the levels + 128 as codes (kIq4Codes, 1..241), each
+  // sub-block's ls - 32 as the scale of 32 elements; the offset 128 comes off through the pairs
+  // -128 x scale per 32, into sumi.
+  static constexpr int kCodeMax = 241;
+  static constexpr size_t kScaleElems = 32;
+  static constexpr bool kPairsAreMins = false;
+  static constexpr size_t kPairElems = 32;
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    using namespace lanes;
+    Lanes16 head[4];  // d | scales_h << 16, scales_l, then qs bytes
+    blocks.words(0, head);
+    const Lanes16 k4 = set1_32(0x0F), k2 = set1_32(0x03);
+    Lanes16 offset[8];  // -128 x (ls - 32)
+    for (unsigned ib = 0; ib < 8; ++ib) {
+      const Lanes16 ls =
+          or_(and_(srli32(head[1], 4 * ib), k4), slli32(and_(srli32(head[0], 16 + 2 * ib), k2), 4));
+      const Lanes16 scale = sub32(ls, set1_32(32));
+      store(g.scale[2 * ib], scale);
+      store(g.scale[2 * ib + 1], scale);
+      offset[ib] = sub32(set1_32(4096), slli32(ls, 7));
+    }
+    for (size_t p = 0; p < 4; ++p)
+      store(g.pairs[p], byte_group::pair_of(offset[2 * p], offset[2 * p + 1]));
+    g.any_pairs = true;
+    low_f16_to_f32(head[0], g.d);
+    std::memset(g.dmin, 0, sizeof g.dmin);
+    // Sub-block ib's 16 bytes: its first 16 elements in the low nibbles, the next 16 in the high
+    // ones; pshufb looks the codes up in each 128-bit lane's copy of the table.
+    struct Table {
+      alignas(64) uint8_t codes[64];
+    };
+    static constexpr Table kTable = [] {
+      Table t{};
+      for (size_t i = 0; i < 64; ++i) t.codes[i] = kIq4Codes[i % 16];
+      return t;
+    }();
+    const Lanes16 table = load(kTable.codes), nibble = set1_8(0x0F);
+    for (size_t ib = 0; ib < 8; ++ib) {
+      Lanes16 q[4];
+      blocks.words(8 + 16 * ib, q);
+      for (size_t j = 0; j < 4; ++j) {
+        store(g.code[2 * ib][j], shuffle8(table, and_(q[j], nibble)));
+        store(g.code[2 * ib + 1][j], shuffle8(table, and_(srli16(q[j], 4), nibble)));
+      }
+    }
   }
 #endif
 

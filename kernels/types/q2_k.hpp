@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
@@ -170,6 +171,50 @@ struct Q2_K {
     // vcvtph2ps: exactly f16_to_f32, without its call.
     meta.d = _cvtsh_ss(read_u16(block + offsetof(Block, d)));
     meta.dmin = _cvtsh_ss(read_u16(block + offsetof(Block, dmin)));
+  }
+#endif
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp): codes 0..3, a 4-bit scale and min per 16; the pairs are
+  // the mins per 16, into summ. AVX-512 VNNI: each code times its scale (0..45, a byte), so that
+  // a block's sum is one vpdpbusd chain.
+  static constexpr int kCodeMax = 3;
+#if defined(BRISE_AVX512_VNNI)
+  static constexpr bool kScaledCodes = true;
+#else
+  static constexpr bool kScaledCodes = false;
+#endif
+  static constexpr size_t kScaleElems = 16;
+  static constexpr bool kPairsAreMins = true;
+  static constexpr size_t kPairElems = 16;
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    using namespace lanes;
+    using byte_group::lane_bytes;
+    Lanes16 s[4];  // scale | min << 4 of sub-blocks 4 j .. 4 j + 3 in the bytes of s[j]
+    blocks.words(offsetof(Block, scales), s);
+    Lanes16 sc[16];
+    byte_group::lane_bytes_each<false>(s, sc);
+    const Lanes16 nibble = set1_32(0x0F), high = set1_32(static_cast<int32_t>(0xF0F0F0F0));
+    // Scaled codes: mullo16 of 2 codes by the scale in both 16-bit words, no carry between the
+    // bytes (each product is 0..45).
+    Lanes16 scale16[16];
+    for (size_t h = 0; h < 16; ++h) {
+      store(g.scale[h], and_(sc[h], nibble));
+      scale16[h] = mullo32(and_(sc[h], nibble), set1_32(0x10001));
+    }
+    for (size_t j = 0; j < 4; ++j) {
+      store(g.pairs[2 * j], srli16(lane_bytes<0, -1, 1, -1>(s[j]), 4));
+      store(g.pairs[2 * j + 1], srli16(lane_bytes<2, -1, 3, -1>(s[j]), 4));
+    }
+    g.any_pairs = any(and_(or_(or_(s[0], s[1]), or_(s[2], s[3])), high));
+    Lanes16 tail[4];  // the 16 bytes at 68 end with d | dmin << 16
+    blocks.words(offsetof(Block, d) - 12, tail);
+    low_f16_to_f32(tail[3], g.d);
+    low_f16_to_f32(srli32(tail[3], 16), g.dmin);
+    byte_group::two_bit_codes(
+        blocks, offsetof(Block, qs), [&](size_t half, unsigned, size_t, size_t j, Lanes16 code) {
+          store(g.code[half][j], kScaledCodes ? mullo16(code, scale16[half]) : code);
+        });
   }
 #endif
 };

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
@@ -199,6 +200,72 @@ struct Q3_K {
     }
 #endif
     kquant::weights16_meta_no_min(block + offsetof(Block, d), meta);
+  }
+#endif
+
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp). AVX-512 VNNI: each code with its scale,
+  // (code - 4) x scale + 124 (0..252, a byte: -4..3 times -32..31), so that a block's sum is one
+  // vpdpbusd chain, and the 124 comes off through the pairs -124 per 128 elements, into sumi.
+  // AVX2 (vpmaddubsw: the scaled codes' pair sums would not fit 16 bits): codes 0..7, the signed
+  // scales per 16, and the offset 4 comes off through the pairs -4 x scale per 16.
+  static constexpr int kCodeMax = 7;
+  static constexpr size_t kScaleElems = 16;
+  static constexpr bool kPairsAreMins = false;
+#if defined(BRISE_AVX512_VNNI)
+  static constexpr bool kScaledCodes = true;
+  static constexpr size_t kPairElems = 128;
+#else
+  static constexpr bool kScaledCodes = false;
+  static constexpr size_t kPairElems = 16;
+#endif
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    static_assert(offsetof(Block, d) == kBlockBytes - 2);  // GroupWords::f16 reads the tail
+    using namespace lanes;
+    // The 12 scale bytes as words a0, a1, a2 (the 16 bytes at 92 end with them), the stored scales
+    // lane by lane as stored_scales does: 4 j .. 4 j + 3 in the bytes of st[j].
+    Lanes16 a[4];
+    blocks.words(offsetof(Block, scales) - 4, a);
+    const Lanes16 k4 = set1_32(0x0F0F0F0F), k2 = set1_32(0x03030303);
+    const Lanes16 st[4] = {or_(and_(a[1], k4), slli32(and_(a[3], k2), 4)),
+                           or_(and_(a[2], k4), slli32(and_(srli32(a[3], 2), k2), 4)),
+                           or_(and_(srli32(a[1], 4), k4), slli32(and_(srli32(a[3], 4), k2), 4)),
+                           or_(and_(srli32(a[2], 4), k4), slli32(and_(srli32(a[3], 6), k2), 4))};
+    Lanes16 stored[16];
+    byte_group::lane_bytes_each<false>(st, stored);
+    const Lanes16 k32 = set1_32(32), k128 = set1_32(128), k124 = set1_32(124);
+    // Scaled codes: each half's scale in both 16-bit words of a lane, and 124 - 4 x scale in
+    // its 4 bytes; mullo16 of 2 codes by the scale plus that is both bytes' (code - 4) x scale
+    // + 124, no carry between them (each is 0..252).
+    Lanes16 scale16[16], bias[16];
+    Lanes16 offset[16];  // -4 x (stored - 32)
+    for (size_t h = 0; h < 16; ++h) {
+      const Lanes16 scale = sub32(stored[h], k32);
+      store(g.scale[h], scale);
+      offset[h] = sub32(k128, slli32(stored[h], 2));
+      scale16[h] = mullo32(and_(scale, set1_32(0xFFFF)), set1_32(0x10001));
+      bias[h] = mullo32(sub32(k124, slli32(scale, 2)), set1_32(0x01010101));
+    }
+    if constexpr (kScaledCodes)
+      store(g.pairs[0], byte_group::pair_of(set1_32(-124), set1_32(-124)));
+    else
+      for (size_t p = 0; p < 8; ++p)
+        store(g.pairs[p], byte_group::pair_of(offset[2 * p], offset[2 * p + 1]));
+    g.any_pairs = true;
+    blocks.f16(offsetof(Block, d), g.d);
+    std::memset(g.dmin, 0, sizeof g.dmin);
+    // The low 2 bits as Q2_K's; bit `bit` (4 h + k) of hmask byte 16 i + l as bit 2.
+    Lanes16 hm[2][4];
+    for (size_t i = 0; i < 2; ++i) blocks.words(offsetof(Block, hmask) + 16 * i, hm[i]);
+    const Lanes16 bit0 = set1_8(0x01);
+    byte_group::two_bit_codes(
+        blocks, offsetof(Block, qs),
+        [&](size_t half, unsigned bit, size_t i, size_t j, Lanes16 low) {
+          const Lanes16 code = or_(low, slli16(and_(srli16(hm[i][j], bit), bit0), 2));
+          store(g.code[half][j],
+                kScaledCodes ? add16(mullo16(code, scale16[half]), bias[half]) : code);
+        });
   }
 #endif
 

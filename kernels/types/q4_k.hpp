@@ -118,22 +118,19 @@ struct Q4_K {
 // the shift and convert intrinsics, once inlined): a false -Wuninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
-  // The activation sums the mins meet: per 32 elements (a sub-block), as pairs
-  // (activation_pairs, kernels/group_decode_ops.hpp; ByteGroup::pairs).
-  static constexpr size_t kPairElems = 32;
 
-  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of a vector's rows
-  // (kernels/group_decode_ops.hpp), the 6-bit scales 0..3 and 4..7 (sc03, sc47) and mins (m03,
-  // m47) of each row, a byte each.
+  // Lane by lane, as unpack_scale_min_k4 (and scale_min_lanes below, over the prefill's Lanes16):
+  // from the scale words u0, u1, u2 of a vector's rows (kernels/group_decode_ops.hpp), the 6-bit
+  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
   template <class Ops>
-  struct ScaleMinLanes {
+  struct GroupScaleMins {
     typename Ops::I sc03, sc47, m03, m47;
   };
   template <class Ops, class I = typename Ops::I>
-  static ScaleMinLanes<Ops> scale_min_lanes(I u0, I u1, I u2) {
+  static GroupScaleMins<Ops> group_scale_mins(I u0, I u1, I u2) {
     const I k6 = Ops::splat32(0x3F3F3F3F), k4 = Ops::splat32(0x0F0F0F0F),
             k2 = Ops::splat32(0x03030303);
-    ScaleMinLanes<Ops> x;
+    GroupScaleMins<Ops> x;
     x.sc03 = Ops::and_(u0, k6);
     x.sc47 = Ops::or_(Ops::and_(u2, k4),
                       Ops::template slli32<4>(Ops::and_(Ops::template srli32<6>(u0), k2)));
@@ -144,7 +141,7 @@ struct Q4_K {
   }
   // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
   template <class Ops>
-  static void min_pairs(const ScaleMinLanes<Ops>& x, typename Ops::I pairs[4]) {
+  static void group_min_pairs(const GroupScaleMins<Ops>& x, typename Ops::I pairs[4]) {
     pairs[0] = Ops::template lane_bytes<0, -1, 1, -1>(x.m03);
     pairs[1] = Ops::template lane_bytes<2, -1, 3, -1>(x.m03);
     pairs[2] = Ops::template lane_bytes<0, -1, 1, -1>(x.m47);
@@ -192,9 +189,9 @@ struct Q4_K {
     constexpr size_t S = V::kStreams;
     int32_t pairs[4];  // the activation sums per 32, as pairs
     activation_pairs<kPairElems>(s16, pairs);
-    ScaleMinLanes<Ops> x[S];
+    GroupScaleMins<Ops> x[S];
     for (size_t s = 0; s < S; ++s) {
-      x[s] = scale_min_lanes<Ops>(w.word(s, 1), w.word(s, 2), w.word(s, 3));
+      x[s] = group_scale_mins<Ops>(w.word(s, 1), w.word(s, 2), w.word(s, 3));
       sumi[s] = Ops::zero();
     }
     const auto sub_blocks = [&]<size_t c>() __attribute__((always_inline)) {
@@ -226,7 +223,7 @@ struct Q4_K {
     sub_blocks.template operator()<3>();
     for (size_t s = 0; s < S; ++s) {
       I mp[4];
-      min_pairs(x[s], mp);
+      group_min_pairs(x[s], mp);
       I m = Ops::zero();
       for (size_t p = 0; p < 4; ++p) m = Ops::dot_pairs(m, mp[p], Ops::splat32(pairs[p]));
       summ[s] = m;
@@ -236,50 +233,75 @@ struct Q4_K {
     }
   }
 #pragma GCC diagnostic pop
-#endif
-
-#if defined(BRISE_AVX512_VNNI)
-  // The prefill's form (byte_group.hpp): codes 0..15, so a half's sum of code x activation is at
-  // most 16 x 15 x 127 = 30480 in magnitude and fits its lane's low word, which vpdpwssd
-  // multiplies by the sub-block's scale; the pairs are the mins per 32, into summ.
-  static constexpr bool kHalfFitsWord = true;
+  // The prefill's form (byte_group.hpp): codes 0..15, a scale and a min per 32 elements; the
+  // pairs are the mins per 32, into summ.
+  static constexpr int kCodeMax = 15;
+  static constexpr size_t kScaleElems = 32;
   static constexpr bool kPairsAreMins = true;
+  static constexpr size_t kPairElems = 32;
+  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of 16 rows, the 6-bit
+  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
+  struct ScaleMinLanes {
+    Lanes16 sc03, sc47, m03, m47;
+  };
+  static ScaleMinLanes scale_min_lanes(Lanes16 u0, Lanes16 u1, Lanes16 u2) {
+    using namespace lanes;
+    const Lanes16 k6 = set1_32(0x3F3F3F3F), k4 = set1_32(0x0F0F0F0F), k2 = set1_32(0x03030303);
+    ScaleMinLanes x;
+    x.sc03 = and_(u0, k6);
+    x.sc47 = or_(and_(u2, k4), slli32(and_(srli32(u0, 6), k2), 4));
+    x.m03 = and_(u1, k6);
+    x.m47 = or_(and_(srli32(u2, 4), k4), slli32(and_(srli32(u1, 6), k2), 4));
+    return x;
+  }
+  // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
+  static void min_pairs(const ScaleMinLanes& x, Lanes16 pairs[4]) {
+    using byte_group::lane_bytes;
+    pairs[0] = lane_bytes<0, -1, 1, -1>(x.m03);
+    pairs[1] = lane_bytes<2, -1, 3, -1>(x.m03);
+    pairs[2] = lane_bytes<0, -1, 1, -1>(x.m47);
+    pairs[3] = lane_bytes<2, -1, 3, -1>(x.m47);
+  }
+  // What Q4_K and Q5_K share: from the head words (d | dmin << 16, then the 12 scale bytes as
+  // ggml's utmp words u0, u1, u2), the scales of the halves, the mins' pairs, d and dmin.
+  static void byte_group_head(const Lanes16 head[4], ByteGroup& g) {
+    using namespace byte_group;
+    const ScaleMinLanes x = scale_min_lanes(head[1], head[2], head[3]);
+    Lanes16 sc[8];
+    lane_bytes_each<false>({x.sc03, x.sc47}, sc);
+    for (size_t s = 0; s < 8; ++s) {
+      lanes::store(g.scale[2 * s], sc[s]);
+      lanes::store(g.scale[2 * s + 1], sc[s]);
+    }
+    Lanes16 pairs[4];
+    min_pairs(x, pairs);
+    for (size_t p = 0; p < 4; ++p) lanes::store(g.pairs[p], pairs[p]);
+    g.any_pairs = lanes::any(lanes::or_(x.m03, x.m47));
+    lanes::low_f16_to_f32(head[0], g.d);
+    lanes::low_f16_to_f32(lanes::srli32(head[0], 16), g.dmin);
+  }
+
   template <class Rows>
   static void to_byte_group(const Rows& blocks, ByteGroup& g) {
-    using namespace byte_group;
-    __m512i head[4];  // d | dmin << 16, then the 12 scale bytes as ggml's utmp words u0, u1, u2
+    using namespace lanes;
+    Lanes16 head[4];
     blocks.words(0, head);
-    const ScaleMinLanes<GroupOps> x = scale_min_lanes<GroupOps>(head[1], head[2], head[3]);
-    const __m512i sc[8] = {lane_bytes<0, -1, -1, -1>(x.sc03), lane_bytes<1, -1, -1, -1>(x.sc03),
-                           lane_bytes<2, -1, -1, -1>(x.sc03), lane_bytes<3, -1, -1, -1>(x.sc03),
-                           lane_bytes<0, -1, -1, -1>(x.sc47), lane_bytes<1, -1, -1, -1>(x.sc47),
-                           lane_bytes<2, -1, -1, -1>(x.sc47), lane_bytes<3, -1, -1, -1>(x.sc47)};
-    for (size_t s = 0; s < 8; ++s) {
-      _mm512_store_si512(g.scale[2 * s], sc[s]);
-      _mm512_store_si512(g.scale[2 * s + 1], sc[s]);
-    }
-    __m512i pairs[4];
-    min_pairs(x, pairs);
-    for (size_t p = 0; p < 4; ++p) _mm512_store_si512(g.pairs[p], pairs[p]);
-    const __m512i any = _mm512_or_si512(x.m03, x.m47);
-    g.any_pairs = _mm512_test_epi32_mask(any, any) != 0;
-    // vcvtph2ps: exactly f16_to_f32.
-    _mm512_store_ps(g.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head[0])));
-    _mm512_store_ps(g.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head[0], 16))));
+    byte_group_head(head, g);
     // 16 qs bytes hold elements 64 c + 16 i .. (low nibbles) and 32 more on (high nibbles).
-    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    const Lanes16 nibble = set1_8(0x0F);
     for (size_t c = 0; c < 4; ++c)
       for (size_t i = 0; i < 2; ++i) {
-        __m512i q[4];
+        Lanes16 q[4];
         blocks.words(offsetof(Block, qs) + 32 * c + 16 * i, q);
         for (size_t j = 0; j < 4; ++j) {
-          _mm512_store_si512(g.code[4 * c + i][j], _mm512_and_si512(q[j], nibble));
-          _mm512_store_si512(g.code[4 * c + 2 + i][j],
-                             _mm512_and_si512(_mm512_srli_epi16(q[j], 4), nibble));
+          store(g.code[4 * c + i][j], and_(q[j], nibble));
+          store(g.code[4 * c + 2 + i][j], and_(srli16(q[j], 4), nibble));
         }
       }
   }
+#endif
 
+#if defined(BRISE_AVX512_VNNI)
   // The one-token path: the block's integer sums (int8_block.hpp) with a Q8_K activation block
   // `a` (its sums per 16 `s16`) straight from the bytes, without 16-bit weights, as 16 int32
   // lanes each (sumi, summ) that the caller adds up. 64 qs bytes hold

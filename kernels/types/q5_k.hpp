@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
 #include "kernels/types/k_quants.hpp"
@@ -144,7 +145,7 @@ struct Q5_K {
   // bits of the codes in word 12 + 8 c + j's low and high nibbles (sub-blocks 2 c, 2 c + 1).
   // Codes 0..31: vpmaddubsw's pair sums stay exact. 256-bit sets only: on AVX-512 (Zen 4) it
   // measured no faster than dot_q8k over the file layout (0.46 against 0.44 ms, 4096 x 4096, 2
-  // threads), and the file layout keeps the prefill's gemm16 from copying blocks out of groups.
+  // threads).
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
@@ -168,6 +169,41 @@ struct Q5_K {
       hi = Ops::or_(Ops::and_(Ops::template srli32<4>(q), low), bit_to_4<2 * c + 1>(h));
     }
   };
+#endif
+
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp): Q4_K's codes, scales, mins and pairs with the fifth bit,
+  // codes 0..31.
+  static constexpr int kCodeMax = 31;
+  static constexpr size_t kScaleElems = 32;
+  static constexpr bool kPairsAreMins = true;
+  static constexpr size_t kPairElems = 32;
+  template <class Rows>
+  static void to_byte_group(const Rows& blocks, ByteGroup& g) {
+    using namespace lanes;
+    Lanes16 head[4];
+    blocks.words(0, head);
+    Q4_K::byte_group_head(head, g);
+    // 16 qs bytes hold elements 64 c + 16 i .. (low nibbles, sub-block 2 c) and 32 more on (high
+    // nibbles, 2 c + 1); their fifth bits are bits 2 c and 2 c + 1 of the 16 qh bytes at 16 i.
+    const Lanes16 nibble = set1_8(0x0F), bit0 = set1_8(0x01);
+    const auto fifth = [&](Lanes16 bits, unsigned s) {
+      return slli16(and_(srli16(bits, s), bit0), 4);
+    };
+    for (size_t i = 0; i < 2; ++i) {
+      Lanes16 h[4];
+      blocks.words(offsetof(Block, qh) + 16 * i, h);
+      for (unsigned c = 0; c < 4; ++c) {
+        Lanes16 q[4];
+        blocks.words(offsetof(Block, qs) + 32 * c + 16 * i, q);
+        for (size_t j = 0; j < 4; ++j) {
+          store(g.code[4 * c + i][j], or_(and_(q[j], nibble), fifth(h[j], 2 * c)));
+          store(g.code[4 * c + 2 + i][j],
+                or_(and_(srli16(q[j], 4), nibble), fifth(h[j], 2 * c + 1)));
+        }
+      }
+    }
+  }
 #endif
 
 #if defined(BRISE_AVX512_VNNI)

@@ -248,62 +248,58 @@ struct Q6_K {
   }
 #endif
 
-#if defined(BRISE_AVX512_VNNI)
-  // The prefill's form (byte_group.hpp): codes 0..63, whose half sums (up to 16 x 63 x 127) need
-  // 32 bits: multiplied by the signed scale with vpmulld; the offset 32 comes off through the
-  // pairs -32 x scale per 16 elements, into sumi.
-  static constexpr bool kHalfFitsWord = false;
+#if defined(BRISE_AVX2)
+  // The prefill's form (byte_group.hpp): codes 0..63, a signed scale per 16; the offset 32 comes
+  // off through the pairs -32 x scale per 16 elements, into sumi.
+  static constexpr int kCodeMax = 63;
+  static constexpr size_t kScaleElems = 16;
   static constexpr bool kPairsAreMins = false;
   static constexpr size_t kPairElems = 16;
   template <class Rows>
   static void to_byte_group(const Rows& blocks, ByteGroup& g) {
     static_assert(offsetof(Block, d) == kBlockBytes - 2);  // GroupWords::f16 reads the tail
-    using namespace byte_group;
-    __m512i s[4];  // scales 4 j .. 4 j + 3 of row r in lane r of s[j]
+    using namespace lanes;
+    using byte_group::lane_bytes;
+    Lanes16 s[4];  // scales 4 j .. 4 j + 3 of row r in lane r of s[j]
     blocks.words(offsetof(Block, scales), s);
-    const __m512i sc[16] = {lane_bytes<-1, -1, -1, 0>(s[0]), lane_bytes<-1, -1, -1, 1>(s[0]),
-                            lane_bytes<-1, -1, -1, 2>(s[0]), lane_bytes<-1, -1, -1, 3>(s[0]),
-                            lane_bytes<-1, -1, -1, 0>(s[1]), lane_bytes<-1, -1, -1, 1>(s[1]),
-                            lane_bytes<-1, -1, -1, 2>(s[1]), lane_bytes<-1, -1, -1, 3>(s[1]),
-                            lane_bytes<-1, -1, -1, 0>(s[2]), lane_bytes<-1, -1, -1, 1>(s[2]),
-                            lane_bytes<-1, -1, -1, 2>(s[2]), lane_bytes<-1, -1, -1, 3>(s[2]),
-                            lane_bytes<-1, -1, -1, 0>(s[3]), lane_bytes<-1, -1, -1, 1>(s[3]),
-                            lane_bytes<-1, -1, -1, 2>(s[3]), lane_bytes<-1, -1, -1, 3>(s[3])};
-    for (size_t h = 0; h < 16; ++h) _mm512_store_si512(g.scale[h], _mm512_srai_epi32(sc[h], 24));
-    const __m512i minus32 = _mm512_set1_epi16(-32);  // |-32 x scale| <= 4096
-    const auto pair = [&](__m512i bytes) {  // the two scales sign-extended to words, times -32
-      return _mm512_mullo_epi16(_mm512_srai_epi16(bytes, 8), minus32);
+    Lanes16 sc[16];
+    byte_group::lane_bytes_each<true>(s, sc);
+    for (size_t h = 0; h < 16; ++h) store(g.scale[h], sc[h]);
+    const Lanes16 minus32 = set1_16(-32);   // |-32 x scale| <= 4096
+    const auto pair = [&](Lanes16 bytes) {  // the two scales sign-extended to words, times -32
+      return mullo16(srai16(bytes, 8), minus32);
     };
     for (size_t j = 0; j < 4; ++j) {
-      _mm512_store_si512(g.pairs[2 * j], pair(lane_bytes<-1, 0, -1, 1>(s[j])));
-      _mm512_store_si512(g.pairs[2 * j + 1], pair(lane_bytes<-1, 2, -1, 3>(s[j])));
+      store(g.pairs[2 * j], pair(lane_bytes<-1, 0, -1, 1>(s[j])));
+      store(g.pairs[2 * j + 1], pair(lane_bytes<-1, 2, -1, 3>(s[j])));
     }
     g.any_pairs = true;
-    _mm512_store_ps(g.d, blocks.f16(offsetof(Block, d)));
-    _mm512_store_ps(g.dmin, _mm512_setzero_ps());
+    blocks.f16(offsetof(Block, d), g.d);
+    std::memset(g.dmin, 0, sizeof g.dmin);
     // 16 bytes of ql at 64 h + 16 i (a) and + 32 (b) and of qh at 32 h + 16 i give elements
     // 128 h + 16 i + 32 k .. + 15: a's low nibbles (k = 0), b's (1), a's high (2), b's (3), with
     // qh's bits 2k, 2k + 1 as bits 4-5.
-    const __m512i nibble = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+    const Lanes16 nibble = set1_8(0x0F), top = set1_8(0x30);
+    const auto code = [&](Lanes16 low, Lanes16 high) {
+      return or_(and_(low, nibble), and_(high, top));
+    };
     for (size_t h = 0; h < 2; ++h)
       for (size_t i = 0; i < 2; ++i) {
-        __m512i a[4], b[4], q[4];
+        Lanes16 a[4], b[4], q[4];
         blocks.words(offsetof(Block, ql) + 64 * h + 16 * i, a);
         blocks.words(offsetof(Block, ql) + 64 * h + 32 + 16 * i, b);
         blocks.words(offsetof(Block, qh) + 32 * h + 16 * i, q);
         for (size_t j = 0; j < 4; ++j) {
-          const auto code = [&](__m512i low, __m512i high) {
-            return _mm512_or_si512(_mm512_and_si512(low, nibble), _mm512_and_si512(high, top));
-          };
-          _mm512_store_si512(g.code[8 * h + i][j], code(a[j], _mm512_slli_epi16(q[j], 4)));
-          _mm512_store_si512(g.code[8 * h + 2 + i][j], code(b[j], _mm512_slli_epi16(q[j], 2)));
-          _mm512_store_si512(g.code[8 * h + 4 + i][j], code(_mm512_srli_epi16(a[j], 4), q[j]));
-          _mm512_store_si512(g.code[8 * h + 6 + i][j],
-                             code(_mm512_srli_epi16(b[j], 4), _mm512_srli_epi16(q[j], 2)));
+          store(g.code[8 * h + i][j], code(a[j], slli16(q[j], 4)));
+          store(g.code[8 * h + 2 + i][j], code(b[j], slli16(q[j], 2)));
+          store(g.code[8 * h + 4 + i][j], code(srli16(a[j], 4), q[j]));
+          store(g.code[8 * h + 6 + i][j], code(srli16(b[j], 4), srli16(q[j], 2)));
         }
       }
   }
+#endif
 
+#if defined(BRISE_AVX512_VNNI)
   // The one-token path: the block's integer sums (int8_block.hpp) with a Q8_K activation block
   // `a` (its sums per 16 `s16`) straight from the bytes, as Q4_K::dot_q8k. In each half of 128,
   // the 64 ql bytes' low nibbles are elements 0..63 and their high nibbles 64..127, in order; qh's
