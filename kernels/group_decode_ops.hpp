@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kernels/packed_ops.hpp"
+#include "kernels/types/byte_group.hpp"
 #include "kernels/types/packed.hpp"
 
 namespace brise::kernels::BRISE_ISA {
@@ -94,19 +95,7 @@ struct GroupOps : PackedOps {
   // zero).
   template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
   static I lane_bytes(I v) {
-    struct Index {
-      alignas(64) int8_t i[64];
-    };
-    static constexpr Index kIndex = [] {
-      constexpr int from[4] = {kFrom0, kFrom1, kFrom2, kFrom3};
-      Index x{};
-      for (int i = 0; i < 64; ++i) {
-        const int word = (i / 4) % 4;  // pshufb indexes within a 128-bit lane
-        x.i[i] = static_cast<int8_t>(from[i % 4] < 0 ? -128 : 4 * word + from[i % 4]);
-      }
-      return x;
-    }();
-    return shuffle_bytes(v, kIndex.i);
+    return shuffle_bytes(v, byte_group::kLaneBytesIndex<kFrom0, kFrom1, kFrom2, kFrom3>.i);
   }
 };
 
@@ -128,22 +117,6 @@ struct WordVectors {
     return Ops::load_f16(block + words * packed::kUnitBytes + s * 2 * Ops::kRows);
   }
 };
-
-// A token's activation sums per kPairElems (16 or 32: 8 or 4 pairs per block, from its sums per
-// 16 `s16`) as 16-bit pairs: out[p] = sum 2 p & 0xFFFF | sum 2 p + 1 << 16 (|sum| <= 32 x 127).
-template <size_t kPairElems>
-inline void activation_pairs(const int32_t* s16, int32_t* out) {
-  constexpr size_t kPer = kPairElems / 16;  // sums of 16 per element of a pair
-  for (size_t p = 0; p < 256 / kPairElems / 2; ++p) {
-    int32_t lo = 0, hi = 0;
-    for (size_t k = 0; k < kPer; ++k) {
-      lo += s16[2 * kPer * p + k];
-      hi += s16[2 * kPer * p + kPer + k];
-    }
-    out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) | static_cast<uint32_t>(hi)
-                                                                             << 16);
-  }
-}
 
 }  // namespace brise::kernels::BRISE_ISA
 #endif

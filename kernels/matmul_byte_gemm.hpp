@@ -215,23 +215,6 @@ void tile_upto(size_t n, const ByteGroup& g, const Token* x, float (*acc)[16]) {
   tile<C, T>(g, x, acc);
 }
 
-// A token's activation sums per kPairElems (8 or 16 of them per block, from its sums per 16
-// `s16`) as 16-bit pairs, like ByteGroup::pairs: out[p] = sum 2 p & 0xFFFF | sum 2 p + 1 << 16
-// (|sum| <= 32 x 127).
-template <size_t kPairElems>
-inline void pair_sums(const int32_t* s16, int32_t* out) {
-  constexpr size_t kPer = kPairElems / 16;  // sums of 16 per element of a pair
-  for (size_t p = 0; p < kQ8KBlock / kPairElems / 2; ++p) {
-    int32_t lo = 0, hi = 0;
-    for (size_t k = 0; k < kPer; ++k) {
-      lo += s16[2 * kPer * p + k];
-      hi += s16[2 * kPer * p + kPer + k];
-    }
-    out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) | static_cast<uint32_t>(hi)
-                                                                             << 16);
-  }
-}
-
 // The 16 rows of a group's block b, in the form to_byte_group reads: straight from the group block
 // when the matrix is packed in word units, else the blocks in the file's layout.
 template <class C>
@@ -267,8 +250,8 @@ void gemm(const WeightMatrix& w, const Q8KActivations& x, size_t n_tokens, float
     const size_t nt = std::min(kPanelTokens, n_tokens - t0);
     for (size_t t = 0; t < nt; ++t)
       for (size_t b = 0; b < n_blocks; ++b)
-        pair_sums<C::kPairElems>(x.s16 + (t0 + t) * (x.cols / 16) + 16 * b,
-                                 &sums[(t * n_blocks + b) * kPairs]);
+        byte_group::pair_sums<C::kPairElems>(x.s16 + (t0 + t) * (x.cols / 16) + 16 * b,
+                                             &sums[(t * n_blocks + b) * kPairs]);
     for (size_t r0 = row_begin; r0 < row_end; r0 += 16) {
       const size_t rows = std::min<size_t>(16, row_end - r0);
       std::memset(acc, 0, nt * sizeof acc[0]);

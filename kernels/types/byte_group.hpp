@@ -189,6 +189,23 @@ inline Lanes16 from_quarters(const __m128i* q) {
 
 namespace byte_group {
 
+// A token's activation sums per kPairElems (8 or 16 of them per block, from its sums per 16
+// `s16`) as 16-bit pairs, like ByteGroup::pairs: out[p] = sum 2 p & 0xFFFF | sum 2 p + 1 << 16
+// (|sum| <= 32 x 127).
+template <size_t kPairElems>
+inline void pair_sums(const int32_t* s16, int32_t* out) {
+  constexpr size_t kPer = kPairElems / 16;  // sums of 16 per element of a pair
+  for (size_t p = 0; p < 256 / kPairElems / 2; ++p) {
+    int32_t lo = 0, hi = 0;
+    for (size_t k = 0; k < kPer; ++k) {
+      lo += s16[2 * kPer * p + k];
+      hi += s16[2 * kPer * p + kPer + k];
+    }
+    out[p] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xFFFF) | static_cast<uint32_t>(hi)
+                                                                             << 16);
+  }
+}
+
 // 128-bit lane m = the 16 bytes at blocks[4 m + k] + offset.
 inline Lanes16 four_rows(const uint8_t* const* blocks, size_t k, size_t offset) {
   __m128i q[4];
@@ -217,23 +234,27 @@ inline void rows_words(const uint8_t* const* blocks, size_t offset, Lanes16 x[4]
   transpose4(x);
 }
 
+// The pshufb index that rearranges every 32-bit lane's bytes: byte i of a lane becomes its byte
+// kFrom_i (-1: zero), for 64 bytes (one AVX-512 vector, or the same 32 bytes twice for AVX2).
+struct LaneBytesIndex {
+  alignas(64) int8_t i[64];
+};
+template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
+inline constexpr LaneBytesIndex kLaneBytesIndex = [] {
+  constexpr int from[4] = {kFrom0, kFrom1, kFrom2, kFrom3};
+  LaneBytesIndex x{};
+  for (int i = 0; i < 64; ++i) {
+    const int word = (i / 4) % 4;  // pshufb indexes within a 128-bit lane
+    x.i[i] = static_cast<int8_t>(from[i % 4] < 0 ? -128 : 4 * word + from[i % 4]);
+  }
+  return x;
+}();
+
 // Every 32-bit lane's bytes rearranged: byte i of the result is byte kFrom[i] of the lane (-1:
 // zero).
 template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
 inline Lanes16 lane_bytes(Lanes16 v) {
-  struct Index {
-    alignas(64) int8_t i[64];
-  };
-  static constexpr Index kIndex = [] {
-    constexpr int from[4] = {kFrom0, kFrom1, kFrom2, kFrom3};
-    Index x{};
-    for (int i = 0; i < 64; ++i) {
-      const int word = (i / 4) % 4;  // pshufb indexes within a 128-bit lane
-      x.i[i] = static_cast<int8_t>(from[i % 4] < 0 ? -128 : 4 * word + from[i % 4]);
-    }
-    return x;
-  }();
-  return lanes::shuffle8(v, lanes::load(kIndex.i));
+  return lanes::shuffle8(v, lanes::load(kLaneBytesIndex<kFrom0, kFrom1, kFrom2, kFrom3>.i));
 }
 
 // The 16 rows' fp16 at `offset` of each block, as f32 (vcvtph2ps: exactly f16_to_f32).

@@ -159,7 +159,7 @@ struct Q4_K {
   // and the sum shifted back once, exactly (|sum| <= 32 x 240 x 127); vpmaddubsw's 16-bit pairs
   // would saturate, so without VNNI they are shifted down first. Times the sub-block's scale
   // (vpmulld) into sumi; the mins meet the token's activation sums per 32 (`pairs`,
-  // activation_pairs<32>) in vpdpwssd into summ.
+  // byte_group::pair_sums<32>) in vpdpwssd into summ.
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
@@ -188,7 +188,7 @@ struct Q4_K {
     using I = typename V::I;
     constexpr size_t S = V::kStreams;
     int32_t pairs[4];  // the activation sums per 32, as pairs
-    activation_pairs<kPairElems>(s16, pairs);
+    byte_group::pair_sums<kPairElems>(s16, pairs);
     GroupScaleMins<Ops> x[S];
     for (size_t s = 0; s < S; ++s) {
       x[s] = group_scale_mins<Ops>(w.word(s, 1), w.word(s, 2), w.word(s, 3));
