@@ -149,7 +149,6 @@ struct Q5_K {
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
-    static_assert(offsetof(Block, qh) == 16 && offsetof(Block, qs) == 48);
     Q4_K::dot_groups_k4<FiveBitCodes<typename V::Ops>>(w, a, s16, sumi, summ, d, dmin);
   }
   template <class Ops>
@@ -164,7 +163,8 @@ struct Q5_K {
     }
     template <size_t c, class V, class I = typename Ops::I>
     static void get(const V& w, size_t s, size_t j, I& lo, I& hi) {
-      const I q = w.word(s, 12 + 8 * c + j), h = w.word(s, 4 + j), low = Ops::splat8(0x0F);
+      constexpr size_t kQh = offsetof(Block, qh) / 4, kQs = offsetof(Block, qs) / 4;  // words
+      const I q = w.word(s, kQs + 8 * c + j), h = w.word(s, kQh + j), low = Ops::splat8(0x0F);
       lo = Ops::or_(Ops::and_(q, low), bit_to_4<2 * c>(h));
       hi = Ops::or_(Ops::and_(Ops::template srli32<4>(q), low), bit_to_4<2 * c + 1>(h));
     }

@@ -226,7 +226,7 @@ struct Q6_K {
     I dot[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
     for (size_t j = 4 * i; j < 4 * i + 4; ++j) {
       const I A = w.word(s, 16 * h + j), C = w.word(s, 16 * h + 8 + j);
-      const I Q = w.word(s, 32 + 8 * h + j);
+      const I Q = w.word(s, offsetof(Block, qh) / 4 + 8 * h + j);
       const I code[4] = {Ops::or_(Ops::and_(A, nibble), Ops::and_(Ops::template slli32<4>(Q), top)),
                          Ops::or_(Ops::and_(C, nibble), Ops::and_(Ops::template slli32<2>(Q), top)),
                          Ops::or_(Ops::and_(Ops::template srli32<4>(A), nibble), Ops::and_(Q, top)),
