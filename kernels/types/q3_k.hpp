@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
@@ -200,6 +201,74 @@ struct Q3_K {
     }
 #endif
     kquant::weights16_meta_no_min(block + offsetof(Block, d), meta);
+  }
+#endif
+
+#if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
+  // The one-token path over group blocks packed in word units (packed::pack_block_words), as
+  // Q6_K::dot_groups_q8k: the integers of to_weights16's dot product for a group's rows at once,
+  // row r in lane r of its vector (WordVectors, kernels/group_decode_ops.hpp). In half h, word j
+  // (0..7) of qs at 32 h (Q) and of hmask (H) hold elements 128 h + 32 k + 4 j .. + 3 (k = 0..3):
+  // Q's bits 2 k, 2 k + 1 as the low 2 bits, H's bit 4 h + k as bit 2. Codes 0..7 dotted with the
+  // activations in 32 bits per sub-block of 16; the offset 4 x the sub-block's activation sum
+  // comes off before its signed scale (stored - 32, unpacked lane by lane as stored_scales does)
+  // multiplies it (vpmulld). No min. 256-bit sets only, as Q6_K's (AVX-512 has dot_q8k).
+  template <class V>
+  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    static_assert(offsetof(Block, d) == kBlockBytes - 2);  // the tail: tail_f16
+    using Ops = typename V::Ops;
+    for (size_t s = 0; s < V::kStreams; ++s) {
+      sumi[s] =
+          Ops::add32(Ops::add32(sub_blocks<0, 0>(w, s, a, s16), sub_blocks<0, 1>(w, s, a, s16)),
+                     Ops::add32(sub_blocks<1, 0>(w, s, a, s16), sub_blocks<1, 1>(w, s, a, s16)));
+      summ[s] = Ops::zero();
+      d[s] = w.tail_f16(s, kBlockBytes / 4);
+      dmin[s] = Ops::zero_f();
+    }
+  }
+  // sum_k scale_j (dot_j - 4 s16_j) over the sub-blocks j = 8 h + 2 k + i (k = 0..3) of vector
+  // s's rows: words 4 i .. 4 i + 3 of each run.
+  template <size_t h, size_t i, class V>
+  static typename V::I sub_blocks(const V& w, size_t s, const int8_t* a, const int32_t* s16) {
+    using Ops = typename V::Ops;
+    using I = typename V::I;
+    constexpr size_t kQs = offsetof(Block, qs) / 4, kHmask = offsetof(Block, hmask) / 4;
+    const I two_bits = Ops::splat8(0x03);
+    I dot[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
+    for (size_t j = 4 * i; j < 4 * i + 4; ++j) {
+      const I Q = w.word(s, kQs + 8 * h + j), H = w.word(s, kHmask + j);
+      [&]<size_t... k>(std::index_sequence<k...>) __attribute__((always_inline)) {
+        ((dot[k] = Ops::dot_unsigned(dot[k],
+                                     Ops::or_(Ops::and_(Ops::template srli32<2 * k>(Q), two_bits),
+                                              Ops::template move_bit<4 * h + k, 2>(H)),
+                                     Ops::broadcast4(a + 128 * h + 32 * k + 4 * j))),
+         ...);
+      }
+      (std::make_index_sequence<4>{});
+    }
+    // The stored scales 8 h + i + 2 k: byte i + 2 (k % 2) of the scale lanes of 4 (2 h + k / 2) ..
+    // + 3, from the scale words a0, a1, a2 (stored_scales' low nibbles of a0 | a1, high ones,
+    // each with its 2 bits of a2).
+    constexpr size_t kScales = offsetof(Block, scales) / 4;
+    const I k4 = Ops::splat32(0x0F0F0F0F), k2 = Ops::splat32(0x03030303);
+    const I a2 = w.word(s, kScales + 2);
+    const auto stored = [&]<size_t q>() __attribute__((always_inline)) {  // scales 4 q .. 4 q + 3
+      const I a01 = w.word(s, kScales + q % 2);
+      return Ops::or_(Ops::and_(Ops::template srli32<4 * (q / 2)>(a01), k4),
+                      Ops::template slli32<4>(Ops::and_(Ops::template srli32<2 * q>(a2), k2)));
+    };
+    const I st[2] = {stored.template operator()<2 * h>(), stored.template operator()<2 * h + 1>()};
+    I total = Ops::zero();
+    [&]<size_t... k>(std::index_sequence<k...>) __attribute__((always_inline)) {
+      ((total = Ops::add32(
+            total, Ops::mullo32(Ops::sub32(dot[k], Ops::splat32(4 * s16[8 * h + 2 * k + i])),
+                                Ops::sub32(Ops::template byte_unsigned<i + 2 * (k % 2)>(st[k / 2]),
+                                           Ops::splat32(32))))),
+       ...);
+    }
+    (std::make_index_sequence<4>{});
+    return total;
   }
 #endif
 
