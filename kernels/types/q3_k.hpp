@@ -204,6 +204,26 @@ struct Q3_K {
   }
 #endif
 
+#if defined(BRISE_AVX2)
+  // Lane by lane, as stored_scales: the stored scales 4 q .. 4 q + 3 of each row as the bytes of
+  // its lane, from its scale words a0, a1, a2 (a01 = a0 for even q, a1 for odd): the low (q < 2)
+  // or high nibbles of a01's bytes, each with its 2 bits of a2 (2 q, 2 q + 1) as bits 4-5. Ops:
+  // GroupOps (kernels/group_decode_ops.hpp) or byte_group::Lanes16Ops.
+  template <size_t q, class Ops, class I = typename Ops::I>
+  static I stored_scale_lanes(I a01, I a2) {
+    const auto shifted = []<int n>(I v) __attribute__((always_inline)) {
+      if constexpr (n == 0)
+        return v;
+      else
+        return Ops::template srli32<n>(v);
+    };
+    return Ops::or_(
+        Ops::and_(shifted.template operator()<4 * (q / 2)>(a01), Ops::splat32(0x0F0F0F0F)),
+        Ops::template slli32<4>(
+            Ops::and_(shifted.template operator()<2 * q>(a2), Ops::splat32(0x03030303))));
+  }
+#endif
+
 #if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
   // The one-token path over group blocks packed in word units (packed::pack_block_words), as
   // Q6_K::dot_groups_q8k: the integers of to_weights16's dot product for a group's rows at once,
@@ -248,17 +268,11 @@ struct Q3_K {
       (std::make_index_sequence<4>{});
     }
     // The stored scales 8 h + i + 2 k: byte i + 2 (k % 2) of the scale lanes of 4 (2 h + k / 2) ..
-    // + 3, from the scale words a0, a1, a2 (stored_scales' low nibbles of a0 | a1, high ones,
-    // each with its 2 bits of a2).
+    // + 3.
     constexpr size_t kScales = offsetof(Block, scales) / 4;
-    const I k4 = Ops::splat32(0x0F0F0F0F), k2 = Ops::splat32(0x03030303);
     const I a2 = w.word(s, kScales + 2);
-    const auto stored = [&]<size_t q>() __attribute__((always_inline)) {  // scales 4 q .. 4 q + 3
-      const I a01 = w.word(s, kScales + q % 2);
-      return Ops::or_(Ops::and_(Ops::template srli32<4 * (q / 2)>(a01), k4),
-                      Ops::template slli32<4>(Ops::and_(Ops::template srli32<2 * q>(a2), k2)));
-    };
-    const I st[2] = {stored.template operator()<2 * h>(), stored.template operator()<2 * h + 1>()};
+    const I st[2] = {stored_scale_lanes<2 * h, Ops>(w.word(s, kScales + (2 * h) % 2), a2),
+                     stored_scale_lanes<2 * h + 1, Ops>(w.word(s, kScales + (2 * h + 1) % 2), a2)};
     I total = Ops::zero();
     [&]<size_t... k>(std::index_sequence<k...>) __attribute__((always_inline)) {
       ((total = Ops::add32(
@@ -296,11 +310,11 @@ struct Q3_K {
     // lane by lane as stored_scales does: 4 j .. 4 j + 3 in the bytes of st[j].
     Lanes16 a[4];
     blocks.words(offsetof(Block, scales) - 4, a);
-    const Lanes16 k4 = set1_32(0x0F0F0F0F), k2 = set1_32(0x03030303);
-    const Lanes16 st[4] = {or_(and_(a[1], k4), slli32(and_(a[3], k2), 4)),
-                           or_(and_(a[2], k4), slli32(and_(srli32(a[3], 2), k2), 4)),
-                           or_(and_(srli32(a[1], 4), k4), slli32(and_(srli32(a[3], 4), k2), 4)),
-                           or_(and_(srli32(a[2], 4), k4), slli32(and_(srli32(a[3], 6), k2), 4))};
+    using byte_group::Lanes16Ops;
+    const Lanes16 st[4] = {stored_scale_lanes<0, Lanes16Ops>(a[1], a[3]),
+                           stored_scale_lanes<1, Lanes16Ops>(a[2], a[3]),
+                           stored_scale_lanes<2, Lanes16Ops>(a[1], a[3]),
+                           stored_scale_lanes<3, Lanes16Ops>(a[2], a[3])};
     Lanes16 stored[16];
     byte_group::lane_bytes_each<false>(st, stored);
     const Lanes16 k32 = set1_32(32), k128 = set1_32(128), k124 = set1_32(124);
