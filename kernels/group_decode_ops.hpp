@@ -142,5 +142,24 @@ struct WordVectors {
   }
 };
 
+// dot_groups_q8k of a type with 16 signed scales per block and no min, its fp16 d the block's
+// 2-byte tail (Q3_K, Q6_K): for each vector s, the sum of the codec's C::sub_blocks<h, i>
+// (sum_k scale_j (dot_j - offset x s16_j) over the sub-blocks j = 8 h + 2 k + i).
+template <class C, class V>
+void dot_groups_signed_sub16(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+  using Ops = typename V::Ops;
+  static_assert(C::kBlockBytes % 4 == 2);  // the tail: tail_f16
+  for (size_t s = 0; s < V::kStreams; ++s) {
+    sumi[s] = Ops::add32(Ops::add32(C::template sub_blocks<0, 0>(w, s, a, s16),
+                                    C::template sub_blocks<0, 1>(w, s, a, s16)),
+                         Ops::add32(C::template sub_blocks<1, 0>(w, s, a, s16),
+                                    C::template sub_blocks<1, 1>(w, s, a, s16)));
+    summ[s] = Ops::zero();
+    d[s] = w.tail_f16(s, C::kBlockBytes / 4);
+    dmin[s] = Ops::zero_f();
+  }
+}
+
 }  // namespace brise::kernels::BRISE_ISA
 #endif
