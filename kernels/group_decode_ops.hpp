@@ -91,6 +91,30 @@ struct GroupOps : PackedOps {
     return low_f16(srli32<16>(v));
   }
 
+  // Bit kFrom of every byte moved to bit kTo, the others cleared (a shift of the 32-bit lanes
+  // by less than 8 keeps each byte's bit in its byte).
+  template <int kFrom, int kTo>
+  static I move_bit(I v) {
+    const I moved = kFrom <= kTo ? slli32<(kTo - kFrom) & 31>(v) : srli32<(kFrom - kTo) & 31>(v);
+    return and_(moved, splat8(static_cast<uint8_t>(1u << kTo)));
+  }
+  // Each byte's low 4 bits looked up in the 16 bytes of `table` (repeated in every 128-bit lane).
+  static I lookup16(I table, I nibbles) {
+#if defined(BRISE_AVX512)
+    return _mm512_shuffle_epi8(table, nibbles);
+#else
+    return _mm256_shuffle_epi8(table, nibbles);
+#endif
+  }
+  // The 16 bytes at p in every 128-bit lane.
+  static I load16_each_lane(const void* p) {
+#if defined(BRISE_AVX512)
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+#else
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+#endif
+  }
+
   // Every 32-bit lane's bytes rearranged: byte i of the result is byte kFrom_i of the lane (-1:
   // zero).
   template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
@@ -117,6 +141,25 @@ struct WordVectors {
     return Ops::load_f16(block + words * packed::kUnitBytes + s * 2 * Ops::kRows);
   }
 };
+
+// dot_groups_q8k of a type with 16 signed scales per block and no min, its fp16 d the block's
+// 2-byte tail (Q3_K, Q6_K): for each vector s, the sum of the codec's C::sub_blocks<h, i>
+// (sum_k scale_j (dot_j - offset x s16_j) over the sub-blocks j = 8 h + 2 k + i).
+template <class C, class V>
+void dot_groups_signed_sub16(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+  using Ops = typename V::Ops;
+  static_assert(C::kBlockBytes % 4 == 2);  // the tail: tail_f16
+  for (size_t s = 0; s < V::kStreams; ++s) {
+    sumi[s] = Ops::add32(Ops::add32(C::template sub_blocks<0, 0>(w, s, a, s16),
+                                    C::template sub_blocks<0, 1>(w, s, a, s16)),
+                         Ops::add32(C::template sub_blocks<1, 0>(w, s, a, s16),
+                                    C::template sub_blocks<1, 1>(w, s, a, s16)));
+    summ[s] = Ops::zero();
+    d[s] = w.tail_f16(s, C::kBlockBytes / 4);
+    dmin[s] = Ops::zero_f();
+  }
+}
 
 }  // namespace brise::kernels::BRISE_ISA
 #endif

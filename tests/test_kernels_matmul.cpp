@@ -622,8 +622,8 @@ TEST(ActivationQuantization, NonFiniteInputPropagates) {
 TEST(Matmul, ChoosesTheKernelOfTheMap) {
   // The AVX-512 VNNI kernels are the sets' main difference in the table. The byte-group prefill
   // and the word-packed group decode need AVX2 (every set but generic, and generic too in a
-  // -march=native build of an AVX2 machine); q4_K is packed wherever they are built, q5_K and q6_K
-  // only on the 256-bit sets (see their dot_groups_q8k for why).
+  // -march=native build of an AVX2 machine); q4_K is packed wherever they are built, q3_K, q5_K,
+  // q6_K and iq4_xs only on the 256-bit sets (see their dot_groups_q8k for why).
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   const bool avx2 = true;
 #else
@@ -662,7 +662,7 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
     for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"}) {
       const std::string t = type;
       const bool byte_group = avx2 && t != "iq4_xs";
-      const bool group_decode = set256 && (t == "q4_K" || t == "q5_K" || t == "q6_K");
+      const bool group_decode = set256 && t != "q2_K";
       EXPECT_EQ(chosen(type, {}, i8, 1), group_decode ? "word-packed group decode" : "row int8")
           << type;
       for (size_t n : {2u, 4u})

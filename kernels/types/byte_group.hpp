@@ -257,6 +257,30 @@ inline Lanes16 lane_bytes(Lanes16 v) {
   return lanes::shuffle8(v, lanes::load(kLaneBytesIndex<kFrom0, kFrom1, kFrom2, kFrom3>.i));
 }
 
+// GroupOps' lane operations (kernels/group_decode_ops.hpp) over Lanes16: what the one-token
+// kernels and to_byte_group both unpack (Q4_K's scales and mins, Q3_K's stored scales) is written
+// once, over an Ops of either.
+struct Lanes16Ops {
+  using I = Lanes16;
+  static constexpr size_t kRows = 16;
+  static I splat8(uint8_t v) { return lanes::set1_8(static_cast<int8_t>(v)); }
+  static I splat32(int32_t v) { return lanes::set1_32(v); }
+  static I and_(I a, I b) { return lanes::and_(a, b); }
+  static I or_(I a, I b) { return lanes::or_(a, b); }
+  template <int N>
+  static I slli32(I a) {
+    return lanes::slli32(a, N);
+  }
+  template <int N>
+  static I srli32(I a) {
+    return lanes::srli32(a, N);
+  }
+  template <int kFrom0, int kFrom1, int kFrom2, int kFrom3>
+  static I lane_bytes(I v) {
+    return byte_group::lane_bytes<kFrom0, kFrom1, kFrom2, kFrom3>(v);
+  }
+};
+
 // The 16 rows' fp16 at `offset` of each block, as f32 (vcvtph2ps: exactly f16_to_f32).
 inline void rows_f16(const uint8_t* const* blocks, size_t offset, float* out) {
   alignas(32) uint16_t h[16];

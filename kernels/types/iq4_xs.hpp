@@ -10,6 +10,9 @@
 // sub-block's indices re-picked against the f32 d * (ls - 32). Bit for bit on finite input.
 #pragma once
 
+#include <cstddef>
+#include <utility>
+
 #include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
@@ -162,6 +165,66 @@ struct IQ4_XS {
     }
 #endif
     kquant::weights16_meta_no_min(block, meta);
+  }
+#endif
+
+#if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
+  // The one-token path over group blocks packed in word units (packed::pack_block_words): the
+  // integers of to_weights16's dot product for a group's rows at once, row r in lane r of its
+  // vector (WordVectors, kernels/group_decode_ops.hpp). Word 0 holds d | scales_h << 16, word 1
+  // scales_l, word 2 + 4 ib + j the qs bytes 16 ib + 4 j .. + 3, whose low nibbles index elements
+  // 32 ib + 4 j .. + 3 and high ones the 4 elements 16 further on. pshufb looks the codes up.
+  // With vpdpbusd (32-bit sums) they are the levels + 128 (kIq4Codes, unsigned), and 128 x the
+  // sub-block's activation sum comes off; without it, vpmaddubsw's 16-bit pairs take the signed
+  // levels as |level| times the activation with the level's sign (dot_signed: |pair| <= 2 x 127 x
+  // 127 < 2^15, exact). Times the sub-block's scale ls - 32 (vpmulld). No min. 256-bit sets only:
+  // AVX-512 has dot_q8k.
+  template <class V>
+  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    using Ops = typename V::Ops;
+    using I = typename V::I;
+    static_assert(kBlockBytes % 4 == 0 && offsetof(Block, qs) == 8);  // no tail; qs from word 2
+    const I table = Ops::load16_each_lane(Ops::kWideDot ? static_cast<const void*>(kIq4Codes)
+                                                        : static_cast<const void*>(kIq4Values));
+    const I nibble = Ops::splat8(0x0F), k4 = Ops::splat32(0x0F), k2 = Ops::splat32(0x03);
+    for (size_t s = 0; s < V::kStreams; ++s) {
+      const I head = w.word(s, 0), scales_l = w.word(s, 1);
+      I total = Ops::zero();
+      [&]<size_t... ib>(std::index_sequence<ib...>) __attribute__((always_inline)) {
+        const auto sub_block = [&]<size_t b>() __attribute__((always_inline)) {
+          I lo = Ops::zero(), hi = Ops::zero();
+          for (size_t j = 0; j < 4; ++j) {
+            const I q = w.word(s, 2 + 4 * b + j);
+            const I code_lo = Ops::lookup16(table, Ops::and_(q, nibble));
+            const I code_hi = Ops::lookup16(table, Ops::and_(Ops::template srli32<4>(q), nibble));
+            const I a_lo = Ops::broadcast4(a + 32 * b + 4 * j);
+            const I a_hi = Ops::broadcast4(a + 32 * b + 16 + 4 * j);
+            if constexpr (Ops::kWideDot) {
+              lo = Ops::dot_unsigned(lo, code_lo, a_lo);
+              hi = Ops::dot_unsigned(hi, code_hi, a_hi);
+            } else {
+              lo = Ops::dot_signed(lo, code_lo, a_lo);
+              hi = Ops::dot_signed(hi, code_hi, a_hi);
+            }
+          }
+          I dot = Ops::add32(lo, hi);
+          if constexpr (Ops::kWideDot)
+            dot = Ops::sub32(dot, Ops::splat32(128 * (s16[2 * b] + s16[2 * b + 1])));
+          // ls: bits 4 b .. + 3 of scales_l, bits 16 + 2 b, + 1 of the head word as bits 4-5.
+          const I ls = Ops::or_(
+              Ops::and_(Ops::template srli32<4 * b>(scales_l), k4),
+              Ops::template slli32<4>(Ops::and_(Ops::template srli32<16 + 2 * b>(head), k2)));
+          return Ops::mullo32(dot, Ops::sub32(ls, Ops::splat32(32)));
+        };
+        ((total = Ops::add32(total, sub_block.template operator()<ib>())), ...);
+      }
+      (std::make_index_sequence<8>{});
+      sumi[s] = total;
+      summ[s] = Ops::zero();
+      d[s] = Ops::low_f16(head);
+      dmin[s] = Ops::zero_f();
+    }
   }
 #endif
 

@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
+#include "kernels/group_decode_ops.hpp"
 #include "kernels/types/byte_group.hpp"
 #include "kernels/types/codec.hpp"
 #include "kernels/types/int8_block.hpp"
@@ -204,6 +206,80 @@ struct Q3_K {
 #endif
 
 #if defined(BRISE_AVX2)
+  // Lane by lane, as stored_scales: the stored scales 4 q .. 4 q + 3 of each row as the bytes of
+  // its lane, from its scale words a0, a1, a2 (a01 = a0 for even q, a1 for odd): the low (q < 2)
+  // or high nibbles of a01's bytes, each with its 2 bits of a2 (2 q, 2 q + 1) as bits 4-5. Ops:
+  // GroupOps (kernels/group_decode_ops.hpp) or byte_group::Lanes16Ops.
+  template <size_t q, class Ops, class I = typename Ops::I>
+  static I stored_scale_lanes(I a01, I a2) {
+    const auto shifted = []<int n>(I v) __attribute__((always_inline)) {
+      if constexpr (n == 0)
+        return v;
+      else
+        return Ops::template srli32<n>(v);
+    };
+    return Ops::or_(
+        Ops::and_(shifted.template operator()<4 * (q / 2)>(a01), Ops::splat32(0x0F0F0F0F)),
+        Ops::template slli32<4>(
+            Ops::and_(shifted.template operator()<2 * q>(a2), Ops::splat32(0x03030303))));
+  }
+#endif
+
+#if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
+  // The one-token path over group blocks packed in word units (packed::pack_block_words), as
+  // Q6_K::dot_groups_q8k: the integers of to_weights16's dot product for a group's rows at once,
+  // row r in lane r of its vector (WordVectors, kernels/group_decode_ops.hpp). In half h, word j
+  // (0..7) of qs at 32 h (Q) and of hmask (H) hold elements 128 h + 32 k + 4 j .. + 3 (k = 0..3):
+  // Q's bits 2 k, 2 k + 1 as the low 2 bits, H's bit 4 h + k as bit 2. Codes 0..7 dotted with the
+  // activations in 32 bits per sub-block of 16; the offset 4 x the sub-block's activation sum
+  // comes off before its signed scale (stored - 32, unpacked lane by lane as stored_scales does)
+  // multiplies it (vpmulld). No min. 256-bit sets only, as Q6_K's (AVX-512 has dot_q8k).
+  template <class V>
+  static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
+                             typename V::I* summ, typename V::F* d, typename V::F* dmin) {
+    static_assert(offsetof(Block, d) == kBlockBytes - 2);  // the tail: tail_f16
+    dot_groups_signed_sub16<Q3_K>(w, a, s16, sumi, summ, d, dmin);
+  }
+  // sum_k scale_j (dot_j - 4 s16_j) over the sub-blocks j = 8 h + 2 k + i (k = 0..3) of vector
+  // s's rows: words 4 i .. 4 i + 3 of each run.
+  template <size_t h, size_t i, class V>
+  static typename V::I sub_blocks(const V& w, size_t s, const int8_t* a, const int32_t* s16) {
+    using Ops = typename V::Ops;
+    using I = typename V::I;
+    constexpr size_t kQs = offsetof(Block, qs) / 4, kHmask = offsetof(Block, hmask) / 4;
+    const I two_bits = Ops::splat8(0x03);
+    I dot[4] = {Ops::zero(), Ops::zero(), Ops::zero(), Ops::zero()};
+    for (size_t j = 4 * i; j < 4 * i + 4; ++j) {
+      const I Q = w.word(s, kQs + 8 * h + j), H = w.word(s, kHmask + j);
+      [&]<size_t... k>(std::index_sequence<k...>) __attribute__((always_inline)) {
+        ((dot[k] = Ops::dot_unsigned(dot[k],
+                                     Ops::or_(Ops::and_(Ops::template srli32<2 * k>(Q), two_bits),
+                                              Ops::template move_bit<4 * h + k, 2>(H)),
+                                     Ops::broadcast4(a + 128 * h + 32 * k + 4 * j))),
+         ...);
+      }
+      (std::make_index_sequence<4>{});
+    }
+    // The stored scales 8 h + i + 2 k: byte i + 2 (k % 2) of the scale lanes of 4 (2 h + k / 2) ..
+    // + 3.
+    constexpr size_t kScales = offsetof(Block, scales) / 4;
+    const I a2 = w.word(s, kScales + 2);
+    const I st[2] = {stored_scale_lanes<2 * h, Ops>(w.word(s, kScales + (2 * h) % 2), a2),
+                     stored_scale_lanes<2 * h + 1, Ops>(w.word(s, kScales + (2 * h + 1) % 2), a2)};
+    I total = Ops::zero();
+    [&]<size_t... k>(std::index_sequence<k...>) __attribute__((always_inline)) {
+      ((total = Ops::add32(
+            total, Ops::mullo32(Ops::sub32(dot[k], Ops::splat32(4 * s16[8 * h + 2 * k + i])),
+                                Ops::sub32(Ops::template byte_unsigned<i + 2 * (k % 2)>(st[k / 2]),
+                                           Ops::splat32(32))))),
+       ...);
+    }
+    (std::make_index_sequence<4>{});
+    return total;
+  }
+#endif
+
+#if defined(BRISE_AVX2)
   // The prefill's form (byte_group.hpp). AVX-512 VNNI: each code with its scale,
   // (code - 4) x scale + 124 (0..252, a byte: -4..3 times -32..31), so that a block's sum is one
   // vpdpbusd chain, and the 124 comes off through the pairs -124 per 128 elements, into sumi.
@@ -227,11 +303,11 @@ struct Q3_K {
     // lane by lane as stored_scales does: 4 j .. 4 j + 3 in the bytes of st[j].
     Lanes16 a[4];
     blocks.words(offsetof(Block, scales) - 4, a);
-    const Lanes16 k4 = set1_32(0x0F0F0F0F), k2 = set1_32(0x03030303);
-    const Lanes16 st[4] = {or_(and_(a[1], k4), slli32(and_(a[3], k2), 4)),
-                           or_(and_(a[2], k4), slli32(and_(srli32(a[3], 2), k2), 4)),
-                           or_(and_(srli32(a[1], 4), k4), slli32(and_(srli32(a[3], 4), k2), 4)),
-                           or_(and_(srli32(a[2], 4), k4), slli32(and_(srli32(a[3], 6), k2), 4))};
+    using byte_group::Lanes16Ops;
+    const Lanes16 st[4] = {stored_scale_lanes<0, Lanes16Ops>(a[1], a[3]),
+                           stored_scale_lanes<1, Lanes16Ops>(a[2], a[3]),
+                           stored_scale_lanes<2, Lanes16Ops>(a[1], a[3]),
+                           stored_scale_lanes<3, Lanes16Ops>(a[2], a[3])};
     Lanes16 stored[16];
     byte_group::lane_bytes_each<false>(st, stored);
     const Lanes16 k32 = set1_32(32), k128 = set1_32(128), k124 = set1_32(124);

@@ -119,9 +119,10 @@ struct Q4_K {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-  // Lane by lane, as unpack_scale_min_k4 (and scale_min_lanes below, over the prefill's Lanes16):
-  // from the scale words u0, u1, u2 of a vector's rows (kernels/group_decode_ops.hpp), the 6-bit
-  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
+  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of a vector's rows
+  // (GroupOps, kernels/group_decode_ops.hpp; or 16 rows' Lanes16, byte_group::Lanes16Ops, for
+  // the prefill's byte_group_head), the 6-bit scales 0..3 and 4..7 (sc03, sc47) and mins (m03,
+  // m47) of each row, a byte each.
   template <class Ops>
   struct GroupScaleMins {
     typename Ops::I sc03, sc47, m03, m47;
@@ -239,34 +240,11 @@ struct Q4_K {
   static constexpr size_t kScaleElems = 32;
   static constexpr bool kPairsAreMins = true;
   static constexpr size_t kPairElems = 32;
-  // Lane by lane, as unpack_scale_min_k4: from the scale words u0, u1, u2 of 16 rows, the 6-bit
-  // scales 0..3 and 4..7 (sc03, sc47) and mins (m03, m47) of each row, a byte each.
-  struct ScaleMinLanes {
-    Lanes16 sc03, sc47, m03, m47;
-  };
-  static ScaleMinLanes scale_min_lanes(Lanes16 u0, Lanes16 u1, Lanes16 u2) {
-    using namespace lanes;
-    const Lanes16 k6 = set1_32(0x3F3F3F3F), k4 = set1_32(0x0F0F0F0F), k2 = set1_32(0x03030303);
-    ScaleMinLanes x;
-    x.sc03 = and_(u0, k6);
-    x.sc47 = or_(and_(u2, k4), slli32(and_(srli32(u0, 6), k2), 4));
-    x.m03 = and_(u1, k6);
-    x.m47 = or_(and_(srli32(u2, 4), k4), slli32(and_(srli32(u1, 6), k2), 4));
-    return x;
-  }
-  // The mins as 16-bit pairs per lane: pairs p = 0..3 hold mins 2 p and 2 p + 1.
-  static void min_pairs(const ScaleMinLanes& x, Lanes16 pairs[4]) {
-    using byte_group::lane_bytes;
-    pairs[0] = lane_bytes<0, -1, 1, -1>(x.m03);
-    pairs[1] = lane_bytes<2, -1, 3, -1>(x.m03);
-    pairs[2] = lane_bytes<0, -1, 1, -1>(x.m47);
-    pairs[3] = lane_bytes<2, -1, 3, -1>(x.m47);
-  }
   // What Q4_K and Q5_K share: from the head words (d | dmin << 16, then the 12 scale bytes as
   // ggml's utmp words u0, u1, u2), the scales of the halves, the mins' pairs, d and dmin.
   static void byte_group_head(const Lanes16 head[4], ByteGroup& g) {
     using namespace byte_group;
-    const ScaleMinLanes x = scale_min_lanes(head[1], head[2], head[3]);
+    const GroupScaleMins<Lanes16Ops> x = group_scale_mins<Lanes16Ops>(head[1], head[2], head[3]);
     Lanes16 sc[8];
     lane_bytes_each<false>({x.sc03, x.sc47}, sc);
     for (size_t s = 0; s < 8; ++s) {
@@ -274,7 +252,7 @@ struct Q4_K {
       lanes::store(g.scale[2 * s + 1], sc[s]);
     }
     Lanes16 pairs[4];
-    min_pairs(x, pairs);
+    group_min_pairs(x, pairs);
     for (size_t p = 0; p < 4; ++p) lanes::store(g.pairs[p], pairs[p]);
     g.any_pairs = lanes::any(lanes::or_(x.m03, x.m47));
     lanes::low_f16_to_f32(head[0], g.d);

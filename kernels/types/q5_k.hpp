@@ -154,19 +154,13 @@ struct Q5_K {
   template <class Ops>
   struct FiveBitCodes {
     static constexpr bool kHighTimes16 = false;
-    // Bit `from` of every byte moved to bit 4, the others cleared.
-    template <int from, class I>
-    static I bit_to_4(I v) {
-      const I moved = from <= 4 ? Ops::template slli32<(4 - from) & 31>(v)
-                                : Ops::template srli32<(from - 4) & 31>(v);
-      return Ops::and_(moved, Ops::splat8(0x10));
-    }
     template <size_t c, class V, class I = typename Ops::I>
     static void get(const V& w, size_t s, size_t j, I& lo, I& hi) {
       constexpr size_t kQh = offsetof(Block, qh) / 4, kQs = offsetof(Block, qs) / 4;  // words
       const I q = w.word(s, kQs + 8 * c + j), h = w.word(s, kQh + j), low = Ops::splat8(0x0F);
-      lo = Ops::or_(Ops::and_(q, low), bit_to_4<2 * c>(h));
-      hi = Ops::or_(Ops::and_(Ops::template srli32<4>(q), low), bit_to_4<2 * c + 1>(h));
+      lo = Ops::or_(Ops::and_(q, low), Ops::template move_bit<2 * c, 4>(h));
+      hi = Ops::or_(Ops::and_(Ops::template srli32<4>(q), low),
+                    Ops::template move_bit<2 * c + 1, 4>(h));
     }
   };
 #endif

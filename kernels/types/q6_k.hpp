@@ -206,15 +206,7 @@ struct Q6_K {
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {
     static_assert(offsetof(Block, d) == kBlockBytes - 2);  // the tail: tail_f16
-    using Ops = typename V::Ops;
-    for (size_t s = 0; s < V::kStreams; ++s) {
-      sumi[s] =
-          Ops::add32(Ops::add32(sub_blocks<0, 0>(w, s, a, s16), sub_blocks<0, 1>(w, s, a, s16)),
-                     Ops::add32(sub_blocks<1, 0>(w, s, a, s16), sub_blocks<1, 1>(w, s, a, s16)));
-      summ[s] = Ops::zero();
-      d[s] = w.tail_f16(s, kBlockBytes / 4);
-      dmin[s] = Ops::zero_f();
-    }
+    dot_groups_signed_sub16<Q6_K>(w, a, s16, sumi, summ, d, dmin);
   }
   // sum_k scale_j (dot_j - 32 s16_j) over the sub-blocks j = 8 h + 2 k + i (k = 0..3) of vector
   // s's rows: words 4 i .. 4 i + 3 of each run.
