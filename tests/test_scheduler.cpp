@@ -622,5 +622,112 @@ TEST_F(SchedulerTest, RamCacheKeepsItsByteBoundInLruOrder) {
   EXPECT_EQ(small.bytes(), 0u);
 }
 
+// A job copies the longest prefix of its prompt from a busy slot (the rows it has computed): with
+// full attention, all the prompt shares with the running job's; with a window of 8, whose ring the
+// running job has rolled past, nothing (keepable). Each job's output is generate()'s alone.
+TEST_F(SchedulerTest, AJobCopiesItsPrefixFromABusySlot) {
+  const std::string system = "You are a storyteller who tells short and happy stories.";
+  const Ids pa = chat(system, "A cat?"), pb = chat(system, "A dog?");
+  for (const auto& model : {model_, window_model_}) {
+    const bool window = model == window_model_;
+    const std::string what = window ? "window 8" : "full attention";
+    Scheduler scheduler(model, options(2));
+    GenerateOptions long_run = greedy(400);  // decodes beside b's whole run
+    long_run.stop_at_eos = false;
+    const auto a = scheduler.submit(pa, long_run);
+    ASSERT_EQ(first_event(*a).kind, JobEvent::Kind::Text);  // a's prompt is in
+    const Outcome b = run_to_end(*scheduler.submit(pb, greedy(12)));
+    expect_same(b, alone(model, pb, greedy(12)), pb.size(), what);
+    // a still runs: b's prefix came from a busy slot (the other one was empty).
+    JobEvent e;
+    while (a->next(e, 0ms)) ASSERT_EQ(e.kind, JobEvent::Kind::Text) << what << ": a ended first";
+    const uint32_t shared = keepable(pa, pb, 0);
+    EXPECT_GT(shared, 10u);
+    EXPECT_EQ(b.last.usage.cached_tokens, window ? 0 : shared) << what;
+    a->cancel();
+    EXPECT_EQ(run_to_end(*a).last.error, JobError::Cancelled);
+  }
+}
+
+// Jobs that arrive together with one long system prompt: the first prefills it, the others wait
+// for its rows (more than a prefill chunk) and copy them, so the prompt is prefilled once.
+TEST_F(SchedulerTest, JobsArrivingTogetherPrefillASharedPromptOnce) {
+  std::string system = "You are a storyteller.";
+  for (int i = 0; i < 4; ++i) system += " You tell short and happy stories about animals.";
+  const std::vector<std::string> questions = {"A cat?", "A dog?", "A bird?", "A fish?"};
+  Scheduler scheduler(model_, options(4));
+  std::vector<Ids> prompts;
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const std::string& q : questions) {
+    prompts.push_back(chat(system, q));
+    jobs.push_back(scheduler.submit(prompts.back(), greedy(8)));
+  }
+  uint64_t fed = prompts[0].size();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Outcome out = run_to_end(*jobs[i]);
+    expect_same(out, alone(model_, prompts[i], greedy(8)), prompts[i].size(),
+                "job " + std::to_string(i));
+    const uint32_t expected = i == 0 ? 0 : keepable(prompts[0], prompts[i], 0);
+    EXPECT_EQ(out.last.usage.cached_tokens, expected) << "job " << i;
+    if (i > 0) fed += prompts[i].size() - expected;
+  }
+  EXPECT_GT(keepable(prompts[0], prompts[1], 0), 40u);
+  EXPECT_EQ(scheduler.stats().prefill_tokens, fed);
+}
+
+// The RAM cache: a slot's entries are saved before another job overwrites them and give a later
+// prompt that continues them its prefix (with a window of 8 too: all that the slot held is a
+// prefix its ring can give); without prefix reuse nothing is kept, copied or cached.
+TEST_F(SchedulerTest, RamCacheGivesAnOverwrittenSlotsPrefixBack) {
+  for (const auto& model : {model_, window_model_}) {
+    const bool window = model == window_model_;
+    const std::string what = window ? "window 8" : "full attention";
+    SchedulerOptions o = options(1);
+    o.cache_ram_bytes = 64 << 20;
+    Scheduler scheduler(model, o);
+    const auto run = [&](const Ids& prompt, const std::string& name) {
+      const Outcome out = run_to_end(*scheduler.submit(prompt, greedy(12)));
+      expect_same(out, alone(model, prompt, greedy(12)), prompt.size(), what + ", " + name);
+      return out;
+    };
+    const Ids p1 = chat("You are a storyteller who tells short and happy stories.", "A cat?");
+    const Outcome first = run(p1, "first");
+    Ids held = p1;  // what the slot holds: the prompt and what was generated but the last token
+    held.insert(held.end(), first.last.generated_ids.begin(), first.last.generated_ids.end() - 1);
+    // Another conversation (no BOS: nothing shared) overwrites the slot: p1's entries are saved.
+    const Ids other = model->tokenizer().encode("Tom had a red ball.", false);
+    EXPECT_EQ(run(other, "other").last.usage.cached_tokens, 0u) << what;
+    EXPECT_EQ(scheduler.stats().cache_ram_entries, 1u) << what;
+    EXPECT_GT(scheduler.stats().cache_ram_bytes, 0u) << what;
+    EXPECT_LE(scheduler.stats().cache_ram_bytes, o.cache_ram_bytes) << what;
+    // The next turn of the first conversation continues everything it held.
+    Ids next = held;
+    const Ids more = model->tokenizer().encode(" The end.", false);
+    next.insert(next.end(), more.begin(), more.end());
+    EXPECT_EQ(run(next, "next turn").last.usage.cached_tokens, keepable(held, next, window ? 8 : 0))
+        << what;
+    EXPECT_EQ(keepable(held, next, window ? 8 : 0), held.size());
+    // Only what is valid: a prompt sharing part of it gets that part with full attention, nothing
+    // from the wrapped ring of 8 (the slot now holds `next`'s run, the RAM cache `other`'s).
+    const Ids p2 = chat("You are a storyteller who tells short and happy stories.", "A dog?");
+    EXPECT_EQ(run(p2, "same system prompt").last.usage.cached_tokens,
+              keepable(held, p2, window ? 8 : 0))
+        << what;
+  }
+  // Prefix reuse off: every prompt is prefilled whole.
+  SchedulerOptions off = options(1);
+  off.prefix_reuse = false;
+  off.cache_ram_bytes = 64 << 20;
+  Scheduler scheduler(model_, off);
+  const Ids p = encode("Once upon a time");
+  for (int i = 0; i < 2; ++i) {
+    const Outcome out = run_to_end(*scheduler.submit(p, greedy(5)));
+    expect_same(out, alone(model_, p, greedy(5)), p.size(), "no reuse");
+    EXPECT_EQ(out.last.usage.cached_tokens, 0u);
+  }
+  EXPECT_EQ(scheduler.stats().prefill_tokens, 2 * p.size());
+  EXPECT_EQ(scheduler.stats().cache_ram_entries, 0u);
+}
+
 }  // namespace
 }  // namespace brise

@@ -33,9 +33,10 @@ uint32_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>
 // Puts queued jobs into idle slots: the slot that can keep the longest prefix of the prompt,
 // else the least recently used; when another slot (busy ones hold the rows they have computed)
 // or the RAM cache holds a longer prefix, the least recently used idle slot copies it (its own
-// entries go to the RAM cache first). A job that would get more by waiting for rows that a slot
-// is prefilling (more than a prefill chunk more) stays queued, and the ones behind it may go
-// first; so does a job of a group (submit_group) while its first job prefills. Under the mutex.
+// entries go to the RAM cache first). A job whose prompt shares at least a prefill chunk with a
+// prompt that a slot is prefilling stays queued until those rows are in, if that gives it more
+// (the ones behind it may go first); so does a job of a group (submit_group) while its first job
+// prefills. Under the mutex.
 void Scheduler::admit() {
   State& s = *state_;
   const bool reuse = s.options.prefix_reuse;
@@ -82,7 +83,7 @@ void Scheduler::admit() {
                                       static_cast<uint32_t>(prompt.size() - 1));
           if (c > slot->fed) pending = std::max(pending, c);
         }
-      if (pending > std::max(best_kept, source.tokens) + s.options.prefill_chunk) {
+      if (pending >= s.options.prefill_chunk && pending > std::max(best_kept, source.tokens)) {
         ++it;
         continue;
       }

@@ -44,9 +44,9 @@ struct SchedulerOptions {
   int threads = 0;                     // of each forward pass (0: OpenMP's default)
   // Prefix reuse: a job starts from the longest prefix of its prompt whose KV entries a slot
   // (idle, or busy with the rows it has computed) or the host-RAM cache holds, copying them
-  // instead of prefilling them; a job whose prompt shares more than a prefill chunk beyond that
-  // with a prompt being prefilled waits for those rows. false: every job prefills its whole
-  // prompt (the jobs of a group still share the first one's prefill).
+  // instead of prefilling them; a job whose prompt shares at least a prefill chunk with a prompt
+  // being prefilled waits for those rows when they give it more. false: every job prefills its
+  // whole prompt (the jobs of a group still share the first one's prefill).
   bool prefix_reuse = true;
   // Host-RAM prefix cache, in bytes (0: none): before a job overwrites what a slot holds, the
   // slot's tokens and KV entries are saved there (brise::KVSnapshot), least recently used out
