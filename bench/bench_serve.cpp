@@ -15,8 +15,9 @@
 // the server must answer both with the same text (its output does not depend on what else is in
 // the batch), which is checked; --no-pairs gives every request its own prompt instead (a pair's
 // second request may find its prompt in a slot's cache). --system-words N makes every request a
-// chat request whose system message is the same N words (one long system prompt that all agents
-// share: what the server's prefix cache is for); the report adds usage's cached prompt tokens.
+// streamed chat request whose system message is the same N words (one long system prompt that
+// all agents share: what the server's prefix cache is for; with pairs, only the first of a pair
+// streams); the report adds usage's cached prompt tokens.
 //
 // Every response is validated: HTTP 200 and a well-formed OpenAI object (choices[0].text or
 // .message, finish_reason stop|length, usage totals that add up, completion_tokens <=
@@ -97,7 +98,8 @@ void usage(FILE* f) {
       "  --show-errors N      errors printed to stderr (default 10)\n"
       "  --no-pairs           every request its own prompt (default: pairs that differ only in\n"
       "                       stream, whose texts must agree)\n"
-      "  --system-words N     every request a chat whose system message is the same N words\n"
+      "  --system-words N     every request a streamed chat whose system message is the same\n"
+      "                       N words\n"
       "  --json               the report as one JSON object\n"
       "Exit status: 0 every response valid, 1 some were not, 2 usage, 3 wall limit reached.\n");
 }
@@ -274,14 +276,14 @@ std::vector<Spec> make_workload(const Options& o) {
     s.words = prompt_words(rng, o.prompts);
     s.prompt = words(rng, s.words);
     if (s.chat && rng.below(2) == 0) s.system = "You tell short stories for children.";
-    if (o.system_words > 0) {
+    if (o.system_words > 0) {  // every request a chat, streamed below (TTFT is the figure)
       s.chat = true;
       s.system = shared_system;
     }
     s.max_tokens = static_cast<uint32_t>(rng.between(o.max_tokens_lo, o.max_tokens_hi));
     s.seed = rng.next() >> 1;
     s.temperature = s.sampled ? 0.8 : 0.0;
-    const bool first_streams = (k / 4) % 2 == 0;
+    const bool first_streams = (k / 4) % 2 == 0 || o.system_words > 0;
     const int i = static_cast<int>(specs.size());
     if (!o.pairs) {  // one request per draw: streaming every other endpoint pair
       s.stream = first_streams;

@@ -57,8 +57,8 @@ int cmd_serve(const Args& args) {
   p.option("--prefill-chunk", &prefill_chunk, "N",
            "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
   p.option("--cache-ram", &cache_ram_mb, "MB",
-           "host-RAM cache of KV entries that slots were about to overwrite, for prompts that "
-           "start with them, least recently used out first (default: 0, none)",
+           "host-RAM cache (LRU) of the KV entries of slots about to be overwritten "
+           "(default: 0, none)",
            0, int64_t{1} << 30);
   p.flag("--no-prefix-cache", &no_prefix_cache,
          "every request prefills its whole prompt: no reuse of what slots or --cache-ram hold");
