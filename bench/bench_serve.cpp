@@ -2,7 +2,8 @@
 //
 //   build/bench/bench_serve --url http://127.0.0.1:8080 [--clients 4] [--requests 24]
 //       [--max-tokens 32 | --max-tokens 8:64] [--prompts mixed|short|medium|long] [--seed 1]
-//       [--timeout 120] [--wall-limit 600] [--wait-ready 60] [--no-pairs] [--json]
+//       [--timeout 120] [--wall-limit 600] [--wait-ready 60] [--no-pairs] [--system-words N]
+//       [--json]
 //
 // bench/serve_load.sh starts a server, runs this against it and stops it.
 //
@@ -13,7 +14,10 @@
 // (temperature 0) and seeded sampling. The requests come in pairs that differ only in `stream`:
 // the server must answer both with the same text (its output does not depend on what else is in
 // the batch), which is checked; --no-pairs gives every request its own prompt instead (a pair's
-// second request may find its prompt in a slot's cache).
+// second request may find its prompt in a slot's cache). --system-words N makes every request a
+// streamed chat request whose system message is the same N words (one long system prompt that
+// all agents share: what the server's prefix cache is for; with pairs, only the first of a pair
+// streams); the report adds usage's cached prompt tokens.
 //
 // Every response is validated: HTTP 200 and a well-formed OpenAI object (choices[0].text or
 // .message, finish_reason stop|length, usage totals that add up, completion_tokens <=
@@ -72,7 +76,8 @@ struct Options {
   double wait_ready = 60;   // seconds for GET /health to answer 200 before the run
   std::string model;        // the request's "model" ("" : none sent)
   bool json_out = false;
-  bool pairs = true;  // --no-pairs: every request its own prompt
+  bool pairs = true;     // --no-pairs: every request its own prompt
+  int system_words = 0;  // > 0: every request a chat with this shared system prompt
   int show_errors = 10;
 };
 
@@ -93,6 +98,8 @@ void usage(FILE* f) {
       "  --show-errors N      errors printed to stderr (default 10)\n"
       "  --no-pairs           every request its own prompt (default: pairs that differ only in\n"
       "                       stream, whose texts must agree)\n"
+      "  --system-words N     every request a streamed chat whose system message is the same\n"
+      "                       N words\n"
       "  --json               the report as one JSON object\n"
       "Exit status: 0 every response valid, 1 some were not, 2 usage, 3 wall limit reached.\n");
 }
@@ -172,6 +179,9 @@ int parse_options(int argc, char** argv, Options& o) {
       ok = parse_number(v, 0.001, 86400 * 7, o.wall_limit);
     } else if (a == "--wait-ready") {
       ok = parse_number(v, 0, 86400, o.wait_ready);
+    } else if (a == "--system-words") {
+      ok = parse_integer(v, 0, 1 << 20, n);
+      o.system_words = static_cast<int>(n);
     } else if (a == "--show-errors") {
       ok = parse_integer(v, 0, 1 << 20, n);
       o.show_errors = static_cast<int>(n);
@@ -255,6 +265,8 @@ int prompt_words(Rng& rng, const std::string& kind) {
 // --no-pairs: one request per draw, with the same pattern (k counts requests, not pairs).
 std::vector<Spec> make_workload(const Options& o) {
   Rng rng{o.seed * 0x2545F4914F6CDD1Dull + 1};
+  Rng shared_rng{42};  // the shared system prompt does not depend on --seed
+  const std::string shared_system = words(shared_rng, o.system_words);
   std::vector<Spec> specs;
   specs.reserve(static_cast<size_t>(o.requests));
   for (int k = 0; static_cast<int>(specs.size()) < o.requests; ++k) {
@@ -264,10 +276,14 @@ std::vector<Spec> make_workload(const Options& o) {
     s.words = prompt_words(rng, o.prompts);
     s.prompt = words(rng, s.words);
     if (s.chat && rng.below(2) == 0) s.system = "You tell short stories for children.";
+    if (o.system_words > 0) {  // every request a chat, streamed below (TTFT is the figure)
+      s.chat = true;
+      s.system = shared_system;
+    }
     s.max_tokens = static_cast<uint32_t>(rng.between(o.max_tokens_lo, o.max_tokens_hi));
     s.seed = rng.next() >> 1;
     s.temperature = s.sampled ? 0.8 : 0.0;
-    const bool first_streams = (k / 4) % 2 == 0;
+    const bool first_streams = (k / 4) % 2 == 0 || o.system_words > 0;
     const int i = static_cast<int>(specs.size());
     if (!o.pairs) {  // one request per draw: streaming every other endpoint pair
       s.stream = first_streams;
@@ -318,7 +334,7 @@ struct Outcome {
   bool ok = false;
   std::string error;
   std::string text, finish_reason;
-  int64_t prompt_tokens = 0, completion_tokens = 0;
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   int retries_429 = 0, retries_503 = 0;
   double latency = -1, ttft = -1;  // seconds (ttft: streaming only)
   std::vector<double> gaps;        // between content chunks (streaming only)
@@ -354,6 +370,11 @@ void check_usage(const json& u, const Spec& s, Outcome& out) {
   out.completion_tokens = count_field(u, "completion_tokens", "usage");
   const int64_t total = count_field(u, "total_tokens", "usage");
   if (out.prompt_tokens < 1) throw Fail{"usage.prompt_tokens is 0"};
+  if (const auto d = u.find("prompt_tokens_details"); d != u.end() && d->is_object()) {
+    out.cached_tokens = count_field(*d, "cached_tokens", "usage.prompt_tokens_details");
+    if (out.cached_tokens > out.prompt_tokens)
+      throw Fail{"usage: more cached tokens than prompt tokens"};
+  }
   if (total != out.prompt_tokens + out.completion_tokens)
     throw Fail{"usage.total_tokens " + std::to_string(total) + " != prompt " +
                std::to_string(out.prompt_tokens) + " + completion " +
@@ -654,6 +675,7 @@ void run_request(httplib::Client& cli, const Spec& s, const Options& o,
     out.text = std::move(attempt.text);
     out.finish_reason = attempt.finish_reason;
     out.prompt_tokens = attempt.prompt_tokens;
+    out.cached_tokens = attempt.cached_tokens;
     out.completion_tokens = attempt.completion_tokens;
     out.ttft = attempt.ttft;
     out.gaps = std::move(attempt.gaps);
@@ -822,7 +844,7 @@ int main(int argc, char** argv) {
   }
 
   int ok = 0, errors = 0, r429 = 0, r503 = 0;
-  int64_t completion_tokens = 0, prompt_tokens = 0;
+  int64_t completion_tokens = 0, prompt_tokens = 0, cached_tokens = 0;
   std::vector<double> latency, ttft, gaps;
   std::map<std::string, int> error_kinds;
   int shown = 0;
@@ -834,6 +856,7 @@ int main(int argc, char** argv) {
       // A mismatched pair still produced its tokens.
       completion_tokens += out.completion_tokens;
       prompt_tokens += out.prompt_tokens;
+      cached_tokens += out.cached_tokens;
       latency.push_back(out.latency);
       if (specs[i].stream) {
         if (out.ttft >= 0) ttft.push_back(out.ttft);
@@ -879,6 +902,7 @@ int main(int argc, char** argv) {
               {"seed", o.seed},
               {"prompts", o.prompts},
               {"pairs", o.pairs},
+              {"system_words", o.system_words},
               {"max_tokens", {o.max_tokens_lo, o.max_tokens_hi}},
               {"ok", ok},
               {"errors", errors},
@@ -889,6 +913,7 @@ int main(int argc, char** argv) {
               {"wall_seconds", wall},
               {"requests_per_second", rps},
               {"prompt_tokens", prompt_tokens},
+              {"cached_tokens", cached_tokens},
               {"completion_tokens", completion_tokens},
               {"completion_tokens_per_second", tps},
               {"latency_p50_ms", number_or_null(percentile(latency, 50) * 1e3)},
@@ -914,8 +939,8 @@ int main(int argc, char** argv) {
     std::printf("  valid %d, errors %d (pair mismatches %d), retried: 429 x%d, 503 x%d%s\n", ok,
                 errors, mismatches, r429, r503, wall_hit ? ", WALL LIMIT REACHED" : "");
     std::printf("  wall %.2f s: %.2f requests/s, %.1f completion tokens/s (%" PRId64
-                " completion, %" PRId64 " prompt tokens)\n",
-                wall, rps, tps, completion_tokens, prompt_tokens);
+                " completion, %" PRId64 " prompt tokens, %" PRId64 " of them cached)\n",
+                wall, rps, tps, completion_tokens, prompt_tokens, cached_tokens);
     std::printf("  latency    p50 %-10s p99 %s\n", ms(percentile(latency, 50)).c_str(),
                 ms(percentile(latency, 99)).c_str());
     std::printf("  TTFT       p50 %-10s p99 %s   (streamed, to the first content chunk)\n",

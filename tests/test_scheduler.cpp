@@ -16,8 +16,10 @@
 #include "brise/model.hpp"
 #include "brise/scheduler.hpp"
 #include "brise/session.hpp"
+#include "engine/generate/prefix_cache.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
+#include "support/wide_model.hpp"
 
 namespace brise {
 namespace {
@@ -237,6 +239,20 @@ TEST_F(SchedulerTest, AGroupSharesItsPrefill) {
   }
 }
 
+// The prefix-reuse rule, restated for one source (a slot or a snapshot) that has fed `held`: the
+// common prefix c of `held` and the prompt, short of the whole prompt; with a window W (0: full
+// attention), only when c == held or its ring of W still holds the keys position c needs (c-W+1
+// .. c-1 against held-W .. held-1), else nothing.
+uint32_t keepable(const Ids& held, const Ids& prompt, int64_t window) {
+  size_t c = 0;
+  while (c < held.size() && c < prompt.size() && held[c] == prompt[c]) ++c;
+  c = std::min(c, prompt.size() - 1);
+  if (window == 0 || c == held.size()) return static_cast<uint32_t>(c);
+  const int64_t oldest_needed = std::max<int64_t>(static_cast<int64_t>(c) - (window - 1), 0);
+  const int64_t oldest_held = std::max<int64_t>(static_cast<int64_t>(held.size()) - window, 0);
+  return oldest_needed >= oldest_held ? static_cast<uint32_t>(c) : 0;
+}
+
 // The prefix-reuse rule, restated: a slot that has fed `held` can keep the common prefix c of
 // `held` and the prompt, short of the whole prompt; with a window of 8 only when c == held or
 // the ring still holds the keys position c needs (c-7 .. c-1 against held-8 .. held-1), else
@@ -267,13 +283,7 @@ class SlotsModel {
 
  private:
   uint32_t keepable(const Ids& held, const Ids& prompt) const {
-    size_t c = 0;
-    while (c < held.size() && c < prompt.size() && held[c] == prompt[c]) ++c;
-    c = std::min(c, prompt.size() - 1);
-    if (!window_ || c == held.size()) return static_cast<uint32_t>(c);
-    const int64_t oldest_needed = std::max<int64_t>(static_cast<int64_t>(c) - 7, 0);
-    const int64_t oldest_held = std::max<int64_t>(static_cast<int64_t>(held.size()) - 8, 0);
-    return oldest_needed >= oldest_held ? static_cast<uint32_t>(c) : 0;
+    return brise::keepable(held, prompt, window_ ? 8 : 0);
   }
   std::vector<Ids> held_;
   std::vector<uint64_t> last_use_;
@@ -473,6 +483,250 @@ TEST_F(SchedulerTest, InvalidJobsAreRefusedAtSubmit) {
   SchedulerOptions no_chunk = options(1);
   no_chunk.prefill_chunk = 0;
   EXPECT_THROW({ Scheduler none(model_, no_chunk); }, Error);
+}
+
+// --- Shared prefix cache: copies from busy slots and from the host-RAM cache. ---
+
+// A snapshot holds a session's rings as they were (a wrapped window ring: only its last
+// positions), counts its bytes, and gives a later session the logits of a fresh prefill, bit for
+// bit, for the f32, f16 and q8_0 caches, full attention, a window of 16 that 40 tokens wrap, and
+// per-layer windows.
+TEST_F(SchedulerTest, SnapshotGivesTheLogitsOfAFreshPrefill) {
+  const auto scratch = test::scratch_dir("scheduler_snapshot");
+  const auto wide = Model::load(test::write_wide_model(scratch, TensorType::F32));
+  const auto interleaved =
+      Model::load(test::write_wide_interleaved_model(scratch, TensorType::F32));
+  Ids ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(1 + (i * 37) % 500);
+  const Ids tail = {42, 43, 44};
+  struct Case {
+    std::shared_ptr<const Model> model;
+    TensorType kv;
+    std::optional<uint32_t> window;  // of the windowed layers (nullopt: full attention)
+  };
+  std::vector<Case> cases;
+  for (const TensorType kv : {TensorType::F32, TensorType::F16, TensorType::Q8_0})
+    for (const std::optional<uint32_t> w : {std::optional<uint32_t>(), std::optional<uint32_t>(16)})
+      cases.push_back({wide, kv, w});
+  cases.push_back({interleaved, TensorType::Q8_0, 16});
+  for (const Case& c : cases) {
+    SessionOptions o;
+    o.kv_type = c.kv;
+    o.sliding_window = c.window;
+    o.prefill_chunk = 7;
+    const uint32_t head_dim = c.model->config().head_dim;
+    const std::string what = std::string(tensor_type_name(c.kv)) + ", head_dim " +
+                             std::to_string(head_dim) +
+                             (c.window ? ", window " + std::to_string(*c.window) : ", full");
+    Session source(c.model, o);
+    source.prefill(ids);
+    const KVSnapshot snap = source.snapshot();
+    EXPECT_EQ(snap.tokens(), ids) << what;
+    // Bytes: the KV blocks of 32 positions it holds (K and V of every KV head, f32 4 bytes a
+    // value, f16 2, q8_0 34 per 32), at most 4 KiB more; a wrapped ring of 16 holds one block.
+    const uint64_t per_value_x32 = c.kv == TensorType::F32   ? 128
+                                   : c.kv == TensorType::F16 ? 64
+                                                             : 34;
+    const auto& windows = source.layer_windows();
+    uint64_t kv_bytes = 0;
+    for (const auto& w : windows)
+      kv_bytes +=
+          (w ? 1 : 2) * uint64_t{c.model->config().n_kv_heads} * 2 * head_dim * per_value_x32;
+    EXPECT_GE(snap.bytes(), kv_bytes) << what;
+    EXPECT_LE(snap.bytes(), kv_bytes + 4096) << what;
+
+    // The whole snapshot, then a tail: exactly a fresh prefill of everything.
+    Ids all = ids;
+    all.insert(all.end(), tail.begin(), tail.end());
+    Session fresh(c.model, o), restored(c.model, o);
+    const auto want = fresh.prefill(all);
+    restored.prefill(Ids{5, 6, 7});  // something to forget
+    ASSERT_EQ(snap.reusable_prefix(all), ids.size()) << what;
+    restored.copy_prefix(snap, static_cast<uint32_t>(ids.size()));
+    const auto got = restored.prefill(tail);
+    ASSERT_EQ(std::vector<float>(got.begin(), got.end()),
+              std::vector<float>(want.begin(), want.end()))
+        << what;
+
+    // A shorter prefix: with full attention, as a fresh prefill; a wrapped ring cannot give it.
+    Ids part(ids.begin(), ids.begin() + 25);
+    part.insert(part.end(), tail.begin(), tail.end());
+    if (!c.window) {
+      ASSERT_EQ(snap.reusable_prefix(part), 25u) << what;
+      Session fresh_part(c.model, o), from_part(c.model, o);
+      const auto w2 = fresh_part.prefill(part);
+      from_part.copy_prefix(snap, 25);
+      const auto g2 = from_part.prefill(tail);
+      EXPECT_EQ(std::vector<float>(g2.begin(), g2.end()), std::vector<float>(w2.begin(), w2.end()))
+          << what;
+    } else {
+      EXPECT_EQ(snap.reusable_prefix(part), 0u) << what;
+      EXPECT_FALSE(snap.can_give(25)) << what;
+      EXPECT_TRUE(snap.can_give(39)) << what;  // 39 - 15 = 24: the oldest position the ring holds
+      Session other(c.model, o);
+      EXPECT_THROW(other.copy_prefix(snap, 25), Error) << what;
+    }
+  }
+  // A snapshot goes only to a session of the same layout.
+  SessionOptions f16;
+  f16.kv_type = TensorType::F16;
+  Session a(wide), b(wide, f16);
+  a.prefill(ids);
+  EXPECT_THROW(b.copy_prefix(a.snapshot(), 10), Error);
+}
+
+// The RAM cache's bound and order: its snapshots' bytes never exceed the limit, the least
+// recently used (stored or found) goes first, a snapshot that extends another replaces it, and
+// one larger than the limit is not kept.
+TEST_F(SchedulerTest, RamCacheKeepsItsByteBoundInLruOrder) {
+  const auto snapshot_of = [&](const Ids& ids) {
+    Session s(model_);
+    s.prefill(ids);
+    return s.snapshot();
+  };
+  const Ids a = encode("Once upon a time there was a cat"), b = encode("The dog ran to the park"),
+            c = encode("Lily and Tom went to the big park");
+  const uint64_t size_a = snapshot_of(a).bytes(), size_b = snapshot_of(b).bytes(),
+                 size_c = snapshot_of(c).bytes();
+  PrefixCache cache(size_a + size_b + size_c / 2);  // room for two of them
+  cache.store(snapshot_of(a));
+  cache.store(snapshot_of(b));
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{b, a}));
+  EXPECT_EQ(cache.bytes(), size_a + size_b);
+  // Found: a is the most recently used, so storing c drops b.
+  Ids a_more = a;
+  a_more.push_back(42);
+  const PrefixCache::Match m = cache.find(a_more);
+  ASSERT_NE(m.snapshot, nullptr);
+  EXPECT_EQ(m.tokens, a.size());
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{a, b}));
+  cache.store(snapshot_of(c));
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{c, a}));
+  EXPECT_EQ(cache.bytes(), size_c + size_a);
+  EXPECT_LE(cache.bytes(), cache.limit());
+  // A prompt that shares no token (no BOS) finds nothing and changes no order.
+  EXPECT_EQ(cache.find(model_->tokenizer().encode("Zebras", false)).snapshot, nullptr);
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{c, a}));
+  // A snapshot that extends a replaces it; one that a holds already only refreshes a.
+  Ids a_long = a_more;
+  a_long.push_back(43);
+  cache.store(snapshot_of(a_long));
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{a_long, c}));
+  cache.store(snapshot_of(a));
+  EXPECT_EQ(cache.keys(), (std::vector<Ids>{a_long, c}));
+  EXPECT_EQ(cache.bytes(), size_c + snapshot_of(a_long).bytes());
+  // Too large for the limit: not kept, nothing dropped for it.
+  PrefixCache small(size_a - 1);
+  small.store(snapshot_of(a));
+  EXPECT_EQ(small.size(), 0u);
+  EXPECT_EQ(small.bytes(), 0u);
+}
+
+// A job copies the longest prefix of its prompt from a busy slot (the rows it has computed): with
+// full attention, all the prompt shares with the running job's; with a window of 8, whose ring the
+// running job has rolled past, nothing (keepable). Each job's output is generate()'s alone.
+TEST_F(SchedulerTest, AJobCopiesItsPrefixFromABusySlot) {
+  const std::string system = "You are a storyteller who tells short and happy stories.";
+  const Ids pa = chat(system, "A cat?"), pb = chat(system, "A dog?");
+  for (const auto& model : {model_, window_model_}) {
+    const bool window = model == window_model_;
+    const std::string what = window ? "window 8" : "full attention";
+    Scheduler scheduler(model, options(2));
+    GenerateOptions long_run = greedy(400);  // decodes beside b's whole run
+    long_run.stop_at_eos = false;
+    const auto a = scheduler.submit(pa, long_run);
+    ASSERT_EQ(first_event(*a).kind, JobEvent::Kind::Text);  // a's prompt is in
+    const Outcome b = run_to_end(*scheduler.submit(pb, greedy(12)));
+    expect_same(b, alone(model, pb, greedy(12)), pb.size(), what);
+    // a still runs: b's prefix came from a busy slot (the other one was empty).
+    JobEvent e;
+    while (a->next(e, 0ms)) ASSERT_EQ(e.kind, JobEvent::Kind::Text) << what << ": a ended first";
+    const uint32_t shared = keepable(pa, pb, 0);
+    EXPECT_GT(shared, 10u);
+    EXPECT_EQ(b.last.usage.cached_tokens, window ? 0 : shared) << what;
+    a->cancel();
+    EXPECT_EQ(run_to_end(*a).last.error, JobError::Cancelled);
+  }
+}
+
+// Jobs that arrive together with one long system prompt: the first prefills it, the others wait
+// for its rows (more than a prefill chunk) and copy them, so the prompt is prefilled once.
+TEST_F(SchedulerTest, JobsArrivingTogetherPrefillASharedPromptOnce) {
+  std::string system = "You are a storyteller.";
+  for (int i = 0; i < 4; ++i) system += " You tell short and happy stories about animals.";
+  const std::vector<std::string> questions = {"A cat?", "A dog?", "A bird?", "A fish?"};
+  Scheduler scheduler(model_, options(4));
+  std::vector<Ids> prompts;
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const std::string& q : questions) {
+    prompts.push_back(chat(system, q));
+    jobs.push_back(scheduler.submit(prompts.back(), greedy(8)));
+  }
+  uint64_t fed = prompts[0].size();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Outcome out = run_to_end(*jobs[i]);
+    expect_same(out, alone(model_, prompts[i], greedy(8)), prompts[i].size(),
+                "job " + std::to_string(i));
+    const uint32_t expected = i == 0 ? 0 : keepable(prompts[0], prompts[i], 0);
+    EXPECT_EQ(out.last.usage.cached_tokens, expected) << "job " << i;
+    if (i > 0) fed += prompts[i].size() - expected;
+  }
+  EXPECT_GT(keepable(prompts[0], prompts[1], 0), 40u);
+  EXPECT_EQ(scheduler.stats().prefill_tokens, fed);
+}
+
+// The RAM cache: a slot's entries are saved before another job overwrites them and give a later
+// prompt that continues them its prefix (with a window of 8 too: all that the slot held is a
+// prefix its ring can give); without prefix reuse nothing is kept, copied or cached.
+TEST_F(SchedulerTest, RamCacheGivesAnOverwrittenSlotsPrefixBack) {
+  for (const auto& model : {model_, window_model_}) {
+    const bool window = model == window_model_;
+    const std::string what = window ? "window 8" : "full attention";
+    SchedulerOptions o = options(1);
+    o.cache_ram_bytes = 64 << 20;
+    Scheduler scheduler(model, o);
+    const auto run = [&](const Ids& prompt, const std::string& name) {
+      const Outcome out = run_to_end(*scheduler.submit(prompt, greedy(12)));
+      expect_same(out, alone(model, prompt, greedy(12)), prompt.size(), what + ", " + name);
+      return out;
+    };
+    const Ids p1 = chat("You are a storyteller who tells short and happy stories.", "A cat?");
+    const Outcome first = run(p1, "first");
+    Ids held = p1;  // what the slot holds: the prompt and what was generated but the last token
+    held.insert(held.end(), first.last.generated_ids.begin(), first.last.generated_ids.end() - 1);
+    // Another conversation (no BOS: nothing shared) overwrites the slot: p1's entries are saved.
+    const Ids other = model->tokenizer().encode("Tom had a red ball.", false);
+    EXPECT_EQ(run(other, "other").last.usage.cached_tokens, 0u) << what;
+    EXPECT_EQ(scheduler.stats().cache_ram_entries, 1u) << what;
+    EXPECT_GT(scheduler.stats().cache_ram_bytes, 0u) << what;
+    EXPECT_LE(scheduler.stats().cache_ram_bytes, o.cache_ram_bytes) << what;
+    // The next turn of the first conversation continues everything it held.
+    Ids next = held;
+    const Ids more = model->tokenizer().encode(" The end.", false);
+    next.insert(next.end(), more.begin(), more.end());
+    EXPECT_EQ(run(next, "next turn").last.usage.cached_tokens, keepable(held, next, window ? 8 : 0))
+        << what;
+    EXPECT_EQ(keepable(held, next, window ? 8 : 0), held.size());
+    // Only what is valid: a prompt sharing part of it gets that part with full attention, nothing
+    // from the wrapped ring of 8 (the slot now holds `next`'s run, the RAM cache `other`'s).
+    const Ids p2 = chat("You are a storyteller who tells short and happy stories.", "A dog?");
+    EXPECT_EQ(run(p2, "same system prompt").last.usage.cached_tokens,
+              keepable(held, p2, window ? 8 : 0))
+        << what;
+  }
+  // Prefix reuse off: every prompt is prefilled whole.
+  SchedulerOptions off = options(1);
+  off.prefix_reuse = false;
+  off.cache_ram_bytes = 64 << 20;
+  Scheduler scheduler(model_, off);
+  const Ids p = encode("Once upon a time");
+  for (int i = 0; i < 2; ++i) {
+    const Outcome out = run_to_end(*scheduler.submit(p, greedy(5)));
+    expect_same(out, alone(model_, p, greedy(5)), p.size(), "no reuse");
+    EXPECT_EQ(out.last.usage.cached_tokens, 0u);
+  }
+  EXPECT_EQ(scheduler.stats().prefill_tokens, 2 * p.size());
+  EXPECT_EQ(scheduler.stats().cache_ram_entries, 0u);
 }
 
 }  // namespace

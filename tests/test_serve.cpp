@@ -114,6 +114,13 @@ TEST_F(Serve, StreamingSendsChunksThenDoneAndEqualsTheWholeAnswer) {
   EXPECT_EQ(last["usage"]["completion_tokens"], whole.j()["usage"]["completion_tokens"]);
   EXPECT_EQ(s.chunks[s.chunks.size() - 2]["choices"][0]["finish_reason"], "length");
   for (const json& c : s.chunks) EXPECT_EQ(c["id"], s.chunks.front()["id"]);
+  // The same prompt again: a slot holds it, so all of it but its last token (fed again for fresh
+  // logits) is kept, as the stream's usage and /metrics say.
+  const int prompt_tokens = whole.j()["usage"]["prompt_tokens"];
+  EXPECT_EQ(whole.j()["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(last["usage"]["prompt_tokens"], prompt_tokens);
+  EXPECT_EQ(last["usage"]["prompt_tokens_details"]["cached_tokens"], prompt_tokens - 1);
+  EXPECT_EQ(metric(server->port(), "brise_prompt_cached_tokens_total"), prompt_tokens - 1);
 
   const Streamed plain = stream(server->port(), "/v1/completions",
                                 {{"prompt", "The dog"}, {"max_tokens", 20}, {"temperature", 0}});

@@ -25,7 +25,8 @@ int cmd_serve(const Args& args) {
   std::string host = server.host;
   int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
           grace = 3;
-  int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default;
+  int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default, cache_ram_mb = 0;
+  bool no_prefix_cache = false;
   std::string api_key;
   std::optional<std::string> template_name;
   ArgParser p(
@@ -55,6 +56,12 @@ int cmd_serve(const Args& args) {
   p.option("--timeout", &timeout, "SECONDS", "to receive a whole request (default: 10)", 1, 3600);
   p.option("--prefill-chunk", &prefill_chunk, "N",
            "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
+  p.option("--cache-ram", &cache_ram_mb, "MB",
+           "host-RAM cache (LRU) of the KV entries of slots about to be overwritten "
+           "(default: 0, none)",
+           0, int64_t{1} << 30);
+  p.flag("--no-prefix-cache", &no_prefix_cache,
+         "every request prefills its whole prompt: no reuse of what slots or --cache-ram hold");
   p.option("--grace", &grace, "SECONDS",
            "running requests may finish after a stop signal (default: 3)", 0, 3600);
   if (!p.parse(args)) return 0;
@@ -81,6 +88,8 @@ int cmd_serve(const Args& args) {
   scheduling.prefill_chunk_alone = static_cast<uint32_t>(session_args.chunk);
   scheduling.session = session_args.session_options();
   scheduling.threads = static_cast<int>(session_args.threads);
+  scheduling.prefix_reuse = !no_prefix_cache;
+  scheduling.cache_ram_bytes = static_cast<uint64_t>(cache_ram_mb) << 20;
 
   // Signals go to one thread that waits for them; every other thread (created after this) has
   // them blocked.

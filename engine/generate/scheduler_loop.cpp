@@ -14,49 +14,108 @@ bool Scheduler::State::any_idle() const {
   return std::any_of(slots.begin(), slots.end(), [](auto& s) { return !s->job; });
 }
 
+namespace {
+
+// Where a job's first prompt tokens come from, when not from its own slot.
+struct PrefixSource {
+  uint32_t tokens = 0;
+  const Session* session = nullptr;      // another slot, idle or busy
+  const KVSnapshot* snapshot = nullptr;  // the host-RAM cache
+};
+
+uint32_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  return static_cast<uint32_t>(std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first -
+                               a.begin());
+}
+
+}  // namespace
+
 // Puts queued jobs into idle slots: the slot that can keep the longest prefix of the prompt,
-// else the least recently used. A job of a group (submit_group) waits while the first job of its
-// group is prefilling, then may start from a copy of that job's KV entries. Under the mutex.
+// else the least recently used; when another slot (busy ones hold the rows they have computed)
+// or the RAM cache holds a longer prefix, the least recently used idle slot copies it (its own
+// entries go to the RAM cache first). A job whose prompt shares at least a prefill chunk with a
+// prompt that a slot is prefilling stays queued until those rows are in, if that gives it more
+// (the ones behind it may go first); so does a job of a group (submit_group) while its first job
+// prefills. Under the mutex.
 void Scheduler::admit() {
   State& s = *state_;
-  while (!s.queue.empty()) {
-    const std::shared_ptr<Job>& job = s.queue.front();
-    const auto& prompt = job->prompt();
+  const bool reuse = s.options.prefix_reuse;
+  for (auto it = s.queue.begin(); it != s.queue.end();) {
+    const Job& job = **it;
+    const auto& prompt = job.prompt();
     Slot* leader = nullptr;  // the running slot of the job's group leader
-    if (const auto& l = job->state_->leader)
+    if (const auto& l = job.state_->leader)
       for (auto& slot : s.slots)
         if (slot->job == l) leader = slot.get();
-    if (leader && leader->prefilling()) return;  // its prompt will be there to copy
-    const uint32_t copyable = leader ? leader->session.reusable_prefix(prompt) : 0;
+    if (leader && leader->prefilling()) {  // its prompt will be there to copy
+      ++it;
+      continue;
+    }
 
-    Slot* best = nullptr;
+    Slot* best = nullptr;  // the idle slot that keeps the most
+    Slot* oldest = nullptr;
     uint32_t best_kept = 0;
     for (auto& slot : s.slots) {
       if (slot->job) continue;
-      const uint32_t kept = slot->session.reusable_prefix(prompt);
+      const uint32_t kept = reuse ? slot->session.reusable_prefix(prompt) : 0;
       if (!best || kept > best_kept || (kept == best_kept && slot->last_use < best->last_use)) {
         best = slot.get();
         best_kept = kept;
       }
+      if (!oldest || slot->last_use < oldest->last_use) oldest = slot.get();
     }
     if (!best) return;
-    best->job = std::move(s.queue.front());
-    s.queue.pop_front();
-    best->generation.reset();
-    best->reported = 0;
-    best->last_use = ++s.use_counter;
-    if (copyable > best_kept) {
-      best->session.copy_prefix(leader->session, copyable);
-      best_kept = copyable;
-    } else {
-      best->session.keep_prefix(best_kept);  // rewinds (or resets)
+
+    PrefixSource source;
+    for (auto& slot : s.slots) {
+      if (!slot->job || (!reuse && slot.get() != leader)) continue;
+      if (const uint32_t n = slot->session.reusable_prefix(prompt); n > source.tokens)
+        source = {n, &slot->session, nullptr};
     }
-    best->fed = best_kept;
-    const size_t prompt_tokens = best->job->prompt().size();
-    best->usage = {static_cast<uint32_t>(prompt_tokens), 0, best_kept};
+    if (reuse && s.cache_ram.limit() > 0)
+      if (const auto m = s.cache_ram.find(prompt); m.tokens > source.tokens)
+        source = {m.tokens, nullptr, m.snapshot};
+    if (reuse) {
+      uint32_t pending = 0;  // prompt rows that a prefilling slot is about to compute
+      for (auto& slot : s.slots)
+        if (slot->prefilling()) {
+          const uint32_t c = std::min(common_prefix(slot->job->prompt(), prompt),
+                                      static_cast<uint32_t>(prompt.size() - 1));
+          if (c > slot->fed) pending = std::max(pending, c);
+        }
+      if (pending >= s.options.prefill_chunk && pending > std::max(best_kept, source.tokens)) {
+        ++it;
+        continue;
+      }
+    }
+
+    const bool copy = source.tokens > best_kept;
+    Slot& slot = copy ? *oldest : *best;
+    const uint32_t kept = copy ? source.tokens : best_kept;
+    std::optional<KVSnapshot> overwritten;
+    if (s.cache_ram.limit() > 0 && slot.session.position() > (copy ? 0 : kept))
+      overwritten = slot.session.snapshot();
+    if (source.session && copy)
+      slot.session.copy_prefix(*source.session, kept);
+    else if (source.snapshot && copy)
+      slot.session.copy_prefix(*source.snapshot, kept);
+    else
+      slot.session.keep_prefix(kept);  // rewinds (or resets)
+    if (overwritten) s.cache_ram.store(std::move(*overwritten));
+
+    slot.job = std::move(*it);
+    it = s.queue.erase(it);
+    slot.generation.reset();
+    slot.reported = 0;
+    slot.last_use = ++s.use_counter;
+    slot.fed = kept;
+    const size_t prompt_tokens = prompt.size();
+    slot.usage = {static_cast<uint32_t>(prompt_tokens), 0, kept};
     ++s.stats.busy;
     s.stats.prompt_tokens += prompt_tokens;
-    s.stats.cached_tokens += best_kept;
+    s.stats.cached_tokens += kept;
+    s.stats.cache_ram_bytes = s.cache_ram.bytes();
+    s.stats.cache_ram_entries = s.cache_ram.size();
   }
 }
 

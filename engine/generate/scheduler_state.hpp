@@ -16,6 +16,7 @@
 
 #include "brise/batch.hpp"
 #include "brise/scheduler.hpp"
+#include "engine/generate/prefix_cache.hpp"
 
 namespace brise {
 
@@ -67,6 +68,7 @@ struct Scheduler::State {
   std::vector<BatchItem> items;  // this step's rows
   std::vector<Slot*> item_slots;
   std::vector<int32_t> next_tokens;  // decode tokens, one per slot
+  PrefixCache cache_ram;             // limit 0 when off
 
   // Shared, under `mutex`.
   mutable std::mutex mutex;
@@ -79,7 +81,10 @@ struct Scheduler::State {
   std::thread thread;
 
   State(std::shared_ptr<const Model> m, const SchedulerOptions& o)
-      : model(std::move(m)), options(o), batch(o.threads) {}
+      : model(std::move(m)),
+        options(o),
+        batch(o.threads),
+        cache_ram(o.prefix_reuse ? o.cache_ram_bytes : 0) {}
   bool any_running() const;
   bool any_idle() const;
 };

@@ -38,6 +38,24 @@ KVCache::KVCache(std::vector<uint32_t> max_slots, uint32_t n_kv_heads, uint32_t 
   }
 }
 
+KVCache KVCache::empty_like() const {
+  KVCache c(*this, Shape{});
+  return c;
+}
+
+KVCache::KVCache(const KVCache& shape, Shape)
+    : type_(shape.type_),
+      n_kv_heads_(shape.n_kv_heads_),
+      head_dim_(shape.head_dim_),
+      block_bytes_(shape.block_bytes_) {
+  for (const Ring& r : shape.layers_) {
+    Ring ring;
+    ring.slots = r.slots;
+    ring.max_blocks = r.max_blocks;
+    layers_.push_back(std::move(ring));
+  }
+}
+
 void KVCache::reserve(uint64_t end) {
   const uint64_t blocks = (end + kBlock - 1) / kBlock;
   for (Ring& ring : layers_) {
@@ -63,6 +81,26 @@ uint64_t KVCache::allocated_bytes() const {
   for (const Ring& ring : layers_)
     total += uint64_t{ring.allocated_blocks} * n_kv_heads_ * block_bytes_;
   return total;
+}
+
+bool KVCache::same_layout(const KVCache& other) const {
+  if (type_ != other.type_ || n_kv_heads_ != other.n_kv_heads_ || head_dim_ != other.head_dim_ ||
+      layers_.size() != other.layers_.size())
+    return false;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    if (layers_[l].slots != other.layers_[l].slots) return false;
+  return true;
+}
+
+void KVCache::copy_positions(const KVCache& from, uint64_t count) {
+  reserve(count);
+  for (uint32_t l = 0; l < n_layers(); ++l) {
+    const uint64_t ring = ring_slots(l);
+    const uint64_t first = count > ring ? count - ring : 0;
+    for (uint64_t b = first / kBlock; b * kBlock < count; ++b)
+      for (uint32_t h = 0; h < n_kv_heads_; ++h)
+        std::memcpy(block(l, b, h), from.block(l, b, h), block_bytes_);
+  }
 }
 
 }  // namespace brise

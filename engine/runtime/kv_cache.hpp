@@ -43,6 +43,9 @@ class KVCache {
   // (kernels::kv_block_supports).
   KVCache(std::vector<uint32_t> max_slots, uint32_t n_kv_heads, uint32_t head_dim, TensorType type);
 
+  // A cache of the same layout (same_layout) holding nothing yet.
+  KVCache empty_like() const;
+
   // Makes room for positions [0, end) in every layer (up to its max_slots).
   void reserve(uint64_t end);
 
@@ -69,6 +72,19 @@ class KVCache {
 
   uint64_t allocated_bytes() const;
 
+  // Whether `other` stores the same positions in the same blocks (type, heads, every ring).
+  bool same_layout(const KVCache& other) const;
+  // After `held` positions were written, the oldest position layer `layer`'s ring still holds
+  // (a ring of max_slots positions has overwritten the ones before).
+  uint64_t oldest_held(uint32_t layer, uint64_t held) const {
+    const uint64_t slots = max_slots(layer);
+    return held > slots ? held - slots : 0;
+  }
+  // Makes this cache hold positions [0, count) as `from` (same_layout) holds them, in every
+  // layer's ring: the ring blocks of the last ring_slots of those positions, copied whole (a
+  // slot past `count` is never read before it is written again).
+  void copy_positions(const KVCache& from, uint64_t count);
+
  private:
   static constexpr uint32_t kBlock = kernels::kKVBlock;
   struct Ring {
@@ -77,6 +93,8 @@ class KVCache {
     uint32_t allocated_blocks = 0;
     BlockBuffer data;  // [ring block][head] blocks
   };
+  struct Shape {};
+  KVCache(const KVCache& shape, Shape);  // empty_like
   size_t offset(uint32_t layer, uint64_t b, uint32_t head) const {
     const uint64_t ring_block = b % layers_[layer].max_blocks;
     return (ring_block * n_kv_heads_ + head) * block_bytes_;

@@ -153,20 +153,27 @@ void Session::reset() {
   state_->logits.clear();
 }
 
-std::optional<uint32_t> Session::State::layer_unable_to_rewind(uint64_t position) const {
-  const uint64_t now = tokens.size();
-  if (position == now) return std::nullopt;
-  // Layer by layer: a ring holds positions [now - slots, now); the next query at `position`
+std::optional<uint32_t> layer_lacking_keys(const KVCache& cache, const LayerWindows& windows,
+                                           uint64_t held, uint64_t position) {
+  if (position == held) return std::nullopt;
+  // Layer by layer: a ring holds positions [held - slots, held); the next query at `position`
   // needs keys from position - W + 1 on (from 0 on a full-attention layer, whose ring never
   // wraps).
   for (uint32_t l = 0; l < cache.n_layers(); ++l) {
-    const uint64_t slots = cache.max_slots(l);
     const auto& w = windows[l];
-    const uint64_t oldest_kept = now > slots ? now - slots : 0;
     const uint64_t oldest_needed = w && position + 1 > *w ? position + 1 - *w : 0;
-    if (oldest_needed < oldest_kept) return l;
+    if (oldest_needed < cache.oldest_held(l, held)) return l;
   }
   return std::nullopt;
+}
+
+uint32_t reusable_prefix_of(const KVCache& cache, const LayerWindows& windows,
+                            const std::vector<int32_t>& held, std::span<const int32_t> prompt) {
+  if (prompt.empty()) return 0;
+  const auto common_end =
+      std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first;
+  const size_t keep = std::min(static_cast<size_t>(common_end - held.begin()), prompt.size() - 1);
+  return layer_lacking_keys(cache, windows, held.size(), keep) ? 0 : static_cast<uint32_t>(keep);
 }
 
 void Session::rewind(uint32_t position) {
@@ -185,11 +192,7 @@ void Session::rewind(uint32_t position) {
 }
 
 uint32_t Session::reusable_prefix(std::span<const int32_t> prompt) const {
-  if (prompt.empty()) return 0;
-  const auto& fed = state_->tokens;
-  const auto common_end = std::mismatch(fed.begin(), fed.end(), prompt.begin(), prompt.end()).first;
-  const size_t keep = std::min(static_cast<size_t>(common_end - fed.begin()), prompt.size() - 1);
-  return state_->can_rewind(keep) ? static_cast<uint32_t>(keep) : 0;
+  return reusable_prefix_of(state_->cache, state_->windows, state_->tokens, prompt);
 }
 
 void Session::keep_prefix(uint32_t count) {
@@ -199,36 +202,66 @@ void Session::keep_prefix(uint32_t count) {
     rewind(count);
 }
 
-void Session::copy_prefix(const Session& from, uint32_t count) {
-  if (&from == this) return keep_prefix(count);
-  State& s = *state_;
-  const State& f = *from.state_;
-  if (s.model != f.model) throw Error("copy_prefix: the sessions run different models");
-  bool same_layout = s.windows == f.windows && s.options.kv_type == f.options.kv_type &&
-                     s.cache.n_layers() == f.cache.n_layers();
-  for (uint32_t l = 0; same_layout && l < s.cache.n_layers(); ++l)
-    same_layout = s.cache.max_slots(l) == f.cache.max_slots(l);
-  if (!same_layout)
+void Session::State::take_prefix(const std::shared_ptr<const Model>& from_model,
+                                 const LayerWindows& held_windows, const KVCache& from,
+                                 const std::vector<int32_t>& held, uint32_t count) {
+  if (model != from_model) throw Error("copy_prefix: the sessions run different models");
+  if (windows != held_windows || !cache.same_layout(from))
     throw Error("copy_prefix: the sessions' KV caches differ (windows, context or type)");
-  if (count > f.tokens.size())
+  if (count > held.size())
     throw Error("copy_prefix: " + std::to_string(count) + " tokens asked, the session holds " +
-                std::to_string(f.tokens.size()));
-  if (const auto layer = f.layer_unable_to_rewind(count))
+                std::to_string(held.size()));
+  if (const auto layer = layer_lacking_keys(from, held_windows, held.size(), count))
     throw Error("copy_prefix: the rolling cache of layer " + std::to_string(*layer) +
                 " no longer holds the keys of position " + std::to_string(count));
-  reset();
-  s.cache.reserve(count);
-  for (uint32_t l = 0; l < s.cache.n_layers(); ++l) {
-    // A ring holds the last ring_slots positions, in whole blocks: those are all a later query
-    // can read. Copying the ring blocks of positions [first, count) whole gives the same bytes
-    // as the other session's ring (slots past `count` are never read before they are written).
-    const uint64_t ring = s.cache.ring_slots(l);
-    const uint64_t first = count > ring ? count - ring : 0;
-    for (uint64_t b = first / kernels::kKVBlock; b * kernels::kKVBlock < count; ++b)
-      for (uint32_t h = 0; h < s.cache.n_kv_heads(); ++h)
-        std::memcpy(s.cache.block(l, b, h), f.cache.block(l, b, h), s.cache.block_bytes());
-  }
-  s.tokens.assign(f.tokens.begin(), f.tokens.begin() + count);
+  tokens.clear();
+  logits.clear();
+  cache.copy_positions(from, count);
+  tokens.assign(held.begin(), held.begin() + count);
+}
+
+void Session::copy_prefix(const Session& from, uint32_t count) {
+  if (&from == this) return keep_prefix(count);
+  const State& f = *from.state_;
+  state_->take_prefix(f.model, f.windows, f.cache, f.tokens, count);
+}
+
+void Session::copy_prefix(const KVSnapshot& from, uint32_t count) {
+  const KVSnapshot::State& f = *from.state_;
+  state_->take_prefix(f.model, f.windows, f.cache, f.tokens, count);
+}
+
+KVSnapshot Session::snapshot() const {
+  const State& s = *state_;
+  auto snap = std::make_unique<KVSnapshot::State>(
+      KVSnapshot::State{s.model, s.windows, s.cache.empty_like(), s.tokens});
+  // A fresh cache reserves exactly the blocks the positions need (kv_cache.cpp): its rings are
+  // no larger than the positions held.
+  snap->cache.copy_positions(s.cache, s.tokens.size());
+  return KVSnapshot(std::move(snap));
+}
+
+KVSnapshot::KVSnapshot(std::unique_ptr<State> state) : state_(std::move(state)) {}
+KVSnapshot::~KVSnapshot() = default;
+KVSnapshot::KVSnapshot(KVSnapshot&&) noexcept = default;
+KVSnapshot& KVSnapshot::operator=(KVSnapshot&&) noexcept = default;
+
+const std::vector<int32_t>& KVSnapshot::tokens() const {
+  return state_->tokens;
+}
+uint32_t KVSnapshot::reusable_prefix(std::span<const int32_t> prompt) const {
+  return reusable_prefix_of(state_->cache, state_->windows, state_->tokens, prompt);
+}
+bool KVSnapshot::can_give(uint32_t count) const {
+  return count <= state_->tokens.size() &&
+         !layer_lacking_keys(state_->cache, state_->windows, state_->tokens.size(), count);
+}
+uint64_t KVSnapshot::bytes() const {
+  const State& s = *state_;
+  // Each layer's ring is one allocation, rounded up to 64 bytes (BlockBuffer).
+  return s.cache.allocated_bytes() + 64 * uint64_t{s.cache.n_layers()} +
+         s.tokens.capacity() * sizeof(int32_t) +
+         s.windows.capacity() * sizeof(std::optional<uint32_t>) + sizeof(State);
 }
 
 std::optional<uint32_t> Session::sliding_window() const {

@@ -199,7 +199,9 @@ std::string Server::metrics() const {
   metric("brise_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.",
          s.prompt_tokens);
   metric("brise_prompt_cached_tokens_total", "counter",
-         "Prompt tokens reused from a slot's KV cache.", s.cached_tokens);
+         "Prompt tokens whose KV entries were kept or copied, not prefilled.", s.cached_tokens);
+  metric("brise_cache_ram_bytes", "gauge", "Bytes held by the --cache-ram prefix cache.",
+         s.cache_ram_bytes);
   metric("brise_completion_tokens_total", "counter", "Tokens generated.", s.completion_tokens);
   metric("brise_prefill_tokens_total", "counter", "Prompt tokens fed through the model.",
          s.prefill_tokens);

@@ -5,7 +5,8 @@
 // per step and a long prompt never stalls the others for more than a chunk. Jobs beyond the
 // slots wait in a bounded queue. A finished job's slot keeps its KV cache: a later prompt that
 // starts with the same tokens (a system prompt, the next turn of a chat) goes to the slot that can
-// keep the most of them (Session::reusable_prefix) and skips prefilling those.
+// keep the most of them (Session::reusable_prefix) and skips prefilling those, or copies them from
+// a busy slot or a host-RAM cache of snapshots when those hold more (SchedulerOptions).
 //
 // Batch invariance: a job's tokens and text are exactly those of brise::generate() with the same
 // prompt and options on a fresh Session, whatever else runs beside it and whatever its slot held.
@@ -41,6 +42,16 @@ struct SchedulerOptions {
   uint32_t prefill_chunk_alone = 512;  // ... while nothing decodes (>= 1)
   SessionOptions session;              // of every slot (context length, window, kv type, exact)
   int threads = 0;                     // of each forward pass (0: OpenMP's default)
+  // Prefix reuse: a job starts from the longest prefix of its prompt whose KV entries a slot
+  // (idle, or busy with the rows it has computed) or the host-RAM cache holds, copying them
+  // instead of prefilling them; a job whose prompt shares at least a prefill chunk with a prompt
+  // being prefilled waits for those rows when they give it more. false: every job prefills its
+  // whole prompt (the jobs of a group still share the first one's prefill).
+  bool prefix_reuse = true;
+  // Host-RAM prefix cache, in bytes (0: none): before a job overwrites what a slot holds, the
+  // slot's tokens and KV entries are saved there (brise::KVSnapshot), least recently used out
+  // first, never more than this many bytes in all. Only with prefix_reuse.
+  uint64_t cache_ram_bytes = 0;
 };
 
 // Why a job was refused at submit, or ended without finishing.
@@ -68,7 +79,7 @@ class SubmitError : public Error {
 struct JobUsage {
   uint32_t prompt_tokens = 0;
   uint32_t completion_tokens = 0;  // generated, the stop token included
-  uint32_t cached_tokens = 0;      // prompt tokens whose KV entries a slot already held
+  uint32_t cached_tokens = 0;      // prompt tokens whose KV entries were kept or copied, not fed
 };
 
 // What a job's consumer receives, in order: Text events, then exactly one Done or one Error.
@@ -119,9 +130,10 @@ class Job {
 struct SchedulerStats {
   size_t queued = 0, busy = 0, slots = 0;  // now: jobs waiting, slots running a job, slots
   uint64_t prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;  // of admitted jobs
-  uint64_t prefill_tokens = 0, decode_tokens = 0;  // rows fed through forward passes
-  double prefill_seconds = 0, decode_seconds = 0;  // forward-pass time, split by rows
-  uint64_t passes = 0;                             // forward passes
+  uint64_t prefill_tokens = 0, decode_tokens = 0;       // rows fed through forward passes
+  double prefill_seconds = 0, decode_seconds = 0;       // forward-pass time, split by rows
+  uint64_t passes = 0;                                  // forward passes
+  uint64_t cache_ram_bytes = 0, cache_ram_entries = 0;  // now: the host-RAM prefix cache
 };
 
 class Scheduler {

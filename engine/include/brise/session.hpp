@@ -32,6 +32,8 @@ struct SessionOptions {
   int threads = 0;  // 0: OpenMP's default
 };
 
+class KVSnapshot;
+
 class Session {
  public:
   // Throws brise::Error on invalid options (chunk 0, window 0, context beyond the model's).
@@ -86,6 +88,11 @@ class Session {
   // differ (model, windows, KV cache layout or type) or `from` cannot give `count` tokens (it
   // holds fewer, or its rolling cache no longer holds the keys position `count` needs).
   void copy_prefix(const Session& from, uint32_t count);
+  // The same from a snapshot (below): as if its first `count` tokens had been fed here; the same
+  // errors (its rings hold what the session's held when it was taken).
+  void copy_prefix(const KVSnapshot& from, uint32_t count);
+  // A copy of every token fed and of the KV entries the session holds for them.
+  KVSnapshot snapshot() const;
 
   // The window of the windowed layers (nullopt when every layer has full attention).
   std::optional<uint32_t> sliding_window() const;
@@ -105,6 +112,34 @@ class Session {
  private:
   friend class Batch;  // feeds several sessions in one pass (brise/batch.hpp)
   struct State;
+  std::unique_ptr<State> state_;
+};
+
+// A session's tokens and KV entries copied out of it (Session::snapshot) and held apart, e.g. in
+// a host-RAM prefix cache, to give a later session of the same model and options a prefix
+// (Session::copy_prefix) without a forward pass. It holds what the session's KV caches held: with
+// a sliding window, only the last positions of each windowed layer, so it can give only the
+// prefixes a rewind of that session could have gone back to.
+class KVSnapshot {
+ public:
+  ~KVSnapshot();
+  KVSnapshot(KVSnapshot&&) noexcept;
+  KVSnapshot& operator=(KVSnapshot&&) noexcept;
+
+  const std::vector<int32_t>& tokens() const;
+  // Session::reusable_prefix's rule: the longest prefix of `prompt` it can give, short of the
+  // whole prompt, or 0.
+  uint32_t reusable_prefix(std::span<const int32_t> prompt) const;
+  // Whether copy_prefix can take its first `count` tokens (count <= tokens().size(), and every
+  // windowed layer still holds the keys position `count` needs).
+  bool can_give(uint32_t count) const;
+  // Bytes of memory it holds: KV blocks (rounded as allocated), tokens and bookkeeping.
+  uint64_t bytes() const;
+
+ private:
+  friend class Session;
+  struct State;
+  explicit KVSnapshot(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 
