@@ -234,10 +234,10 @@ struct ConstraintMatcher::State {
   // allowed token. `excluded`: a token with a finite distance above `limit` was left out.
   uint32_t walk(const ConfigSet& start, int64_t limit, uint64_t* bits, bool& excluded) {
     uint32_t max_after = 0;
-    const auto allow = [&](uint32_t distance, uint32_t first, uint32_t last) {
+    const auto allow = [&](uint32_t distance, uint32_t first, uint32_t last, bool text = false) {
       if (first == last) return;
       if (distance == kInfinite) return;
-      if (distance > limit) {
+      if (distance > limit && !(text && limit >= -1)) {
         excluded = true;
         return;
       }
@@ -262,7 +262,7 @@ struct ConstraintMatcher::State {
         n = trie.subtree_end[n];
         continue;
       }
-      allow(here.distance, trie.first_token[n], trie.first_token[n + 1]);
+      allow(here.distance, trie.first_token[n], trie.first_token[n + 1], in_text(here));
       n = here.ready.empty() ? trie.subtree_end[n] : n + 1;
     }
     // Control tokens, each once.
@@ -285,6 +285,12 @@ struct ConstraintMatcher::State {
     }
     if (start.complete) set_bit(bits, eos);
     return max_after;
+  }
+
+  // The set stands in free text (grammar::Position::text): the output may be cut there.
+  bool in_text(const ConfigSet& s) const {
+    return std::any_of(s.ready.begin(), s.ready.end(),
+                       [&](const Config& c) { return c.stack == 0 && g.positions[c.pos].text; });
   }
 
   uint64_t hash_of(const ConfigSet& s) const {
