@@ -202,6 +202,22 @@ TEST_F(ConstraintGenerate, TextFirstAllowsTextOrTextThenOneCall) {
     ConstraintMatcher empty(c);
     EXPECT_TRUE(empty.accept(tok.eos_id())) << "an empty reply";
     const int32_t calls_id = tok.find_special("[TOOL_CALLS]");
+    // In text, a budget too small for the shortest call masks [TOOL_CALLS] only; the last token
+    // may be text too (a text answer is cut at max_tokens as any is).
+    const auto has = [](std::span<const uint64_t> bits, int32_t id) {
+      return (bits[static_cast<size_t>(id) / 64] >> (id % 64) & 1) != 0;
+    };
+    const int32_t text_id = tok.encode("Hello")[0];
+    ConstraintMatcher text(c);
+    ASSERT_TRUE(text.accept(text_id));
+    // The shortest call, [TOOL_CALLS] then add({"a":0,"b":0}) in any form, is over 15 tokens.
+    for (const uint32_t remaining : {1000u, 15u, 5u, 1u}) {
+      const auto bits = text.allowed(remaining);
+      SCOPED_TRACE("remaining " + std::to_string(remaining));
+      EXPECT_EQ(has(bits, calls_id), remaining == 1000u);
+      EXPECT_TRUE(has(bits, text_id));
+      EXPECT_TRUE(has(bits, tok.eos_id()));
+    }
     for (uint64_t seed = 0; seed < 4; ++seed) {
       GenerateOptions o = sampled(seed, 60, c);
       // Seeds 2 and 3: the call after a few tokens of text (the bias from the 4th token on would
