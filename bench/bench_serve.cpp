@@ -134,20 +134,16 @@ int parse_options(int argc, char** argv, Options& o) {
       usage(stdout);
       return 1;
     }
-    if (a == "--json") {
-      o.json_out = true;
-      continue;
-    }
-    if (a == "--no-pairs") {
-      o.pairs = false;
-      continue;
-    }
-    if (a == "--json-schema") {
-      o.json_schema = true;
-      continue;
-    }
-    if (a == "--lenient") {
-      o.lenient = true;
+    // Options without a value: each sets its flag.
+    const std::pair<const char*, std::pair<bool*, bool>> flags[] = {
+        {"--json", {&o.json_out, true}},
+        {"--no-pairs", {&o.pairs, false}},
+        {"--json-schema", {&o.json_schema, true}},
+        {"--lenient", {&o.lenient, true}}};
+    const auto flag = std::find_if(std::begin(flags), std::end(flags),
+                                   [&](const auto& f) { return a == f.first; });
+    if (flag != std::end(flags)) {
+      *flag->second.first = flag->second.second;
       continue;
     }
     if (i + 1 >= argc) {

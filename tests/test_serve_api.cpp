@@ -526,6 +526,44 @@ bool is_call_id(const std::string& id) {
   return std::regex_match(id, std::regex("[a-zA-Z0-9]{9}"));
 }
 
+// One call as a stream gives it: OpenAI's form, index 0, id, type and name in one delta (heads
+// counts them), then the arguments.
+struct StreamedCall {
+  std::string id, name, arguments, finish;
+  size_t heads = 0;
+};
+StreamedCall streamed_call(const Streamed& s) {
+  StreamedCall out;
+  for (const json& chunk : s.chunks) {
+    const json& ch = chunk["choices"][0];
+    if (!ch["finish_reason"].is_null()) out.finish = ch["finish_reason"];
+    if (!ch["delta"].contains("tool_calls")) continue;
+    const json& d = ch["delta"]["tool_calls"][0];
+    EXPECT_EQ(d["index"], 0);
+    if (d.contains("id")) {
+      ++out.heads;
+      out.id = d["id"];
+      EXPECT_EQ(d["type"], "function");
+      out.name = d["function"]["name"];
+    }
+    out.arguments += d["function"]["arguments"].get<std::string>();
+  }
+  return out;
+}
+
+// The agent's next turn after `message` (one call): the call's result as role "tool", and the
+// scripted model answers "ok".
+void expect_ok_after_result(Client& c, json next, const json& message) {
+  next["messages"].push_back(message);
+  next["messages"].push_back(
+      {{"role", "tool"}, {"tool_call_id", message["tool_calls"][0]["id"]}, {"content", "sunny"}});
+  const Reply answer = c.post("/v1/chat/completions", next.dump());
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(text_of(answer.j()), "ok");
+  EXPECT_EQ(answer.j()["choices"][0]["finish_reason"], "stop");
+  EXPECT_FALSE(answer.j()["choices"][0]["message"].contains("tool_calls"));
+}
+
 TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
   for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
     SCOPED_TRACE(std::string(chat_template_name(tmpl)));
@@ -547,37 +585,16 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
     // Streamed as OpenAI streams calls: index, id, type and name first, then the arguments.
     const Streamed s = stream(server->port(), "/v1/chat/completions", request());
     ASSERT_TRUE(s.done);
-    std::string id, name, arguments, finish;
-    for (const json& chunk : s.chunks) {
-      const json& ch = chunk["choices"][0];
-      if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
-      if (!ch["delta"].contains("tool_calls")) continue;
-      const json& d = ch["delta"]["tool_calls"][0];
-      EXPECT_EQ(d["index"], 0);
-      if (d.contains("id")) {
-        EXPECT_TRUE(id.empty()) << "the id comes once";
-        id = d["id"];
-        EXPECT_EQ(d["type"], "function");
-        name = d["function"]["name"];
-      }
-      arguments += d["function"]["arguments"].get<std::string>();
-    }
-    EXPECT_TRUE(is_call_id(id));
-    EXPECT_EQ(name, "f");
-    EXPECT_EQ(json::parse(arguments), json::parse(kArguments));
-    EXPECT_EQ(finish, "tool_calls");
+    const StreamedCall streamed = streamed_call(s);
+    EXPECT_EQ(streamed.heads, 1u) << "the id comes once";
+    EXPECT_TRUE(is_call_id(streamed.id));
+    EXPECT_EQ(streamed.name, "f");
+    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(streamed.finish, "tool_calls");
     EXPECT_EQ(s.text, "") << "a call is not content";
 
     // The agent's next turn: the call, its result as role "tool", and the model answers.
-    json next = request();
-    next["messages"].push_back(choice["message"]);
-    next["messages"].push_back(
-        {{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "sunny"}});
-    const Reply answer = c.post("/v1/chat/completions", next.dump());
-    ASSERT_EQ(answer.status, 200) << answer.body;
-    EXPECT_EQ(text_of(answer.j()), "ok");
-    EXPECT_EQ(answer.j()["choices"][0]["finish_reason"], "stop");
-    EXPECT_FALSE(answer.j()["choices"][0]["message"].contains("tool_calls"));
+    expect_ok_after_result(c, request(), choice["message"]);
 
     // tool_choice "none": the model may not call ([TOOL_CALLS] is never sampled).
     const Reply none = c.post("/v1/chat/completions", request({{"tool_choice", "none"}}).dump());
@@ -738,30 +755,14 @@ TEST_F(ServeTools, NoParallelCallsUnderAutoMakesAtMostOne) {
     const Streamed s = stream(server->port(), "/v1/chat/completions", body(false));
     ASSERT_TRUE(s.done);
     EXPECT_EQ(s.text, "Hm");
-    std::string finish, arguments;
-    size_t heads = 0;
-    for (const json& chunk : s.chunks) {
-      const json& ch = chunk["choices"][0];
-      if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
-      if (!ch["delta"].contains("tool_calls")) continue;
-      const json& d = ch["delta"]["tool_calls"][0];
-      EXPECT_EQ(d["index"], 0);
-      if (d.contains("id")) ++heads;
-      arguments += d["function"]["arguments"].get<std::string>();
-    }
-    EXPECT_EQ(heads, 1u);
-    EXPECT_EQ(json::parse(arguments), json::parse(kArguments));
-    EXPECT_EQ(finish, "tool_calls");
+    const StreamedCall streamed = streamed_call(s);
+    EXPECT_EQ(streamed.heads, 1u);
+    EXPECT_EQ(streamed.name, "f");
+    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(streamed.finish, "tool_calls");
 
     // The next turn: a plain answer, untouched.
-    json next = body(false);
-    next["messages"].push_back(choice["message"]);
-    next["messages"].push_back(
-        {{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "sunny"}});
-    const Reply answer_reply = c.post("/v1/chat/completions", next.dump());
-    ASSERT_EQ(answer_reply.status, 200) << answer_reply.body;
-    EXPECT_EQ(text_of(answer_reply.j()), "ok");
-    EXPECT_EQ(answer_reply.j()["choices"][0]["finish_reason"], "stop");
+    expect_ok_after_result(c, body(false), choice["message"]);
   }
 }
 
