@@ -3,7 +3,7 @@
 //   build/bench/bench_serve --url http://127.0.0.1:8080 [--clients 4] [--requests 24]
 //       [--max-tokens 32 | --max-tokens 8:64] [--prompts mixed|short|medium|long] [--seed 1]
 //       [--timeout 120] [--wall-limit 600] [--wait-ready 60] [--no-pairs] [--system-words N]
-//       [--json]
+//       [--json-schema] [--lenient] [--json]
 //
 // bench/serve_load.sh starts a server, runs this against it and stops it.
 //
@@ -24,6 +24,12 @@
 // max_tokens), a stream's chunks well-formed and ending in [DONE]. 429 and 503 are retried after
 // Retry-After and counted, not errors; anything else is an error and the exit status is 1. Every
 // request has a deadline (--timeout), the run a wall limit (--wall-limit; exit 3 past it).
+//
+// --json-schema makes every request a chat request with a response_format json_schema (a small
+// object schema), and checks that each content that finished with "stop" parses as a JSON object.
+// --lenient takes two forms of other servers (llama.cpp's llama-server) that OpenAI's API does
+// not: the usage on the last choice chunk instead of a chunk of its own, and a stream's first
+// chunk without the role.
 //
 // Figures: requests/s, completion tokens/s (usage.completion_tokens summed over the wall time),
 // p50/p99 latency, time to the first content chunk and gap between content chunks (streaming
@@ -76,8 +82,10 @@ struct Options {
   double wait_ready = 60;   // seconds for GET /health to answer 200 before the run
   std::string model;        // the request's "model" ("" : none sent)
   bool json_out = false;
-  bool pairs = true;     // --no-pairs: every request its own prompt
-  int system_words = 0;  // > 0: every request a chat with this shared system prompt
+  bool pairs = true;         // --no-pairs: every request its own prompt
+  int system_words = 0;      // > 0: every request a chat with this shared system prompt
+  bool json_schema = false;  // every request chat, with a response_format json_schema
+  bool lenient = false;      // other servers' stream forms (see the top)
   int show_errors = 10;
 };
 
@@ -100,6 +108,8 @@ void usage(FILE* f) {
       "                       stream, whose texts must agree)\n"
       "  --system-words N     every request a streamed chat whose system message is the same\n"
       "                       N words\n"
+      "  --json-schema        every request chat, with a response_format json_schema\n"
+      "  --lenient            take llama-server's stream forms (usage on the last choice chunk)\n"
       "  --json               the report as one JSON object\n"
       "Exit status: 0 every response valid, 1 some were not, 2 usage, 3 wall limit reached.\n");
 }
@@ -130,12 +140,16 @@ int parse_options(int argc, char** argv, Options& o) {
       usage(stdout);
       return 1;
     }
-    if (a == "--json") {
-      o.json_out = true;
-      continue;
-    }
-    if (a == "--no-pairs") {
-      o.pairs = false;
+    // Options without a value: each sets its flag.
+    const std::pair<const char*, std::pair<bool*, bool>> flags[] = {
+        {"--json", {&o.json_out, true}},
+        {"--no-pairs", {&o.pairs, false}},
+        {"--json-schema", {&o.json_schema, true}},
+        {"--lenient", {&o.lenient, true}}};
+    const auto flag = std::find_if(std::begin(flags), std::end(flags),
+                                   [&](const auto& f) { return a == f.first; });
+    if (flag != std::end(flags)) {
+      *flag->second.first = flag->second.second;
       continue;
     }
     if (i + 1 >= argc) {
@@ -271,7 +285,7 @@ std::vector<Spec> make_workload(const Options& o) {
   specs.reserve(static_cast<size_t>(o.requests));
   for (int k = 0; static_cast<int>(specs.size()) < o.requests; ++k) {
     Spec s;
-    s.chat = k % 2 == 1;
+    s.chat = k % 2 == 1 || o.json_schema;
     s.sampled = (k / 2) % 2 == 1;
     s.words = prompt_words(rng, o.prompts);
     s.prompt = words(rng, s.words);
@@ -302,6 +316,14 @@ std::vector<Spec> make_workload(const Options& o) {
   return specs;
 }
 
+// --json-schema's response_format: a small record, in the subset every grammar engine takes.
+constexpr const char* kResponseFormat = R"({"type": "json_schema", "json_schema": {
+    "name": "character", "strict": true, "schema": {"type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+                   "mood": {"enum": ["happy", "sad", "calm"]},
+                   "friends": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
+    "required": ["name", "age", "mood"], "additionalProperties": false}}})";
+
 std::string request_body(const Spec& s, const Options& o) {
   json j;
   if (!o.model.empty()) j["model"] = o.model;
@@ -313,6 +335,7 @@ std::string request_body(const Spec& s, const Options& o) {
   } else {
     j["prompt"] = s.prompt;
   }
+  if (o.json_schema) j["response_format"] = json::parse(kResponseFormat);
   j["max_tokens"] = s.max_tokens;
   j["temperature"] = s.temperature;
   if (s.sampled) {
@@ -400,6 +423,18 @@ void check_header(const json& j, const char* object) {
   if (!field(j, "created", "response").is_number_integer()) throw Fail{"created not an integer"};
 }
 
+// --json-schema: an answer that ended by itself is one JSON object.
+void check_json_content(const Options& o, const Outcome& out) {
+  if (!o.json_schema || out.finish_reason != "stop") return;
+  json v;
+  try {
+    v = json::parse(out.text);
+  } catch (const std::exception& e) {
+    throw Fail{std::string("the content is not JSON: ") + e.what()};
+  }
+  if (!v.is_object()) throw Fail{"the content is not a JSON object: " + out.text.substr(0, 200)};
+}
+
 void validate_whole(const std::string& body, const Spec& s, Outcome& out) {
   json j;
   try {
@@ -427,8 +462,8 @@ void validate_whole(const std::string& body, const Spec& s, Outcome& out) {
 // Server-sent events, fed in whatever pieces the socket gives.
 class StreamChecker {
  public:
-  StreamChecker(const Spec& s, Outcome& out, Clock::time_point start)
-      : spec_(s), out_(out), start_(start) {}
+  StreamChecker(const Spec& s, bool lenient, Outcome& out, Clock::time_point start)
+      : spec_(s), lenient_(lenient), out_(out), start_(start) {}
 
   void feed(const char* data, size_t n, Clock::time_point t) {
     buffer_.append(data, n);
@@ -451,7 +486,7 @@ class StreamChecker {
     if (!done_) throw Fail{"the stream ended without [DONE]"};
     if (out_.finish_reason.empty()) throw Fail{"no chunk had a finish_reason"};
     if (!usage_) throw Fail{"no usage chunk (stream_options.include_usage)"};
-    if (spec_.chat && !role_) throw Fail{"no chunk gave the assistant role"};
+    if (spec_.chat && !role_ && !lenient_) throw Fail{"no chunk gave the assistant role"};
     check_usage(*usage_, spec_, out_);
   }
 
@@ -501,8 +536,8 @@ class StreamChecker {
     }
     if (choices.size() != 1) throw Fail{"a chunk has more than one choice"};
     if (!out_.finish_reason.empty()) throw Fail{"a choice chunk after the finish_reason"};
-    if (j.contains("usage") && !j["usage"].is_null())
-      throw Fail{"usage in a choice chunk: " + j["usage"].dump()};
+    const bool usage_here = j.contains("usage") && !j["usage"].is_null();
+    if (usage_here && !lenient_) throw Fail{"usage in a choice chunk: " + j["usage"].dump()};
     const json& c = choices[0];
     if (field(c, "index", "chunk choice") != 0) throw Fail{"chunk choice index is not 0"};
     std::string piece;
@@ -513,7 +548,8 @@ class StreamChecker {
         if (delta["role"] != "assistant") throw Fail{"delta.role is not assistant"};
         role_ = true;
       }
-      if (delta.contains("content")) {
+      // OpenAI's deltas may hold "content": null (no text in this chunk).
+      if (delta.contains("content") && !delta["content"].is_null()) {
         if (!delta["content"].is_string()) throw Fail{"delta.content is not a string"};
         piece = delta["content"].get<std::string>();
       }
@@ -535,9 +571,14 @@ class StreamChecker {
       out_.finish_reason = reason.get<std::string>();
       check_finish(out_.finish_reason);
     }
+    if (usage_here) {
+      if (out_.finish_reason.empty()) throw Fail{"usage before the finish_reason"};
+      usage_ = j["usage"];
+    }
   }
 
   const Spec& spec_;
+  const bool lenient_;
   Outcome& out_;
   Clock::time_point start_, last_piece_;
   std::string buffer_, id_;
@@ -577,7 +618,7 @@ void run_request(httplib::Client& cli, const Spec& s, const Options& o,
     std::string raw, failure;
     bool timed_out = false;
     Outcome attempt;  // this try's figures
-    StreamChecker checker(s, attempt, start);
+    StreamChecker checker(s, o.lenient, attempt, start);
 
     httplib::Request req;
     req.method = "POST";
@@ -665,6 +706,7 @@ void run_request(httplib::Client& cli, const Spec& s, const Options& o,
           throw Fail{"a response with Content-Type '" + ctype + "'"};
         validate_whole(raw, s, attempt);
       }
+      check_json_content(o, attempt);
     } catch (const Fail& f) {
       out.error = f.what;
       return;
@@ -903,6 +945,7 @@ int main(int argc, char** argv) {
               {"prompts", o.prompts},
               {"pairs", o.pairs},
               {"system_words", o.system_words},
+              {"json_schema", o.json_schema},
               {"max_tokens", {o.max_tokens_lo, o.max_tokens_hi}},
               {"ok", ok},
               {"errors", errors},

@@ -187,6 +187,61 @@ TEST_F(ConstraintGenerate, ForcedToolCallsParseAsCallsOfTheAllowedFunctions) {
   }
 }
 
+// tool_choice "auto" with one call at most (ToolCallOptions::text_first): an empty reply and any
+// text are taken; [TOOL_CALLS], pushed by logit_bias, starts exactly one valid call (the bias
+// would start another at once if the grammar allowed it), after the text before it.
+TEST_F(ConstraintGenerate, TextFirstAllowsTextOrTextThenOneCall) {
+  const std::vector<ChatTool> tools = {{"add", "a sum", kAdd.dump()}};
+  const std::pair<std::shared_ptr<const Model>, ChatTemplate> cases[] = {
+      {tekken_, ChatTemplate::MistralV13},
+      {tekken_, ChatTemplate::MistralV11},
+      {v3_, ChatTemplate::MistralV7}};
+  for (const auto& [model, tmpl] : cases) {
+    const Tokenizer& tok = model->tokenizer();
+    const auto c = Constraint::tool_calls(tok, tmpl, tools, {.max_calls = 1, .text_first = true});
+    ConstraintMatcher empty(c);
+    EXPECT_TRUE(empty.accept(tok.eos_id())) << "an empty reply";
+    const int32_t calls_id = tok.find_special("[TOOL_CALLS]");
+    // In text, a budget too small for the shortest call masks [TOOL_CALLS] only; the last token
+    // may be text too (a text answer is cut at max_tokens as any is).
+    const auto has = [](std::span<const uint64_t> bits, int32_t id) {
+      return (bits[static_cast<size_t>(id) / 64] >> (id % 64) & 1) != 0;
+    };
+    const int32_t text_id = tok.encode("Hello")[0];
+    ConstraintMatcher text(c);
+    ASSERT_TRUE(text.accept(text_id));
+    // The shortest call, [TOOL_CALLS] then add({"a":0,"b":0}) in any form, is over 15 tokens.
+    for (const uint32_t remaining : {1000u, 15u, 5u, 1u}) {
+      const auto bits = text.allowed(remaining);
+      SCOPED_TRACE("remaining " + std::to_string(remaining));
+      EXPECT_EQ(has(bits, calls_id), remaining == 1000u);
+      EXPECT_TRUE(has(bits, text_id));
+      EXPECT_TRUE(has(bits, tok.eos_id()));
+    }
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+      GenerateOptions o = sampled(seed, 60, c);
+      // Seeds 2 and 3: the call after a few tokens of text (the bias from the 4th token on would
+      // need a per-step bias; a bias throughout makes it the first token).
+      if (seed >= 2) o.sampling.logit_bias = {{calls_id, 100.0f}};
+      const GenerateResult r = run(model, o);
+      SCOPED_TRACE(std::string(chat_template_name(tmpl)) + " seed " + std::to_string(seed) + ": " +
+                   r.text);
+      const AssistantReply reply = parse_assistant_reply(tok, tmpl, r.generated_ids);
+      if (seed < 2) {  // free text runs to max_tokens, its last token text too
+        EXPECT_EQ(r.generated_ids.size(), 60u);
+        EXPECT_EQ(r.stop_reason, StopReason::MaxTokens);
+        EXPECT_TRUE(reply.tool_calls.empty());
+        continue;
+      }
+      ASSERT_EQ(reply.tool_calls.size(), 1u) << "content: " << reply.content;
+      EXPECT_EQ(reply.content, "");
+      EXPECT_EQ(r.stop_reason, StopReason::Eos);
+      const auto violation = test::json_text_violation(reply.tool_calls[0].arguments, kAdd);
+      EXPECT_FALSE(violation) << *violation << " in " << reply.tool_calls[0].arguments;
+    }
+  }
+}
+
 // The mask is the job's own: a constrained job gives the tokens it gives alone (generate() on a
 // fresh session) when it shares the scheduler's batch with a free job and another constrained one.
 TEST_F(ConstraintGenerate, AConstrainedJobIsTheSameAloneAndInABatch) {

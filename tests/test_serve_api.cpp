@@ -467,28 +467,34 @@ class ServeTools : public Serve {
   void SetUp() override {
     Serve::SetUp();
     if (IsSkipped()) return;
-    const Vocabulary vocab = load_vocabulary(data_ / "models/tekken-mini/tekken-v13.json");
-    const Tokenizer t(vocab);
+    vocab_ = load_vocabulary(data_ / "models/tekken-mini/tekken-v13.json");
+    Ids call = {4, 9};  // [/INST] [TOOL_CALLS]
+    append(call, "f");
+    call.push_back(32);  // [ARGS]
+    append(call, kArguments);
+    call.push_back(2);
+    Ids answer = {8};  // [/TOOL_RESULTS]
+    append(answer, "ok");
+    answer.push_back(2);
+    tools_model_ = scripted_model("scripted", {call, answer});
+  }
+  void append(Ids& ids, const char* text) const {
+    for (const int32_t id : Tokenizer(vocab_).encode(text)) ids.push_back(id);
+  }
+  // A model that follows each token of each chain with the next one (a token may lead to one
+  // token only: met twice as a source, the test fails).
+  std::shared_ptr<const Model> scripted_model(const std::string& name,
+                                              const std::vector<Ids>& chains) const {
     std::vector<std::pair<int32_t, int32_t>> next;
-    const auto chain = [&](Ids tokens) {
+    for (const Ids& tokens : chains)
       for (size_t i = 0; i + 1 < tokens.size(); ++i) {
-        for (const auto& [in, out] : next) ASSERT_NE(in, tokens[i]) << "token met twice";
+        for (const auto& [in, out] : next)
+          if (in == tokens[i]) throw Error("scripted model: token met twice");
         next.emplace_back(tokens[i], tokens[i + 1]);
       }
-    };
-    Ids call = {4, 9};  // [/INST] [TOOL_CALLS]
-    for (const int32_t id : t.encode("f")) call.push_back(id);
-    call.push_back(32);  // [ARGS]
-    for (const int32_t id : t.encode(kArguments)) call.push_back(id);
-    call.push_back(2);
-    chain(call);
-    Ids answer = {8};  // [/TOOL_RESULTS]
-    for (const int32_t id : t.encode("ok")) answer.push_back(id);
-    answer.push_back(2);
-    chain(answer);
-    const auto path = test::scratch_dir("ServeTools") / "scripted.gguf";
-    test::write_scripted_model(path, vocab, next);
-    tools_model_ = Model::load(path);
+    const auto path = test::scratch_dir("ServeTools") / (name + ".gguf");
+    test::write_scripted_model(path, vocab_, next);
+    return Model::load(path);
   }
   static constexpr const char* kArguments = R"({"q": 7})";  // no token twice
   json request(json extra = json::object()) const {
@@ -505,17 +511,57 @@ class ServeTools : public Serve {
     body.update(extra);
     return body;
   }
-  // A server of the scripted model that formats chats with `tmpl`.
-  std::unique_ptr<Server> start_scripted(ChatTemplate tmpl) {
+  // A server of the scripted model (or `model`) that formats chats with `tmpl`.
+  std::unique_ptr<Server> start_scripted(ChatTemplate tmpl,
+                                         std::shared_ptr<const Model> model = nullptr) {
     ServerOptions o;
     o.chat_template = tmpl;
-    return start(2, o, {}, tools_model_, "scripted");
+    return start(2, o, {}, model ? model : tools_model_, "scripted");
   }
+  Vocabulary vocab_;
   std::shared_ptr<const Model> tools_model_;
 };
 
 bool is_call_id(const std::string& id) {
   return std::regex_match(id, std::regex("[a-zA-Z0-9]{9}"));
+}
+
+// One call as a stream gives it: OpenAI's form, index 0, id, type and name in one delta (heads
+// counts them), then the arguments.
+struct StreamedCall {
+  std::string id, name, arguments, finish;
+  size_t heads = 0;
+};
+StreamedCall streamed_call(const Streamed& s) {
+  StreamedCall out;
+  for (const json& chunk : s.chunks) {
+    const json& ch = chunk["choices"][0];
+    if (!ch["finish_reason"].is_null()) out.finish = ch["finish_reason"];
+    if (!ch["delta"].contains("tool_calls")) continue;
+    const json& d = ch["delta"]["tool_calls"][0];
+    EXPECT_EQ(d["index"], 0);
+    if (d.contains("id")) {
+      ++out.heads;
+      out.id = d["id"];
+      EXPECT_EQ(d["type"], "function");
+      out.name = d["function"]["name"];
+    }
+    out.arguments += d["function"]["arguments"].get<std::string>();
+  }
+  return out;
+}
+
+// The agent's next turn after `message` (one call): the call's result as role "tool", and the
+// scripted model answers "ok".
+void expect_ok_after_result(Client& c, json next, const json& message) {
+  next["messages"].push_back(message);
+  next["messages"].push_back(
+      {{"role", "tool"}, {"tool_call_id", message["tool_calls"][0]["id"]}, {"content", "sunny"}});
+  const Reply answer = c.post("/v1/chat/completions", next.dump());
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  EXPECT_EQ(text_of(answer.j()), "ok");
+  EXPECT_EQ(answer.j()["choices"][0]["finish_reason"], "stop");
+  EXPECT_FALSE(answer.j()["choices"][0]["message"].contains("tool_calls"));
 }
 
 TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
@@ -539,47 +585,22 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
     // Streamed as OpenAI streams calls: index, id, type and name first, then the arguments.
     const Streamed s = stream(server->port(), "/v1/chat/completions", request());
     ASSERT_TRUE(s.done);
-    std::string id, name, arguments, finish;
-    for (const json& chunk : s.chunks) {
-      const json& ch = chunk["choices"][0];
-      if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
-      if (!ch["delta"].contains("tool_calls")) continue;
-      const json& d = ch["delta"]["tool_calls"][0];
-      EXPECT_EQ(d["index"], 0);
-      if (d.contains("id")) {
-        EXPECT_TRUE(id.empty()) << "the id comes once";
-        id = d["id"];
-        EXPECT_EQ(d["type"], "function");
-        name = d["function"]["name"];
-      }
-      arguments += d["function"]["arguments"].get<std::string>();
-    }
-    EXPECT_TRUE(is_call_id(id));
-    EXPECT_EQ(name, "f");
-    EXPECT_EQ(json::parse(arguments), json::parse(kArguments));
-    EXPECT_EQ(finish, "tool_calls");
+    const StreamedCall streamed = streamed_call(s);
+    EXPECT_EQ(streamed.heads, 1u) << "the id comes once";
+    EXPECT_TRUE(is_call_id(streamed.id));
+    EXPECT_EQ(streamed.name, "f");
+    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(streamed.finish, "tool_calls");
     EXPECT_EQ(s.text, "") << "a call is not content";
 
     // The agent's next turn: the call, its result as role "tool", and the model answers.
-    json next = request();
-    next["messages"].push_back(choice["message"]);
-    next["messages"].push_back(
-        {{"role", "tool"}, {"tool_call_id", call["id"]}, {"content", "sunny"}});
-    const Reply answer = c.post("/v1/chat/completions", next.dump());
-    ASSERT_EQ(answer.status, 200) << answer.body;
-    EXPECT_EQ(text_of(answer.j()), "ok");
-    EXPECT_EQ(answer.j()["choices"][0]["finish_reason"], "stop");
-    EXPECT_FALSE(answer.j()["choices"][0]["message"].contains("tool_calls"));
+    expect_ok_after_result(c, request(), choice["message"]);
 
     // tool_choice "none": the model may not call ([TOOL_CALLS] is never sampled).
     const Reply none = c.post("/v1/chat/completions", request({{"tool_choice", "none"}}).dump());
     ASSERT_EQ(none.status, 200) << none.body;
     EXPECT_NE(none.j()["choices"][0]["finish_reason"], "tool_calls");
     EXPECT_FALSE(none.j()["choices"][0]["message"].contains("tool_calls"));
-    // parallel_tool_calls false needs a forced call (under auto the model decides).
-    const Reply single =
-        c.post("/v1/chat/completions", request({{"parallel_tool_calls", false}}).dump());
-    expect_refused(single, 400, "parallel_tool_calls", "parallel_tool_calls false under auto");
     // A named function that is not a tool.
     const Reply unknown = c.post(
         "/v1/chat/completions",
@@ -683,6 +704,65 @@ TEST_F(ServeTools, RequiredToolChoiceForcesAValidCall) {
         EXPECT_FALSE(violation) << *violation << " in " << arguments;
       }
     }
+  }
+}
+
+// parallel_tool_calls false under "auto": a model scripted to write "Hm" and then call f over
+// and over makes two calls when it may (the test's premise), and exactly one, after its text,
+// when it may not (streamed too); a plain answer stays as it is.
+TEST_F(ServeTools, NoParallelCallsUnderAutoMakesAtMostOne) {
+  Ids looping = {4};  // [/INST]
+  append(looping, "Hm");
+  const size_t text_tokens = looping.size() - 1;
+  looping.push_back(9);  // [TOOL_CALLS]
+  append(looping, "f");
+  looping.push_back(32);  // [ARGS]
+  append(looping, kArguments);
+  const size_t call_tokens = looping.size() - 1 - text_tokens;
+  looping.push_back(9);  // and the next call
+  Ids answer = {8};      // [/TOOL_RESULTS]
+  append(answer, "ok");
+  answer.push_back(2);
+  const auto model = scripted_model("looping", {looping, answer});
+  const json any_object = {{"type", "object"}};  // {"q": 7} is a valid argument
+  const auto body = [&](bool parallel) {
+    json b =
+        request({{"parallel_tool_calls", parallel}, {"max_tokens", text_tokens + 2 * call_tokens}});
+    b["tools"][0]["function"]["parameters"] = any_object;
+    return b;
+  };
+  for (const auto tmpl : {ChatTemplate::MistralV13, ChatTemplate::MistralV11}) {
+    SCOPED_TRACE(std::string(chat_template_name(tmpl)));
+    auto server = start_scripted(tmpl, model);
+    Client c(server->port());
+    const Reply two = c.post("/v1/chat/completions", body(true).dump());
+    ASSERT_EQ(two.status, 200) << two.body;
+    EXPECT_EQ(two.j()["choices"][0]["message"]["tool_calls"].size(), 2u) << two.body;
+
+    const Reply one = c.post("/v1/chat/completions", body(false).dump());
+    ASSERT_EQ(one.status, 200) << one.body;
+    const json choice = one.j()["choices"][0];
+    EXPECT_EQ(choice["finish_reason"], "tool_calls") << one.body;
+    EXPECT_EQ(choice["message"]["content"], "Hm") << one.body;
+    ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << one.body;
+    const json& call = choice["message"]["tool_calls"][0];
+    EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
+    EXPECT_EQ(call["function"]["name"], "f");
+    EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()),
+              json::parse(kArguments));
+    EXPECT_EQ(one.j()["usage"]["completion_tokens"], text_tokens + call_tokens + 1) << "and EOS";
+
+    const Streamed s = stream(server->port(), "/v1/chat/completions", body(false));
+    ASSERT_TRUE(s.done);
+    EXPECT_EQ(s.text, "Hm");
+    const StreamedCall streamed = streamed_call(s);
+    EXPECT_EQ(streamed.heads, 1u);
+    EXPECT_EQ(streamed.name, "f");
+    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(streamed.finish, "tool_calls");
+
+    // The next turn: a plain answer, untouched.
+    expect_ok_after_result(c, body(false), choice["message"]);
   }
 }
 

@@ -3,6 +3,7 @@
 // finish, exit 0.
 #include <pthread.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -111,6 +112,14 @@ int cmd_serve(const Args& args) {
 
   try {
     const auto model = session_args.load_model();
+    // The vocabulary's byte trie for constrained decoding (response_format, forced tool calls),
+    // built now, while /health still answers 503, rather than by the first request that needs it.
+    const auto trie_start = std::chrono::steady_clock::now();
+    (void)model->tokenizer().token_trie();
+    std::fprintf(
+        stderr, "brise serve: token trie for constrained decoding built in %.0f ms\n",
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - trie_start)
+            .count());
     const std::string id = std::filesystem::path(session_args.model).stem().string();
     http.set_model(model, id, scheduling);
     std::fprintf(stderr, "brise serve: model '%s' ready, %lld slot(s)\n", id.c_str(),

@@ -172,6 +172,21 @@ uint32_t tagged_calls(grammar::Builder& b, json_schema::Schema& schema,
   return root;
 }
 
+// tool_choice "auto": any text (every byte, no control token), EOS at any point, or from
+// [TOOL_CALLS] on the calls of `calls` (a rule that starts with that token) and then EOS. The
+// root may match nothing (an empty reply), which grammar::Builder allows only of a root that no
+// rule calls.
+uint32_t text_then_calls(grammar::Builder& b, uint32_t calls) {
+  const uint32_t root = b.add_rule("reply or text");
+  const uint32_t text = b.rule_start(root), end = b.add_position(root);
+  b.byte_edge(text, 0x00, 0xFF, text);
+  b.accept(text);
+  b.set_text(text);
+  b.call(text, calls, end);
+  b.accept(end);
+  return root;
+}
+
 }  // namespace
 
 Constraint::Constraint(std::shared_ptr<const grammar::Grammar> grammar,
@@ -214,10 +229,11 @@ std::shared_ptr<const Constraint> Constraint::tool_calls(const Tokenizer& tokeni
   const uint32_t max_calls = options.max_calls == 0 ? grammar::kInfinite : options.max_calls;
   grammar::Builder b;
   std::vector<uint32_t> argument_rules;  // per function
-  const uint32_t root =
+  uint32_t root =
       version <= 7 ? json_list_calls(b, schema, fns, version, max_calls,
                                      control_token(tokenizer, "[TOOL_CALLS]", tmpl), argument_rules)
                    : tagged_calls(b, schema, fns, tokenizer, tmpl, max_calls, argument_rules);
+  if (options.text_first) root = text_then_calls(b, root);
   grammar::Grammar g = finish_schema(b, root);
   for (size_t i = 0; i < fns.size(); ++i)
     if (g.rules[argument_rules[i]].min_length == grammar::kInfinite)

@@ -101,7 +101,8 @@ struct ConstraintMatcher::State {
     std::vector<Config> ready;
     bool complete = false;
     std::vector<uint64_t> bits;
-    uint32_t max_after = 0;  // the largest distance after an allowed token
+    uint32_t max_after = 0;       // the largest distance after an allowed token
+    uint32_t max_text_after = 0;  // after an allowed token of the trie
   };
   std::vector<Entry> cache;
   size_t next_slot = 0;
@@ -229,15 +230,24 @@ struct ConstraintMatcher::State {
     bits[static_cast<uint32_t>(id) >> 6] |= uint64_t{1} << (static_cast<uint32_t>(id) & 63);
   }
 
+  static void clear_bit(uint64_t* bits, int32_t id) {
+    bits[static_cast<uint32_t>(id) >> 6] &= ~(uint64_t{1} << (static_cast<uint32_t>(id) & 63));
+  }
+
+  // The largest distance after an allowed token: one of the trie (text), a control token.
+  struct Reach {
+    uint32_t text = 0, controls = 0;
+  };
+
   // Sets the bits of the tokens allowed from `start` whose distance after them is at most
-  // `limit` (-1: none), EOS where the grammar may end; returns the largest distance after an
-  // allowed token. `excluded`: a token with a finite distance above `limit` was left out.
-  uint32_t walk(const ConfigSet& start, int64_t limit, uint64_t* bits, bool& excluded) {
+  // `limit` (-1: none), EOS where the grammar may end. `excluded`: a token with a finite distance
+  // above `limit` was left out.
+  Reach walk(const ConfigSet& start, int64_t limit, uint64_t* bits, bool& excluded) {
     uint32_t max_after = 0;
-    const auto allow = [&](uint32_t distance, uint32_t first, uint32_t last) {
+    const auto allow = [&](uint32_t distance, uint32_t first, uint32_t last, bool text = false) {
       if (first == last) return;
       if (distance == kInfinite) return;
-      if (distance > limit) {
+      if (distance > limit && !(text && limit >= -1)) {
         excluded = true;
         return;
       }
@@ -262,10 +272,18 @@ struct ConstraintMatcher::State {
         n = trie.subtree_end[n];
         continue;
       }
-      allow(here.distance, trie.first_token[n], trie.first_token[n + 1]);
+      allow(here.distance, trie.first_token[n], trie.first_token[n + 1], in_text(here));
       n = here.ready.empty() ? trie.subtree_end[n] : n + 1;
     }
-    // Control tokens, each once.
+    const uint32_t controls = walk_controls(start, limit, bits, excluded);
+    if (start.complete) set_bit(bits, eos);
+    return {max_after, controls};
+  }
+
+  // walk() for the control tokens, each once: the bits of those within `limit` set, of the others
+  // cleared. Returns the largest distance after an allowed one.
+  uint32_t walk_controls(const ConfigSet& start, int64_t limit, uint64_t* bits, bool& excluded) {
+    uint32_t max_after = 0;
     std::vector<int32_t> seen;
     for (const Config& c : start.ready) {
       const grammar::Position& p = g.positions[c.pos];
@@ -277,14 +295,20 @@ struct ConstraintMatcher::State {
         if (step_a.empty() || step_a.distance == kInfinite) continue;
         if (step_a.distance > limit) {
           excluded = true;
+          clear_bit(bits, token);
           continue;
         }
         max_after = std::max(max_after, step_a.distance);
         set_bit(bits, token);
       }
     }
-    if (start.complete) set_bit(bits, eos);
     return max_after;
+  }
+
+  // The set stands in free text (grammar::Position::text): the output may be cut there.
+  bool in_text(const ConfigSet& s) const {
+    return std::any_of(s.ready.begin(), s.ready.end(),
+                       [&](const Config& c) { return c.stack == 0 && g.positions[c.pos].text; });
   }
 
   uint64_t hash_of(const ConfigSet& s) const {
@@ -307,7 +331,9 @@ struct ConstraintMatcher::State {
     e.complete = current.complete;
     e.bits.assign(words, 0);
     bool excluded = false;
-    e.max_after = walk(current, int64_t{kInfinite} - 1, e.bits.data(), excluded);
+    const Reach reach = walk(current, int64_t{kInfinite} - 1, e.bits.data(), excluded);
+    e.max_after = std::max(reach.text, reach.controls);
+    e.max_text_after = reach.text;
     return e;
   }
 };
@@ -329,7 +355,14 @@ std::span<const uint64_t> ConstraintMatcher::allowed(uint32_t remaining) {
   const int64_t limit = int64_t{remaining} - 2;
   if (e.max_after <= limit) return e.bits;
   bool excluded = false;
-  s.walk(s.current, limit, s.filtered.data(), excluded);
+  if (e.max_text_after <= limit) {
+    // Only control tokens can be over the budget ([TOOL_CALLS] from free text): the cached mask
+    // less those, without another walk over the trie.
+    s.filtered = e.bits;
+    s.walk_controls(s.current, limit, s.filtered.data(), excluded);
+  } else {
+    s.walk(s.current, limit, s.filtered.data(), excluded);
+  }
   const bool any = std::any_of(s.filtered.begin(), s.filtered.end(), [](uint64_t w) { return w; });
   if (!any) return e.bits;  // the budget cannot be met: the grammar alone
   if (excluded) s.steered = true;

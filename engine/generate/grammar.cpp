@@ -113,8 +113,12 @@ uint32_t Builder::literal(uint32_t from, std::string_view text) {
 namespace {
 
 // The checks of Builder::finish: no rule ends without input, no rule reaches itself before input.
+// The root may end without input when no rule calls it (an output that may be empty): only calls
+// need the progress.
 void check_progress(const Grammar& g) {
   const size_t n_rules = g.rules.size();
+  const bool root_called =
+      std::any_of(g.calls.begin(), g.calls.end(), [&](const Call& c) { return c.rule == g.root; });
   std::vector<std::vector<uint32_t>> first_calls(n_rules);
   std::vector<uint32_t> seen(g.positions.size(), kInfinite);
   for (uint32_t r = 0; r < n_rules; ++r) {
@@ -123,7 +127,8 @@ void check_progress(const Grammar& g) {
     while (!stack.empty()) {
       const Position& p = g.positions[stack.back()];
       stack.pop_back();
-      if (p.accept) throw Error("internal: grammar rule '" + g.rules[r].name + "' matches nothing");
+      if (p.accept && (r != g.root || root_called))
+        throw Error("internal: grammar rule '" + g.rules[r].name + "' matches nothing");
       for (uint32_t i = p.calls_begin; i < p.calls_end; ++i)
         first_calls[r].push_back(g.calls[i].rule);
       for (uint32_t i = p.eps_begin; i < p.eps_end; ++i) {
@@ -253,6 +258,7 @@ Grammar Builder::finish(uint32_t root) {
     Position& p = g.positions[i];
     p.rule = src.rule;
     p.accept = src.accept;
+    p.text = src.text;
     p.role = src.role;
     std::sort(src.bytes.begin(), src.bytes.end(),
               [](const ByteEdge& a, const ByteEdge& b) { return a.lo < b.lo; });

@@ -1,7 +1,8 @@
 // The grammar of a Constraint: a set of rules, each a small automaton over bytes whose positions
 // may call other rules (a recursive transition network). A rule consumes at least one byte (or
 // control token) before it may end, so calls always make progress and nothing recurses without
-// input. What a rule can do from a position:
+// input (a root that no rule calls may match nothing: an output that may be empty). What a rule can
+// do from a position:
 //   byte edges     a byte range to another position of the rule (with an optional guard on the
 //                  position's item count, for arrays' minItems/maxItems);
 //   control edges  a control token (by id) to another position;
@@ -75,6 +76,9 @@ struct Position {
   // Byte edges without guards as a table: target + 1 per byte (0: none), or -1 when there is none.
   int32_t dense = -1;
   uint32_t to_end = kInfinite;  // the fewest bytes/control tokens to the rule's end (count 0)
+  // Free text (ToolCallOptions::text_first): an output cut here by max_tokens is a text answer
+  // cut as any free answer is, so a token that leads here needs no room left for EOS.
+  bool text = false;
 };
 
 struct Rule {
@@ -119,6 +123,7 @@ class Builder {
             Count count = Count::Keep);
   void accept(uint32_t pos) { positions_.at(pos).accept = true; }
   void set_role(uint32_t pos, ItemRole role) { positions_.at(pos).role = role; }
+  void set_text(uint32_t pos) { positions_.at(pos).text = true; }
   // Makes `rule` a list of `item_rule` (see Rule); its positions take ItemRoles.
   void set_list(uint32_t rule, uint32_t min_items, uint32_t max_items, uint32_t item_rule,
                 uint32_t separator, uint32_t close);
@@ -138,6 +143,7 @@ class Builder {
     std::vector<uint32_t> eps = {};
     std::vector<Call> calls = {};
     bool accept = false;
+    bool text = false;
     ItemRole role = ItemRole::None;
     uint32_t rule = 0;
   };

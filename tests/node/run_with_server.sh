@@ -8,6 +8,8 @@
 # runs `node --test TEST_FILE` with BRISE_URL, BRISE_MODEL_ID and BRISE_EXPECTED_GREEDY set
 # (and BRISE_API_KEY when the extra args hold --api-key), then stops the server with SIGTERM.
 # Exits with node's status, or non-zero when the server fails to start or to exit cleanly.
+# BRISE_NODE_GGUF (a GGUF file under SHARED_DIR) serves that model instead of stories260k, e.g.
+# models/tekken-mini/nemo-mini.gguf for tool calls, which need [TOOL_CALLS] in the vocabulary.
 set -euo pipefail
 
 if (($# < 3)); then
@@ -63,8 +65,14 @@ show_server_log() {
   echo "--- brise serve stderr ---" >&2; tail -n 50 "$tmp/serve.err" >&2 || true
 }
 
-gguf="$tmp/stories260k.gguf"
-"$brise" convert "$hf" -o "$gguf" >/dev/null
+if [[ -n "${BRISE_NODE_GGUF:-}" ]]; then
+  gguf="$shared/$BRISE_NODE_GGUF"
+  [[ -f "$gguf" ]] || { echo "error: $gguf is missing (BRISE_NODE_GGUF is under SHARED_DIR)" >&2; exit 1; }
+else
+  gguf="$tmp/stories260k.gguf"
+  "$brise" convert "$hf" -o "$gguf" >/dev/null
+fi
+model_id=$(basename "$gguf" .gguf)
 
 # The greedy reference for /v1/completions: {prompt, max_tokens, text}.
 export GREEDY_PROMPT="Once upon a time" GREEDY_N=24
@@ -97,7 +105,7 @@ if [[ -z "$url" ]]; then
   exit 1
 fi
 
-export BRISE_URL=$url BRISE_MODEL_ID=stories260k BRISE_EXPECTED_GREEDY="$tmp/greedy.json"
+export BRISE_URL=$url BRISE_MODEL_ID=$model_id BRISE_EXPECTED_GREEDY="$tmp/greedy.json"
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do
   [[ "${args[i]}" == --api-key ]] && export BRISE_API_KEY="${args[i + 1]}"

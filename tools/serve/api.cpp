@@ -300,10 +300,6 @@ void check_tools(const ApiRequest& r) {
     throw bad("tool_choice.function.name", "'tool_choice' names the function '" + r.tool_function +
                                                "', which is not in 'tools'");
   const bool may_call = !tools.empty() && r.tool_choice != ToolChoice::None;
-  if (!r.parallel_tool_calls && may_call && r.tool_choice == ToolChoice::Auto)
-    throw bad("parallel_tool_calls",
-              "'parallel_tool_calls': false needs 'tool_choice' \"required\" or a named function "
-              "(under \"auto\" the model decides how many calls it makes)");
   if (r.response_format != ResponseFormat::Text && may_call)
     throw bad("response_format",
               "a JSON 'response_format' with 'tools' needs 'tool_choice': \"none\" (an answer is "

@@ -99,7 +99,8 @@ void ChoiceState::on_done(const JobEvent& e, std::vector<json>& chunks) {
             json::array({{{"index", i}, {"function", {{"arguments", calls_[i].arguments}}}}})}},
           nullptr, nullptr));
     }
-    if (reason != StopReason::MaxTokens && reason != StopReason::ContextFull)
+    if ((reason != StopReason::MaxTokens && reason != StopReason::ContextFull) ||
+        setup_.calls_are_whole)
       finish_ = "tool_calls";
   }
   chunks.push_back(chunk_choice(json::object(), nullptr, finish_.c_str()));

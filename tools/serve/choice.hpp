@@ -28,6 +28,9 @@ struct ChoiceSetup {
   // steering the answer to a complete end (brise/constraint.hpp), not a cut, so the finish_reason
   // is "stop" or "tool_calls" rather than "length" (which OpenAI's SDKs take as a truncation).
   bool length_is_complete = false;
+  // Constrained: tool calls that parse are whole (the grammar closed them within the budget),
+  // so their finish_reason is "tool_calls" even at max_tokens.
+  bool calls_are_whole = false;
 };
 
 class ChoiceState {

@@ -180,7 +180,13 @@ void Server::serve_completion(int endpoint_id, const httplib::Request& req,
       setup.logprobs = r.logprobs;
       setup.tool_calls_id = r.tool_choice == ToolChoice::None ? -1 : tool_calls_id;
       setup.tmpl = chat_template_;
-      setup.length_is_complete = g.constraint && g.max_tokens > g.constraint->min_length();
+      // Under "auto" (free text first) an end at max_tokens may be a cut; a call the grammar
+      // held is whole all the same.
+      const bool text_first =
+          r.response_format == ResponseFormat::Text && r.tool_choice == ToolChoice::Auto;
+      const bool forced = g.constraint && !text_first;
+      setup.length_is_complete = forced && g.max_tokens > g.constraint->min_length();
+      setup.calls_are_whole = g.constraint != nullptr;
       runs.runs.push_back({jobs[j], ChoiceState(tokenizer, std::move(setup)), j == 0});
     }
   }

@@ -17,10 +17,15 @@ void apply_constraint(const ApiRequest& r, const Tokenizer& tokenizer, ChatTempl
       throw ApiError(400, std::string("'response_format.json_schema.schema': ") + e.what(),
                      "response_format.json_schema.schema");
     }
-  } else if (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Function) {
+  } else if (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Function ||
+             (r.tool_choice == ToolChoice::Auto && !r.parallel_tool_calls &&
+              !r.chat.tools.empty() && tokenizer.find_special("[TOOL_CALLS]") >= 0)) {
+    // "auto" with parallel_tool_calls false: free text until the model writes [TOOL_CALLS], then
+    // exactly one call and the end (without that token the model cannot call at all).
     ToolCallOptions calls;
     if (r.tool_choice == ToolChoice::Function) calls.function = r.tool_function;
     calls.max_calls = r.parallel_tool_calls ? 0 : 1;
+    calls.text_first = r.tool_choice == ToolChoice::Auto;
     try {
       options.constraint = Constraint::tool_calls(tokenizer, tmpl, r.chat.tools, calls);
     } catch (const SchemaError& e) {

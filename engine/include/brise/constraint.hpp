@@ -26,6 +26,8 @@
 // grammar allowed, the generation ends with StopReason::MaxTokens (and no EOS) instead of Eos.
 // Only a budget below the grammar's shortest output leaves it unfinished (then the mask is the
 // grammar's alone, and generation stops at max_tokens).
+// Free text (ToolCallOptions::text_first) needs no room for EOS: a text answer runs to
+// max_tokens as it would unconstrained.
 //
 // JSON layout. JSON allows any whitespace between tokens, and a weak model can loop on it, so the
 // grammar allows only what pretty-printers write, in their places: after '{', '[', ',' and ':'
@@ -97,6 +99,10 @@ struct ToolCallOptions {
   std::string function;
   // Calls in one answer: at least 1, at most this (0: no limit; 1 for parallel_tool_calls false).
   uint32_t max_calls = 0;
+  // tool_choice "auto" with a bound on the calls: the reply may be free text (any text tokens,
+  // EOS anywhere, even first), and from [TOOL_CALLS] on it is the calls as above (at least 1,
+  // at most max_calls), then EOS. Text before the calls stays as the model writes it.
+  bool text_first = false;
 };
 
 struct TokenTrie;
@@ -121,6 +127,7 @@ class Constraint {
   //   v11:        [TOOL_CALLS]NAME, optionally [CALL_ID] and 9 letters or digits, [ARGS]ARGS,
   //               repeated for each call;
   //   v13:        [TOOL_CALLS]NAME[ARGS]ARGS, repeated.
+  // With options.text_first, any text may come before (or instead of) the calls.
   // NAME is one of the allowed functions' names and ARGS a JSON object that satisfies that
   // function's `parameters` schema (the subset above; "{}": any object), so that
   // parse_assistant_reply finds the calls. brise::Error for v1 (no tools), a vocabulary without
