@@ -485,6 +485,83 @@ TEST_F(Serve, AMalformedOrOversizedHeadGetsOneErrorAndTheConnectionCloses) {
   EXPECT_EQ(metric(port, "brise_requests_total{status=\"431\"}"), 1);
 }
 
+// Whether the server has closed `fd` within `within` (a read sees the end, or an error).
+bool closed_by_server(int fd, std::chrono::milliseconds within) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(within.count())) <= 0) return false;
+  char b;
+  return ::recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
+}
+
+// A slowloris: connections that send nothing, or part of a request head and then nothing. They
+// wait in the connection gate, and hold none of the 4 workers: /health and a completion answer.
+TEST_F(Serve, TwoHundredStalledConnectionsLeaveHealthAndRequestsAnswering) {
+  serve::ServerOptions o;
+  o.http_threads = 4;
+  o.request_timeout = 60s;  // longer than the test: the stalled connections stay
+  o.idle_timeout = 60s;
+  auto server = start(1, o);
+  const int port = server->port();
+  std::vector<int> stalled;
+  const std::string partial = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le";
+  for (int i = 0; i < 200; ++i) {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    if (i % 2) ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
+    stalled.push_back(fd);
+  }
+  // A functional bound, far above the milliseconds this takes: without the gate the stalled
+  // connections hold every worker until their 60 s deadline.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Client(port).get("/health").status, 200);
+  const Reply r = Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  // None of them was dropped: 200 are within --max-connections.
+  int dropped = 0;
+  for (int fd : stalled) dropped += closed_by_server(fd, 0ms);
+  EXPECT_EQ(dropped, 0);
+  for (int fd : stalled) ::close(fd);
+}
+
+TEST_F(Serve, StalledConnectionsAreClosedAtTheirDeadlineOrWhenNewOnesNeedRoom) {
+  serve::ServerOptions o;
+  o.request_timeout = 1s;
+  o.idle_timeout = 1s;
+  {
+    auto server = start(1, o);
+    const int port = server->port();
+    const int silent = connect_to(port);
+    const int partial = connect_to(port);
+    const std::string head = "GET /health HTTP/1.1\r\nHost: x\r\n";  // no empty line
+    ::send(partial, head.data(), head.size(), MSG_NOSIGNAL);
+    EXPECT_TRUE(closed_by_server(silent, 5s)) << "a connection that sent nothing stayed open";
+    EXPECT_TRUE(closed_by_server(partial, 5s)) << "a head that never ended kept its connection";
+    ::close(silent);
+    ::close(partial);
+  }
+  // At most max_connections: new connections push out those that have waited longest.
+  o.max_connections = 16;
+  o.request_timeout = 60s;
+  o.idle_timeout = 60s;
+  auto server = start(1, o);
+  const int port = server->port();
+  std::vector<int> stalled;
+  for (int i = 0; i < 40; ++i) {
+    stalled.push_back(connect_to(port));
+    ASSERT_GE(stalled.back(), 0);
+    std::this_thread::sleep_for(1ms);  // an order of arrival for the gate to see
+  }
+  EXPECT_EQ(Client(port).get("/health").status, 200);
+  EXPECT_TRUE(closed_by_server(stalled.front(), 5s)) << "the oldest stalled connection stayed";
+  int open = 0;
+  for (int fd : stalled) open += !closed_by_server(fd, 0ms);
+  EXPECT_LE(open, 16);
+  EXPECT_GE(open, 8) << "more connections were dropped than room was needed for";
+  EXPECT_FALSE(closed_by_server(stalled.back(), 0ms)) << "the newest connection was dropped";
+  for (int fd : stalled) ::close(fd);
+}
+
 TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
   const auto endless = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
   auto server = start(2, {}, {}, endless);

@@ -24,7 +24,7 @@ int cmd_serve(const Args& args) {
   serve::ServerOptions server;
   std::string host = server.host;
   int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
-          grace = 3;
+          grace = 3, max_connections = static_cast<int64_t>(server.max_connections);
   int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default;
   std::string api_key;
   std::optional<std::string> template_name;
@@ -52,7 +52,12 @@ int cmd_serve(const Args& args) {
            1, 1 << 20);
   p.option("--max-body", &max_body, "BYTES", "largest request body (default: 1 MiB)", 1,
            int64_t{1} << 30);
-  p.option("--timeout", &timeout, "SECONDS", "to receive a whole request (default: 10)", 1, 3600);
+  p.option("--timeout", &timeout, "SECONDS",
+           "to receive a whole request, from its first byte (default: 10)", 1, 3600);
+  p.option("--max-connections", &max_connections, "N",
+           "connections open at once; when all are taken, the one that has waited longest for "
+           "its request is dropped (default: 512)",
+           8, 1 << 20);
   p.option("--prefill-chunk", &prefill_chunk, "N",
            "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
   p.option("--grace", &grace, "SECONDS",
@@ -73,6 +78,7 @@ int cmd_serve(const Args& args) {
   server.api_key = api_key;
   server.max_body_bytes = static_cast<size_t>(max_body);
   server.request_timeout = std::chrono::seconds(timeout);
+  server.max_connections = static_cast<size_t>(max_connections);
   server.http_threads = std::max<size_t>(32, 2 * static_cast<size_t>(parallel) + 16);
   SchedulerOptions scheduling;
   scheduling.parallel = static_cast<int>(parallel);

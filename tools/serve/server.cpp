@@ -15,6 +15,7 @@
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "chat_page.hpp"
+#include "connection_gate.hpp"
 #include "http_head.hpp"
 #include "responses.hpp"
 #include "socket_stream.hpp"
@@ -55,25 +56,69 @@ void send_error(httplib::Response& res, const ApiError& e) {
 
 }  // namespace
 
-// httplib's server with brise's connection handling (SocketStream: a deadline per request).
-// A request whose head is malformed or too large gets one error response, and the connection
-// closes (http_head.hpp says why httplib does not do it).
+// httplib's server with brise's connection handling. httplib's accept loop hands each new
+// connection to its task queue, which here passes it straight on to process_and_close_socket,
+// which gives it to the connection gate (connection_gate.hpp): the gate holds every connection
+// while its request arrives and hands it to a worker of a fixed pool once the request is whole, so
+// stalled clients never hold a worker. A worker answers one request on a SocketStream (a
+// deadline per request) and gives the connection back to the gate for the next. A request whose
+// head is malformed or too large gets one error response, and the connection closes
+// (http_head.hpp says why httplib does not do it).
 class Server::Http : public httplib::Server {
  public:
   Http(const ServerOptions& o, std::function<void(int)> count_status)
-      : o_(o), count_status_(std::move(count_status)) {}
+      : o_(o),
+        count_status_(std::move(count_status)),
+        workers_(std::max<size_t>(o.http_threads, 4)),
+        gate_(gate_limits(o), [this](ConnectionGate::Connection c) {
+          workers_.enqueue([this, c]() mutable { answer(std::move(c)); });
+        }) {
+    new_task_queue = [] { return new HandOver; };
+  }
+  ~Http() override { close_connections(); }
+
+  // Once httplib's accept loop has ended (stop()): closes the connections waiting in the gate and
+  // lets the workers finish the requests they have. Idempotent.
+  void close_connections() {
+    gate_.stop();
+    if (!workers_down_.exchange(true)) workers_.shutdown();
+  }
+  size_t open_connections() const { return gate_.open_connections(); }
+  // httplib listens with a backlog of 5: a burst of clients connecting (a few hundred, as a
+  // slowloris opens them) overflows it, and the kernel drops their SYNs, which the clients resend
+  // only after a second. Linux lets a listening socket take a new backlog.
+  void widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 
  private:
+  struct HandOver : httplib::TaskQueue {
+    void enqueue(std::function<void()> fn) override { fn(); }
+    void shutdown() override {}
+  };
+  static GateLimits gate_limits(const ServerOptions& o) {
+    GateLimits l;
+    l.max_connections = o.max_connections;
+    l.max_header_bytes = o.max_header_bytes;
+    l.request_timeout = o.request_timeout;
+    l.idle_timeout = o.idle_timeout;
+    return l;
+  }
+
   bool process_and_close_socket(socket_t sock) override {
-    SocketStream stream(sock, o_.idle_timeout, o_.write_timeout);
+    gate_.adopt(sock);
+    return true;
+  }
+
+  // Answers the request that has arrived on `c`, then gives the connection back to the gate
+  // (keep-alive) or closes it.
+  void answer(ConnectionGate::Connection c) {
+    SocketStream stream(c.sock, o_.idle_timeout, o_.write_timeout);
+    stream.preload(std::move(c.received));
+    stream.start_request(c.deadline);
     SocketStream::set_current(&stream);
-    bool ok = false;
-    for (size_t left = keep_alive_max_count_; left > 0; --left) {
-      if (!stream.wait_readable(o_.idle_timeout) || svr_sock_ == INVALID_SOCKET) break;
-      stream.start_request(SocketStream::Clock::now() + o_.request_timeout);
-      std::string_view head;
-      const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
-      if (got == SocketStream::Head::Incomplete) break;
+    bool keep = false;
+    std::string_view head;
+    const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
+    if (got != SocketStream::Head::Incomplete) {
       const std::optional<ApiError> problem =
           got == SocketStream::Head::TooLarge
               ? ApiError(431, "the request line and headers are over " +
@@ -81,20 +126,25 @@ class Server::Http : public httplib::Server {
               : head_problem(head);
       if (problem) {
         const std::string response = closing_error_response(*problem);
-        ok =
-            stream.write(response.data(), response.size()) == static_cast<ssize_t>(response.size());
+        stream.write(response.data(), response.size());
         count_status_(problem->status);
-        drain(sock);
-        break;
+        drain(c.sock);
+      } else {
+        const bool last = ++c.requests >= keep_alive_max_count_ || svr_sock_ == INVALID_SOCKET;
+        bool closed = false;
+        keep = process_request(stream, last, closed, nullptr) && !closed && !last &&
+               svr_sock_ != INVALID_SOCKET;
       }
-      bool closed = false;
-      ok = process_request(stream, left == 1 || svr_sock_ == INVALID_SOCKET, closed, nullptr);
-      if (!ok || closed) break;
     }
     SocketStream::set_current(nullptr);
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return ok;
+    if (keep) {
+      c.received = stream.take_unread();
+      gate_.resume(std::move(c));
+      return;
+    }
+    ::shutdown(c.sock, SHUT_RDWR);
+    ::close(c.sock);
+    gate_.closed();
   }
   // Closing a socket with bytes still unread sends a reset, which may destroy the response
   // before the client reads it: say we are done, and read what the client still sends (a
@@ -115,14 +165,15 @@ class Server::Http : public httplib::Server {
   }
   const ServerOptions& o_;
   std::function<void(int)> count_status_;
+  httplib::ThreadPool workers_;  // before gate_, whose handler queues on it
+  std::atomic<bool> workers_down_{false};
+  ConnectionGate gate_;
 };
 
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
       http_(std::make_unique<Http>(options_, [this](int status) { count_status(status); })) {
   auto& h = *http_;
-  const size_t threads = std::max<size_t>(options_.http_threads, 4);
-  h.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   h.set_payload_max_length(options_.max_body_bytes);
   h.set_keep_alive_timeout(std::max<time_t>(1, options_.idle_timeout.count() / 1000));
   h.set_tcp_nodelay(true);
@@ -134,6 +185,7 @@ Server::Server(ServerOptions options)
   if (port_ <= 0)
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (address in use, or not an address of this machine?)");
+  h.widen_backlog();
   listener_ = std::thread([this] { http_->listen_after_bind(); });
 }
 
@@ -163,6 +215,7 @@ void Server::stop(milliseconds grace) {
   for (int i = 0; i < 200 && open_streams_ > 0; ++i) std::this_thread::sleep_for(milliseconds(10));
   http_->stop();
   if (listener_.joinable()) listener_.join();
+  http_->close_connections();
   stopped_ = true;
   stopped_cv_.notify_all();
 }

@@ -38,7 +38,10 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{10000};  // to receive a whole request
   std::chrono::milliseconds idle_timeout{5000};      // between reads, and keep-alive waits
   std::chrono::milliseconds write_timeout{10000};
-  size_t http_threads = 32;  // connections served at once
+  size_t http_threads = 32;  // requests answered at once (the workers); streams hold one each
+  // Connections open at once (waiting for a request or being answered); when a new one comes
+  // and all are taken, the one that has waited longest for its request is dropped.
+  size_t max_connections = 512;
 };
 
 class Server {
