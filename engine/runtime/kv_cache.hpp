@@ -68,6 +68,10 @@ class KVCache {
   }
 
   uint64_t allocated_bytes() const;
+  // Bytes once every ring is whole: the most this cache ever allocates.
+  uint64_t full_bytes() const;
+  // Allocates every ring whole now (what reserve() would reach at the end of the context).
+  void reserve_all();
 
  private:
   static constexpr uint32_t kBlock = kernels::kKVBlock;

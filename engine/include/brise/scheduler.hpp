@@ -122,6 +122,9 @@ struct SchedulerStats {
   uint64_t prefill_tokens = 0, decode_tokens = 0;  // rows fed through forward passes
   double prefill_seconds = 0, decode_seconds = 0;  // forward-pass time, split by rows
   uint64_t passes = 0;                             // forward passes
+  // KV cache of every slot: allocated now (after the last pass), and the most it may reach (the
+  // amount allocated at start with SessionOptions::reserve_kv_cache).
+  uint64_t kv_cache_bytes = 0, kv_cache_max_bytes = 0;
 };
 
 class Scheduler {
