@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "brise/chat.hpp"
+#include "brise/error.hpp"
 #include "brise/generate.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
@@ -485,6 +486,54 @@ TEST_F(Serve, AMalformedOrOversizedHeadGetsOneErrorAndTheConnectionCloses) {
   EXPECT_EQ(metric(port, "brise_requests_total{status=\"431\"}"), 1);
 }
 
+// Bytes of an f32 KV cache of `positions` (whole blocks of 32) on every layer, restated: a key and
+// a value of head_dim floats per KV head and position.
+uint64_t kv_bytes_f32(const ModelConfig& c, uint64_t positions) {
+  return uint64_t{c.n_layers} * positions * c.n_kv_heads * c.head_dim * 2 * sizeof(float);
+}
+
+// The KV cache of every slot is reserved at start, and stated; requests never add to it. A server
+// whose KV cache does not fit in its memory limit refuses to start, with the reason.
+TEST_F(Serve, TheKvCacheIsReservedAtStartAndMustFitTheMemoryLimit) {
+  SchedulerOptions s;
+  s.session.context_length = 200;  // 224 positions stored
+  const uint64_t kv = 3 * kv_bytes_f32(model_->config(), 224);
+  const uint64_t weights = fs::file_size(test::converted_model(data_, "models/stories260k/hf"));
+  {
+    auto server = start(3, {}, s);
+    EXPECT_EQ(server->memory().kv_cache_bytes, kv);
+    EXPECT_EQ(server->memory().weights_bytes, weights);
+    const int port = server->port();
+    EXPECT_EQ(metric(port, "brise_kv_cache_reserved_bytes"), static_cast<double>(kv));
+    EXPECT_EQ(metric(port, "brise_kv_cache_bytes"), static_cast<double>(kv));
+    std::vector<std::future<int>> running;
+    for (int i = 0; i < 5; ++i)
+      running.push_back(std::async(std::launch::async, [port] {
+        return Client(port)
+            .post("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":150})")
+            .status;
+      }));
+    for (auto& r : running) EXPECT_EQ(r.get(), 200);
+    EXPECT_EQ(metric(port, "brise_kv_cache_bytes"), static_cast<double>(kv));
+  }
+  serve::ServerOptions o;
+  o.port = 0;
+  o.memory_limit_bytes = weights + kv - 1;
+  serve::Server refusing(o);
+  s.parallel = 3;
+  try {
+    refusing.set_model(model_, "stories260k", s);
+    ADD_FAILURE() << "a KV cache over the memory limit was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("memory limit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--ctx-size"), std::string::npos) << e.what();
+  }
+  o.memory_limit_bytes = weights + kv;
+  serve::Server fitting(o);
+  fitting.set_model(model_, "stories260k", s);
+  EXPECT_EQ(fitting.memory().kv_cache_bytes, kv);
+}
+
 // Whether the server has closed `fd` within `within` (a read sees the end, or an error).
 bool closed_by_server(int fd, std::chrono::milliseconds within) {
   pollfd p{fd, POLLIN, 0};
@@ -582,17 +631,21 @@ TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
 
 TEST_F(Serve, CliStopsOnSigtermAndExitsZero) {
   const fs::path gguf = test::converted_model(data_, "models/stories260k/hf");
-  int out[2];
+  int out[2], err[2];
   ASSERT_EQ(pipe(out), 0);
+  ASSERT_EQ(pipe(err), 0);
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
+    dup2(err[1], 2);
     ::close(out[0]);
+    ::close(err[0]);
     execl(test::cli_path().c_str(), "brise", "serve", "-m", gguf.c_str(), "--port", "0", "-t", "1",
-          static_cast<char*>(nullptr));
+          "--parallel", "2", "--ctx-size", "100", static_cast<char*>(nullptr));
     _exit(127);
   }
   ::close(out[1]);
+  ::close(err[1]);
   std::string line;
   char ch;
   while (line.find('\n') == std::string::npos && ::read(out[0], &ch, 1) == 1) line += ch;
@@ -617,6 +670,20 @@ TEST_F(Serve, CliStopsOnSigtermAndExitsZero) {
     FAIL() << "brise serve did not stop within 10 s of SIGTERM";
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The start log states the memory: the file, and the KV cache of 2 slots of 100 positions
+  // (stored as 128: whole blocks of 32) reserved whole.
+  std::string log;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+    log.append(buf, static_cast<size_t>(n));
+  ::close(err[0]);
+  char expected[200];
+  std::snprintf(expected, sizeof expected,
+                "memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV cache (2 "
+                "slot(s) x 100 positions, f32, reserved)",
+                static_cast<double>(fs::file_size(gguf)) / (1 << 20),
+                static_cast<double>(2 * kv_bytes_f32(model_->config(), 128)) / (1 << 20));
+  EXPECT_NE(log.find(expected), std::string::npos) << log;
 }
 
 }  // namespace

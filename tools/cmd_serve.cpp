@@ -25,6 +25,7 @@ int cmd_serve(const Args& args) {
   std::string host = server.host;
   int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
           grace = 3, max_connections = static_cast<int64_t>(server.max_connections);
+  int64_t memory_limit_mib = 0;
   int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default;
   std::string api_key;
   std::optional<std::string> template_name;
@@ -58,6 +59,10 @@ int cmd_serve(const Args& args) {
            "connections open at once; when all are taken, the one that has waited longest for "
            "its request is dropped (default: 512)",
            8, 1 << 20);
+  p.option("--memory-limit", &memory_limit_mib, "MIB",
+           "refuse to start when the weights and the KV cache of every slot (reserved whole at "
+           "start) need more (default: 0, the KV cache within the memory available)",
+           0, int64_t{1} << 40);
   p.option("--prefill-chunk", &prefill_chunk, "N",
            "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
   p.option("--grace", &grace, "SECONDS",
@@ -79,6 +84,7 @@ int cmd_serve(const Args& args) {
   server.max_body_bytes = static_cast<size_t>(max_body);
   server.request_timeout = std::chrono::seconds(timeout);
   server.max_connections = static_cast<size_t>(max_connections);
+  server.memory_limit_bytes = static_cast<uint64_t>(memory_limit_mib) << 20;
   server.http_threads = std::max<size_t>(32, 2 * static_cast<size_t>(parallel) + 16);
   SchedulerOptions scheduling;
   scheduling.parallel = static_cast<int>(parallel);
@@ -112,6 +118,18 @@ int cmd_serve(const Args& args) {
     http.set_model(model, id, scheduling);
     std::fprintf(stderr, "brise serve: model '%s' ready, %lld slot(s)\n", id.c_str(),
                  static_cast<long long>(parallel));
+    // The peak: requests never allocate KV cache (it is all reserved), so memory stays here
+    // plus the forward pass's scratch, which --prefill-chunk and --parallel bound.
+    const serve::Server::Memory memory = http.memory();
+    const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+    std::fprintf(stderr,
+                 "brise serve: memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV "
+                 "cache (%lld slot(s) x %u positions, %s, reserved) = %.1f MiB at most, "
+                 "besides the forward pass's scratch\n",
+                 mib(memory.weights_bytes), mib(memory.kv_cache_bytes),
+                 static_cast<long long>(parallel), memory.slot_positions,
+                 std::string(tensor_type_name(scheduling.session.kv_type)).c_str(),
+                 mib(memory.weights_bytes + memory.kv_cache_bytes));
     // GGUF chat templates (Jinja) are not read: brise formats Mistral's own way (README).
     std::fprintf(stderr, "brise serve: chat template %s (%s)\n",
                  std::string(chat_template_name(http.chat_template())).c_str(),

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "api.hpp"
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
+#include "brise/gguf.hpp"
 #include "chat_page.hpp"
 #include "connection_gate.hpp"
 #include "http_head.hpp"
@@ -45,6 +47,22 @@ bool authorized(const std::string& header, const std::string& key) {
   if (header[at] != ' ') return false;
   while (at < header.size() && header[at] == ' ') ++at;
   return same_key(header.substr(at), key);
+}
+
+// /proc/meminfo's MemAvailable: what can be allocated without swapping (no limit when unknown).
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib << 10;
+    meminfo.ignore(64, '\n');
+  }
+  return UINT64_MAX;
+}
+
+std::string mib(uint64_t bytes) {
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -200,9 +218,25 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   if (!model->has_tokenizer())
     throw Error("the model file holds no tokenizer: brise serve needs one to read prompts");
   chat_template_ = options_.chat_template.value_or(detect_chat_template(model->tokenizer()));
+  // The KV cache of every slot, whole, within the memory there is: refused here, at start, rather
+  // than run out mid-request.
+  const Session one_slot(model, options.session);
+  const uint64_t weights = model->file().file_size();
+  const uint64_t kv = one_slot.kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
+  const uint64_t limit = options_.memory_limit_bytes;
+  const uint64_t room = limit ? (limit > weights ? limit - weights : 0) : available_memory();
+  if (kv > room)
+    throw Error("the KV cache of " + std::to_string(options.parallel) + " slot(s) of " +
+                std::to_string(one_slot.kv_capacity()) + " positions needs " + mib(kv) +
+                (limit ? ", more than the memory limit (" + mib(limit) + ") leaves beside the " +
+                             mib(weights) + " of weights"
+                       : ", more than this machine has available (" + mib(room) + ")") +
+                ": lower --parallel or --ctx-size, or use --kv-type q8_0");
+  options.session.reserve_kv_cache = true;
   model_ = std::move(model);
   model_id_ = std::move(model_id);
   scheduler_ = std::make_unique<Scheduler>(model_, options);
+  memory_ = {weights, scheduler_->stats().kv_cache_max_bytes, one_slot.kv_capacity()};
   ready_ = true;
 }
 
@@ -262,6 +296,11 @@ std::string Server::metrics() const {
          s.decode_tokens);
   metric("brise_decode_seconds_total", "counter", "Forward-pass time spent on decode rows.",
          s.decode_seconds);
+  metric("brise_weights_bytes", "gauge", "The model file, mapped.", memory_.weights_bytes);
+  metric("brise_kv_cache_reserved_bytes", "gauge",
+         "KV cache of every slot, reserved at start: the most it takes.", memory_.kv_cache_bytes);
+  metric("brise_kv_cache_bytes", "gauge", "KV cache of every slot, allocated now.",
+         s.kv_cache_bytes);
   metric("brise_forward_passes_total", "counter", "Batched forward passes.", s.passes);
   metric("brise_prefill_tokens_per_second", "gauge", "Prompt tokens per second of pass time.",
          s.prefill_seconds > 0 ? static_cast<double>(s.prefill_tokens) / s.prefill_seconds : 0.0);
