@@ -34,7 +34,9 @@ int cmd_serve(const Args& args) {
       "Serves OpenAI's API (POST /v1/chat/completions, POST /v1/completions, GET /v1/models)\n"
       "and a chat page (GET /) over HTTP, plus GET /health and GET /metrics (Prometheus).\n"
       "Up to --parallel requests run at once, batched into one forward pass per step;\n"
-      "a request's output does not depend on the others. SIGINT/SIGTERM stop it.");
+      "a request's output does not depend on the others. SIGINT/SIGTERM stop it.\n"
+      "Each slot's KV cache (--ctx-size positions; default: the model's context, at most\n"
+      "4096) is reserved at start, and the start log states the memory it takes.");
   session_args.add_to(p);
   p.option("--host", &host, "ADDR", "address to listen on (default: 127.0.0.1, this machine only)");
   p.option("--port", &port, "PORT", "TCP port (default: 8080; 0: any free port)", 0, 65535);
@@ -130,6 +132,11 @@ int cmd_serve(const Args& args) {
                  static_cast<long long>(parallel), memory.slot_positions,
                  std::string(tensor_type_name(scheduling.session.kv_type)).c_str(),
                  mib(memory.weights_bytes + memory.kv_cache_bytes));
+    if (memory.context_capped_from)
+      std::fprintf(stderr,
+                   "brise serve: each slot holds %u positions of the model's context of %u "
+                   "(--ctx-size sets it)\n",
+                   memory.slot_positions, memory.context_capped_from);
     // GGUF chat templates (Jinja) are not read: brise formats Mistral's own way (README).
     std::fprintf(stderr, "brise serve: chat template %s (%s)\n",
                  std::string(chat_template_name(http.chat_template())).c_str(),

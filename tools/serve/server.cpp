@@ -220,11 +220,22 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   chat_template_ = options_.chat_template.value_or(detect_chat_template(model->tokenizer()));
   // The KV cache of every slot, whole, within the memory there is: refused here, at start, rather
   // than run out mid-request.
-  const Session one_slot(model, options.session);
   const uint64_t weights = model->file().file_size();
-  const uint64_t kv = one_slot.kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
   const uint64_t limit = options_.memory_limit_bytes;
   const uint64_t room = limit ? (limit > weights ? limit - weights : 0) : available_memory();
+  const auto kv_of = [&](const SessionOptions& o) {
+    return Session(model, o).kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
+  };
+  // Without a context length, the model's (often 32k-128k positions) would reserve gigabytes per
+  // slot: each slot holds default_context_length positions at most unless asked for more.
+  memory_.context_capped_from = 0;
+  const uint32_t model_context = model->config().context_length;
+  if (!options.session.context_length && model_context > options_.default_context_length) {
+    options.session.context_length = options_.default_context_length;
+    memory_.context_capped_from = model_context;
+  }
+  const Session one_slot(model, options.session);
+  const uint64_t kv = kv_of(options.session);
   if (kv > room)
     throw Error("the KV cache of " + std::to_string(options.parallel) + " slot(s) of " +
                 std::to_string(one_slot.kv_capacity()) + " positions needs " + mib(kv) +
@@ -236,7 +247,9 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   model_ = std::move(model);
   model_id_ = std::move(model_id);
   scheduler_ = std::make_unique<Scheduler>(model_, options);
-  memory_ = {weights, scheduler_->stats().kv_cache_max_bytes, one_slot.kv_capacity()};
+  memory_.weights_bytes = weights;
+  memory_.kv_cache_bytes = scheduler_->stats().kv_cache_max_bytes;
+  memory_.slot_positions = one_slot.kv_capacity();
   ready_ = true;
 }
 

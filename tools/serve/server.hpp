@@ -46,6 +46,9 @@ struct ServerOptions {
   // cache of every slot, reserved whole at start. 0: what the machine has available
   // (/proc/meminfo's MemAvailable, after the model is loaded) for the KV cache.
   uint64_t memory_limit_bytes = 0;
+  // Positions of each slot when the scheduler's SessionOptions give no context length: the
+  // model's context, at most this.
+  uint32_t default_context_length = 4096;
 };
 
 class Server {
@@ -66,7 +69,9 @@ class Server {
   }
   // The model is loaded: `model_id` is the name /v1/models lists and requests may ask for. Every
   // slot's KV cache is reserved whole here (SessionOptions::reserve_kv_cache), so requests never
-  // allocate KV memory; brise::Error when it does not fit in ServerOptions::memory_limit_bytes.
+  // allocate KV memory; brise::Error when it does not fit in ServerOptions::memory_limit_bytes
+  // (or the memory available). Without SessionOptions::context_length, each slot holds the
+  // model's context up to default_context_length positions (Memory says so).
   void set_model(std::shared_ptr<const Model> model, std::string model_id,
                  SchedulerOptions options);
   // What the server's memory is made of (after set_model): it never takes more KV cache than
@@ -75,6 +80,9 @@ class Server {
     uint64_t weights_bytes = 0;   // the model file, mapped
     uint64_t kv_cache_bytes = 0;  // every slot's, reserved at start
     uint32_t slot_positions = 0;  // positions the largest layer of a slot holds
+    // Not 0: the model's context, longer than ServerOptions::default_context_length, which each
+    // slot holds instead (no context length was given).
+    uint32_t context_capped_from = 0;
   };
   Memory memory() const { return memory_; }
   // Stops accepting requests, lets running ones finish for `grace` (then ends them with an
