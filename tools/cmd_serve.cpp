@@ -122,16 +122,18 @@ int cmd_serve(const Args& args) {
                  static_cast<long long>(parallel));
     // The peak: requests never allocate KV cache (it is all reserved), so memory stays here
     // plus the forward pass's scratch, which --prefill-chunk and --parallel bound.
-    const serve::Server::Memory memory = http.memory();
-    const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
-    std::fprintf(stderr,
-                 "brise serve: memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV "
-                 "cache (%lld slot(s) x %u positions, %s, reserved) = %.1f MiB at most, "
-                 "besides the forward pass's scratch\n",
-                 mib(memory.weights_bytes), mib(memory.kv_cache_bytes),
-                 static_cast<long long>(parallel), memory.slot_positions,
-                 std::string(tensor_type_name(scheduling.session.kv_type)).c_str(),
-                 mib(memory.weights_bytes + memory.kv_cache_bytes));
+    const serve::Server::Memory memory = http.memory();  // none when stopped while loading
+    if (memory.weights_bytes) {
+      const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+      std::fprintf(stderr,
+                   "brise serve: memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV "
+                   "cache (%lld slot(s) x %u positions, %s, reserved) = %.1f MiB at most, "
+                   "besides the forward pass's scratch\n",
+                   mib(memory.weights_bytes), mib(memory.kv_cache_bytes),
+                   static_cast<long long>(parallel), memory.slot_positions,
+                   std::string(tensor_type_name(scheduling.session.kv_type)).c_str(),
+                   mib(memory.weights_bytes + memory.kv_cache_bytes));
+    }
     if (memory.context_capped_from)
       std::fprintf(stderr,
                    "brise serve: each slot holds %u positions of the model's context of %u "
