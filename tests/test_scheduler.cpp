@@ -143,51 +143,72 @@ class SchedulerTest : public ::testing::Test {
   std::shared_ptr<const Model> model_, window_model_;
 };
 
+// Bytes of an f32 KV cache for one slot, restated: each layer holds its window (or the whole
+// context) rounded up to blocks of 32 positions, a key and a value of head_dim floats per KV head.
+uint64_t f32_kv_bytes(const ModelConfig& c, std::optional<uint32_t> window) {
+  const uint64_t positions =
+      (std::min(window.value_or(c.context_length), c.context_length) + 31) / 32 * 32;
+  return uint64_t{c.n_layers} * positions * c.n_kv_heads * c.head_dim * 2 * sizeof(float);
+}
+
 TEST_F(SchedulerTest, JobsRunTogetherGiveWhatGenerateGivesAlone) {
-  for (const auto& model : {model_, window_model_}) {
-    Scheduler scheduler(model, options(3));
-    struct Case {
-      Ids prompt;
-      GenerateOptions options;
-    };
-    std::vector<Case> cases = {
-        {encode("Once upon a time"), greedy(40)},
-        {encode("The dog"), seeded(33, 7)},
-        {encode("Lily and Tom went to the park. They saw a big"), greedy(25)},
-        {encode("One day, a little bird"), seeded(47, 123)},
-        {encode("The sun was"), greedy(30)},
-        {chat("Be nice.", "Tell me a story."), seeded(20, 99)},
-    };
-    // A stop string cuts one job short; a stop id (the BOS this model writes between stories)
-    // may end another.
-    const GenerateResult plain = alone(model, cases[0].prompt, cases[0].options);
-    cases.push_back({cases[0].prompt, greedy(40)});
-    cases.back().options.stop_strings = {plain.text.substr(12, 4)};
-    cases[4].options.stop_ids = {1};
-    // Seven jobs over three slots: some wait in the queue and get a slot another job held.
-    std::vector<std::shared_ptr<Job>> jobs;
-    for (const Case& c : cases) jobs.push_back(scheduler.submit(c.prompt, c.options));
-    uint64_t prompt_tokens = 0, completion_tokens = 0;
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      const Outcome out = run_to_end(*jobs[i]);
-      const GenerateResult ref = alone(model, cases[i].prompt, cases[i].options);
-      expect_same(out, ref, cases[i].prompt.size(), "job " + std::to_string(i));
-      prompt_tokens += cases[i].prompt.size();
-      completion_tokens += ref.generated_ids.size();
+  for (const bool reserve : {false, true})
+    for (const auto& model : {model_, window_model_}) {
+      SCOPED_TRACE(reserve ? "KV cache reserved at start" : "KV cache grown on demand");
+      SchedulerOptions o = options(3);
+      o.session.reserve_kv_cache = reserve;
+      Scheduler scheduler(model, o);
+      const std::optional<uint32_t> window =
+          model == window_model_ ? std::optional<uint32_t>(8) : std::nullopt;
+      const uint64_t kv_most = 3 * f32_kv_bytes(model->config(), window);
+      EXPECT_EQ(scheduler.stats().kv_cache_max_bytes, kv_most);
+      EXPECT_EQ(scheduler.stats().kv_cache_bytes, reserve ? kv_most : 0);
+      struct Case {
+        Ids prompt;
+        GenerateOptions options;
+      };
+      std::vector<Case> cases = {
+          {encode("Once upon a time"), greedy(40)},
+          {encode("The dog"), seeded(33, 7)},
+          {encode("Lily and Tom went to the park. They saw a big"), greedy(25)},
+          {encode("One day, a little bird"), seeded(47, 123)},
+          {encode("The sun was"), greedy(30)},
+          {chat("Be nice.", "Tell me a story."), seeded(20, 99)},
+      };
+      // A stop string cuts one job short; a stop id (the BOS this model writes between stories)
+      // may end another.
+      const GenerateResult plain = alone(model, cases[0].prompt, cases[0].options);
+      cases.push_back({cases[0].prompt, greedy(40)});
+      cases.back().options.stop_strings = {plain.text.substr(12, 4)};
+      cases[4].options.stop_ids = {1};
+      // Seven jobs over three slots: some wait in the queue and get a slot another job held.
+      std::vector<std::shared_ptr<Job>> jobs;
+      for (const Case& c : cases) jobs.push_back(scheduler.submit(c.prompt, c.options));
+      uint64_t prompt_tokens = 0, completion_tokens = 0;
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        const Outcome out = run_to_end(*jobs[i]);
+        const GenerateResult ref = alone(model, cases[i].prompt, cases[i].options);
+        expect_same(out, ref, cases[i].prompt.size(), "job " + std::to_string(i));
+        prompt_tokens += cases[i].prompt.size();
+        completion_tokens += ref.generated_ids.size();
+      }
+      EXPECT_EQ(alone(model, cases.back().prompt, cases.back().options).stop_reason,
+                StopReason::StopString);
+      const SchedulerStats stats = scheduler.stats();
+      EXPECT_EQ(stats.slots, 3u);
+      EXPECT_EQ(stats.busy, 0u);
+      EXPECT_EQ(stats.queued, 0u);
+      EXPECT_EQ(stats.prompt_tokens, prompt_tokens);
+      EXPECT_EQ(stats.completion_tokens, completion_tokens);
+      // Every prompt token was fed or kept; every generated token but each job's last was fed.
+      EXPECT_EQ(stats.prefill_tokens + stats.cached_tokens, prompt_tokens);
+      EXPECT_EQ(stats.decode_tokens, completion_tokens - jobs.size());
+      EXPECT_GT(stats.passes, 0u);
+      // Reserved, the KV memory never moved; grown, it stayed within what a reservation takes.
+      if (reserve) EXPECT_EQ(stats.kv_cache_bytes, kv_most);
+      EXPECT_GT(stats.kv_cache_bytes, 0u);
+      EXPECT_LE(stats.kv_cache_bytes, kv_most);
     }
-    EXPECT_EQ(alone(model, cases.back().prompt, cases.back().options).stop_reason,
-              StopReason::StopString);
-    const SchedulerStats stats = scheduler.stats();
-    EXPECT_EQ(stats.slots, 3u);
-    EXPECT_EQ(stats.busy, 0u);
-    EXPECT_EQ(stats.queued, 0u);
-    EXPECT_EQ(stats.prompt_tokens, prompt_tokens);
-    EXPECT_EQ(stats.completion_tokens, completion_tokens);
-    // Every prompt token was fed or kept; every generated token but each job's last was fed.
-    EXPECT_EQ(stats.prefill_tokens + stats.cached_tokens, prompt_tokens);
-    EXPECT_EQ(stats.decode_tokens, completion_tokens - jobs.size());
-    EXPECT_GT(stats.passes, 0u);
-  }
 }
 
 // n samples of one prompt: one prefill, each sample exactly what it gives alone.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "brise/chat.hpp"
+#include "brise/error.hpp"
 #include "brise/generate.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
@@ -492,6 +493,131 @@ TEST_F(Serve, AMalformedOrOversizedHeadGetsOneErrorAndTheConnectionCloses) {
   EXPECT_EQ(metric(port, "brise_requests_total{status=\"431\"}"), 1);
 }
 
+// Bytes of an f32 KV cache of `positions` (whole blocks of 32) on every layer, restated: a key and
+// a value of head_dim floats per KV head and position.
+uint64_t kv_bytes_f32(const ModelConfig& c, uint64_t positions) {
+  return uint64_t{c.n_layers} * positions * c.n_kv_heads * c.head_dim * 2 * sizeof(float);
+}
+
+// The KV cache of every slot is reserved at start, and stated; requests never add to it. A server
+// whose KV cache does not fit in its memory limit refuses to start, with the reason.
+TEST_F(Serve, TheKvCacheIsReservedAtStartAndMustFitTheMemoryLimit) {
+  SchedulerOptions s;
+  s.session.context_length = 200;  // 224 positions stored
+  const uint64_t kv = 3 * kv_bytes_f32(model_->config(), 224);
+  const uint64_t weights = fs::file_size(test::converted_model(data_, "models/stories260k/hf"));
+  {
+    auto server = start(3, {}, s);
+    EXPECT_EQ(server->memory().kv_cache_bytes, kv);
+    EXPECT_EQ(server->memory().weights_bytes, weights);
+    const int port = server->port();
+    EXPECT_EQ(metric(port, "brise_kv_cache_reserved_bytes"), static_cast<double>(kv));
+    EXPECT_EQ(metric(port, "brise_kv_cache_bytes"), static_cast<double>(kv));
+    std::vector<std::future<int>> running;
+    for (int i = 0; i < 5; ++i)
+      running.push_back(std::async(std::launch::async, [port] {
+        return Client(port)
+            .post("/v1/completions", R"({"prompt":"Once upon a time","max_tokens":150})")
+            .status;
+      }));
+    for (auto& r : running) EXPECT_EQ(r.get(), 200);
+    EXPECT_EQ(metric(port, "brise_kv_cache_bytes"), static_cast<double>(kv));
+  }
+  serve::ServerOptions o;
+  o.port = 0;
+  o.memory_limit_bytes = weights + kv - 1;
+  serve::Server refusing(o);
+  s.parallel = 3;
+  try {
+    refusing.set_model(model_, "stories260k", s);
+    ADD_FAILURE() << "a KV cache over the memory limit was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("memory limit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--ctx-size"), std::string::npos) << e.what();
+  }
+  o.memory_limit_bytes = weights + kv;
+  serve::Server fitting(o);
+  fitting.set_model(model_, "stories260k", s);
+  EXPECT_EQ(fitting.memory().kv_cache_bytes, kv);
+}
+
+// Whether the server has closed `fd` within `within` (a read sees the end, or an error).
+bool closed_by_server(int fd, std::chrono::milliseconds within) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(within.count())) <= 0) return false;
+  char b;
+  return ::recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
+}
+
+// A slowloris: connections that send nothing, or part of a request head and then nothing. They
+// wait in the connection gate, and hold none of the 4 workers: /health and a completion answer.
+TEST_F(Serve, TwoHundredStalledConnectionsLeaveHealthAndRequestsAnswering) {
+  serve::ServerOptions o;
+  o.http_threads = 4;
+  o.request_timeout = 60s;  // longer than the test: the stalled connections stay
+  o.idle_timeout = 60s;
+  auto server = start(1, o);
+  const int port = server->port();
+  std::vector<int> stalled;
+  const std::string partial = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le";
+  for (int i = 0; i < 200; ++i) {
+    const int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    if (i % 2) ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
+    stalled.push_back(fd);
+  }
+  // A functional bound, far above the milliseconds this takes: without the gate the stalled
+  // connections hold every worker until their 60 s deadline.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Client(port).get("/health").status, 200);
+  const Reply r = Client(port).post("/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  // None of them was dropped: 200 are within --max-connections.
+  int dropped = 0;
+  for (int fd : stalled) dropped += closed_by_server(fd, 0ms);
+  EXPECT_EQ(dropped, 0);
+  for (int fd : stalled) ::close(fd);
+}
+
+TEST_F(Serve, StalledConnectionsAreClosedAtTheirDeadlineOrWhenNewOnesNeedRoom) {
+  serve::ServerOptions o;
+  o.request_timeout = 1s;
+  o.idle_timeout = 1s;
+  {
+    auto server = start(1, o);
+    const int port = server->port();
+    const int silent = connect_to(port);
+    const int partial = connect_to(port);
+    const std::string head = "GET /health HTTP/1.1\r\nHost: x\r\n";  // no empty line
+    ::send(partial, head.data(), head.size(), MSG_NOSIGNAL);
+    EXPECT_TRUE(closed_by_server(silent, 5s)) << "a connection that sent nothing stayed open";
+    EXPECT_TRUE(closed_by_server(partial, 5s)) << "a head that never ended kept its connection";
+    ::close(silent);
+    ::close(partial);
+  }
+  // At most max_connections: new connections push out those that have waited longest.
+  o.max_connections = 16;
+  o.request_timeout = 60s;
+  o.idle_timeout = 60s;
+  auto server = start(1, o);
+  const int port = server->port();
+  std::vector<int> stalled;
+  for (int i = 0; i < 40; ++i) {
+    stalled.push_back(connect_to(port));
+    ASSERT_GE(stalled.back(), 0);
+    std::this_thread::sleep_for(1ms);  // an order of arrival for the gate to see
+  }
+  EXPECT_EQ(Client(port).get("/health").status, 200);
+  EXPECT_TRUE(closed_by_server(stalled.front(), 5s)) << "the oldest stalled connection stayed";
+  int open = 0;
+  for (int fd : stalled) open += !closed_by_server(fd, 0ms);
+  EXPECT_LE(open, 16);
+  EXPECT_GE(open, 8) << "more connections were dropped than room was needed for";
+  EXPECT_FALSE(closed_by_server(stalled.back(), 0ms)) << "the newest connection was dropped";
+  for (int fd : stalled) ::close(fd);
+}
+
 TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
   const auto endless = Model::load(test::converted_model(data_, "models/stories260k/hf-sw8"));
   auto server = start(2, {}, {}, endless);
@@ -512,17 +638,21 @@ TEST_F(Serve, StopEndsRunningRequestsAndRefusesNewOnes) {
 
 TEST_F(Serve, CliStopsOnSigtermAndExitsZero) {
   const fs::path gguf = test::converted_model(data_, "models/stories260k/hf");
-  int out[2];
+  int out[2], err[2];
   ASSERT_EQ(pipe(out), 0);
+  ASSERT_EQ(pipe(err), 0);
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
+    dup2(err[1], 2);
     ::close(out[0]);
+    ::close(err[0]);
     execl(test::cli_path().c_str(), "brise", "serve", "-m", gguf.c_str(), "--port", "0", "-t", "1",
-          static_cast<char*>(nullptr));
+          "--parallel", "2", "--ctx-size", "100", static_cast<char*>(nullptr));
     _exit(127);
   }
   ::close(out[1]);
+  ::close(err[1]);
   std::string line;
   char ch;
   while (line.find('\n') == std::string::npos && ::read(out[0], &ch, 1) == 1) line += ch;
@@ -547,6 +677,20 @@ TEST_F(Serve, CliStopsOnSigtermAndExitsZero) {
     FAIL() << "brise serve did not stop within 10 s of SIGTERM";
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The start log states the memory: the file, and the KV cache of 2 slots of 100 positions
+  // (stored as 128: whole blocks of 32) reserved whole.
+  std::string log;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+    log.append(buf, static_cast<size_t>(n));
+  ::close(err[0]);
+  char expected[200];
+  std::snprintf(expected, sizeof expected,
+                "memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV cache (2 "
+                "slot(s) x 100 positions, f32, reserved)",
+                static_cast<double>(fs::file_size(gguf)) / (1 << 20),
+                static_cast<double>(2 * kv_bytes_f32(model_->config(), 128)) / (1 << 20));
+  EXPECT_NE(log.find(expected), std::string::npos) << log;
 }
 
 }  // namespace

@@ -25,7 +25,8 @@ int cmd_serve(const Args& args) {
   serve::ServerOptions server;
   std::string host = server.host;
   int64_t port = 8080, parallel = 1, queue = 64, max_body = int64_t{1} << 20, timeout = 10,
-          grace = 3;
+          grace = 3, max_connections = static_cast<int64_t>(server.max_connections);
+  int64_t memory_limit_mib = 0;
   int64_t prefill_chunk = 64, max_tokens_default = server.max_tokens_default, cache_ram_mb = 0;
   bool no_prefix_cache = false;
   std::string api_key;
@@ -35,7 +36,9 @@ int cmd_serve(const Args& args) {
       "Serves OpenAI's API (POST /v1/chat/completions, POST /v1/completions, GET /v1/models)\n"
       "and a chat page (GET /) over HTTP, plus GET /health and GET /metrics (Prometheus).\n"
       "Up to --parallel requests run at once, batched into one forward pass per step;\n"
-      "a request's output does not depend on the others. SIGINT/SIGTERM stop it.");
+      "a request's output does not depend on the others. SIGINT/SIGTERM stop it.\n"
+      "Each slot's KV cache (--ctx-size positions; default: the model's context, at most\n"
+      "4096) is reserved at start, and the start log states the memory it takes.");
   session_args.add_to(p);
   p.option("--host", &host, "ADDR", "address to listen on (default: 127.0.0.1, this machine only)");
   p.option("--port", &port, "PORT", "TCP port (default: 8080; 0: any free port)", 0, 65535);
@@ -54,7 +57,16 @@ int cmd_serve(const Args& args) {
            1, 1 << 20);
   p.option("--max-body", &max_body, "BYTES", "largest request body (default: 1 MiB)", 1,
            int64_t{1} << 30);
-  p.option("--timeout", &timeout, "SECONDS", "to receive a whole request (default: 10)", 1, 3600);
+  p.option("--timeout", &timeout, "SECONDS",
+           "to receive a whole request, from its first byte (default: 10)", 1, 3600);
+  p.option("--max-connections", &max_connections, "N",
+           "connections open at once; when all are taken, the one that has waited longest for "
+           "its request is dropped (default: 512)",
+           8, 1 << 20);
+  p.option("--memory-limit", &memory_limit_mib, "MIB",
+           "refuse to start when the weights and the KV cache of every slot (reserved whole at "
+           "start) need more (default: 0, the KV cache within the memory available)",
+           0, int64_t{1} << 40);
   p.option("--prefill-chunk", &prefill_chunk, "N",
            "prompt tokens per step while other requests decode (default: 64)", 1, 1 << 16);
   p.option("--cache-ram", &cache_ram_mb, "MB",
@@ -81,6 +93,8 @@ int cmd_serve(const Args& args) {
   server.api_key = api_key;
   server.max_body_bytes = static_cast<size_t>(max_body);
   server.request_timeout = std::chrono::seconds(timeout);
+  server.max_connections = static_cast<size_t>(max_connections);
+  server.memory_limit_bytes = static_cast<uint64_t>(memory_limit_mib) << 20;
   server.http_threads = std::max<size_t>(32, 2 * static_cast<size_t>(parallel) + 16);
   SchedulerOptions scheduling;
   scheduling.parallel = static_cast<int>(parallel);
@@ -124,6 +138,26 @@ int cmd_serve(const Args& args) {
     http.set_model(model, id, scheduling);
     std::fprintf(stderr, "brise serve: model '%s' ready, %lld slot(s)\n", id.c_str(),
                  static_cast<long long>(parallel));
+    // The peak: requests never allocate KV cache (it is all reserved), so memory stays here
+    // plus the forward pass's scratch, which --prefill-chunk and --parallel bound.
+    const serve::Server::Memory memory = http.memory();  // none when stopped while loading
+    if (memory.weights_bytes) {
+      const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+      std::fprintf(stderr,
+                   "brise serve: memory: %.1f MiB of weights (the file, mapped) + %.1f MiB of KV "
+                   "cache (%lld slot(s) x %u positions, %s, reserved) + %.1f MiB of prefix "
+                   "cache (--cache-ram) = %.1f MiB at most, besides the forward pass's scratch\n",
+                   mib(memory.weights_bytes), mib(memory.kv_cache_bytes),
+                   static_cast<long long>(parallel), memory.slot_positions,
+                   std::string(tensor_type_name(scheduling.session.kv_type)).c_str(),
+                   mib(memory.cache_ram_bytes),
+                   mib(memory.weights_bytes + memory.kv_cache_bytes + memory.cache_ram_bytes));
+    }
+    if (memory.context_capped_from)
+      std::fprintf(stderr,
+                   "brise serve: each slot holds %u positions of the model's context of %u "
+                   "(--ctx-size sets it)\n",
+                   memory.slot_positions, memory.context_capped_from);
     // GGUF chat templates (Jinja) are not read: brise formats Mistral's own way (README).
     std::fprintf(stderr, "brise serve: chat template %s (%s)\n",
                  std::string(chat_template_name(http.chat_template())).c_str(),

@@ -49,6 +49,10 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, SchedulerOptions option
   s.unbounded = !s.slots.front()->session.position_limit().has_value();
   s.context_length = options.session.context_length.value_or(s.model->config().context_length);
   s.stats.slots = s.slots.size();
+  for (const auto& slot : s.slots) {
+    s.stats.kv_cache_bytes += slot->session.kv_cache_bytes();
+    s.stats.kv_cache_max_bytes += slot->session.kv_cache_max_bytes();
+  }
   s.thread = std::thread([this] { run(); });
 }
 

@@ -219,8 +219,11 @@ void Scheduler::step() {
   const double seconds = std::chrono::duration<double>(State::Clock::now() - start).count();
   size_t rows = 0;
   for (const auto& it : s.items) rows += it.tokens.size();
+  uint64_t kv_bytes = 0;
+  for (const auto& slot : s.slots) kv_bytes += slot->session.kv_cache_bytes();
   {
     std::lock_guard lock(s.mutex);
+    s.stats.kv_cache_bytes = kv_bytes;
     s.stats.passes++;
     s.stats.decode_tokens += decode_rows;
     s.stats.prefill_tokens += rows - decode_rows;

@@ -76,6 +76,18 @@ uint32_t KVCache::largest_max_slots() const {
   return most;
 }
 
+uint64_t KVCache::full_bytes() const {
+  uint64_t total = 0;
+  for (const Ring& ring : layers_) total += uint64_t{ring.max_blocks} * n_kv_heads_ * block_bytes_;
+  return total;
+}
+
+void KVCache::reserve_all() {
+  uint64_t largest = 0;
+  for (uint32_t l = 0; l < n_layers(); ++l) largest = std::max(largest, ring_slots(l));
+  reserve(largest);
+}
+
 uint64_t KVCache::allocated_bytes() const {
   uint64_t total = 0;
   for (const Ring& ring : layers_)

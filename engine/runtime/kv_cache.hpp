@@ -71,6 +71,10 @@ class KVCache {
   }
 
   uint64_t allocated_bytes() const;
+  // Bytes once every ring is whole: the most this cache ever allocates.
+  uint64_t full_bytes() const;
+  // Allocates every ring whole now (what reserve() would reach at the end of the context).
+  void reserve_all();
 
   // Whether `other` stores the same positions in the same blocks (type, heads, every ring).
   bool same_layout(const KVCache& other) const;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "brise/error.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
@@ -62,6 +63,15 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options) {
   state_ = std::make_unique<State>(std::move(model), options, std::move(windows), std::move(slots));
   state_->position_limit = bounded ? context : std::numeric_limits<uint32_t>::max();
   state_->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  if (options.reserve_kv_cache) {
+    try {
+      state_->cache.reserve_all();
+    } catch (const std::bad_alloc&) {
+      throw Error(
+          "cannot allocate the KV cache: " + std::to_string(state_->cache.full_bytes() >> 20) +
+          " MiB (a smaller context length, or a q8_0/f16 KV cache, needs less)");
+    }
+  }
 }
 
 SequenceRows Session::State::rows(std::span<const int32_t> ids) {
@@ -281,6 +291,9 @@ uint32_t Session::kv_capacity() const {
 }
 uint64_t Session::kv_cache_bytes() const {
   return state_->cache.allocated_bytes();
+}
+uint64_t Session::kv_cache_max_bytes() const {
+  return state_->cache.full_bytes();
 }
 const Model& Session::model() const {
   return *state_->model;

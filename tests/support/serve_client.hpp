@@ -147,8 +147,9 @@ class Serve : public ::testing::Test {
                                        std::shared_ptr<const Model> model = nullptr,
                                        const std::string& id = "stories260k") {
     o.port = 0;
-    o.request_timeout = 2s;
-    o.idle_timeout = 2s;
+    // Short deadlines, so that tests of slow clients are quick (unless the test sets its own).
+    if (o.request_timeout == serve::ServerOptions{}.request_timeout) o.request_timeout = 2s;
+    if (o.idle_timeout == serve::ServerOptions{}.idle_timeout) o.idle_timeout = 2s;
     auto server = std::make_unique<serve::Server>(o);
     s.parallel = parallel;
     s.threads = 2;

@@ -1,6 +1,7 @@
 #include "http_head.hpp"
 
 #include <algorithm>
+#include <string>
 
 namespace brise::serve {
 namespace {
@@ -75,6 +76,25 @@ std::optional<ApiError> head_problem(std::string_view head) {
     length = value;
   }
   return std::nullopt;
+}
+
+bool request_arrived(std::string_view received, size_t max_header_bytes, size_t max_gathered_body) {
+  const size_t end = received.find("\r\n\r\n");
+  if (end == std::string_view::npos) return received.size() >= max_header_bytes;
+  const std::string_view head = received.substr(0, end + 4);
+  if (head_problem(head)) return true;
+  size_t body = 0;
+  for (size_t at = head.find("\r\n") + 2; at < end;) {
+    const size_t line_end = head.find("\r\n", at);
+    const std::string_view line = head.substr(at, line_end - at);
+    at = line_end + 2;
+    const size_t colon = line.find(':');
+    const std::string_view name = line.substr(0, colon);
+    if (same_name(name, "Transfer-Encoding") || same_name(name, "Expect")) return true;
+    if (same_name(name, "Content-Length"))  // digits, checked by head_problem
+      body = std::stoull(std::string(trim(line.substr(colon + 1))));
+  }
+  return body > max_gathered_body || received.size() - head.size() >= body;
 }
 
 std::string closing_error_response(const ApiError& e) {

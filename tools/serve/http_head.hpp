@@ -16,6 +16,13 @@ namespace brise::serve {
 // header line (name: value, no line folding) and Content-Length (digits, one value).
 std::optional<ApiError> head_problem(std::string_view head);
 
+// Whether `received` (a connection's bytes from the start of a request) is enough for a worker
+// to answer without waiting on the client: a whole head and its whole body (Content-Length bytes,
+// up to max_gathered_body), or a head the worker deals with at once: a malformed one (a 400),
+// max_header_bytes without its end (a 431), or one whose body the worker reads itself (larger
+// than max_gathered_body, chunked, or sent after "Expect: 100-continue").
+bool request_arrived(std::string_view received, size_t max_header_bytes, size_t max_gathered_body);
+
 // The whole response for an error found before httplib saw the request: OpenAI's error object,
 // and "Connection: close".
 std::string closing_error_response(const ApiError& e);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <sstream>
@@ -14,7 +15,9 @@
 #include "api.hpp"
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
+#include "brise/gguf.hpp"
 #include "chat_page.hpp"
+#include "connection_gate.hpp"
 #include "http_head.hpp"
 #include "responses.hpp"
 #include "socket_stream.hpp"
@@ -46,6 +49,22 @@ bool authorized(const std::string& header, const std::string& key) {
   return same_key(header.substr(at), key);
 }
 
+// /proc/meminfo's MemAvailable: what can be allocated without swapping (no limit when unknown).
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib << 10;
+    meminfo.ignore(64, '\n');
+  }
+  return UINT64_MAX;
+}
+
+std::string mib(uint64_t bytes) {
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
@@ -55,25 +74,69 @@ void send_error(httplib::Response& res, const ApiError& e) {
 
 }  // namespace
 
-// httplib's server with brise's connection handling (SocketStream: a deadline per request).
-// A request whose head is malformed or too large gets one error response, and the connection
-// closes (http_head.hpp says why httplib does not do it).
+// httplib's server with brise's connection handling. httplib's accept loop hands each new
+// connection to its task queue, which here passes it straight on to process_and_close_socket,
+// which gives it to the connection gate (connection_gate.hpp): the gate holds every connection
+// while its request arrives and hands it to a worker of a fixed pool once the request is whole, so
+// stalled clients never hold a worker. A worker answers one request on a SocketStream (a
+// deadline per request) and gives the connection back to the gate for the next. A request whose
+// head is malformed or too large gets one error response, and the connection closes
+// (http_head.hpp says why httplib does not do it).
 class Server::Http : public httplib::Server {
  public:
   Http(const ServerOptions& o, std::function<void(int)> count_status)
-      : o_(o), count_status_(std::move(count_status)) {}
+      : o_(o),
+        count_status_(std::move(count_status)),
+        workers_(std::max<size_t>(o.http_threads, 4)),
+        gate_(gate_limits(o), [this](ConnectionGate::Connection c) {
+          workers_.enqueue([this, c]() mutable { answer(std::move(c)); });
+        }) {
+    new_task_queue = [] { return new HandOver; };
+  }
+  ~Http() override { close_connections(); }
+
+  // Once httplib's accept loop has ended (stop()): closes the connections waiting in the gate and
+  // lets the workers finish the requests they have. Idempotent.
+  void close_connections() {
+    gate_.stop();
+    if (!workers_down_.exchange(true)) workers_.shutdown();
+  }
+  size_t open_connections() const { return gate_.open_connections(); }
+  // httplib listens with a backlog of 5: a burst of clients connecting (a few hundred, as a
+  // slowloris opens them) overflows it, and the kernel drops their SYNs, which the clients resend
+  // only after a second. Linux lets a listening socket take a new backlog.
+  void widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 
  private:
+  struct HandOver : httplib::TaskQueue {
+    void enqueue(std::function<void()> fn) override { fn(); }
+    void shutdown() override {}
+  };
+  static GateLimits gate_limits(const ServerOptions& o) {
+    GateLimits l;
+    l.max_connections = o.max_connections;
+    l.max_header_bytes = o.max_header_bytes;
+    l.request_timeout = o.request_timeout;
+    l.idle_timeout = o.idle_timeout;
+    return l;
+  }
+
   bool process_and_close_socket(socket_t sock) override {
-    SocketStream stream(sock, o_.idle_timeout, o_.write_timeout);
+    gate_.adopt(sock);
+    return true;
+  }
+
+  // Answers the request that has arrived on `c`, then gives the connection back to the gate
+  // (keep-alive) or closes it.
+  void answer(ConnectionGate::Connection c) {
+    SocketStream stream(c.sock, o_.idle_timeout, o_.write_timeout);
+    stream.preload(std::move(c.received));
+    stream.start_request(c.deadline);
     SocketStream::set_current(&stream);
-    bool ok = false;
-    for (size_t left = keep_alive_max_count_; left > 0; --left) {
-      if (!stream.wait_readable(o_.idle_timeout) || svr_sock_ == INVALID_SOCKET) break;
-      stream.start_request(SocketStream::Clock::now() + o_.request_timeout);
-      std::string_view head;
-      const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
-      if (got == SocketStream::Head::Incomplete) break;
+    bool keep = false;
+    std::string_view head;
+    const SocketStream::Head got = stream.peek_head(o_.max_header_bytes, head);
+    if (got != SocketStream::Head::Incomplete) {
       const std::optional<ApiError> problem =
           got == SocketStream::Head::TooLarge
               ? ApiError(431, "the request line and headers are over " +
@@ -81,20 +144,25 @@ class Server::Http : public httplib::Server {
               : head_problem(head);
       if (problem) {
         const std::string response = closing_error_response(*problem);
-        ok =
-            stream.write(response.data(), response.size()) == static_cast<ssize_t>(response.size());
+        stream.write(response.data(), response.size());
         count_status_(problem->status);
-        drain(sock);
-        break;
+        drain(c.sock);
+      } else {
+        const bool last = ++c.requests >= keep_alive_max_count_ || svr_sock_ == INVALID_SOCKET;
+        bool closed = false;
+        keep = process_request(stream, last, closed, nullptr) && !closed && !last &&
+               svr_sock_ != INVALID_SOCKET;
       }
-      bool closed = false;
-      ok = process_request(stream, left == 1 || svr_sock_ == INVALID_SOCKET, closed, nullptr);
-      if (!ok || closed) break;
     }
     SocketStream::set_current(nullptr);
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return ok;
+    if (keep) {
+      c.received = stream.take_unread();
+      gate_.resume(std::move(c));
+      return;
+    }
+    ::shutdown(c.sock, SHUT_RDWR);
+    ::close(c.sock);
+    gate_.closed();
   }
   // Closing a socket with bytes still unread sends a reset, which may destroy the response
   // before the client reads it: say we are done, and read what the client still sends (a
@@ -115,14 +183,15 @@ class Server::Http : public httplib::Server {
   }
   const ServerOptions& o_;
   std::function<void(int)> count_status_;
+  httplib::ThreadPool workers_;  // before gate_, whose handler queues on it
+  std::atomic<bool> workers_down_{false};
+  ConnectionGate gate_;
 };
 
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
       http_(std::make_unique<Http>(options_, [this](int status) { count_status(status); })) {
   auto& h = *http_;
-  const size_t threads = std::max<size_t>(options_.http_threads, 4);
-  h.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   h.set_payload_max_length(options_.max_body_bytes);
   h.set_keep_alive_timeout(std::max<time_t>(1, options_.idle_timeout.count() / 1000));
   h.set_tcp_nodelay(true);
@@ -134,6 +203,7 @@ Server::Server(ServerOptions options)
   if (port_ <= 0)
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (address in use, or not an address of this machine?)");
+  h.widen_backlog();
   listener_ = std::thread([this] { http_->listen_after_bind(); });
 }
 
@@ -148,9 +218,41 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   if (!model->has_tokenizer())
     throw Error("the model file holds no tokenizer: brise serve needs one to read prompts");
   chat_template_ = options_.chat_template.value_or(detect_chat_template(model->tokenizer()));
+  // The KV cache of every slot, whole, within the memory there is: refused here, at start, rather
+  // than run out mid-request.
+  const uint64_t weights = model->file().file_size();
+  const uint64_t limit = options_.memory_limit_bytes;
+  const uint64_t room = limit ? (limit > weights ? limit - weights : 0) : available_memory();
+  const auto kv_of = [&](const SessionOptions& o) {
+    return Session(model, o).kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
+  };
+  // Without a context length, the model's (often 32k-128k positions) would reserve gigabytes per
+  // slot: each slot holds default_context_length positions at most unless asked for more.
+  memory_.context_capped_from = 0;
+  const uint32_t model_context = model->config().context_length;
+  if (!options.session.context_length && model_context > options_.default_context_length) {
+    options.session.context_length = options_.default_context_length;
+    memory_.context_capped_from = model_context;
+  }
+  const Session one_slot(model, options.session);
+  const uint64_t kv = kv_of(options.session);
+  const uint64_t cache_ram = options.cache_ram_bytes;  // the prefix cache's bound, in host RAM
+  if (kv + cache_ram > room)
+    throw Error("the KV cache of " + std::to_string(options.parallel) + " slot(s) of " +
+                std::to_string(one_slot.kv_capacity()) + " positions needs " + mib(kv) +
+                (cache_ram ? " (and --cache-ram " + mib(cache_ram) + ")" : std::string()) +
+                (limit ? ", more than the memory limit (" + mib(limit) + ") leaves beside the " +
+                             mib(weights) + " of weights"
+                       : ", more than this machine has available (" + mib(room) + ")") +
+                ": lower --parallel, --ctx-size or --cache-ram, or use --kv-type q8_0");
+  options.session.reserve_kv_cache = true;
   model_ = std::move(model);
   model_id_ = std::move(model_id);
   scheduler_ = std::make_unique<Scheduler>(model_, options);
+  memory_.weights_bytes = weights;
+  memory_.kv_cache_bytes = scheduler_->stats().kv_cache_max_bytes;
+  memory_.cache_ram_bytes = cache_ram;
+  memory_.slot_positions = one_slot.kv_capacity();
   ready_ = true;
 }
 
@@ -163,6 +265,7 @@ void Server::stop(milliseconds grace) {
   for (int i = 0; i < 200 && open_streams_ > 0; ++i) std::this_thread::sleep_for(milliseconds(10));
   http_->stop();
   if (listener_.joinable()) listener_.join();
+  http_->close_connections();
   stopped_ = true;
   stopped_cv_.notify_all();
 }
@@ -211,6 +314,11 @@ std::string Server::metrics() const {
          s.decode_tokens);
   metric("brise_decode_seconds_total", "counter", "Forward-pass time spent on decode rows.",
          s.decode_seconds);
+  metric("brise_weights_bytes", "gauge", "The model file, mapped.", memory_.weights_bytes);
+  metric("brise_kv_cache_reserved_bytes", "gauge",
+         "KV cache of every slot, reserved at start: the most it takes.", memory_.kv_cache_bytes);
+  metric("brise_kv_cache_bytes", "gauge", "KV cache of every slot, allocated now.",
+         s.kv_cache_bytes);
   metric("brise_forward_passes_total", "counter", "Batched forward passes.", s.passes);
   metric("brise_prefill_tokens_per_second", "gauge", "Prompt tokens per second of pass time.",
          s.prefill_seconds > 0 ? static_cast<double>(s.prefill_tokens) / s.prefill_seconds : 0.0);

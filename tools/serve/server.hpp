@@ -38,7 +38,17 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{10000};  // to receive a whole request
   std::chrono::milliseconds idle_timeout{5000};      // between reads, and keep-alive waits
   std::chrono::milliseconds write_timeout{10000};
-  size_t http_threads = 32;  // connections served at once
+  size_t http_threads = 32;  // requests answered at once (the workers); streams hold one each
+  // Connections open at once (waiting for a request or being answered); when a new one comes
+  // and all are taken, the one that has waited longest for its request is dropped.
+  size_t max_connections = 512;
+  // The memory brise serve may take: the weights (the model file's size, mapped) and the KV
+  // cache of every slot, reserved whole at start. 0: what the machine has available
+  // (/proc/meminfo's MemAvailable, after the model is loaded) for the KV cache.
+  uint64_t memory_limit_bytes = 0;
+  // Positions of each slot when the scheduler's SessionOptions give no context length: the
+  // model's context, at most this.
+  uint32_t default_context_length = 4096;
 };
 
 class Server {
@@ -57,9 +67,25 @@ class Server {
   const char* chat_template_source() const {
     return options_.chat_template ? "chosen" : "detected";
   }
-  // The model is loaded: `model_id` is the name /v1/models lists and requests may ask for.
+  // The model is loaded: `model_id` is the name /v1/models lists and requests may ask for. Every
+  // slot's KV cache is reserved whole here (SessionOptions::reserve_kv_cache), so requests never
+  // allocate KV memory; brise::Error when it does not fit in ServerOptions::memory_limit_bytes
+  // (or the memory available). Without SessionOptions::context_length, each slot holds the
+  // model's context up to default_context_length positions (Memory says so).
   void set_model(std::shared_ptr<const Model> model, std::string model_id,
                  SchedulerOptions options);
+  // What the server's memory is made of (after set_model): it never takes more KV cache than
+  // this, whatever the requests.
+  struct Memory {
+    uint64_t weights_bytes = 0;    // the model file, mapped
+    uint64_t kv_cache_bytes = 0;   // every slot's, reserved at start
+    uint64_t cache_ram_bytes = 0;  // the most the prefix cache in host RAM holds (--cache-ram)
+    uint32_t slot_positions = 0;   // positions the largest layer of a slot holds
+    // Not 0: the model's context, longer than ServerOptions::default_context_length, which each
+    // slot holds instead (no context length was given).
+    uint32_t context_capped_from = 0;
+  };
+  Memory memory() const { return memory_; }
   // Stops accepting requests, lets running ones finish for `grace` (then ends them with an
   // error), closes the listener and waits for the HTTP threads. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
@@ -82,6 +108,7 @@ class Server {
   std::shared_ptr<const Model> model_;
   std::string model_id_;
   ChatTemplate chat_template_ = ChatTemplate::MistralV1;
+  Memory memory_;
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> ready_{false}, stopping_{false};
   std::atomic<int> open_streams_{0};  // streaming responses not yet fully written

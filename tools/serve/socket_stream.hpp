@@ -18,6 +18,20 @@ class SocketStream final : public httplib::Stream {
   SocketStream(socket_t sock, std::chrono::milliseconds read_timeout,
                std::chrono::milliseconds write_timeout);
 
+  // Bytes of the connection received before this stream took it over (by the connection gate):
+  // they are read first.
+  void preload(std::string received) {
+    buffer_ = std::move(received);
+    offset_ = 0;
+  }
+  // The bytes received and not read yet (a pipelined next request), taken out of the stream.
+  std::string take_unread() {
+    std::string rest = buffer_.substr(offset_);
+    buffer_.clear();
+    offset_ = 0;
+    return rest;
+  }
+
   // A new request starts arriving: its reads must be done by `deadline`.
   void start_request(Clock::time_point deadline) { deadline_ = deadline; }
   // Waits up to `timeout` for the next request's first bytes (keep-alive); false on a closed

@@ -134,6 +134,9 @@ struct SchedulerStats {
   double prefill_seconds = 0, decode_seconds = 0;       // forward-pass time, split by rows
   uint64_t passes = 0;                                  // forward passes
   uint64_t cache_ram_bytes = 0, cache_ram_entries = 0;  // now: the host-RAM prefix cache
+  // KV cache of every slot: allocated now (after the last pass), and the most it may reach (the
+  // amount allocated at start with SessionOptions::reserve_kv_cache).
+  uint64_t kv_cache_bytes = 0, kv_cache_max_bytes = 0;
 };
 
 class Scheduler {

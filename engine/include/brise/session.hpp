@@ -30,6 +30,12 @@ struct SessionOptions {
   // activations themselves: slower, and free of the activations' rounding (README, "Accuracy").
   bool exact = false;
   int threads = 0;  // 0: OpenMP's default
+  // Allocates the whole KV cache (every layer's ring at its full size: the context, or the
+  // window) when the session is built, instead of as positions arrive: its memory is then fixed
+  // from the start and feeding tokens never allocates any, so a server can state its peak memory
+  // and fail at start rather than run out of memory mid-request. brise::Error when the memory
+  // cannot be had. Results are the same either way.
+  bool reserve_kv_cache = false;
 };
 
 class KVSnapshot;
@@ -106,6 +112,9 @@ class Session {
   uint32_t kv_capacity() const;
   // Bytes of KV cache currently allocated (all layers, K and V).
   uint64_t kv_cache_bytes() const;
+  // The most bytes of KV cache the session ever allocates (every ring whole; what
+  // SessionOptions::reserve_kv_cache allocates at once).
+  uint64_t kv_cache_max_bytes() const;
   const Model& model() const;
   const SessionOptions& options() const;
 
