@@ -652,21 +652,30 @@ TEST_F(SchedulerTest, AJobCopiesItsPrefixFromABusySlot) {
   for (const auto& model : {model_, window_model_}) {
     const bool window = model == window_model_;
     const std::string what = window ? "window 8" : "full attention";
-    Scheduler scheduler(model, options(2));
-    GenerateOptions long_run = greedy(400);  // decodes beside b's whole run
-    long_run.stop_at_eos = false;
-    const auto a = scheduler.submit(pa, long_run);
-    ASSERT_EQ(first_event(*a).kind, JobEvent::Kind::Text);  // a's prompt is in
-    const Outcome b = run_to_end(*scheduler.submit(pb, greedy(12)));
-    expect_same(b, alone(model, pb, greedy(12)), pb.size(), what);
-    // a still runs: b's prefix came from a busy slot (the other one was empty).
-    JobEvent e;
-    while (a->next(e, 0ms)) ASSERT_EQ(e.kind, JobEvent::Kind::Text) << what << ": a ended first";
-    const uint32_t shared = keepable(pa, pb, 0);
-    EXPECT_GT(shared, 10u);
-    EXPECT_EQ(b.last.usage.cached_tokens, window ? 0 : shared) << what;
-    a->cancel();
-    EXPECT_EQ(run_to_end(*a).last.error, JobError::Cancelled);
+    // a decodes beside b's whole run, unless this thread is kept off the CPU for longer than a's
+    // 400 tokens take (a loaded machine): then that attempt proves nothing and runs again.
+    bool checked = false;
+    for (int attempt = 0; attempt < 10 && !checked; ++attempt) {
+      Scheduler scheduler(model, options(2));
+      GenerateOptions long_run = greedy(400);
+      long_run.stop_at_eos = false;
+      const auto a = scheduler.submit(pa, long_run);
+      ASSERT_EQ(first_event(*a).kind, JobEvent::Kind::Text);  // a's prompt is in
+      const Outcome b = run_to_end(*scheduler.submit(pb, greedy(12)));
+      expect_same(b, alone(model, pb, greedy(12)), pb.size(), what);
+      JobEvent e;
+      bool a_runs = true;
+      while (a_runs && a->next(e, 0ms)) a_runs = e.kind == JobEvent::Kind::Text;
+      if (!a_runs) continue;
+      // a still runs: b's prefix came from a busy slot (the other one was empty).
+      checked = true;
+      const uint32_t shared = keepable(pa, pb, 0);
+      EXPECT_GT(shared, 10u);
+      EXPECT_EQ(b.last.usage.cached_tokens, window ? 0 : shared) << what;
+      a->cancel();
+      EXPECT_EQ(run_to_end(*a).last.error, JobError::Cancelled);
+    }
+    EXPECT_TRUE(checked) << what << ": a ended before b in every attempt";
   }
 }
 
