@@ -17,7 +17,8 @@
 #                      `LLAMA_SERVER -m MODEL -np PARALLEL --host 127.0.0.1 --port P
 #                      LLAMA_SERVER_ARGS` (P a free port drawn at random; bench_serve gets
 #                      --lenient for its stream forms)
-#   LLAMA_SERVER       its binary (default: /work/peers/llama.cpp/bin/llama-server)
+#   LLAMA_SERVER       its binary (default: ../shared/peers/llama.cpp/bin/llama-server beside the
+#                      repository)
 #   LLAMA_SERVER_ARGS  more llama-server options, split on spaces (e.g. "-c 8192 -t 2")
 #
 # Example:
@@ -41,7 +42,8 @@ read -r -a serve_args <<<"${BRISE_SERVE_ARGS:-}"
 case $engine in
   brise) ;;
   llama-server)
-    brise=${LLAMA_SERVER:-/work/peers/llama.cpp/bin/llama-server}
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    brise=${LLAMA_SERVER:-$repo/../shared/peers/llama.cpp/bin/llama-server}
     read -r -a serve_args <<<"${LLAMA_SERVER_ARGS:-}"
     ;;
   *)
