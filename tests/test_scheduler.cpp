@@ -652,6 +652,7 @@ TEST_F(SchedulerTest, AJobCopiesItsPrefixFromABusySlot) {
   for (const auto& model : {model_, window_model_}) {
     const bool window = model == window_model_;
     const std::string what = window ? "window 8" : "full attention";
+    const GenerateResult b_alone = alone(model, pb, greedy(12));
     // a decodes beside b's whole run, unless this thread is kept off the CPU for longer than a's
     // 400 tokens take (a loaded machine): then that attempt proves nothing and runs again.
     bool checked = false;
@@ -662,10 +663,10 @@ TEST_F(SchedulerTest, AJobCopiesItsPrefixFromABusySlot) {
       const auto a = scheduler.submit(pa, long_run);
       ASSERT_EQ(first_event(*a).kind, JobEvent::Kind::Text);  // a's prompt is in
       const Outcome b = run_to_end(*scheduler.submit(pb, greedy(12)));
-      expect_same(b, alone(model, pb, greedy(12)), pb.size(), what);
-      JobEvent e;
+      JobEvent e;  // a's events so far, at once: did a run during all of b?
       bool a_runs = true;
       while (a_runs && a->next(e, 0ms)) a_runs = e.kind == JobEvent::Kind::Text;
+      expect_same(b, b_alone, pb.size(), what);
       if (!a_runs) continue;
       // a still runs: b's prefix came from a busy slot (the other one was empty).
       checked = true;
