@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
+import { zodResponseFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 
 const url = process.env.BRISE_URL;
 const modelId = process.env.BRISE_MODEL_ID;
@@ -230,6 +232,17 @@ test('response_format json_schema through chat.completions.parse', opts, async (
     assert.equal(typeof parsed.name, 'string');
     assert.ok(['happy', 'sad'].includes(parsed.mood), `mood ${parsed.mood}`);
     if ('age' in parsed) assert.ok(Number.isInteger(parsed.age), `age ${parsed.age}`);
+  }
+  // The SDK's own route from a zod schema: zodResponseFormat, then parse validates with zod.
+  const Cat = z.object({ name: z.string(), lives: z.number().int(), mood: z.enum(['happy', 'sad']) });
+  for (const seed of [1, 2, 3]) {
+    const r = await client.beta.chat.completions.parse({
+      model: modelId, messages, max_tokens: 40, temperature: 1, seed,
+      response_format: zodResponseFormat(Cat, 'cat'),
+    });
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    const parsed = r.choices[0].message.parsed;
+    assert.deepEqual(Cat.parse(parsed), parsed, JSON.stringify(parsed));
   }
   // A keyword outside brise's subset is a BadRequestError that names it.
   await assert.rejects(
