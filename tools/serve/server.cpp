@@ -223,9 +223,6 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
   const uint64_t weights = model->file().file_size();
   const uint64_t limit = options_.memory_limit_bytes;
   const uint64_t room = limit ? (limit > weights ? limit - weights : 0) : available_memory();
-  const auto kv_of = [&](const SessionOptions& o) {
-    return Session(model, o).kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
-  };
   // Without a context length, the model's (often 32k-128k positions) would reserve gigabytes per
   // slot: each slot holds default_context_length positions at most unless asked for more.
   memory_.context_capped_from = 0;
@@ -235,7 +232,7 @@ void Server::set_model(std::shared_ptr<const Model> model, std::string model_id,
     memory_.context_capped_from = model_context;
   }
   const Session one_slot(model, options.session);
-  const uint64_t kv = kv_of(options.session);
+  const uint64_t kv = one_slot.kv_cache_max_bytes() * static_cast<uint64_t>(options.parallel);
   const uint64_t cache_ram = options.cache_ram_bytes;  // the prefix cache's bound, in host RAM
   if (kv + cache_ram > room)
     throw Error("the KV cache of " + std::to_string(options.parallel) + " slot(s) of " +
