@@ -14,6 +14,7 @@
 #include "brise/chat.hpp"
 #include "brise/error.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -60,15 +61,14 @@ struct Fixture {
 
 Fixture load(const std::filesystem::path& data, const std::string& name) {
   const auto dir = data / "tokenizers";
-  Fixture f{
-      Tokenizer(read_sentencepiece_model(dir / name / "tokenizer.model")),
-      Vectors{nlohmann::json::parse(test::read_file_text(dir / "vectors" / (name + ".json")))},
-      {},
-      {},
-      {},
-      {},
-      {},
-      {}};
+  Fixture f{Tokenizer(read_sentencepiece_model(dir / name / "tokenizer.model")),
+            Vectors{test::parse_json(test::read_file_text(dir / "vectors" / (name + ".json")))},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {}};
   const auto [ids, pieces] = f.vectors.find(kInstText);
   // The derivation below relies on this segmentation of the vector case.
   const std::string sp = "\xE2\x96\x81";  // "▁"

@@ -11,6 +11,7 @@
 
 #include "brise/chat.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -36,7 +37,7 @@ void check_samples(ChatTemplate tmpl, const std::string& suffix) {
     const ChatRequest request = parse_chat_request(test::read_file_text(dir / "sample.json"));
     const std::vector<int32_t> ids = format_chat(tokenizer, tmpl, request);
     const auto expected =
-        nlohmann::json::parse(test::read_file_text(dir / ("tokens_" + suffix + ".json")))["tokens"];
+        test::parse_json(test::read_file_text(dir / ("tokens_" + suffix + ".json")))["tokens"];
     EXPECT_EQ(ids, expected.get<std::vector<int32_t>>());
     EXPECT_EQ(pieces_text(tokenizer, ids), test::read_file_text(dir / ("text_" + suffix + ".txt")));
   }

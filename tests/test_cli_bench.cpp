@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "support/json_text.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -56,7 +57,7 @@ TEST_F(CliBench, DepthPastTheContextIsRefusedBeforeMeasuring) {
 TEST_F(CliBench, JsonAndTextNameTheDepth) {
   const auto r = run("-d 40 -p 8 -n 3 -t 1 --json");
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j.at("depth"), 40);
   EXPECT_EQ(j.at("prompt_tokens"), 8);
   EXPECT_EQ(j.at("decode_tokens"), 3);
@@ -70,7 +71,7 @@ TEST_F(CliBench, JsonAndTextNameTheDepth) {
 
   const auto empty = run("-p 8 -n 3 -t 1 --json");
   ASSERT_EQ(empty.status, 0) << empty.err;
-  EXPECT_EQ(nlohmann::json::parse(empty.out).at("depth"), 0);
+  EXPECT_EQ(test::parse_json(empty.out).at("depth"), 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "support/json_text.hpp"
 #include "support/json_validator.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
@@ -29,7 +30,7 @@ std::string cli() {
 }
 
 nlohmann::json manifest(const fs::path& data, const std::string& name) {
-  return nlohmann::json::parse(
+  return test::parse_json(
       test::read_file_text(data / "reference/stories260k" / name / "manifest.json"));
 }
 
@@ -56,7 +57,7 @@ TEST_F(CliGenerate, GenerateJsonReproducesTheReferenceAndStopsOnBos) {
   const auto r = run("generate -m " + model_ + " -p " + quote(m.at("prompt").get<std::string>()) +
                      " -n 256 --temp 0 --stop-id 1 -t 1 --json");
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j.at("prompt_ids").get<Ids>(), prompt);
   EXPECT_EQ(j.at("generated_ids").get<Ids>(), expected);
   EXPECT_EQ(j.at("stop_reason"), "stop_id");
@@ -78,7 +79,7 @@ TEST_F(CliGenerate, GenerateWithASlidingWindowOverride) {
       run("generate -m " + model_ + " -p " + quote(m.at("prompt_text").get<std::string>()) +
           " -n 196 --temp 0 --stop-id 1 -t 1 --sliding-window 8 --chunk 3 --json");
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j.at("prompt_ids").get<Ids>(), prompt);
   EXPECT_EQ(j.at("generated_ids").get<Ids>(), expected);
 }
@@ -108,8 +109,8 @@ TEST_F(CliGenerate, GenerateJsonSchemaConstrainsTheOutput) {
     const auto r = run("generate -m " + model_ + " -p 'The dog' -n 48 --temp 1 --seed " + seed +
                        " -t 1 --json-schema " + quote((dir / "schema.json").string()));
     ASSERT_EQ(r.status, 0) << r.err;
-    const auto violation = test::json_text_violation(r.out.substr(0, r.out.rfind('\n')),
-                                                     nlohmann::json::parse(schema));
+    const auto violation =
+        test::json_text_violation(r.out.substr(0, r.out.rfind('\n')), test::parse_json(schema));
     EXPECT_FALSE(violation) << *violation << " in " << r.out;
   }
   const auto bad = run("generate -m " + model_ + " -p hi -t 1 --json-schema " +

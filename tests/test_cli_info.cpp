@@ -3,10 +3,11 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "brise/gguf.hpp"
 #include "support/gguf_image.hpp"
+#include "support/json_text.hpp"
+#include "support/regex_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -80,10 +81,8 @@ std::string info_command(const fs::path& model, const std::string& extra = "") {
 
 // True when `text` has a line "  <label><spaces><value>" (value exactly, to the end of the line).
 bool has_row(const std::string& text, const std::string& label, const std::string& value) {
-  const std::regex re("(^|\n)  " +
-                      std::regex_replace(label, std::regex(R"([()\[\].*+?])"), R"(\$&)") + " +" +
-                      std::regex_replace(value, std::regex(R"([()\[\].*+?])"), R"(\$&)") + "\n");
-  return std::regex_search(text, re);
+  return test::matches_regex(text, "(^|\n)  " + test::escape_for_regex(label) + " +" +
+                                       test::escape_for_regex(value) + "\n");
 }
 
 TEST(CliInfo, ShowsHyperparametersTokenizerAndTensors) {
@@ -128,14 +127,12 @@ TEST(CliInfo, ShowsHyperparametersTokenizerAndTensors) {
   EXPECT_TRUE(has_row(out, "x.note", "\"hello\"  (string)")) << out;
   EXPECT_EQ(out.find("2997"), std::string::npos) << "the long array must not be printed whole";
   // Tensor table and totals.
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  token_embd\.weight +f32 +96 x 7 +2688\n)")))
-      << out;
-  EXPECT_TRUE(
-      std::regex_search(out, std::regex(R"(\n  blk\.0\.attn_q\.weight +q8_0 +96 x 4 +408\n)")))
+  EXPECT_TRUE(test::matches_regex(out, R"(\n  token_embd\.weight +f32 +96 x 7 +2688\n)")) << out;
+  EXPECT_TRUE(test::matches_regex(out, R"(\n  blk\.0\.attn_q\.weight +q8_0 +96 x 4 +408\n)"))
       << out;
   EXPECT_NE(out.find("totals: 3 tensors, 3480 bytes"), std::string::npos) << out;
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  f32 +2 tensors, 3072 bytes\n)"))) << out;
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  q8_0 +1 tensors, 408 bytes\n)"))) << out;
+  EXPECT_TRUE(test::matches_regex(out, R"(\n  f32 +2 tensors, 3072 bytes\n)")) << out;
+  EXPECT_TRUE(test::matches_regex(out, R"(\n  q8_0 +1 tensors, 408 bytes\n)")) << out;
 }
 
 TEST(CliInfo, JsonHasTheSameFacts) {
@@ -144,7 +141,7 @@ TEST(CliInfo, JsonHasTheSameFacts) {
   write_gguf(model, tiny_model());
   const auto r = test::run_command(info_command(model, " --json"));
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j["file"], model.string());
   EXPECT_EQ(j["version"], 3);
   EXPECT_EQ(j["alignment"], 32);
@@ -207,7 +204,7 @@ TEST(CliInfo, MissingKeysShowAsDashes) {
   {
     const auto r = test::run_command(info_command(model, " --json"));
     ASSERT_EQ(r.status, 0) << r.err;
-    const auto j = nlohmann::json::parse(r.out);
+    const auto j = test::parse_json(r.out);
     EXPECT_TRUE(j["architecture"].is_null());
     EXPECT_TRUE(j["hyperparameters"]["context_length"].is_null());
     EXPECT_TRUE(j["sliding_window"].is_null());
@@ -275,7 +272,7 @@ TEST(CliInfo, ShowsTheWindowPatternAndItsKvCache) {
   }
   const auto r = test::run_command(info_command(model, " --json"));
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j["sliding_window"], 10);
   EXPECT_EQ(j["sliding_window_pattern"], nlohmann::json({false, true, true, true}));
   EXPECT_EQ(j["kv_cache"]["context_length"], 1000);
@@ -306,10 +303,9 @@ TEST(CliInfo, ListsTensorsOfTypesBriseDoesNotCompute) {
   out.close();
   const auto r = test::run_command(info_command(model));
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_TRUE(
-      std::regex_search(r.out, std::regex(R"(\n  blk\.0\.ffn_down\.weight +q4_K +256 x 2 +288\n)")))
+  EXPECT_TRUE(test::matches_regex(r.out, R"(\n  blk\.0\.ffn_down\.weight +q4_K +256 x 2 +288\n)"))
       << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  q4_K +1 tensors, 288 bytes\n)"))) << r.out;
+  EXPECT_TRUE(test::matches_regex(r.out, R"(\n  q4_K +1 tensors, 288 bytes\n)")) << r.out;
 }
 
 TEST(CliInfo, MalformedFileExitsOneNamingTheProblem) {

@@ -13,6 +13,7 @@
 #include "brise/chat.hpp"
 #include "brise/tokenizer.hpp"
 #include "support/cli_text.hpp"
+#include "support/json_text.hpp"
 #include "support/scripted_model.hpp"
 #include "support/testdata.hpp"
 
@@ -34,7 +35,7 @@ TEST(CliTemplate, SamplesGiveMistralCommonsIdsAndText) {
     const fs::path dir = data / "reference/chat-tools" / name;
     for (const char* version : {"v2", "v3"}) {
       SCOPED_TRACE(std::string(name) + " " + version);
-      const auto ids = json::parse(test::read_file_text(
+      const auto ids = test::parse_json(test::read_file_text(
           dir / ("tokens_" + std::string(version) + ".json")))["tokens"]
                            .get<std::vector<int32_t>>();
       const std::string text =
@@ -48,7 +49,7 @@ TEST(CliTemplate, SamplesGiveMistralCommonsIdsAndText) {
       const auto j = test::run_command(cli() + " template --json -m " + quote(model.string()) +
                                        " " + quote((dir / "sample.json").string()) + option);
       ASSERT_EQ(j.status, 0) << j.err;
-      const json out = json::parse(j.out);
+      const json out = test::parse_json(j.out);
       EXPECT_EQ(out["ids"].get<std::vector<int32_t>>(), ids);
       std::string pieces;
       for (const auto& p : out["pieces"]) pieces += p.get<std::string>();
@@ -70,7 +71,7 @@ TEST(CliTemplate, TekkenJsonChoosesItsVersion) {
     const auto r = test::run_command(cli() + " template --json -m " + quote(model.string()) + " " +
                                      quote(sample.string()));
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(json::parse(r.out)["ids"].get<std::vector<int32_t>>(), expected) << file;
+    EXPECT_EQ(test::parse_json(r.out)["ids"].get<std::vector<int32_t>>(), expected) << file;
   }
 }
 

@@ -10,6 +10,7 @@
 #include "brise/gguf.hpp"
 #include "brise/tokenizer.hpp"
 #include "support/cli_text.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -31,7 +32,7 @@ TEST(CliTokenize, EveryVectorCaseFromAFile) {
   // run time of each process).
   for (const auto& [name, step] : {std::pair{"tok512", 1}, std::pair{"mistral-v1", 4}}) {
     const fs::path model = data / "tokenizers" / name / "tokenizer.model";
-    const json v = json::parse(
+    const json v = test::parse_json(
         test::read_file_text(data / "tokenizers/vectors" / (std::string(name) + ".json")));
     for (size_t index = 0; index < v["cases"].size(); index += step) {
       const json& c = v["cases"][index];
@@ -59,7 +60,8 @@ TEST(CliTokenize, EveryVectorCaseFromAFile) {
 TEST(CliTokenize, JsonOutput) {
   BRISE_REQUIRE_TESTDATA(data);
   const fs::path model = data / "tokenizers/mistral-v3/tokenizer.model";
-  const json v = json::parse(test::read_file_text(data / "tokenizers/vectors/mistral-v3.json"));
+  const json v =
+      test::parse_json(test::read_file_text(data / "tokenizers/vectors/mistral-v3.json"));
   // The [INST] case: the markers are text here, not control ids.
   const json* inst = nullptr;
   for (const auto& c : v["cases"])
@@ -68,7 +70,7 @@ TEST(CliTokenize, JsonOutput) {
   const auto r = test::run_command(cli() + " tokenize --json -m " + quote(model.string()) + " -p " +
                                    quote((*inst)["text"].get<std::string>()));
   ASSERT_EQ(r.status, 0) << r.err;
-  const json out = json::parse(r.out);
+  const json out = test::parse_json(r.out);
   EXPECT_EQ(out["ids"], (*inst)["ids"]);
   EXPECT_EQ(out["pieces"], (*inst)["pieces"]);
   EXPECT_EQ(out.size(), 2u);

@@ -19,6 +19,7 @@
 #include "brise/model.hpp"
 #include "brise/scheduler.hpp"
 #include "brise/session.hpp"
+#include "support/json_text.hpp"
 #include "support/json_validator.hpp"
 #include "support/random_model.hpp"
 #include "support/testdata.hpp"
@@ -93,7 +94,7 @@ TEST_F(ConstraintGenerate, EveryOutputParsesAndSatisfiesTheSchema) {
   for (const auto& model : {tekken_, v3_}) {
     const Tokenizer& tok = model->tokenizer();
     for (size_t s = 0; s < std::size(kSchemas); ++s) {
-      const json schema = json::parse(kSchemas[s]);
+      const json schema = test::parse_json(kSchemas[s]);
       const auto c = Constraint::json_schema(tok, kSchemas[s]);
       for (uint64_t seed = 0; seed < 6; ++seed) {
         // Budgets from tight (the shortest output and EOS: the model is steered to close what is
@@ -118,7 +119,7 @@ TEST_F(ConstraintGenerate, EveryOutputParsesAndSatisfiesTheSchema) {
       const GenerateResult r = run(model, sampled(seed, 40, object));
       SCOPED_TRACE("json_object seed " + std::to_string(seed) + ": " + r.text);
       const auto violation =
-          test::json_text_violation(r.text, json::parse(R"({"type": "object"})"));
+          test::json_text_violation(r.text, test::parse_json(R"({"type": "object"})"));
       EXPECT_FALSE(violation) << *violation;
     }
   }
@@ -132,7 +133,7 @@ TEST_F(ConstraintGenerate, AFinishedGrammarEndsWithEos) {
     EXPECT_EQ(r.stop_reason, StopReason::Eos);
     ASSERT_FALSE(r.generated_ids.empty());
     EXPECT_EQ(r.generated_ids.back(), tekken_->tokenizer().eos_id());
-    const json v = json::parse(r.text);
+    const json v = test::parse_json(r.text);
     EXPECT_TRUE(v.is_boolean()) << r.text;
   }
 }
@@ -198,7 +199,8 @@ TEST_F(ConstraintGenerate, TextFirstAllowsTextOrTextThenOneCall) {
       {v3_, ChatTemplate::MistralV7}};
   for (const auto& [model, tmpl] : cases) {
     const Tokenizer& tok = model->tokenizer();
-    const auto c = Constraint::tool_calls(tok, tmpl, tools, {.max_calls = 1, .text_first = true});
+    const auto c = Constraint::tool_calls(tok, tmpl, tools,
+                                          {.function = "", .max_calls = 1, .text_first = true});
     ConstraintMatcher empty(c);
     EXPECT_TRUE(empty.accept(tok.eos_id())) << "an empty reply";
     const int32_t calls_id = tok.find_special("[TOOL_CALLS]");

@@ -11,6 +11,7 @@
 
 #include "brise/constraint.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/json_text.hpp"
 #include "support/json_validator.hpp"
 #include "support/testdata.hpp"
 
@@ -305,7 +306,7 @@ TEST(ConstraintSchema, TakesExactlyTheTextsOfTheSchemaInTheDocumentedLayout) {
     const auto constraint = c.schema ? Constraint::json_schema(bytes_tokenizer(), c.schema)
                                      : Constraint::json_object(bytes_tokenizer());
     const auto schema =
-        c.schema ? nlohmann::json::parse(c.schema) : nlohmann::json::parse(R"({"type": "object"})");
+        c.schema ? test::parse_json(c.schema) : test::parse_json(R"({"type": "object"})");
     for (const auto& [text, expected] : c.texts) {
       SCOPED_TRACE(std::string(c.schema ? c.schema : "json_object") + "\n  text: " + text);
       EXPECT_EQ(takes_bytes(constraint, text), expected);

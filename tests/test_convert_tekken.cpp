@@ -24,6 +24,7 @@
 #include "brise/tokenizer.hpp"
 #include "kernels/fp16.hpp"
 #include "support/gguf_values.hpp"
+#include "support/json_text.hpp"
 #include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/stories.hpp"
@@ -226,8 +227,8 @@ TEST(ConvertTekken, ConvertedFileEncodesAsTiktoken) {
   const auto model = brise::Model::load(c.path);
   const brise::Tokenizer& tokenizer = model->tokenizer();
   EXPECT_EQ(tokenizer.model(), brise::TokenizerModel::Tekken);
-  const json ref =
-      json::parse(brise::test::read_file_text(data / "reference/tekken-mini/encode.json"));
+  const json ref = brise::test::parse_json(
+      brise::test::read_file_text(data / "reference/tekken-mini/encode.json"));
   size_t cases = 0;
   for (const auto& e : ref.at("cases")) {
     SCOPED_TRACE(e.at("name").get<std::string>());
@@ -263,7 +264,7 @@ TEST(ConvertTekken, GreedyGenerationMatchesLlamaCpp) {
   const auto generated = brise::test::run_command(cli + " generate -m '" + out.string() +
                                                   "' -p Hello -n 16 --temp 0 --json");
   ASSERT_EQ(generated.status, 0) << generated.err;
-  const json result = json::parse(generated.out);
+  const json result = brise::test::parse_json(generated.out);
   EXPECT_EQ(result.at("prompt_ids").get<std::vector<int32_t>>(), prompt);
   EXPECT_EQ(result.at("generated_ids").get<std::vector<int32_t>>(), want);
 }
@@ -277,8 +278,8 @@ TEST(ConvertTekken, V13VocabularyKeepsItsControlTokensAndVersion) {
   const auto converted = brise::gguf::File::open(c.path);
   const auto reference = brise::gguf::File::open(data / "models/tekken-mini/nemo-mini.gguf");
   EXPECT_EQ(converted->get_string("brise.tokenizer.tekken_version"), "v13");
-  const json v13 =
-      json::parse(brise::test::read_file_text(data / "models/tekken-mini/tekken-v13.json"));
+  const json v13 = brise::test::parse_json(
+      brise::test::read_file_text(data / "models/tekken-mini/tekken-v13.json"));
   const auto& tokens = converted->get("tokenizer.ggml.tokens").as_array("tokens").items;
   const auto& reference_tokens = reference->get("tokenizer.ggml.tokens").as_array("tokens").items;
   ASSERT_EQ(tokens.size(), reference_tokens.size());
@@ -429,7 +430,7 @@ TEST(ConvertTekken, BadMultimodalCheckpointsAreClearErrors) {
   const auto scratch = brise::test::scratch_dir("convert_tekken_multimodal_refused");
   const auto dir = brise::test::write_tekken_checkpoint(
       data, {"nemo-mini", CheckpointForm::Mistral3}, scratch / "ck");
-  json config = json::parse(brise::test::read_file_text(dir / "config.json"));
+  json config = brise::test::parse_json(brise::test::read_file_text(dir / "config.json"));
   config.erase("text_config");
   brise::test::write_file_text(dir / "config.json", config.dump());
   const std::string no_text = convert_error(dir);

@@ -17,6 +17,7 @@
 #include "brise/gguf.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
+#include "support/json_text.hpp"
 #include "support/logits_compare.hpp"
 #include "support/reference_model.hpp"
 #include "support/safetensors_writer.hpp"
@@ -35,7 +36,7 @@ fs::path edited_checkpoint(const fs::path& data, const std::string& layout, cons
   const auto dir = scratch_dir("convert_windows_" + name) / "ck";
   brise::test::copy_folder(data / "models/stories260k" / layout, dir);
   const fs::path config = dir / (layout == "hf" ? "config.json" : "params.json");
-  json j = json::parse(brise::test::read_file_text(config));
+  json j = brise::test::parse_json(brise::test::read_file_text(config));
   edit(j);
   std::ofstream(config, std::ios::trunc) << j.dump(2);
   return dir;

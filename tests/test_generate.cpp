@@ -15,6 +15,7 @@
 #include "brise/generate.hpp"
 #include "brise/model.hpp"
 #include "brise/session.hpp"
+#include "support/json_text.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -39,12 +40,12 @@ struct GenerationCase {
 
 std::vector<GenerationCase> generation_cases(const fs::path& data) {
   const fs::path root = data / "reference/stories260k";
-  const auto index = nlohmann::json::parse(test::read_file_text(root / "index.json"));
+  const auto index = test::parse_json(test::read_file_text(root / "index.json"));
   std::vector<GenerationCase> out;
   for (const auto& entry : index.at("cases")) {
     const std::string kind = entry.at("kind").get<std::string>();
     if (kind.size() < 11 || kind.substr(kind.size() - 11) != "_generation") continue;
-    const auto m = nlohmann::json::parse(
+    const auto m = test::parse_json(
         test::read_file_text(root / entry.at("name").get<std::string>() / "manifest.json"));
     GenerationCase c;
     c.name = m.at("name").get<std::string>();
@@ -354,8 +355,9 @@ TEST_F(GenerateStories, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
       ++checked;
     });
     EXPECT_EQ(checked, r.logprobs.size());
-    if (temperature == 0)  // greedy: the chosen token is always the most likely
+    if (temperature == 0) {  // greedy: the chosen token is always the most likely
       for (const auto& lp : r.logprobs) EXPECT_EQ(lp.chosen.id, lp.top[0].id);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -27,7 +28,7 @@ class Perplexity : public ::testing::Test {
     BRISE_REQUIRE_TESTDATA(dir);
     data_ = dir;
     reference_ =
-        json::parse(test::read_file_text(data_ / "reference/tiny256/llama-perplexity.json"));
+        test::parse_json(test::read_file_text(data_ / "reference/tiny256/llama-perplexity.json"));
     scratch_ = test::scratch_dir("perplexity");
   }
   fs::path model(const std::string& name) const {
@@ -47,7 +48,7 @@ TEST_F(Perplexity, AgreesWithLlamaPerplexityAndItsKlDivergence) {
   const auto f32 = run("-m " + quote(model("f32").string()) + " -f " + text() +
                        " -c 128 --save-logits " + quote(base.string()));
   ASSERT_EQ(f32.status, 0) << f32.err;
-  const json a = json::parse(f32.out);
+  const json a = test::parse_json(f32.out);
   const double want = reference_["results"]["F32"]["ppl"];
   EXPECT_NEAR(a["ppl"].get<double>(), want, 0.001 * want);  // within 0.1 %
   EXPECT_NEAR(a["ppl_err"].get<double>(), reference_["results"]["F32"]["ppl_err"].get<double>(),
@@ -60,7 +61,7 @@ TEST_F(Perplexity, AgreesWithLlamaPerplexityAndItsKlDivergence) {
   const auto q4 = run("-m " + quote(model("pure-Q4_0").string()) + " -f " + text() +
                       " -c 128 --kl-divergence-base " + quote(base.string()));
   ASSERT_EQ(q4.status, 0) << q4.err;
-  const json b = json::parse(q4.out);
+  const json b = test::parse_json(q4.out);
   const json& ref = reference_["results"]["pure-Q4_0"];
   EXPECT_NEAR(b["ppl"].get<double>(), ref["ppl"].get<double>(), 0.01 * ref["ppl"].get<double>());
   EXPECT_NEAR(b["kld_mean"].get<double>(), ref["kld_mean"].get<double>(),
@@ -75,7 +76,7 @@ TEST_F(Perplexity, AgreesWithLlamaPerplexityAndItsKlDivergence) {
   const auto self = run("-m " + quote(model("f32").string()) + " -f " + text() +
                         " -c 128 --chunks 3 --kl-divergence-base " + quote(base.string()));
   ASSERT_EQ(self.status, 0) << self.err;
-  const json s = json::parse(self.out);
+  const json s = test::parse_json(self.out);
   EXPECT_LT(std::abs(s["kld_mean"].get<double>()), 1e-6);
   EXPECT_EQ(s["top1_agreement"], 1.0);
   EXPECT_NEAR(s["ppl_ratio"].get<double>(), 1.0, 1e-6);

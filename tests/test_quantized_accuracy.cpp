@@ -22,6 +22,7 @@
 #include "brise/session.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
 #include "kernels/matmul.hpp"
+#include "support/json_text.hpp"
 #include "support/stories.hpp"
 #include "support/testdata.hpp"
 
@@ -86,7 +87,7 @@ struct TinyCase {
 
 std::vector<TinyCase> tiny256_cases(const fs::path& data, const std::string& prefix) {
   const fs::path dir = data / "reference/tiny256/logits";
-  const json index = json::parse(test::read_file_text(dir / "index.json"));
+  const json index = test::parse_json(test::read_file_text(dir / "index.json"));
   std::vector<TinyCase> cases;
   for (const auto& c : index.at("cases")) {
     const std::string name = c.at("name");
@@ -112,7 +113,7 @@ std::string upper(std::string_view name) {
 TEST(QuantizedAccuracy, EveryFileMatchesTheDequantizedReference) {
   BRISE_REQUIRE_TESTDATA(data);
   const fs::path dir = data / "reference/tiny256/logits";
-  const json index = json::parse(test::read_file_text(dir / "index.json"));
+  const json index = test::parse_json(test::read_file_text(dir / "index.json"));
   // The int8 mode's figures per file, over both prompts' 128 positions.
   std::map<std::string, Agreement> int8;
   std::string loaded;

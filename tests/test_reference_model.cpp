@@ -23,6 +23,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "kernels/fp16.hpp"
+#include "support/json_text.hpp"
 #include "support/reference_model.hpp"
 #include "support/testdata.hpp"
 
@@ -72,7 +73,7 @@ const ReferenceModel& model_for(const fs::path& data, const std::string& model_d
 }
 
 nlohmann::json read_json(const fs::path& path) {
-  return nlohmann::json::parse(read_file_text(path));
+  return brise::test::parse_json(read_file_text(path));
 }
 
 std::vector<nlohmann::json> manifests(const fs::path& data) {

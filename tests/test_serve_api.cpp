@@ -9,7 +9,6 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,7 +18,9 @@
 #include "brise/model.hpp"
 #include "brise/session.hpp"
 #include "serve/server.hpp"
+#include "support/json_text.hpp"
 #include "support/json_validator.hpp"
+#include "support/regex_text.hpp"
 #include "support/scripted_model.hpp"
 #include "support/serve_client.hpp"
 #include "support/testdata.hpp"
@@ -56,7 +57,7 @@ GenerateOptions options(uint32_t max_tokens, float temperature = 0, uint64_t see
 void expect_refused(const Reply& r, int status, const std::string& param, const std::string& what) {
   EXPECT_EQ(r.status, status) << what << " -> " << r.body.substr(0, 300);
   if (r.status != status) return;
-  const json j = json::parse(r.body);
+  const json j = test::parse_json(r.body);
   EXPECT_EQ(j["error"]["param"], param) << what;
   const std::string message = j["error"]["message"];
   const std::string field = param.substr(0, param.find_first_of(".["));
@@ -314,7 +315,10 @@ TEST_F(Serve, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   Client c(server->port());
   const Tokenizer& t = model_->tokenizer();
   const auto piece = [&](int32_t id) {  // the token's text, as the answer shows it
-    return std::regex_replace(std::string(t.piece(id)), std::regex("\xE2\x96\x81"), " ");
+    std::string text(t.piece(id));
+    for (size_t at; (at = text.find("\xE2\x96\x81")) != std::string::npos;)
+      text.replace(at, 3, " ");
+    return text;
   };
   for (const double temperature : {0.0, 1.0}) {
     SCOPED_TRACE("temperature " + std::to_string(temperature));
@@ -523,7 +527,7 @@ class ServeTools : public Serve {
 };
 
 bool is_call_id(const std::string& id) {
-  return std::regex_match(id, std::regex("[a-zA-Z0-9]{9}"));
+  return test::fully_matches_regex(id, "[a-zA-Z0-9]{9}");
 }
 
 // One call as a stream gives it: OpenAI's form, index 0, id, type and name in one delta (heads
@@ -579,8 +583,8 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
     EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
     EXPECT_EQ(call["type"], "function");
     EXPECT_EQ(call["function"]["name"], "f");
-    EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()),
-              json::parse(kArguments));
+    EXPECT_EQ(test::parse_json(call["function"]["arguments"].get<std::string>()),
+              test::parse_json(kArguments));
 
     // Streamed as OpenAI streams calls: index, id, type and name first, then the arguments.
     const Streamed s = stream(server->port(), "/v1/chat/completions", request());
@@ -589,7 +593,7 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
     EXPECT_EQ(streamed.heads, 1u) << "the id comes once";
     EXPECT_TRUE(is_call_id(streamed.id));
     EXPECT_EQ(streamed.name, "f");
-    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(test::parse_json(streamed.arguments), test::parse_json(kArguments));
     EXPECT_EQ(streamed.finish, "tool_calls");
     EXPECT_EQ(s.text, "") << "a call is not content";
 
@@ -619,7 +623,7 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
 TEST_F(Serve, ResponseFormatConstrainsTheContent) {
   auto server = start(2);
   Client c(server->port());
-  const json schema = json::parse(R"({"type": "object",
+  const json schema = test::parse_json(R"({"type": "object",
       "properties": {"name": {"type": "string"}, "n": {"type": "integer"},
                      "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}},
       "required": ["name", "n"], "additionalProperties": false})");
@@ -642,7 +646,7 @@ TEST_F(Serve, ResponseFormatConstrainsTheContent) {
     object_body["response_format"] = {{"type", "json_object"}};
     const Reply o = c.post("/v1/chat/completions", object_body.dump());
     ASSERT_EQ(o.status, 200) << o.body;
-    EXPECT_TRUE(json::parse(text_of(o.j())).is_object()) << text_of(o.j());
+    EXPECT_TRUE(test::parse_json(text_of(o.j())).is_object()) << text_of(o.j());
   }
   // The shortest answer, {"name":"","n":0}, is 17 bytes: 18 tokens (EOS too) steer the model to
   // a whole answer, which is no cut ("stop"); 5 cannot hold one, and the answer is cut ("length").
@@ -748,8 +752,8 @@ TEST_F(ServeTools, NoParallelCallsUnderAutoMakesAtMostOne) {
     const json& call = choice["message"]["tool_calls"][0];
     EXPECT_TRUE(is_call_id(call["id"])) << call["id"];
     EXPECT_EQ(call["function"]["name"], "f");
-    EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()),
-              json::parse(kArguments));
+    EXPECT_EQ(test::parse_json(call["function"]["arguments"].get<std::string>()),
+              test::parse_json(kArguments));
     EXPECT_EQ(one.j()["usage"]["completion_tokens"], text_tokens + call_tokens + 1) << "and EOS";
 
     const Streamed s = stream(server->port(), "/v1/chat/completions", body(false));
@@ -758,7 +762,7 @@ TEST_F(ServeTools, NoParallelCallsUnderAutoMakesAtMostOne) {
     const StreamedCall streamed = streamed_call(s);
     EXPECT_EQ(streamed.heads, 1u);
     EXPECT_EQ(streamed.name, "f");
-    EXPECT_EQ(json::parse(streamed.arguments), json::parse(kArguments));
+    EXPECT_EQ(test::parse_json(streamed.arguments), test::parse_json(kArguments));
     EXPECT_EQ(streamed.finish, "tool_calls");
 
     // The next turn: a plain answer, untouched.

@@ -20,6 +20,7 @@
 #include "engine/tokenizer/bpe.hpp"
 #include "engine/tokenizer/pretokenizer.hpp"
 #include "support/gguf_values.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 #include "support/utf8_check.hpp"
 
@@ -34,7 +35,7 @@ const std::vector<std::string> kSources = {"tekken.json", "tekken-v13.json", "ne
 
 const json& reference(const fs::path& data) {
   static const json j =
-      json::parse(test::read_file_text(data / "reference/tekken-mini/encode.json"));
+      test::parse_json(test::read_file_text(data / "reference/tekken-mini/encode.json"));
   return j;
 }
 
@@ -183,7 +184,7 @@ INSTANTIATE_TEST_SUITE_P(AllForms, TekkenSources, ::testing::ValuesIn(kSources),
 // produce) must never come out, and the bytes of a rank past the cut are no token.
 TEST(TekkenCut, RanksPastTheCutDoNotExist) {
   BRISE_REQUIRE_TESTDATA(data);
-  const json file = json::parse(test::read_file_text(data / "models/tekken-mini/tekken.json"));
+  const json file = test::parse_json(test::read_file_text(data / "models/tekken-mini/tekken.json"));
   ASSERT_EQ(file.at("vocab").size(), 6756u);
   const Tokenizer& tok = tokenizer(data, "tekken.json");
   EXPECT_EQ(tok.vocab_size(), 7256u);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "support/cli_text.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -19,7 +20,7 @@ using test::cli;
 using test::quote;
 
 json reference(const fs::path& data) {
-  return json::parse(test::read_file_text(data / "reference/tekken-mini/encode.json"));
+  return test::parse_json(test::read_file_text(data / "reference/tekken-mini/encode.json"));
 }
 
 TEST(TekkenCli, TokenizeEveryCaseFromAFile) {
@@ -57,12 +58,12 @@ TEST(TekkenCli, PromptBosSpecialAndJson) {
   std::istringstream as_text(run("-p '[INST]Hello world[/INST]'"));
   for (int32_t id; as_text >> id;) EXPECT_GE(id, 1000);
   EXPECT_EQ(run("--special -p '[INST]Hello world[/INST]'"), "3 1072 1303 1381 1313 1272 1720 4\n");
-  const json out = json::parse(run("--json -p 'Hello'"));
-  EXPECT_EQ(out["ids"], json::parse("[1072, 1303, 1381]"));
-  EXPECT_EQ(out["pieces"], json::parse(R"(["H", "el", "lo"])"));
+  const json out = test::parse_json(run("--json -p 'Hello'"));
+  EXPECT_EQ(out["ids"], test::parse_json("[1072, 1303, 1381]"));
+  EXPECT_EQ(out["pieces"], test::parse_json(R"(["H", "el", "lo"])"));
   // A piece that is only part of a character shows as U+FFFD in the JSON.
-  const json partial = json::parse(run("--json -p '\xF0\x93\x82\x80'"));  // lone_rare_char
-  EXPECT_EQ(partial["ids"], json::parse("[1240, 1147, 1130, 1128]"));
+  const json partial = test::parse_json(run("--json -p '\xF0\x93\x82\x80'"));  // lone_rare_char
+  EXPECT_EQ(partial["ids"], test::parse_json("[1240, 1147, 1130, 1128]"));
   EXPECT_EQ(partial["pieces"][0], "\xEF\xBF\xBD");
 }
 

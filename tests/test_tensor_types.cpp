@@ -20,6 +20,7 @@
 #include "brise/gguf.hpp"
 #include "kernels/matmul.hpp"
 #include "kernels/type_traits.hpp"
+#include "support/json_text.hpp"
 #include "support/testdata.hpp"
 
 namespace brise {
@@ -100,7 +101,7 @@ TEST_P(TensorTypes, DecodeMatchesGgufPyBitForBit) {
 TEST_P(TensorTypes, DecodedSumsMatchDequantJson) {
   BRISE_REQUIRE_TESTDATA(data);
   const auto file = gguf::File::open(pure_file(data, GetParam()));
-  const json all = json::parse(test::read_file_text(data / "reference/tiny256/dequant.json"));
+  const json all = test::parse_json(test::read_file_text(data / "reference/tiny256/dequant.json"));
   const json& tensors = all.at(std::string("pure-") + GetParam().file).at("tensors");
   ASSERT_EQ(tensors.size(), file->tensors().size());
   size_t quantized = 0;

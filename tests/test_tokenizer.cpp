@@ -14,6 +14,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "brise/tokenizer.hpp"
+#include "support/json_text.hpp"
 #include "support/same_vocabulary.hpp"
 #include "support/testdata.hpp"
 #include "support/utf8_check.hpp"
@@ -30,7 +31,7 @@ struct Loaded {
 
 Loaded load(const std::filesystem::path& data, const std::string& name) {
   json vectors =
-      json::parse(test::read_file_text(data / "tokenizers" / "vectors" / (name + ".json")));
+      test::parse_json(test::read_file_text(data / "tokenizers" / "vectors" / (name + ".json")));
   Tokenizer tokenizer(read_sentencepiece_model(data / "tokenizers" / name / "tokenizer.model"));
   return {std::move(vectors), std::move(tokenizer)};
 }
@@ -243,7 +244,7 @@ TEST(Tokenizer, CorpusFileMatchesItsVector) {
   BRISE_REQUIRE_TESTDATA(data);
   // The benchmark's corpus is the news_fr_full case: read from disk, it must encode the same.
   const auto v =
-      json::parse(test::read_file_text(data / "tokenizers" / "vectors" / "mistral-v1.json"));
+      test::parse_json(test::read_file_text(data / "tokenizers" / "vectors" / "mistral-v1.json"));
   const Tokenizer tok(read_sentencepiece_model(data / "tokenizers/mistral-v1/tokenizer.model"));
   const std::string corpus = test::read_file_text(data / "corpus" / "mistral-news-fr.txt");
   bool found = false;
