@@ -9,7 +9,9 @@
 #   fails the test), the whole suite through ctest but for the per-kernel-set copies of the three
 #   end-to-end tests that run whole models (determinism: 4 minutes each under ASan; quantized
 #   accuracy; fast vs reference: a minute each): the best set's runs of those, and every set's
-#   kernel tests (test_kernels_matmul: every type, token count and row split), still run. Leak detection is on: OpenMP's runtime (libgomp) does not trip it.
+#   kernel tests (test_kernels_matmul: every type, token count and row split), still run; and the
+#   whole-text perplexity comparison with llama.cpp's figures (its code runs in the other
+#   perplexity tests). Leak detection is on: OpenMP's runtime (libgomp) does not trip it.
 #   $BRISE_ASAN_EXCLUDE, a ctest -E regex, replaces that exclusion ('' runs everything).
 #
 # tsan: ThreadSanitizer on the multi-threaded tests: all of test_session (Session.Concurrent*:
@@ -41,7 +43,9 @@ run_asan() {
   # every set and the whole-model tests of the best set still run.
   # The generic set's one-token-against-chunk matmul test (100 s under ASan: scalar kernels for
   # every type and token count) is left to the other sets' and its own other matmul tests too.
-  local asan_exclude=${BRISE_ASAN_EXCLUDE-'^isa:[a-z0-9]+:(Determinism|QuantizedAccuracy|FastVsReference)[.]|^isa:generic:Matmul[.]OneTokenAndChunkAreBitIdentical$'}
+  # Perplexity.AgreesWithLlamaPerplexity* (a minute under ASan) checks figures over a whole text;
+  # the other perplexity tests run the same code (saved logits, KL divergence) on a few chunks.
+  local asan_exclude=${BRISE_ASAN_EXCLUDE-'^isa:[a-z0-9]+:(Determinism|QuantizedAccuracy|FastVsReference)[.]|^isa:generic:Matmul[.]OneTokenAndChunkAreBitIdentical$|^Perplexity[.]AgreesWithLlamaPerplexity'}
   echo "=== ASan + UBSan (gcc): build $build"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBRISE_SANITIZE="address;undefined" -DBRISE_BUILD_BENCH=OFF >/dev/null
