@@ -107,6 +107,7 @@ TEST(ConstraintSchema, UnsupportedKeywordsAreRefusedByNameAndPlace) {
       {R"({"type": "integer", "minimum": 1e30})", "minimum", ""},
       {R"({"type": "integer", "minimum": -9223372036854775809})", "minimum", ""},
       {R"({"type": "number", "maximum": 9223372036854775809})", "maximum", ""},
+      {R"({"type": "number", "maximum": -9223372036854775808.5})", "maximum", ""},
       {R"({"type": "integer", "minimum": 5, "maximum": 3})", "maximum", ""},
       {R"({"type": "integer", "minimum": 0.5, "maximum": 0.7})", "maximum", ""},
       {R"({"type": "integer", "exclusiveMinimum": 3, "exclusiveMaximum": 4})", "exclusiveMaximum",

@@ -365,8 +365,9 @@ class Compiler {
     const std::optional<json_range::Decimal> d =
         number ? json_range::parse_decimal(b->text) : std::nullopt;
     if (!d) fail(path, keyword, "'" + keyword + "' must be a finite number");
-    json_range::Decimal limit{.integer = std::string(kLargestBound)};
-    if (json_range::compare(json_range::Decimal{.integer = d->integer}, limit) > 0)
+    json_range::Decimal magnitude = *d;
+    magnitude.negative = false;
+    if (json_range::compare(magnitude, {.integer = std::string(kLargestBound)}) > 0)
       fail(path, keyword,
            "'" + keyword + "' " + b->text + " is beyond +-2^63 (" + std::string(kLargestBound) +
                "), more than brise can generate");
