@@ -52,6 +52,15 @@ const char* const kSchemas[] = {
         "items": {"anyOf": [{"const": "x"}, {"type": ["integer", "null"]}]}})",
     // A free-form object: any keys, string values.
     R"({"type": "object", "additionalProperties": {"type": "string"}})",
+    // Bounds and lengths as zod 4 and pydantic write them.
+    R"({"type": "object",
+        "properties": {"id": {"type": "integer", "minimum": -9007199254740991,
+                              "maximum": 9007199254740991},
+                       "age": {"type": "integer", "minimum": 0, "exclusiveMaximum": 130},
+                       "ratio": {"type": "number", "exclusiveMinimum": -1, "maximum": 2.5},
+                       "code": {"type": "string", "minLength": 2, "maxLength": 5},
+                       "name": {"type": "string", "minLength": 1}},
+        "required": ["id", "age", "ratio", "code", "name"], "additionalProperties": false})",
 };
 
 class ConstraintGenerate : public ::testing::Test {
@@ -144,8 +153,11 @@ const json kWeather = {
      {{"city", {{"type", "string"}}}, {"unit", {{"enum", {"celsius", "fahrenheit"}}}}}},
     {"required", {"city"}},
     {"additionalProperties", false}};
+// Bounds as pydantic writes Field(ge=-1000, le=1000) and conint(ge=0).
 const json kAdd = {{"type", "object"},
-                   {"properties", {{"a", {{"type", "integer"}}}, {"b", {{"type", "integer"}}}}},
+                   {"properties",
+                    {{"a", {{"type", "integer"}, {"minimum", -1000}, {"maximum", 1000}}},
+                     {"b", {{"type", "integer"}, {"minimum", 0}}}}},
                    {"required", {"a", "b"}}};
 
 TEST_F(ConstraintGenerate, ForcedToolCallsParseAsCallsOfTheAllowedFunctions) {

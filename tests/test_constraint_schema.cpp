@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -52,14 +53,10 @@ const Tokenizer& bytes_tokenizer() {
 TEST(ConstraintSchema, UnsupportedKeywordsAreRefusedByNameAndPlace) {
   const Refusal cases[] = {
       {R"({"type": "string", "pattern": "^a"})", "pattern", ""},
-      {R"({"properties": {"a": {"type": "string", "minLength": 1}}})", "minLength",
-       "/properties/a"},
       {R"({"type": "array", "items": {"type": "string", "format": "date"}})", "format", "/items"},
       {R"({"oneOf": [{"type": "string"}]})", "oneOf", ""},
       {R"({"allOf": [{"type": "string"}]})", "allOf", ""},
       {R"({"not": {"type": "string"}})", "not", ""},
-      {R"({"type": "number", "minimum": 0})", "minimum", ""},
-      {R"({"type": "integer", "maximum": 9})", "maximum", ""},
       {R"({"type": "integer", "multipleOf": 2})", "multipleOf", ""},
       {R"({"type": "array", "uniqueItems": true})", "uniqueItems", ""},
       {R"({"type": "array", "prefixItems": [{}]})", "prefixItems", ""},
@@ -68,9 +65,6 @@ TEST(ConstraintSchema, UnsupportedKeywordsAreRefusedByNameAndPlace) {
       {R"({"type": "object", "propertyNames": {}})", "propertyNames", ""},
       {R"({"type": "object", "minProperties": 1})", "minProperties", ""},
       {R"({"if": {}, "then": {}})", "if", ""},
-      {R"({"properties": {"a/b~c": {"maxLength": 3}}})", "maxLength", "/properties/a~1b~0c"},
-      {R"({"$defs": {"d": {"type": "string", "maxLength": 3}}, "$ref": "#/$defs/d"})", "maxLength",
-       "/$defs/d"},
       {R"({"type": "object", "additionalProperties": {"pattern": "x"}})", "pattern",
        "/additionalProperties"},
       {R"({"anyOf": [{"type": "string"}, {"type": "object", "properties": {"x": {"enum": [1],
@@ -104,6 +98,31 @@ TEST(ConstraintSchema, UnsupportedKeywordsAreRefusedByNameAndPlace) {
       {R"({"$ref": 1})", "$ref", ""},
       {R"({"$defs": []})", "$defs", ""},
       {R"({"required": ["x"], "additionalProperties": false})", "required", ""},
+      {R"({"type": "integer", "minimum": 1, "enum": [1]})", "minimum", ""},
+      // Bounds and lengths: malformed, beyond what brise writes, or leaving nothing.
+      {R"({"type": "integer", "minimum": "1"})", "minimum", ""},
+      {R"({"properties": {"a/b~c": {"type": "number", "maximum": null}}})", "maximum",
+       "/properties/a~1b~0c"},
+      {R"({"type": "number", "exclusiveMinimum": true})", "exclusiveMinimum", ""},
+      {R"({"type": "integer", "exclusiveMaximum": [1]})", "exclusiveMaximum", ""},
+      {R"({"type": "integer", "minimum": 1e30})", "minimum", ""},
+      {R"({"type": "integer", "minimum": -9223372036854775809})", "minimum", ""},
+      {R"({"type": "number", "maximum": 9223372036854775809})", "maximum", ""},
+      {R"({"type": "number", "maximum": -9223372036854775808.5})", "maximum", ""},
+      {R"({"type": "integer", "minimum": 5, "maximum": 3})", "maximum", ""},
+      {R"({"type": "integer", "minimum": 0.5, "maximum": 0.7})", "maximum", ""},
+      {R"({"type": "integer", "exclusiveMinimum": 3, "exclusiveMaximum": 4})", "exclusiveMaximum",
+       ""},
+      {R"({"type": "number", "minimum": 1, "exclusiveMaximum": 1})", "exclusiveMaximum", ""},
+      {R"({"type": "integer", "exclusiveMinimum": 999999999999999})", "exclusiveMinimum", ""},
+      {R"({"type": "string", "minimum": 2, "maximum": 1})", "maximum", ""},
+      {R"({"$defs": {"d": {"type": "string", "minLength": -1}}, "$ref": "#/$defs/d"})", "minLength",
+       "/$defs/d"},
+      {R"({"type": "string", "maxLength": 1.5})", "maxLength", ""},
+      {R"({"type": "string", "minLength": "2"})", "minLength", ""},
+      {R"({"type": "string", "minLength": 3, "maxLength": 2})", "maxLength", ""},
+      {R"({"type": "string", "minLength": 4294967296})", "minLength", ""},
+      {R"({"type": "integer", "maxLength": -2})", "maxLength", ""},
   };
   for (const Refusal& c : cases) {
     SCOPED_TRACE(c.schema);
@@ -162,6 +181,14 @@ TEST(ConstraintSchema, AnnotationsAndTheWholeSubsetAreAccepted) {
           "$defs": {"o": {"properties": {"a": {"anyOf": [{"$ref": "#/$defs/o"}, {"type": "null"}]}}}}})",
       R"({"type": "object", "additionalProperties": {"type": "integer"}})",
       R"({"type": "object", "properties": {"a": true, "b": false}, "additionalProperties": true})",
+      // zod 4's z.number().int(), pydantic's Field(ge=.., le=..), both ends of int64.
+      R"({"type": "integer", "minimum": -9007199254740991, "maximum": 9007199254740991})",
+      R"({"type": "integer", "minimum": -9223372036854775808, "maximum": 9223372036854775807})",
+      R"({"type": "number", "minimum": -9223372036854775808, "exclusiveMaximum": 1e-30})",
+      R"({"type": ["integer", "null"], "minimum": 0, "exclusiveMinimum": true, "maximum": 1})",
+      R"({"type": "string", "minLength": 1, "maxLength": 4294967296})",
+      R"({"minLength": 1})",
+      R"({"exclusiveMaximum": 0})",
   };
   for (const char* schema : cases) {
     SCOPED_TRACE(schema);
@@ -277,6 +304,62 @@ TEST(ConstraintSchema, TakesExactlyTheTextsOfTheSchemaInTheDocumentedLayout) {
         {"[1,,2]", false},
         {"[1,2,]", false}}},
       {R"({"type": "array", "maxItems": 0})", {{"[]", true}, {"[ ]", true}, {"[1]", false}}},
+      // Lengths in code points: a multi-byte character or an escape is one.
+      {R"({"type": "string", "minLength": 2, "maxLength": 3})",
+       {{R"("ab")", true},
+        {R"("abc")", true},
+        {"\"\xC3\xA9\xE2\x82\xAC\"", true},                              // 2 code points, 5 bytes
+        {"\"\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\"", true},  // 3, 12 bytes
+        {R"("\n\u00e9")", true},
+        {R"("a\"\\")", true},
+        {R"("\uFFFF\/")", true},
+        {"\"\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\"", false},
+        {"\"\xC3\xA9\"", false},
+        {R"("\u00e9")", false},
+        {R"("abcd")", false},
+        {R"("a")", false},
+        {R"("")", false},
+        {R"("ab\q")", false},
+        {"\"a\xC3\x28\"", false}}},
+      {R"({"type": "string", "minLength": 1})",
+       {{R"("a")", true},
+        {R"("\u0041")", true},
+        {R"("a long text, longer than any bound")", true},
+        {"\"\xE2\x82\xAC and more\"", true},
+        {R"("")", false},
+        {R"("a)", false}}},
+      {R"({"maxLength": 0})", {{R"("")", true}, {R"("a")", false}, {"0", false}}},
+      // Bounds on numbers: exact, in plain decimal notation (no exponent, no "-0").
+      {R"({"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25})",
+       {{"-1.5", true},
+        {"-1.50", true},
+        {"-1.499999999999999", true},
+        {"2.249999999999999", true},
+        {"2.2", true},
+        {"2", true},
+        {"0", true},
+        {"0.0", true},
+        {"-1", true},
+        {"-1.500000000000001", false},
+        {"-1.51", false},
+        {"2.25", false},
+        {"2.250", false},
+        {"2.3", false},
+        {"3", false},
+        {"-2", false},
+        {"-0", false},
+        {"-0.0", false},
+        {"1e0", false},
+        {"00.5", false},
+        {"2.", false}}},
+      {R"({"type": "integer", "exclusiveMinimum": -3, "maximum": 5.5})",
+       {{"-2", true},
+        {"0", true},
+        {"5", true},
+        {"-3", false},
+        {"6", false},
+        {"-0", false},
+        {"5.0", false}}},
       {R"({"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}},
           "required": ["a"], "additionalProperties": false},
           {"type": "object", "properties": {"b": {"type": ["string", "null"]}}, "required": ["b"]}]})",
@@ -314,6 +397,150 @@ TEST(ConstraintSchema, TakesExactlyTheTextsOfTheSchemaInTheDocumentedLayout) {
       if (expected) {
         EXPECT_EQ(test::json_text_violation(text, schema), std::nullopt);
       }
+    }
+  }
+}
+
+// --- bounds on numbers, against the rule restated here ------------------------------------------
+
+__extension__ typedef __int128 Int128;  // every bound brise takes, and more
+
+// The value of `text` scaled by 10^scale_digits when it is a number as brise writes bounded ones:
+// -?(0|[1-9][0-9]*)(\.[0-9]{1,scale_digits})?, and no minus before zero (a fraction is allowed
+// only when scale_digits > 0); nullopt for any other text.
+std::optional<Int128> plain_decimal(const std::string& text, int scale_digits) {
+  const bool negative = text.starts_with("-");
+  const std::string body = text.substr(negative ? 1 : 0);
+  const size_t point = body.find('.');
+  const std::string whole = body.substr(0, point);
+  const std::string fraction = point == std::string::npos ? "" : body.substr(point + 1);
+  const auto digits = [](const std::string& d) {
+    return !d.empty() && d.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!digits(whole) || whole.size() > 30 || (whole.size() > 1 && whole[0] == '0')) return {};
+  if (point != std::string::npos &&
+      (!digits(fraction) || fraction.size() > static_cast<size_t>(scale_digits)))
+    return {};
+  Int128 v = 0;
+  for (const char c : whole) v = v * 10 + (c - '0');
+  for (int k = 0; k < scale_digits; ++k)
+    v = v * 10 +
+        (static_cast<size_t>(k) < fraction.size() ? fraction[static_cast<size_t>(k)] - '0' : 0);
+  if (negative && v == 0) return {};
+  return negative ? -v : v;
+}
+
+std::string decimal_text(Int128 v) {
+  if (v < 0) return "-" + decimal_text(-v);
+  std::string s;
+  do s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+  while ((v /= 10) != 0);
+  return s;
+}
+
+// Texts that are no integers, or not as JSON writes them.
+const char* const kMalformedIntegers[] = {"",   "-",   "+1",  "00", "01",  "-01", "-0", "1.0",
+                                          "1.", "1e1", "1E1", "1 ", "--1", "0x1", "1-"};
+
+struct IntegerRange {
+  const char* schema;
+  Int128 lo, hi;  // the integers it allows, worked out by hand
+};
+
+void expect_exactly_the_range(const IntegerRange& c, const std::vector<std::string>& texts) {
+  const auto constraint = Constraint::json_schema(bytes_tokenizer(), c.schema);
+  for (const std::string& text : texts) {
+    const std::optional<Int128> v = plain_decimal(text, 0);
+    const bool expected = v && *v >= c.lo && *v <= c.hi;
+    SCOPED_TRACE(std::string(c.schema) + "\n  text: " + text);
+    EXPECT_EQ(takes_bytes(constraint, text), expected);
+  }
+}
+
+TEST(ConstraintSchema, BoundedIntegersAreExactlyTheIntegersInTheRange) {
+  const Int128 cap = 999999999999999;  // 15 digits: the side without a bound
+  const IntegerRange cases[] = {
+      {R"({"type": "integer", "minimum": -25, "maximum": 37})", -25, 37},
+      {R"({"type": "integer", "minimum": 0, "maximum": 0})", 0, 0},
+      {R"({"type": "integer", "minimum": -1, "maximum": -1})", -1, -1},
+      {R"({"type": "integer", "exclusiveMinimum": 6, "exclusiveMaximum": 121})", 7, 120},
+      {R"({"type": "integer", "minimum": -130.5, "maximum": -6.5})", -130, -7},
+      {R"({"type": "integer", "minimum": 100, "maximum": 100})", 100, 100},
+      {R"({"type": "integer", "minimum": 9, "maximum": 10})", 9, 10},
+      {R"({"type": "integer", "minimum": -10, "maximum": -9})", -10, -9},
+      {R"({"type": "integer", "minimum": 10, "maximum": 99})", 10, 99},
+      {R"({"type": "integer", "minimum": 1e2, "maximum": 2.5e2})", 100, 250},
+      {R"({"type": "integer", "minimum": 0.5, "exclusiveMaximum": 1000})", 1, 999},
+      {R"({"type": "integer", "minimum": 3, "exclusiveMinimum": 3, "maximum": 50,
+          "exclusiveMaximum": 51})",
+       4, 50},
+      {R"({"type": "integer", "minimum": 3, "exclusiveMinimum": false})", 3, cap},
+      {R"({"type": "integer", "minimum": 3, "exclusiveMinimum": true})", 4, cap},
+      {R"({"type": "integer", "minimum": 7})", 7, cap},
+      {R"({"type": "integer", "exclusiveMaximum": -7})", -cap, -8},
+  };
+  std::vector<std::string> texts(std::begin(kMalformedIntegers), std::end(kMalformedIntegers));
+  for (int v = -300; v <= 300; ++v) texts.push_back(std::to_string(v));
+  for (const Int128 v : {cap, cap + 1, -cap, -cap - 1}) texts.push_back(decimal_text(v));
+  for (const IntegerRange& c : cases) expect_exactly_the_range(c, texts);
+}
+
+TEST(ConstraintSchema, TheZodSafeIntegerRangeAndTheInt64RangeAreExact) {
+  const Int128 safe = (Int128{1} << 53) - 1, big = Int128{1} << 63;
+  const IntegerRange cases[] = {
+      {R"({"type": "integer", "minimum": -9007199254740991, "maximum": 9007199254740991})", -safe,
+       safe},
+      {R"({"type": "integer", "minimum": -9223372036854775808, "maximum": 9223372036854775807})",
+       -big, big - 1},
+      {R"({"type": "integer", "exclusiveMinimum": -9223372036854775808,
+          "exclusiveMaximum": 9223372036854775808})",
+       -big + 1, big - 1},
+  };
+  std::mt19937_64 rng(7);
+  for (const IntegerRange& c : cases) {
+    std::vector<std::string> texts(std::begin(kMalformedIntegers), std::end(kMalformedIntegers));
+    for (const Int128 edge : {c.lo, c.hi, Int128{0}})
+      for (int d = -40; d <= 40; ++d) texts.push_back(decimal_text(edge + d));
+    // Numbers of every length up to two digits past the bound's, either sign.
+    for (int k = 0; k < 300; ++k) {
+      std::string t = std::to_string(1 + rng() % 9);
+      const size_t length = 1 + rng() % 21;
+      while (t.size() < length) t += static_cast<char>('0' + rng() % 10);
+      texts.push_back(k % 2 ? "-" + t : t);
+    }
+    expect_exactly_the_range(c, texts);
+  }
+}
+
+TEST(ConstraintSchema, BoundedNumbersAreExactlyTheDecimalsInTheRange) {
+  struct NumberRange {
+    const char* schema;
+    int lo, hi;  // the bounds times 1000, worked out by hand
+    bool lo_open, hi_open;
+  };
+  const NumberRange cases[] = {
+      {R"({"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25})", -1500, 2250, false,
+       true},
+      {R"({"type": "number", "exclusiveMinimum": 0, "maximum": 0.5})", 0, 500, true, false},
+      {R"({"type": "number", "minimum": -2.249, "maximum": -0.001})", -2249, -1, false, false},
+      {R"({"type": "number", "exclusiveMinimum": -1, "exclusiveMaximum": 1})", -1000, 1000, true,
+       true},
+  };
+  std::vector<std::string> texts = {"", ".5", "1e0", "1.5e0", "+1", "0.", "-.5", "1..2"};
+  for (const char* sign : {"", "-"})
+    for (const char* whole : {"0", "1", "2", "3", "00", "01"})
+      for (const char* fraction : {"", ".", ".0", ".000", ".001", ".5", ".25", ".24", ".26", ".249",
+                                   ".250", ".251", ".50", ".5001", ".49", ".999"})
+        texts.push_back(std::string(sign) + whole + fraction);
+  for (const NumberRange& c : cases) {
+    const auto constraint = Constraint::json_schema(bytes_tokenizer(), c.schema);
+    for (const std::string& text : texts) {
+      const std::optional<Int128> v = plain_decimal(text, 15);
+      const Int128 scale = 1000000000000;  // 10^15 / 10^3
+      const bool expected = v && (c.lo_open ? *v > c.lo * scale : *v >= c.lo * scale) &&
+                            (c.hi_open ? *v < c.hi * scale : *v <= c.hi * scale);
+      SCOPED_TRACE(std::string(c.schema) + "\n  text: " + text);
+      EXPECT_EQ(takes_bytes(constraint, text), expected);
     }
   }
 }
@@ -356,6 +583,10 @@ TEST(ConstraintSchema, TheMaskHoldsExactlyTheTokensTheMatcherTakes) {
           "tags": {"type": "array", "items": {"enum": ["red", "green"]}, "maxItems": 2}},
           "required": ["name"]})",
       R"({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "integer"}}]})",
+      R"({"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 4},
+          "n": {"type": "integer", "minimum": -20, "maximum": 300},
+          "x": {"type": "number", "exclusiveMinimum": -1, "maximum": 2.5},
+          "t": {"type": "string", "minLength": 3}}, "required": ["s", "n", "x", "t"]})",
   };
   for (const char* schema : schemas) {
     SCOPED_TRACE(schema ? schema : "json_object");

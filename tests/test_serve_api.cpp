@@ -619,12 +619,15 @@ TEST_F(ServeTools, CallsComeBackAsToolCallsWholeAndStreamed) {
 }
 
 // response_format: the content always satisfies the schema (the test's own validator), on
-// stories260k, which knows no JSON; a keyword outside the subset is a 400 that names it.
+// stories260k, which knows no JSON; a keyword outside the subset is a 400 that names it, and so
+// are bounds that leave nothing. "n" is bounded as zod 4 bounds z.number().int().
 TEST_F(Serve, ResponseFormatConstrainsTheContent) {
   auto server = start(2);
   Client c(server->port());
   const json schema = test::parse_json(R"({"type": "object",
-      "properties": {"name": {"type": "string"}, "n": {"type": "integer"},
+      "properties": {"name": {"type": "string"},
+                     "n": {"type": "integer", "minimum": -9007199254740991,
+                           "maximum": 9007199254740991},
                      "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}},
       "required": ["name", "n"], "additionalProperties": false})");
   for (uint64_t seed = 0; seed < 4; ++seed) {
@@ -676,6 +679,13 @@ TEST_F(Serve, ResponseFormatConstrainsTheContent) {
   expect_refused(refused, 400, "response_format.json_schema.schema", "pattern");
   EXPECT_NE(refused.body.find("pattern"), std::string::npos) << refused.body;
   EXPECT_NE(refused.body.find("/properties/id"), std::string::npos) << refused.body;
+  bad["response_format"]["json_schema"]["schema"] = {
+      {"type", "object"},
+      {"properties", {{"n", {{"type", "integer"}, {"minimum", 5}, {"maximum", 3}}}}}};
+  const Reply empty_range = c.post("/v1/chat/completions", bad.dump());
+  expect_refused(empty_range, 400, "response_format.json_schema.schema", "maximum");
+  EXPECT_NE(empty_range.body.find("'maximum'"), std::string::npos) << empty_range.body;
+  EXPECT_NE(empty_range.body.find("/properties/n"), std::string::npos) << empty_range.body;
 }
 
 // tool_choice "required" or a named function: the scripted model would call f with arguments

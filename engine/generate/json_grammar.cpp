@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "engine/generate/json_range.hpp"
 #include "engine/generate/python_json.hpp"
 
 namespace brise::json_grammar {
@@ -12,7 +13,18 @@ using grammar::Guard;
 using grammar::ItemRole;
 using json_schema::Kind;
 
-enum Shared { kSpace, kString, kNumber, kInteger, kAny, kQuotedId, kBareId, kNever };
+enum Shared {
+  kSpace,
+  kString,
+  kStringTail,
+  kCharacter,
+  kNumber,
+  kInteger,
+  kAny,
+  kQuotedId,
+  kBareId,
+  kNever
+};
 
 }  // namespace
 
@@ -40,11 +52,22 @@ uint32_t Rules::rule_of(uint32_t node) {
       r = literals(nd.literals, name);
       break;
     case Kind::String:
-      r = string();
+      r = nd.min_length == 0 && nd.max_length == grammar::kInfinite
+              ? string()
+              : counted_string(name, nd.min_length, nd.max_length);
       break;
     case Kind::Number:
     case Kind::Integer:
-      r = number(nd.kind == Kind::Integer);
+      if (nd.range.lower || nd.range.upper) {
+        json_range::Range range = nd.range;
+        range.integer = nd.kind == Kind::Integer;
+        range.max_integer_digits = kMaxIntegerDigits;
+        range.max_fraction_digits = kMaxFractionDigits;
+        r = b_.add_rule(name);
+        json_range::build(b_, r, range);
+      } else {
+        r = number(nd.kind == Kind::Integer);
+      }
       break;
     case Kind::CallId:
       r = call_id(nd.quoted);
@@ -127,40 +150,48 @@ uint32_t Rules::literals(const std::vector<std::string>& texts, const std::strin
 uint32_t Rules::string() {
   uint32_t r;
   if (shared(kString, "string", r)) return r;
-  const auto pos = [&] { return b_.add_position(r); };
-  const uint32_t start = b_.rule_start(r), text = pos(), end = pos(), escape = pos();
+  const uint32_t start = b_.rule_start(r), text = b_.add_position(r), end = b_.add_position(r);
   b_.accept(end);
   b_.byte_edge(start, '"', text);
-  b_.byte_edge(text, 0x20, 0x21, text);
-  b_.byte_edge(text, 0x23, 0x5B, text);
-  b_.byte_edge(text, 0x5D, 0x7F, text);
+  character(r, text, text);
   b_.byte_edge(text, '"', end);
-  b_.byte_edge(text, '\\', escape);
+  return r;
+}
+
+// The edges of one character of a string's text (printable ASCII but '"' and '\', a UTF-8
+// sequence or an escape: one code point each) from `from` to `to`.
+void Rules::character(uint32_t r, uint32_t from, uint32_t to) {
+  const auto pos = [&] { return b_.add_position(r); };
+  const uint32_t escape = pos();
+  b_.byte_edge(from, 0x20, 0x21, to);
+  b_.byte_edge(from, 0x23, 0x5B, to);
+  b_.byte_edge(from, 0x5D, 0x7F, to);
+  b_.byte_edge(from, '\\', escape);
   // UTF-8 (RFC 3629's table): lead bytes, then continuation bytes in their allowed ranges.
   const uint32_t need1 = pos(), need2 = pos(), need3 = pos();
   const uint32_t after_e0 = pos(), after_ed = pos(), after_f0 = pos(), after_f4 = pos();
-  b_.byte_edge(text, 0xC2, 0xDF, need1);
-  b_.byte_edge(text, 0xE0, 0xE0, after_e0);
-  b_.byte_edge(text, 0xE1, 0xEC, need2);
-  b_.byte_edge(text, 0xED, 0xED, after_ed);
-  b_.byte_edge(text, 0xEE, 0xEF, need2);
-  b_.byte_edge(text, 0xF0, 0xF0, after_f0);
-  b_.byte_edge(text, 0xF1, 0xF3, need3);
-  b_.byte_edge(text, 0xF4, 0xF4, after_f4);
-  b_.byte_edge(need1, 0x80, 0xBF, text);
+  b_.byte_edge(from, 0xC2, 0xDF, need1);
+  b_.byte_edge(from, 0xE0, 0xE0, after_e0);
+  b_.byte_edge(from, 0xE1, 0xEC, need2);
+  b_.byte_edge(from, 0xED, 0xED, after_ed);
+  b_.byte_edge(from, 0xEE, 0xEF, need2);
+  b_.byte_edge(from, 0xF0, 0xF0, after_f0);
+  b_.byte_edge(from, 0xF1, 0xF3, need3);
+  b_.byte_edge(from, 0xF4, 0xF4, after_f4);
+  b_.byte_edge(need1, 0x80, 0xBF, to);
   b_.byte_edge(need2, 0x80, 0xBF, need1);
   b_.byte_edge(need3, 0x80, 0xBF, need2);
   b_.byte_edge(after_e0, 0xA0, 0xBF, need1);
   b_.byte_edge(after_ed, 0x80, 0x9F, need1);
   b_.byte_edge(after_f0, 0x90, 0xBF, need2);
   b_.byte_edge(after_f4, 0x80, 0x8F, need2);
-  for (const char c : std::string_view("\"\\/bfnrt")) b_.byte_edge(escape, c, text);
+  for (const char c : std::string_view("\"\\/bfnrt")) b_.byte_edge(escape, c, to);
   const uint32_t hex1 = pos(), hex1_d = pos(), hex2 = pos(), hex3 = pos(), hex4 = pos();
   b_.byte_edge(escape, 'u', hex1);
-  const auto hex = [&](uint32_t from, uint32_t to) {
-    b_.byte_edge(from, '0', '9', to);
-    b_.byte_edge(from, 'a', 'f', to);
-    b_.byte_edge(from, 'A', 'F', to);
+  const auto hex = [&](uint32_t a, uint32_t b) {
+    b_.byte_edge(a, '0', '9', b);
+    b_.byte_edge(a, 'a', 'f', b);
+    b_.byte_edge(a, 'A', 'F', b);
   };
   // First digit d/D: only 0-7 may follow (D800-DFFF are the surrogates).
   b_.byte_edge(hex1, '0', '9', hex2);
@@ -173,7 +204,45 @@ uint32_t Rules::string() {
   b_.byte_edge(hex1_d, '0', '7', hex3);
   hex(hex2, hex3);
   hex(hex3, hex4);
-  hex(hex4, text);
+  hex(hex4, to);
+}
+
+// A string of min_length to max_length code points: a list (grammar.hpp) of one-character items
+// with no separator, counted in the frame. Without a maximum the list stops at min_length and
+// the free text of string() follows (a plain loop again, fast and cached in the matcher).
+uint32_t Rules::counted_string(const std::string& name, uint32_t min_length, uint32_t max_length) {
+  uint32_t one = 0, tail = 0;
+  if (!shared(kCharacter, "character", one)) {
+    const uint32_t end = b_.add_position(one);
+    b_.accept(end);
+    character(one, b_.rule_start(one), end);
+  }
+  const bool open_ended = max_length == grammar::kInfinite;
+  if (open_ended && !shared(kStringTail, "string text", tail)) {
+    const uint32_t text = b_.rule_start(tail), end = b_.add_position(tail);
+    b_.accept(end);
+    character(tail, text, text);
+    b_.byte_edge(text, '"', end);
+  }
+  const uint32_t r = b_.add_rule(name);
+  b_.set_list(r, min_length, open_ended ? min_length : max_length, one, /*separator=*/0,
+              /*close=*/1);
+  const auto pos = [&](ItemRole role) {
+    const uint32_t p = b_.add_position(r);
+    b_.set_role(p, role);
+    return p;
+  };
+  const uint32_t first = pos(ItemRole::BeforeFirst), after = pos(ItemRole::AfterItem);
+  const uint32_t end = pos(ItemRole::None);
+  b_.accept(end);
+  b_.byte_edge(b_.rule_start(r), '"', first);
+  if (min_length == 0) b_.byte_edge(first, '"', end);
+  if (max_length >= 1) b_.call(first, one, after, Guard::None, Count::One);
+  b_.call(after, one, after, Guard::BelowMax, Count::Increment);
+  if (open_ended)
+    b_.call(after, tail, end, Guard::AtMin);
+  else
+    b_.byte_edge(after, '"', '"', end, Guard::AtMin);
   return r;
 }
 

@@ -32,6 +32,8 @@ class Rules {
  private:
   uint32_t space();
   uint32_t string();
+  void character(uint32_t rule, uint32_t from, uint32_t to);
+  uint32_t counted_string(const std::string& name, uint32_t min_length, uint32_t max_length);
   uint32_t number(bool integer);
   uint32_t any();
   uint32_t call_id(bool quoted);

@@ -25,6 +25,11 @@ const std::set<std::string, std::less<>> kRootOnly = {"$schema", "$id", "$defs",
 const std::set<std::string, std::less<>> kObjectKeywords = {"properties", "required",
                                                             "additionalProperties"};
 const std::set<std::string, std::less<>> kArrayKeywords = {"items", "minItems", "maxItems"};
+const std::set<std::string, std::less<>> kStringKeywords = {"minLength", "maxLength"};
+const std::set<std::string, std::less<>> kNumberKeywords = {"minimum", "maximum",
+                                                            "exclusiveMinimum", "exclusiveMaximum"};
+// Bounds on numbers beyond this magnitude are refused: 2^63, past every 64-bit integer.
+constexpr std::string_view kLargestBound = "9223372036854775808";
 const std::set<std::string, std::less<>> kTypes = {"object",  "array",   "string", "number",
                                                    "integer", "boolean", "null"};
 
@@ -156,8 +161,10 @@ class Compiler {
         if (!is_root) fail(path, key, "'" + key + "' is supported at the root only, not");
         continue;
       }
-      const bool known = kObjectKeywords.count(key) || kArrayKeywords.count(key) || key == "type" ||
-                         key == "enum" || key == "const" || key == "anyOf" || key == "$ref";
+      const bool known = kObjectKeywords.count(key) || kArrayKeywords.count(key) ||
+                         kStringKeywords.count(key) || kNumberKeywords.count(key) ||
+                         key == "type" || key == "enum" || key == "const" || key == "anyOf" ||
+                         key == "$ref";
       if (!known) fail(path, key, "unsupported keyword '" + key + "'");
       constraints.push_back(key);
     }
@@ -187,29 +194,41 @@ class Compiler {
       return literals(v, path, types);
     }
     std::vector<uint32_t> alternatives;
-    const bool object_words = std::any_of(constraints.begin(), constraints.end(),
-                                          [](const auto& k) { return kObjectKeywords.count(k); });
-    const bool array_words = std::any_of(constraints.begin(), constraints.end(),
-                                         [](const auto& k) { return kArrayKeywords.count(k); });
-    // Keywords of a type that `type` leaves out still have to be valid.
-    const bool want_object = types.empty() ? object_words || !array_words
-                                           : std::count(types.begin(), types.end(), "object") > 0;
-    const bool want_array = types.empty() ? array_words || !object_words
-                                          : std::count(types.begin(), types.end(), "array") > 0;
-    const uint32_t object_node = object(v, path);
-    const uint32_t array_node = array(v, path);
-    if (types.empty() && !object_words && !array_words)
-      return s_.add(Node{.kind = Kind::Any, .path = path});
+    const auto words_of = [&](const std::set<std::string, std::less<>>& group) {
+      return std::any_of(constraints.begin(), constraints.end(),
+                         [&](const auto& k) { return group.count(k) > 0; });
+    };
+    const bool object_words = words_of(kObjectKeywords), array_words = words_of(kArrayKeywords);
+    const bool string_words = words_of(kStringKeywords), number_words = words_of(kNumberKeywords);
     const auto has_type_name = [&](std::string_view t) {
       return std::find(types.begin(), types.end(), t) != types.end();
     };
+    // Without `type`, the keywords say which types are meant. Keywords of a type that `type`
+    // leaves out still have to be valid.
+    const bool untyped = types.empty();
+    const bool want_object = untyped ? object_words : has_type_name("object");
+    const bool want_array = untyped ? array_words : has_type_name("array");
+    const bool want_string = untyped ? string_words : has_type_name("string");
+    const bool want_number = untyped ? number_words : has_type_name("number");
+    const bool want_integer = !want_number && has_type_name("integer");
+    const uint32_t object_node = object(v, path);
+    const uint32_t array_node = array(v, path);
+    Node string_node{.kind = Kind::String, .path = path};
+    string_node.min_length = count(v, path, "minLength", 0);
+    string_node.max_length = count(v, path, "maxLength", grammar::kInfinite);
+    if (string_node.min_length > string_node.max_length)
+      fail(path, "maxLength",
+           "'minLength' " + std::to_string(string_node.min_length) + " is above 'maxLength' " +
+               std::to_string(string_node.max_length));
+    const json_range::Range range = numeric_range(v, path, want_integer);
+    if (untyped && !object_words && !array_words && !string_words && !number_words)
+      return s_.add(Node{.kind = Kind::Any, .path = path});
     if (want_object) alternatives.push_back(object_node);
     if (want_array) alternatives.push_back(array_node);
-    if (has_type_name("string")) alternatives.push_back(s_.add(Node{.kind = Kind::String}));
-    if (has_type_name("number"))
-      alternatives.push_back(s_.add(Node{.kind = Kind::Number}));
-    else if (has_type_name("integer"))
-      alternatives.push_back(s_.add(Node{.kind = Kind::Integer}));
+    if (want_string) alternatives.push_back(s_.add(std::move(string_node)));
+    if (want_number || want_integer)
+      alternatives.push_back(s_.add(
+          Node{.kind = want_number ? Kind::Number : Kind::Integer, .path = path, .range = range}));
     if (has_type_name("boolean"))
       alternatives.push_back(s_.add(Node{.kind = Kind::Literals, .literals = {"true", "false"}}));
     if (has_type_name("null"))
@@ -331,10 +350,69 @@ class Compiler {
       fail(path, k, "'" + k + "' must be a non-negative integer");
     const double d = std::strtod(c->text.c_str(), nullptr);
     if (d >= static_cast<double>(grammar::kInfinite - 1)) {
-      if (k == "maxItems") return grammar::kInfinite;  // no limit in practice
+      if (k == "maxItems" || k == "maxLength") return grammar::kInfinite;  // no limit in practice
       fail(path, k, "'" + k + "' " + c->text + " is more than brise can generate");
     }
     return static_cast<uint32_t>(d);
+  }
+
+  // One of minimum, maximum, exclusiveMinimum, exclusiveMaximum as an exact decimal.
+  static std::optional<json_range::Bound> bound(const Value& v, const std::string& path,
+                                                const std::string& keyword, bool exclusive) {
+    const Value* b = v.find(keyword);
+    if (!b) return std::nullopt;
+    const bool number = b->kind == Value::Kind::Int || b->kind == Value::Kind::Float;
+    const std::optional<json_range::Decimal> d =
+        number ? json_range::parse_decimal(b->text) : std::nullopt;
+    if (!d) fail(path, keyword, "'" + keyword + "' must be a finite number");
+    json_range::Decimal magnitude = *d;
+    magnitude.negative = false;
+    if (json_range::compare(magnitude, {.integer = std::string(kLargestBound)}) > 0)
+      fail(path, keyword,
+           "'" + keyword + "' " + b->text + " is beyond +-2^63 (" + std::string(kLargestBound) +
+               "), more than brise can generate");
+    return json_range::Bound{*d, exclusive};
+  }
+
+  // The tighter of a bound and its exclusive form (draft 2020-12: both numbers; draft 4's
+  // boolean exclusiveMinimum makes minimum exclusive). `lower`: which side.
+  static std::optional<json_range::Bound> side(const Value& v, const std::string& path,
+                                               const std::string& inclusive_key,
+                                               const std::string& exclusive_key, bool lower) {
+    std::optional<json_range::Bound> inclusive = bound(v, path, inclusive_key, false);
+    const Value* e = v.find(exclusive_key);
+    if (e && e->kind == Value::Kind::Bool) {
+      if (e->boolean && !inclusive)
+        fail(path, exclusive_key,
+             "'" + exclusive_key + "' true (draft 4) needs '" + inclusive_key + "' beside it");
+      if (e->boolean) inclusive->exclusive = true;
+      return inclusive;
+    }
+    std::optional<json_range::Bound> exclusive = bound(v, path, exclusive_key, true);
+    if (!inclusive || !exclusive) return inclusive ? inclusive : exclusive;
+    const int c = json_range::compare(exclusive->value, inclusive->value);
+    // At the same value the exclusive bound is the tighter.
+    return (lower ? c >= 0 : c <= 0) ? exclusive : inclusive;
+  }
+
+  static json_range::Range numeric_range(const Value& v, const std::string& path, bool integer) {
+    json_range::Range r{.lower = side(v, path, "minimum", "exclusiveMinimum", true),
+                        .upper = side(v, path, "maximum", "exclusiveMaximum", false),
+                        .integer = integer};
+    if (json_range::admits_some(r)) return r;
+    std::string bounds;
+    std::string keyword;
+    for (const char* k : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
+      const Value* b = v.find(k);
+      if (!b || b->kind == Value::Kind::Bool) continue;
+      bounds += (bounds.empty() ? "'" : " and '") + std::string(k) + "' " + b->text;
+      keyword = k;
+    }
+    fail(
+        path, keyword,
+        std::string("no ") +
+            (integer ? "integer" : "number (of at most 15 fraction digits, as brise writes them)") +
+            " satisfies " + bounds);
   }
 
   uint32_t object(const Value& v, const std::string& path) {

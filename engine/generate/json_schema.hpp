@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/generate/grammar.hpp"
+#include "engine/generate/json_range.hpp"
 #include "engine/generate/python_json.hpp"
 
 namespace brise::json_schema {
@@ -45,7 +46,11 @@ struct Node {
   uint32_t values = 0;
   uint32_t min_items = 0, max_items = grammar::kInfinite;
   uint32_t target = 0;  // Ref
-  bool quoted = true;   // CallId
+  // Integer and Number: minimum, maximum, exclusiveMinimum, exclusiveMaximum. String: minLength
+  // and maxLength, in code points.
+  json_range::Range range = {};
+  uint32_t min_length = 0, max_length = grammar::kInfinite;
+  bool quoted = true;  // CallId
 };
 
 struct Schema {

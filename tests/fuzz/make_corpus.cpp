@@ -370,7 +370,8 @@ int main(int argc, char** argv) {
         R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b"]},"minItems":1,"maxItems":3}},"required":["name"],"additionalProperties":false})",
         R"({"$defs":{"n":{"type":"object","properties":{"v":{"anyOf":[{"type":"number"},{"type":"null"}]},"kids":{"type":"array","items":{"$ref":"#/$defs/n"}}},"required":["v"]}},"$ref":"#/$defs/n"})",
         R"({"type":["boolean","string"],"const":"x"})",
-        R"({"type":"object","additionalProperties":{"type":"array","items":true}})"};
+        R"({"type":"object","additionalProperties":{"type":"array","items":true}})",
+        R"({"type":"object","properties":{"id":{"type":"integer","minimum":-9007199254740991,"maximum":9007199254740991},"x":{"type":"number","exclusiveMinimum":-1.5,"maximum":2.25},"s":{"type":"string","minLength":1,"maxLength":8}},"required":["id","s"]})"};
     for (size_t i = 0; i < std::size(schemas); ++i)
       for (const uint8_t first : {0, 2, 3})
         corpus.add("schema", "schema-" + std::to_string(i) + "-" + std::to_string(first), first,

@@ -21,13 +21,35 @@ class Validator {
     }
     if (!s.is_object()) throw std::invalid_argument("a schema must be an object or a boolean");
     for (const auto& [key, value] : s.items()) {
-      static const char* const kKnown[] = {
-          "type",        "properties", "required",    "additionalProperties",
-          "enum",        "const",      "items",       "minItems",
-          "maxItems",    "anyOf",      "$ref",        "$defs",
-          "definitions", "title",      "description", "default",
-          "examples",    "$comment",   "$schema",     "$id",
-          "deprecated",  "readOnly",   "writeOnly"};
+      static const char* const kKnown[] = {"type",
+                                           "properties",
+                                           "required",
+                                           "additionalProperties",
+                                           "enum",
+                                           "const",
+                                           "items",
+                                           "minItems",
+                                           "maxItems",
+                                           "anyOf",
+                                           "$ref",
+                                           "$defs",
+                                           "definitions",
+                                           "title",
+                                           "description",
+                                           "default",
+                                           "examples",
+                                           "$comment",
+                                           "$schema",
+                                           "$id",
+                                           "deprecated",
+                                           "readOnly",
+                                           "writeOnly",
+                                           "minimum",
+                                           "maximum",
+                                           "exclusiveMinimum",
+                                           "exclusiveMaximum",
+                                           "minLength",
+                                           "maxLength"};
       bool known = false;
       for (const char* k : kKnown) known = known || key == k;
       if (!known) throw std::invalid_argument("keyword outside the subset: " + key);
@@ -62,6 +84,32 @@ class Validator {
           if (auto e = check(value, s["additionalProperties"], where, depth + 1)) return e;
         }
       }
+    }
+    if (x.is_number()) {
+      // Validation 6.2: minimum <= x, x < exclusiveMinimum fails, and so on (draft 4's boolean
+      // exclusiveMinimum makes minimum strict).
+      const auto strict = [&](const char* k) {
+        return s.contains(k) && s[k].is_boolean() && s[k].get<bool>();
+      };
+      if (s.contains("minimum") && compare(x, s["minimum"]) < (strict("exclusiveMinimum") ? 1 : 0))
+        return at + ": below minimum";
+      if (s.contains("maximum") && compare(x, s["maximum"]) > (strict("exclusiveMaximum") ? -1 : 0))
+        return at + ": above maximum";
+      if (s.contains("exclusiveMinimum") && s["exclusiveMinimum"].is_number() &&
+          compare(x, s["exclusiveMinimum"]) <= 0)
+        return at + ": not above exclusiveMinimum";
+      if (s.contains("exclusiveMaximum") && s["exclusiveMaximum"].is_number() &&
+          compare(x, s["exclusiveMaximum"]) >= 0)
+        return at + ": not below exclusiveMaximum";
+    }
+    if (x.is_string()) {
+      // Validation 6.3: the length in characters (RFC 8259), here code points of the UTF-8 text.
+      size_t length = 0;
+      for (const unsigned char c : x.get<std::string>()) length += (c & 0xC0) != 0x80;
+      if (s.contains("minLength") && length < s["minLength"].get<size_t>())
+        return at + ": shorter than minLength";
+      if (s.contains("maxLength") && length > s["maxLength"].get<size_t>())
+        return at + ": longer than maxLength";
     }
     if (x.is_array()) {
       if (s.contains("minItems") && x.size() < s["minItems"].get<size_t>())
@@ -111,6 +159,25 @@ class Validator {
     for (const auto& t : type)
       if (one_type_ok(x, t.get<std::string>())) return true;
     return false;
+  }
+
+  // -1, 0, 1: integers exactly, anything else as long doubles (which keep every 64-bit integer
+  // exact beside a fraction).
+  static int compare(const json& a, const json& b) {
+    const auto sign = [](auto x, auto y) { return (x > y) - (x < y); };
+    if (a.is_number_integer() && b.is_number_integer()) {
+      const bool a_negative = !a.is_number_unsigned() && a.get<int64_t>() < 0;
+      const bool b_negative = !b.is_number_unsigned() && b.get<int64_t>() < 0;
+      if (a_negative != b_negative) return a_negative ? -1 : 1;
+      if (a_negative) return sign(a.get<int64_t>(), b.get<int64_t>());
+      return sign(a.get<uint64_t>(), b.get<uint64_t>());
+    }
+    const auto real = [](const json& v) {
+      if (v.is_number_unsigned()) return static_cast<long double>(v.get<uint64_t>());
+      if (v.is_number_integer()) return static_cast<long double>(v.get<int64_t>());
+      return static_cast<long double>(v.get<double>());
+    };
+    return sign(real(a), real(b));
   }
 
   // JSON Schema equality: numbers by mathematical value, objects without order.

@@ -1,6 +1,8 @@
 // An independent JSON Schema validator for the subset brise's constrained decoding supports
 // (brise/constraint.hpp): type, properties, required, additionalProperties, enum, const, items,
-// minItems, maxItems, anyOf, $ref ("#", "#/$defs/NAME", "#/definitions/NAME"), boolean schemas.
+// minItems, maxItems, anyOf, $ref ("#", "#/$defs/NAME", "#/definitions/NAME"), boolean schemas,
+// minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers, or draft 4's booleans),
+// minLength, maxLength (in code points).
 // Written from the JSON Schema specification (draft 2020-12, section 10 and the validation
 // vocabulary), on nlohmann::json values, sharing no code with engine/generate/: the oracle that
 // constrained outputs are checked against.

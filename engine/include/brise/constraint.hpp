@@ -34,9 +34,10 @@
 // and before '}' and ']', nothing, one space, or one newline followed by up to 32 spaces; nothing
 // elsewhere (no space before ',' or ':'), and the same once before the whole value (SentencePiece
 // models start text with a space). Numbers have at most 15 integer digits (so that every integer
-// is exact as a double), 15 fraction digits and a 2-digit exponent. Strings are as long as the
-// model makes them; their text is valid UTF-8 with JSON's escapes (\uXXXX outside the surrogates
-// D800-DFFF, so every string also decodes without lone surrogates).
+// is exact as a double), 15 fraction digits and a 2-digit exponent (bounded ones: see minimum).
+// Strings are as long as the model makes them (within minLength/maxLength); their text is valid
+// UTF-8 with JSON's escapes (\uXXXX outside the surrogates D800-DFFF, so every string also
+// decodes without lone surrogates).
 //
 // JSON Schema subset (draft 2020-12 names; a schema is an object or true/false):
 //   type          "object" "array" "string" "number" "integer" "boolean" "null", or a list of them
@@ -52,16 +53,25 @@
 //                 the values of other types are dropped (other keywords beside them: refused)
 //   items         one schema for every item (a list of schemas, prefixItems: refused)
 //   minItems, maxItems
+//   minimum, maximum, exclusiveMinimum, exclusiveMaximum  on integer and number (numbers, at most
+//                 2^63 in magnitude; draft 4's boolean exclusiveMinimum/Maximum too): exactly the
+//                 values between them. A bounded value is written in plain decimal, without an
+//                 exponent or "-0", its fraction at most 15 digits; a side without a bound keeps
+//                 the 15-digit limit on the integer part (or the other bound's digit count, when
+//                 larger). Valid beside any type, they apply only to numbers.
+//   minLength, maxLength  on string, in code points (an escape counts as the one character it
+//                 stands for)
 //   anyOf         the alternatives (with keywords beside it other than annotations: refused)
 //   $ref          "#" or "#/$defs/NAME" ("#/definitions/NAME" too), $defs/definitions at the
 //                 root; recursion is exact (a cycle that consumes nothing is refused)
-// Without `type`, object keywords (properties, required, additionalProperties) make it an object
-// and array keywords (items, minItems, maxItems) an array. Annotations are accepted and ignored:
+// Without `type`, object keywords (properties, required, additionalProperties) make it an object,
+// array keywords (items, minItems, maxItems) an array, minLength and maxLength a string, and the
+// bounds above a number. Annotations are accepted and ignored:
 // title, description, default, examples, $comment, deprecated, readOnly, writeOnly, and $schema
 // and $id at the root. Any other keyword is refused with a SchemaError naming it and its place
 // (a JSON pointer), e.g. "unsupported JSON Schema keyword 'pattern' at /properties/name"; so is
 // a schema that no value satisfies (a required property whose schema is false, minItems above
-// maxItems, an enum left empty).
+// maxItems, an enum left empty, bounds with no number between them, minLength above maxLength).
 #pragma once
 
 #include <cstddef>
