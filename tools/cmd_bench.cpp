@@ -11,6 +11,7 @@
 
 #include "bench/support/roofline.hpp"
 #include "bench_measure.hpp"
+#include "bench_sweep.hpp"
 #include "brise/error.hpp"
 #include "brise/session.hpp"
 #include "brise/system.hpp"
@@ -41,23 +42,43 @@ std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
 
 int cmd_bench(const Args& args) {
   SessionArgs session_args;
-  int64_t n_prompt = 512, n_decode = 128, depth = 0;
-  bool json = false;
+  // depth -1: not given (--sweep refuses any -d, even -d 0).
+  int64_t n_prompt = 512, n_decode = 128, depth = -1;
+  bool json = false, sweep = false;
+  std::string plot;
   ArgParser p(
-      "bench", "-m MODEL.gguf [-p N] [-n N] [-d N] [-t THREADS] [--json]",
+      "bench",
+      "-m MODEL.gguf [-p N] [-n N] [-d N] [-t THREADS] [--json]\n"
+      "       brise bench -m MODEL.gguf --sweep [--ctx-size C] [-p STEP] [-n N] [-t THREADS]\n"
+      "                   [--json] [--plot FILE.png]",
       "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
       "speed (tok/s) from an empty cache (as llama-bench's tgN) and the bandwidth it implies\n"
       "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
       "bandwidth, which it measures first. With -d N both are measured after N tokens\n"
-      "already in the cache (prefilled untimed before each), as llama-bench's -d.");
+      "already in the cache (prefilled untimed before each), as llama-bench's -d.\n"
+      "With --sweep, as ik_llama.cpp's llama-sweep-bench, one session walks the context in\n"
+      "steps of -p tokens: at each depth N_KV = 0, STEP, 2 STEP, ... while N_KV + STEP + N\n"
+      "<= C it times decoding N tokens (then forgotten) and prefilling the next STEP tokens,\n"
+      "and prints a row as soon as it is measured; --plot draws both speeds against N_KV\n"
+      "with gnuplot (FILE.png, beside it FILE.gp and FILE.dat).");
   session_args.add_to(p);
-  p.option("-p,--prompt-tokens", &n_prompt, "N", "prompt tokens to prefill (default 512)", 1,
-           1 << 20);
-  p.option("-n,--decode-tokens", &n_decode, "N", "tokens to decode (default 128)", 1, 1 << 20);
+  p.option("-p,--prompt-tokens", &n_prompt, "N",
+           "prompt tokens to prefill; with --sweep the step (default 512)", 1, 1 << 20);
+  p.option("-n,--decode-tokens", &n_decode, "N",
+           "tokens to decode; with --sweep at each step (default 128)", 1, 1 << 20);
   p.option("-d,--depth", &depth, "N",
            "tokens already in the cache when prefill and decode are timed (default 0)", 0, 1 << 24);
   p.flag("--json", &json, "print one JSON object instead of text");
+  p.flag("--sweep", &sweep, "prefill and decode speed at every step of depth up to the context");
+  p.option("--plot", &plot, "FILE.png",
+           "with --sweep: plot the speeds with gnuplot into FILE.png (FILE.gp and FILE.dat\n"
+           "      beside it)");
   if (!p.parse(args)) return 0;
+  if (sweep && depth >= 0)
+    throw UsageError("--sweep times every depth of the context: -d cannot be given with it");
+  if (!plot.empty() && !sweep) throw UsageError("--plot draws a --sweep: give --sweep with it");
+  if (sweep) return run_bench_sweep({session_args, n_prompt, n_decode, json, plot});
+  depth = std::max<int64_t>(depth, 0);
 
   SessionOptions options = session_args.session_options();
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
