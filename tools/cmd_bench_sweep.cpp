@@ -121,11 +121,7 @@ int run_bench_sweep(const SweepRequest& r) {
   }
   line.finish();
 
-  if (plot) {
-    line.update("drawing " + r.plot + " with gnuplot...", true);
-    plot->draw(rows, r.session_args.model + ": " + settings + ", " + active_kernel_set().name);
-    line.clear();
-  }
+  // The measurements are out before gnuplot runs: a failed plot loses none of them.
   if (r.json) {
     nlohmann::json j_rows = nlohmann::json::array();
     for (const SweepRow& row : rows)
@@ -150,9 +146,13 @@ int run_bench_sweep(const SweepRequest& r) {
                      {"read_bw_gb_s", read_bw},
                      {"rows", j_rows}};
     if (plot) j["plot"] = r.plot;
-    std::cout << j.dump(2) << "\n";
-  } else if (plot) {
-    std::printf("\nplot     %s (gnuplot script and data beside it)\n", r.plot.c_str());
+    std::cout << j.dump(2) << std::endl;
+  }
+  if (plot) {
+    line.update("drawing " + r.plot + " with gnuplot...", true);
+    plot->draw(rows, r.session_args.model + ": " + settings + ", " + active_kernel_set().name);
+    line.clear();
+    if (!r.json) std::printf("\nplot     %s (gnuplot script and data beside it)\n", r.plot.c_str());
   }
   return 0;
 }
