@@ -189,7 +189,10 @@ TEST_F(CliBench, SweepJsonRowsAndPlot) {
 
 TEST_F(CliBench, SweepTableAndAFailedGnuplot) {
   // A gnuplot that starts a PNG and fails, as a broken script would: the table is still printed
-  // row by row, the failure is an error carrying gnuplot's message, and no PNG is left.
+  // row by row, the failure is an error carrying gnuplot's message, and no PNG is left. With a
+  // window of 24 the decodes from depth 32 on overwrite keys that a rewind to the depth would need
+  // (after 32 + 4 positions the ring holds 12 on; position 32 attends to 9 on): the sweep takes
+  // its other way back (a copy of the cache) and walks the same depths.
   const fs::path dir = test::scratch_dir("sweep_failed_gnuplot");
   const fs::path bin = dir / "bin", out = dir / "out";
   fs::create_directories(bin);
@@ -199,8 +202,8 @@ TEST_F(CliBench, SweepTableAndAFailedGnuplot) {
                         "#!/bin/sh\neval \"$2\"\nprintf 'half a PNG' > \"$output\"\n"
                         "echo 'line 3: fake gnuplot failure' >&2\nexit 3\n");
   fs::permissions(bin / "gnuplot", fs::perms::owner_all);
-  const auto r =
-      run(kSweep + " --plot " + quote((out / "s.png").string()), "PATH=" + quote(bin.string()));
+  const auto r = run(kSweep + " --sliding-window 24 --plot " + quote((out / "s.png").string()),
+                     "PATH=" + quote(bin.string()));
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("fake gnuplot failure"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("exit status 3"), std::string::npos) << r.err;
@@ -212,6 +215,7 @@ TEST_F(CliBench, SweepTableAndAFailedGnuplot) {
   EXPECT_NE(r.out.find("|    PP |     TG |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |"),
             std::string::npos)
       << r.out;
+  EXPECT_NE(r.out.find("KV cache f32, window 24"), std::string::npos) << r.out;
   EXPECT_EQ(table_depths(r.out), expected_depths(84, 16, 4));
 }
 
