@@ -2,33 +2,26 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "bench/support/roofline.hpp"
+#include "bench_measure.hpp"
+#include "bench_sweep.hpp"
 #include "brise/error.hpp"
 #include "brise/session.hpp"
 #include "brise/system.hpp"
 #include "cli_args.hpp"
 #include "commands.hpp"
-#include "format.hpp"
 #include "progress.hpp"
 #include "session_args.hpp"
 
 namespace brise::cli {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Multiply-adds of the matrices for one token (the classifier included).
 double matrix_macs_per_token(const Model& m) {
@@ -49,23 +42,43 @@ std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
 
 int cmd_bench(const Args& args) {
   SessionArgs session_args;
-  int64_t n_prompt = 512, n_decode = 128, depth = 0;
-  bool json = false;
+  // depth -1: not given (--sweep refuses any -d, even -d 0).
+  int64_t n_prompt = 512, n_decode = 128, depth = -1;
+  bool json = false, sweep = false;
+  std::string plot;
   ArgParser p(
-      "bench", "-m MODEL.gguf [-p N] [-n N] [-d N] [-t THREADS] [--json]",
+      "bench",
+      "-m MODEL.gguf [-p N] [-n N] [-d N] [-t THREADS] [--json]\n"
+      "       brise bench -m MODEL.gguf --sweep [--ctx-size C] [-p STEP] [-n N] [-t THREADS]\n"
+      "                   [--json] [--plot FILE.png]",
       "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
       "speed (tok/s) from an empty cache (as llama-bench's tgN) and the bandwidth it implies\n"
       "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
       "bandwidth, which it measures first. With -d N both are measured after N tokens\n"
-      "already in the cache (prefilled untimed before each), as llama-bench's -d.");
+      "already in the cache (prefilled untimed before each), as llama-bench's -d.\n"
+      "With --sweep, as ik_llama.cpp's llama-sweep-bench, one session walks the context in\n"
+      "steps of -p tokens: at each depth N_KV = 0, STEP, 2 STEP, ... while N_KV + STEP + N\n"
+      "<= C it times decoding N tokens (then forgotten) and prefilling the next STEP tokens,\n"
+      "and prints a row as soon as it is measured; --plot draws both speeds against N_KV\n"
+      "with gnuplot (FILE.png, beside it FILE.gp and FILE.dat).");
   session_args.add_to(p);
-  p.option("-p,--prompt-tokens", &n_prompt, "N", "prompt tokens to prefill (default 512)", 1,
-           1 << 20);
-  p.option("-n,--decode-tokens", &n_decode, "N", "tokens to decode (default 128)", 1, 1 << 20);
+  p.option("-p,--prompt-tokens", &n_prompt, "N",
+           "prompt tokens to prefill; with --sweep the step (default 512)", 1, 1 << 20);
+  p.option("-n,--decode-tokens", &n_decode, "N",
+           "tokens to decode; with --sweep at each step (default 128)", 1, 1 << 20);
   p.option("-d,--depth", &depth, "N",
            "tokens already in the cache when prefill and decode are timed (default 0)", 0, 1 << 24);
   p.flag("--json", &json, "print one JSON object instead of text");
+  p.flag("--sweep", &sweep, "prefill and decode speed at every step of depth up to the context");
+  p.option("--plot", &plot, "FILE.png",
+           "with --sweep: plot the speeds with gnuplot into FILE.png (FILE.gp and FILE.dat\n"
+           "      beside it)");
   if (!p.parse(args)) return 0;
+  if (sweep && depth >= 0)
+    throw UsageError("--sweep times every depth of the context: -d cannot be given with it");
+  if (!plot.empty() && !sweep) throw UsageError("--plot draws a --sweep: give --sweep with it");
+  if (sweep) return run_bench_sweep({session_args, n_prompt, n_decode, json, plot});
+  depth = std::max<int64_t>(depth, 0);
 
   SessionOptions options = session_args.session_options();
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
@@ -89,12 +102,9 @@ int cmd_bench(const Args& args) {
                 " (--ctx-size)");
 
   const auto& c = model->config();
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
-  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
-  for (auto& t : prompt) t = token(rng);
-  std::vector<int32_t> context(static_cast<size_t>(depth));
-  for (auto& t : context) t = token(rng);
+  RandomTokens tokens(c);
+  const std::vector<int32_t> prompt = tokens.take(n_prompt);
+  const std::vector<int32_t> context = tokens.take(depth);
   // Empties the cache and fills it with the depth's tokens (untimed).
   const auto fill_to_depth = [&](const std::string& before) {
     session.reset();
@@ -104,11 +114,7 @@ int cmd_bench(const Args& args) {
     session.prefill(context);
   };
 
-  // Touch every weight page once so that the timed runs read memory, not the disk.
-  line.update("warming up (mapping the weights)...", true);
-  session.prefill(std::span(prompt).first(1));
-  session.decode(prompt[0]);
-  session.reset();
+  warm_up(session, prompt[0], line);
 
   // The weights themselves, read as fast as this machine reads them where they are held.
   line.update("reading the weights straight through...", true);
@@ -116,25 +122,18 @@ int cmd_bench(const Args& args) {
 
   fill_to_depth("prefill");
   line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
-  auto t0 = Clock::now();
-  session.prefill(prompt);
-  const double prefill_s = seconds_since(t0);
+  const double prefill_s = time_prefill(session, prompt);
 
   // Decode from the depth (an empty cache by default), as llama-bench's tgN does: the same work
   // as the peer's figure (after the prompt, attention over its positions would add to every token).
   fill_to_depth("decode");
-  t0 = Clock::now();
-  for (int64_t i = 0; i < n_decode; ++i) {
-    session.decode(token(rng));
-    line.update("decode " + std::to_string(i + 1) + "/" + std::to_string(n_decode));
-  }
-  const double decode_s = seconds_since(t0);
+  const double decode_s = time_decode(session, n_decode, tokens, line);
   line.finish();
 
   const double prefill_tok_s = n_prompt / prefill_s;
   const double decode_tok_s = n_decode / decode_s;
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
-  const double decode_gb_s = bytes_per_token * decode_tok_s / 1e9;
+  const double decode_gb_s = decode_bandwidth_gb_s(*model, decode_tok_s);
   const double prefill_gflop_s = 2.0 * matrix_macs_per_token(*model) * prefill_tok_s / 1e9;
   // Quantized matrices multiply int8 activations unless the session is exact: their ceiling is
   // the int8 peak, the float matrices' the FMA peak; the prefill's is the mix of the two.
@@ -172,16 +171,12 @@ int cmd_bench(const Args& args) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::printf("model    %s: %u layers, dim %u, %s of weights read per token\n",
-              session_args.model.c_str(), c.n_layers, c.dim,
-              format_bytes(static_cast<uint64_t>(bytes_per_token)).c_str());
+  print_model_line(session_args.model, *model);
   std::printf(
       "machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s, int8 peak %.1f "
       "GOP/s\n",
       threads, read_bw, fma_peak, int8_peak);
-  std::printf("kernels  %s (%s)%s\n", active_kernel_set().name.c_str(),
-              active_kernel_set().instructions.c_str(),
-              options.exact ? ", exact mode (f32 activations)" : "");
+  print_kernels_line(options.exact);
   // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
   const std::string at_depth = depth > 0 ? " at depth " + std::to_string(depth) : std::string();
   std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",

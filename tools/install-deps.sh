@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev libomp-14-dev     # sanitizer and fuzz builds
   libcpp-httplib-dev                         # brise serve's HTTP server
   chromium chromium-driver                   # tests only: the chat page in a headless browser
+  gnuplot-nox                                # optional at run time: brise bench --sweep --plot draws with it
 )
 missing=()
 # Node.js (tests only: OpenAI's JavaScript SDK against brise serve): Debian's nodejs and npm, unless

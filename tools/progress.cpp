@@ -32,6 +32,14 @@ void ProgressLine::finish() {
   drawn_ = false;
 }
 
+void ProgressLine::clear() {
+  if (drawn_) {
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+  drawn_ = false;
+}
+
 WriteProgressCallback write_progress_on(ProgressLine& line) {
   return [&line](const WriteProgress& pr) {
     if (pr.tensor_index >= pr.n_tensors) return;

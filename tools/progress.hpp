@@ -17,6 +17,8 @@ class ProgressLine {
   void update(const std::string& text, bool force = false);
   // Ends the line so that later output starts on a fresh line.
   void finish();
+  // Erases the line, so that output on the terminal (a table's row on stdout) takes its place.
+  void clear();
 
  private:
   bool enabled_;
