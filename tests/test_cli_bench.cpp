@@ -149,7 +149,7 @@ TEST_F(CliBench, SweepJsonRowsAndPlot) {
     return;
   }
   ASSERT_EQ(r.status, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = test::parse_json(r.out);
   EXPECT_EQ(j.at("context"), 84);
   EXPECT_EQ(j.at("step"), 16);
   EXPECT_EQ(j.at("decode_tokens"), 4);
