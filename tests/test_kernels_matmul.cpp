@@ -622,17 +622,17 @@ TEST(ActivationQuantization, NonFiniteInputPropagates) {
 TEST(Matmul, ChoosesTheKernelOfTheMap) {
   // The AVX-512 VNNI kernels are the sets' main difference in the table. The byte-group prefill
   // and the word-packed group decode need AVX2 (every set but generic, and generic too in a
-  // -march=native build of an AVX2 machine); q4_K is packed wherever they are built, q3_K, q5_K,
-  // q6_K and iq4_xs only on the 256-bit sets (see their dot_groups_q8k for why).
+  // -march=native build of an AVX2 machine); q3_K, q4_K, q5_K and iq4_xs are packed wherever they
+  // are built, q6_K only on the 256-bit sets (see its dot_groups_q8k for why).
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   const bool avx2 = true;
 #else
   const bool avx2 = active_kernel_set().name != "generic";
 #endif
-  EXPECT_EQ(packs_rows(*find_type("q4_K")), avx2);
+  for (const char* type : {"q3_K", "q4_K", "q5_K", "iq4_xs"})
+    EXPECT_EQ(packs_rows(*find_type(type)), avx2) << type;
   const bool vnni = avx2 && !packs_rows(*find_type("q6_K"));
   const bool set256 = avx2 && !vnni;
-  EXPECT_EQ(packs_rows(*find_type("q5_K")), set256);
   const size_t cols = 256;
   const auto x = make_activations(4, cols, 1);
   QuantizedInput q;
@@ -674,12 +674,15 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
     return;
   }
   EXPECT_EQ(chosen("q4_K", true, i8, 2), "byte-group prefill");
-  EXPECT_EQ(chosen("q4_K", false, i8, 1), "row fused decode");
   EXPECT_EQ(chosen("q6_K", {}, i8, 1), "row fused decode");
+  for (const char* type : {"q3_K", "q4_K", "q5_K", "iq4_xs"}) {
+    EXPECT_EQ(chosen(type, {}, i8, 1), "word-packed group decode") << type;
+    EXPECT_EQ(chosen(type, false, i8, 1), "row fused decode") << type;
+  }
   for (const char* type : {"q2_K", "q3_K", "q5_K", "q6_K", "iq4_xs"}) {
-    EXPECT_EQ(chosen(type, {}, i8, 1),
-              std::string(type) == "q2_K" ? "row int8" : "row fused decode")
-        << type;
+    const std::string t = type;
+    if (t == "q2_K" || t == "q6_K")
+      EXPECT_EQ(chosen(type, {}, i8, 1), t == "q2_K" ? "row int8" : "row fused decode") << type;
     for (size_t n : {2u, 3u, 4u})
       EXPECT_EQ(chosen(type, {}, i8, n), "byte-group prefill") << type << n;
   }

@@ -168,7 +168,7 @@ struct IQ4_XS {
   }
 #endif
 
-#if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
+#if defined(BRISE_AVX2)
   // The one-token path over group blocks packed in word units (packed::pack_block_words): the
   // integers of to_weights16's dot product for a group's rows at once, row r in lane r of its
   // vector (WordVectors, kernels/group_decode_ops.hpp). Word 0 holds d | scales_h << 16, word 1
@@ -177,8 +177,9 @@ struct IQ4_XS {
   // With vpdpbusd (32-bit sums) they are the levels + 128 (kIq4Codes, unsigned), and 128 x the
   // sub-block's activation sum comes off; without it, vpmaddubsw's 16-bit pairs take the signed
   // levels as |level| times the activation with the level's sign (dot_signed: |pair| <= 2 x 127 x
-  // 127 < 2^15, exact). Times the sub-block's scale ls - 32 (vpmulld). No min. 256-bit sets only:
-  // AVX-512 has dot_q8k.
+  // 127 < 2^15, exact). Times the sub-block's scale ls - 32 (vpmulld). No min. On AVX-512 too, a
+  // group per vector: faster than dot_q8k over the file layout (Zen 4, 4096 x 4096, one thread:
+  // 0.36 against 0.74 ms).
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {

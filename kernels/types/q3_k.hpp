@@ -225,7 +225,7 @@ struct Q3_K {
   }
 #endif
 
-#if defined(BRISE_AVX2) && !defined(BRISE_AVX512)
+#if defined(BRISE_AVX2)
   // The one-token path over group blocks packed in word units (packed::pack_block_words), as
   // Q6_K::dot_groups_q8k: the integers of to_weights16's dot product for a group's rows at once,
   // row r in lane r of its vector (WordVectors, kernels/group_decode_ops.hpp). In half h, word j
@@ -233,7 +233,8 @@ struct Q3_K {
   // Q's bits 2 k, 2 k + 1 as the low 2 bits, H's bit 4 h + k as bit 2. Codes 0..7 dotted with the
   // activations in 32 bits per sub-block of 16; the offset 4 x the sub-block's activation sum
   // comes off before its signed scale (stored - 32, unpacked lane by lane as stored_scales does)
-  // multiplies it (vpmulld). No min. 256-bit sets only, as Q6_K's (AVX-512 has dot_q8k).
+  // multiplies it (vpmulld). No min. On AVX-512 too, a group per vector: faster than dot_q8k over
+  // the file layout (Zen 4, 4096 x 4096, one thread: 0.54 against 1.04 ms).
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
                              typename V::I* summ, typename V::F* d, typename V::F* dmin) {

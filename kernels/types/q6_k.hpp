@@ -198,9 +198,10 @@ struct Q6_K {
   // with the activations in 32 bits (|sum| <= 16 x 63 x 127) per sub-block of 16; the offset
   // 32 x the sub-block's activation sum comes off before its signed scale multiplies it
   // (vpmulld): sum_j scale_j (dot_j - 32 s16_j), the integer dot_q8k gives. No min.
-  // 256-bit sets only: a group block is 3360 bytes, so on AVX-512 every other block's 64-byte
-  // loads straddle two cache lines (Zen 4: 1.25 ms against 0.74 for dot_q8k over the file layout,
-  // 4096 x 4096, one thread); 32-byte loads never do.
+  // 256-bit sets only: on AVX-512 (Zen 4, 4096 x 4096, one thread) 1.25 ms against 0.74 for
+  // dot_q8k over the file layout; with the group decode's prefetch into L2 two blocks ahead
+  // 0.66-0.83 against 0.72, no clear win. A group block is 3360 bytes, so every other block's
+  // 64-byte loads straddle two cache lines, but two 32-byte loads each measured no faster.
   static constexpr size_t kScaleWord = offsetof(Block, scales) / 4;
   template <class V>
   static void dot_groups_q8k(const V& w, const int8_t* a, const int32_t* s16, typename V::I* sumi,
