@@ -681,8 +681,9 @@ TEST(Matmul, ChoosesTheKernelOfTheMap) {
   }
   for (const char* type : {"q2_K", "q3_K", "q5_K", "q6_K", "iq4_xs"}) {
     const std::string t = type;
-    if (t == "q2_K" || t == "q6_K")
+    if (t == "q2_K" || t == "q6_K") {
       EXPECT_EQ(chosen(type, {}, i8, 1), t == "q2_K" ? "row int8" : "row fused decode") << type;
+    }
     for (size_t n : {2u, 3u, 4u})
       EXPECT_EQ(chosen(type, {}, i8, n), "byte-group prefill") << type << n;
   }

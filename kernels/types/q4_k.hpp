@@ -22,6 +22,8 @@ struct Q4_K {
   static constexpr std::string_view kName = "q4_K";
   static constexpr uint32_t kBlockElems = 256;
   static constexpr uint32_t kBlockBytes = 144;
+  // The group decode reads a block's words in order (matmul_group_decode.hpp's prefetch).
+  static constexpr bool kReadsWordsInOrder = true;
   static constexpr uint32_t kFileType = 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
   static constexpr bool kQuantized = true;
   static constexpr ActivationFormat kActivations = ActivationFormat::Q8K;
