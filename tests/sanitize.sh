@@ -68,6 +68,9 @@ run_tsan() {
   echo "=== TSan: multi-threaded tests"
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
   export OMP_NUM_THREADS=2
+  # Passive waiting, as ctest gives every test (../CMakeLists.txt): Session.Concurrent* runs
+  # several OpenMP teams at once, more threads than cores.
+  export OMP_WAIT_POLICY=passive
   # All of test_session: Concurrent*, LogitsAreBitIdentical* and every forward pass of the
   # reference cases with OpenMP teams.
   "$build/tests/test_session"

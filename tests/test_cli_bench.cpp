@@ -49,19 +49,20 @@ TEST_F(CliBench, DepthThatIsNotACountIsAUsageError) {
 
 TEST_F(CliBench, DepthPastTheContextIsRefusedBeforeMeasuring) {
   // stories260k's context is 512: 500 positions of depth and 16 prompt tokens do not fit.
-  const auto r = run("-d 500 -p 16 -n 4 -t 1 --json");
+  const auto r = run("-d 500 -p 16 -n 4 -t 1 --json --no-roofline");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("depth 500"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("516"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("context of 512"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
   // The same run fits a larger context.
-  const auto larger = run("-d 500 -p 16 -n 4 -t 1 --json --ctx-size 1024");
+  const auto larger = run("-d 500 -p 16 -n 4 -t 1 --json --ctx-size 1024 --no-roofline");
   EXPECT_EQ(larger.status, 0) << larger.err;
 }
 
 TEST_F(CliBench, JsonAndTextNameTheDepth) {
-  const auto r = run("-d 40 -p 8 -n 3 -t 1 --json");
+  // The roofline is measured by default (CliBench.RooflineIsMeasuredUnlessLeftOut): left out here.
+  const auto r = run("-d 40 -p 8 -n 3 -t 1 --json --no-roofline");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = test::parse_json(r.out);
   EXPECT_EQ(j.at("depth"), 40);
@@ -70,14 +71,50 @@ TEST_F(CliBench, JsonAndTextNameTheDepth) {
   EXPECT_GT(j.at("prefill_tok_s").get<double>(), 0.0);
   EXPECT_GT(j.at("decode_tok_s").get<double>(), 0.0);
 
-  const auto text = run("-d 40 -p 8 -n 3 -t 1");
+  const auto text = run("-d 40 -p 8 -n 3 -t 1 --no-roofline");
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("prefill  8 tokens at depth 40 in"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("decode   3 tokens at depth 40 in"), std::string::npos) << text.out;
 
-  const auto empty = run("-p 8 -n 3 -t 1 --json");
+  const auto empty = run("-p 8 -n 3 -t 1 --json --no-roofline");
   ASSERT_EQ(empty.status, 0) << empty.err;
   EXPECT_EQ(test::parse_json(empty.out).at("depth"), 0);
+}
+
+TEST_F(CliBench, RooflineIsMeasuredUnlessLeftOut) {
+  const char* machine_keys[] = {"read_bw_gb_s",      "fma_peak_gflop_s",   "int8_peak_gop_s",
+                                "peak_gop_s",        "flop_fraction",      "bw_fraction",
+                                "weights_read_gb_s", "weights_bw_fraction"};
+  const auto measured = run("-p 8 -n 3 -t 1 --json");
+  ASSERT_EQ(measured.status, 0) << measured.err;
+  const auto j = test::parse_json(measured.out);
+  for (const char* key : machine_keys) {
+    ASSERT_TRUE(j.at(key).is_number()) << key << "\n" << measured.out;
+    EXPECT_GT(j.at(key).get<double>(), 0.0) << key;
+  }
+  // The fractions are the speeds over the ceilings.
+  EXPECT_NEAR(j.at("bw_fraction").get<double>(),
+              j.at("decode_gb_s").get<double>() / j.at("read_bw_gb_s").get<double>(), 1e-9);
+  EXPECT_NEAR(j.at("flop_fraction").get<double>(),
+              j.at("prefill_gflop_s").get<double>() / j.at("peak_gop_s").get<double>(), 1e-9);
+
+  const auto left_out = run("-p 8 -n 3 -t 1 --json --no-roofline");
+  ASSERT_EQ(left_out.status, 0) << left_out.err;
+  const auto k = test::parse_json(left_out.out);
+  for (const char* key : machine_keys)
+    EXPECT_TRUE(k.at(key).is_null()) << key << "\n" << left_out.out;
+  EXPECT_GT(k.at("prefill_tok_s").get<double>(), 0.0);
+  EXPECT_GT(k.at("decode_gb_s").get<double>(), 0.0);
+
+  const auto text = run("-p 8 -n 3 -t 1 --no-roofline");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("not measured (--no-roofline)"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("% of"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("weights  "), std::string::npos) << text.out;
+
+  const auto sweep = run("--sweep --no-roofline -t 1");
+  EXPECT_EQ(sweep.status, 2) << sweep.err;
+  EXPECT_NE(sweep.err.find("--no-roofline"), std::string::npos) << sweep.err;
 }
 
 // --- --sweep ---------------------------------------------------------------------------------

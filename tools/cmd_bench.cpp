@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,13 +39,28 @@ std::vector<std::span<const std::byte>> weight_regions(const Model& m) {
   return regions;
 }
 
+// This machine's ceilings, measured before the model is mapped.
+struct Machine {
+  double read_bw_gb_s;
+  double fma_peak_gflop_s;
+  double int8_peak_gop_s;
+};
+
+// A fraction as JSON, or null where its denominator was not measured (--no-roofline).
+nlohmann::json fraction_or_null(double part, const std::optional<double>& whole) {
+  return whole ? nlohmann::json(part / *whole) : nlohmann::json();
+}
+nlohmann::json value_or_null(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
 }  // namespace
 
 int cmd_bench(const Args& args) {
   SessionArgs session_args;
   // depth -1: not given (--sweep refuses any -d, even -d 0).
   int64_t n_prompt = 512, n_decode = 128, depth = -1;
-  bool json = false, sweep = false;
+  bool json = false, sweep = false, no_roofline = false;
   std::string plot;
   ArgParser p(
       "bench",
@@ -54,7 +70,8 @@ int cmd_bench(const Args& args) {
       "Measures prefill speed (tok/s, GFLOP/s) on a prompt of random tokens, then decode\n"
       "speed (tok/s) from an empty cache (as llama-bench's tgN) and the bandwidth it implies\n"
       "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
-      "bandwidth, which it measures first. With -d N both are measured after N tokens\n"
+      "bandwidth, which it measures first (--no-roofline: speeds only). With -d N both are "
+      "measured after N tokens\n"
       "already in the cache (prefilled untimed before each), as llama-bench's -d.\n"
       "With --sweep, as ik_llama.cpp's llama-sweep-bench, one session walks the context in\n"
       "steps of -p tokens: at each depth N_KV = 0, STEP, 2 STEP, ... while N_KV + STEP + N\n"
@@ -69,6 +86,9 @@ int cmd_bench(const Args& args) {
   p.option("-d,--depth", &depth, "N",
            "tokens already in the cache when prefill and decode are timed (default 0)", 0, 1 << 24);
   p.flag("--json", &json, "print one JSON object instead of text");
+  p.flag("--no-roofline", &no_roofline,
+         "do not measure the machine (read bandwidth, FMA and int8 peaks, the weights' read\n"
+         "      speed): speeds only, the fractions of the roofline left out (null in --json)");
   p.flag("--sweep", &sweep, "prefill and decode speed at every step of depth up to the context");
   p.option("--plot", &plot, "FILE.png",
            "with --sweep: plot the speeds with gnuplot into FILE.png (FILE.gp and FILE.dat\n"
@@ -77,6 +97,8 @@ int cmd_bench(const Args& args) {
   if (sweep && depth >= 0)
     throw UsageError("--sweep times every depth of the context: -d cannot be given with it");
   if (!plot.empty() && !sweep) throw UsageError("--plot draws a --sweep: give --sweep with it");
+  if (no_roofline && sweep)
+    throw UsageError("--no-roofline is for a single run: --sweep measures the read bandwidth only");
   if (sweep) return run_bench_sweep({session_args, n_prompt, n_decode, json, plot});
   depth = std::max<int64_t>(depth, 0);
 
@@ -85,10 +107,12 @@ int cmd_bench(const Args& args) {
   // The machine first, before the model is mapped: the bandwidth test's buffer is gone by then,
   // so the peak RSS of the run is the model's.
   ProgressLine line;
-  line.update("measuring read bandwidth and FMA peak...", true);
-  const double read_bw = measure_read_bandwidth_gbs(threads);
-  const double fma_peak = measure_fma_peak_gflops(threads);
-  const double int8_peak = measure_int8_peak_gops(threads);
+  std::optional<Machine> machine;
+  if (!no_roofline) {
+    line.update("measuring read bandwidth and FMA peak...", true);
+    machine = Machine{measure_read_bandwidth_gbs(threads), measure_fma_peak_gflops(threads),
+                      measure_int8_peak_gops(threads)};
+  }
 
   auto model = session_args.load_model();
   Session session(model, options);
@@ -117,8 +141,11 @@ int cmd_bench(const Args& args) {
   warm_up(session, prompt[0], line);
 
   // The weights themselves, read as fast as this machine reads them where they are held.
-  line.update("reading the weights straight through...", true);
-  const double weights_read_bw = measure_region_read_gbs(weight_regions(*model), threads, 2);
+  std::optional<double> weights_read_bw;
+  if (machine) {
+    line.update("reading the weights straight through...", true);
+    weights_read_bw = measure_region_read_gbs(weight_regions(*model), threads, 2);
+  }
 
   fill_to_depth("prefill");
   line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
@@ -144,7 +171,13 @@ int cmd_bench(const Args& args) {
     if (tensor_type_info(w.type).quantized && !options.exact) int8_macs += macs;
   }
   const double int8_share = all_macs > 0 ? int8_macs / all_macs : 0.0;
-  const double peak = 1.0 / (int8_share / int8_peak + (1.0 - int8_share) / fma_peak);
+  std::optional<double> read_bw, fma_peak, int8_peak, peak;
+  if (machine) {
+    read_bw = machine->read_bw_gb_s;
+    fma_peak = machine->fma_peak_gflop_s;
+    int8_peak = machine->int8_peak_gop_s;
+    peak = 1.0 / (int8_share / *int8_peak + (1.0 - int8_share) / *fma_peak);
+  }
 
   if (json) {
     nlohmann::json j{{"model", session_args.model},
@@ -156,44 +189,47 @@ int cmd_bench(const Args& args) {
                      {"decode_tokens", n_decode},
                      {"prefill_tok_s", prefill_tok_s},
                      {"prefill_gflop_s", prefill_gflop_s},
-                     {"fma_peak_gflop_s", fma_peak},
-                     {"int8_peak_gop_s", int8_peak},
+                     {"fma_peak_gflop_s", value_or_null(fma_peak)},
+                     {"int8_peak_gop_s", value_or_null(int8_peak)},
                      {"int8_share", int8_share},
-                     {"peak_gop_s", peak},
-                     {"flop_fraction", prefill_gflop_s / peak},
+                     {"peak_gop_s", value_or_null(peak)},
+                     {"flop_fraction", fraction_or_null(prefill_gflop_s, peak)},
                      {"decode_tok_s", decode_tok_s},
                      {"decode_gb_s", decode_gb_s},
                      {"weight_bytes_per_token", bytes_per_token},
-                     {"read_bw_gb_s", read_bw},
-                     {"bw_fraction", decode_gb_s / read_bw},
-                     {"weights_read_gb_s", weights_read_bw},
-                     {"weights_bw_fraction", decode_gb_s / weights_read_bw}};
+                     {"read_bw_gb_s", value_or_null(read_bw)},
+                     {"bw_fraction", fraction_or_null(decode_gb_s, read_bw)},
+                     {"weights_read_gb_s", value_or_null(weights_read_bw)},
+                     {"weights_bw_fraction", fraction_or_null(decode_gb_s, weights_read_bw)}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   print_model_line(session_args.model, *model);
-  std::printf(
-      "machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s, int8 peak %.1f "
-      "GOP/s\n",
-      threads, read_bw, fma_peak, int8_peak);
+  if (machine)
+    std::printf(
+        "machine  %d threads: read bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s, int8 peak %.1f "
+        "GOP/s\n",
+        threads, *read_bw, *fma_peak, *int8_peak);
+  else
+    std::printf("machine  %d threads: not measured (--no-roofline)\n", threads);
   print_kernels_line(options.exact);
   // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
   const std::string at_depth = depth > 0 ? " at depth " + std::to_string(depth) : std::string();
-  std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s (%.0f%% of the %s peak)\n",
+  const char* peak_name = int8_share == 0 ? "FMA" : int8_share == 1 ? "int8" : "FMA/int8";
+  std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s",
               static_cast<long long>(n_prompt), at_depth.c_str(), prefill_s, prefill_tok_s,
-              prefill_gflop_s, int8_share == 0 ? "GFLOP/s" : "GOP/s",
-              100.0 * prefill_gflop_s / peak,
-              int8_share == 0   ? "FMA"
-              : int8_share == 1 ? "int8"
-                                : "FMA/int8");
-  std::printf(
-      "decode   %lld tokens%s in %.2f s: %.2f tok/s, %.1f GB/s (%.0f%% of read bandwidth)\n",
-      static_cast<long long>(n_decode), at_depth.c_str(), decode_s, decode_tok_s, decode_gb_s,
-      100.0 * decode_gb_s / read_bw);
-  std::printf(
-      "weights  summed straight through where they are held: %.1f GB/s; decode reaches %.0f%% "
-      "of that\n",
-      weights_read_bw, 100.0 * decode_gb_s / weights_read_bw);
+              prefill_gflop_s, int8_share == 0 ? "GFLOP/s" : "GOP/s");
+  if (peak) std::printf(" (%.0f%% of the %s peak)", 100.0 * prefill_gflop_s / *peak, peak_name);
+  std::printf("\ndecode   %lld tokens%s in %.2f s: %.2f tok/s, %.1f GB/s",
+              static_cast<long long>(n_decode), at_depth.c_str(), decode_s, decode_tok_s,
+              decode_gb_s);
+  if (read_bw) std::printf(" (%.0f%% of read bandwidth)", 100.0 * decode_gb_s / *read_bw);
+  std::printf("\n");
+  if (weights_read_bw)
+    std::printf(
+        "weights  summed straight through where they are held: %.1f GB/s; decode reaches %.0f%% "
+        "of that\n",
+        *weights_read_bw, 100.0 * decode_gb_s / *weights_read_bw);
   return 0;
 }
 
