@@ -494,6 +494,16 @@ uint64_t kv_bytes_f32(const ModelConfig& c, uint64_t positions) {
 
 // The KV cache of every slot is reserved at start, and stated; requests never add to it. A server
 // whose KV cache does not fit in its memory limit refuses to start, with the reason.
+// httplib stops only a server that is already listening: a Server destroyed right after it was
+// made (its listening thread not yet started) once listened for ever and hung its destructor.
+TEST(ServeStop, AServerStoppedAsSoonAsItIsMadeStops) {
+  for (int i = 0; i < 200; ++i) {
+    serve::ServerOptions o;
+    o.port = 0;
+    serve::Server server(o);
+  }
+}
+
 TEST_F(Serve, TheKvCacheIsReservedAtStartAndMustFitTheMemoryLimit) {
   SchedulerOptions s;
   s.session.context_length = 200;  // 224 positions stored

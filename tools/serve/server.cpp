@@ -204,7 +204,10 @@ Server::Server(ServerOptions options)
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (address in use, or not an address of this machine?)");
   h.widen_backlog();
-  listener_ = std::thread([this] { http_->listen_after_bind(); });
+  listener_ = std::thread([this] {
+    http_->listen_after_bind();
+    listener_returned_ = true;
+  });
 }
 
 Server::~Server() {
@@ -260,6 +263,10 @@ void Server::stop(milliseconds grace) {
   if (scheduler_) scheduler_->shutdown(grace);  // every job gets its last event
   // httplib stops writing streams once it stops: let them send their last event and [DONE].
   for (int i = 0; i < 200 && open_streams_ > 0; ++i) std::this_thread::sleep_for(milliseconds(10));
+  // httplib's stop() acts only on a server already listening: stopped before its thread got
+  // there, the server would then listen for ever and the join below never return (a server
+  // destroyed right after it was made hung a test so). Wait for the listening to begin (or fail).
+  while (!http_->is_running() && !listener_returned_) std::this_thread::sleep_for(milliseconds(1));
   http_->stop();
   if (listener_.joinable()) listener_.join();
   http_->close_connections();

@@ -105,6 +105,7 @@ class Server {
   std::unique_ptr<Http> http_;
   int port_ = 0;
   std::thread listener_;
+  std::atomic<bool> listener_returned_{false};  // listen_after_bind has returned
   std::shared_ptr<const Model> model_;
   std::string model_id_;
   ChatTemplate chat_template_ = ChatTemplate::MistralV1;
