@@ -287,36 +287,49 @@ void q8_scores(const std::byte* block, size_t head_dim, const void* const* q, fl
 
 // ---- the online softmax of one row over one block ----
 
-// Masks the scores outside [lo, hi), updates the row's running max and sum, turns the scores
-// into exp(score - max), and returns the factor that rescales what the row accumulated so far.
-// All in registers: a row's block is kNB batches.
-float block_softmax(float* s, size_t lo, size_t hi, AttentionPartial& part) {
-  Batch x[kNB];
-  for (size_t v = 0; v < kNB; ++v) x[v] = Batch::load_unaligned(s + v * kWidth);
-  if (lo != 0 || hi != kKVBlock) {
-    static_assert(kKVBlock == 32);
-    alignas(64) static constexpr float kIota[kKVBlock] = {
-        0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
-        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-    const Batch first(static_cast<float>(lo)), end(static_cast<float>(hi));
-    for (size_t v = 0; v < kNB; ++v) {
-      const Batch slot = Batch::load_aligned(kIota + v * kWidth);
-      x[v] = xsimd::select(slot >= first && slot < end, x[v], Batch(kNegInf));
+// The online softmax of rows over one block: row a's scores s[a] (kKVBlock floats) are masked
+// outside [lo[a], hi[a]), its running max and sum (part[a]) updated, its scores turned into
+// exp(score - max), and corr[a] set to the factor that rescales what it accumulated so far.
+// A row's block is kNB batches held in registers; the rescale factors of kWidth rows are one
+// exp_batch (each lane exp_scalar's value).
+void block_softmax(float* const* s, const size_t* lo, const size_t* hi,
+                   AttentionPartial* const* part, size_t n, float* corr) {
+  static_assert(kKVBlock == 32);
+  alignas(64) static constexpr float kIota[kKVBlock] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+                                                        11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                                        22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+  for (size_t a0 = 0; a0 < n; a0 += kWidth) {
+    const size_t m = std::min(kWidth, n - a0);
+    alignas(64) float old_max[kWidth], new_max[kWidth];
+    for (size_t t = 0; t < kWidth; ++t) old_max[t] = new_max[t] = 0.0f;
+    for (size_t t = 0; t < m; ++t) {
+      const size_t a = a0 + t;
+      Batch x[kNB];
+      for (size_t v = 0; v < kNB; ++v) x[v] = Batch::load_unaligned(s[a] + v * kWidth);
+      if (lo[a] != 0 || hi[a] != kKVBlock) {
+        const Batch first(static_cast<float>(lo[a])), end(static_cast<float>(hi[a]));
+        for (size_t v = 0; v < kNB; ++v) {
+          const Batch slot = Batch::load_aligned(kIota + v * kWidth);
+          x[v] = xsimd::select(slot >= first && slot < end, x[v], Batch(kNegInf));
+          x[v].store_unaligned(s[a] + v * kWidth);
+        }
+      }
+      old_max[t] = part[a]->max;
+      new_max[t] = MaxOp::f(part[a]->max, tree_batches<MaxOp>(x));
+    }
+    (exp_batch(Batch::load_aligned(old_max) - Batch::load_aligned(new_max))).store_aligned(old_max);
+    for (size_t t = 0; t < m; ++t) {
+      const size_t a = a0 + t;
+      corr[a] = old_max[t];
+      Batch e[kNB];
+      for (size_t v = 0; v < kNB; ++v) {
+        e[v] = exp_batch(Batch::load_unaligned(s[a] + v * kWidth) - Batch(new_max[t]));
+        e[v].store_unaligned(s[a] + v * kWidth);
+      }
+      part[a]->sum = madd(part[a]->sum, corr[a], tree_batches<AddOp>(e));
+      part[a]->max = new_max[t];
     }
   }
-  Batch m[kNB];
-  std::copy_n(x, kNB, m);
-  const float block_max = tree_batches<MaxOp>(m);
-  const float new_max = MaxOp::f(part.max, block_max);
-  const float corr = exp_scalar(part.max - new_max);
-  Batch e[kNB];
-  for (size_t v = 0; v < kNB; ++v) {
-    e[v] = exp_batch(x[v] - Batch(new_max));
-    e[v].store_unaligned(s + v * kWidth);
-  }
-  part.sum = madd(part.sum, corr, tree_batches<AddOp>(e));
-  part.max = new_max;
-  return corr;
 }
 
 // ---- o += p . V over slots [lo, hi) of a block, after o *= corr ----
@@ -506,9 +519,15 @@ void split_rows(const TypeTraits& type, size_t head_dim, float scale, const KVBl
       });
       k_ahead = Ahead();
     }
+    float* srow[kMaxRows];
+    AttentionPartial* prow[kMaxRows];
+    for (size_t a = 0; a < na; ++a) {
+      srow[a] = scratch + active[a] * kKVBlock;
+      prow[a] = &out[active[a]];
+    }
+    block_softmax(srow, lo, hi, prow, na, corr);
     size_t nf = 0;
     for (size_t a = 0; a < na; ++a) {
-      corr[a] = block_softmax(scratch + active[a] * kKVBlock, lo[a], hi[a], out[active[a]]);
       if (lo[a] == 0 && hi[a] == kKVBlock) {
         full[nf++] = a;
       } else {
