@@ -202,6 +202,9 @@ struct Q8Query {
 // of a loop over this block. The blocks of one KV head lie a whole ring row apart in the cache
 // (kernels/attention.hpp's callers store [block][head]), so the hardware prefetcher, which stops
 // at page boundaries, would start every block cold; a block ahead is ~1000 cycles of FMAs ahead.
+// Into L2 (prefetcht2), not L1: a block and the next one fill L1 (32 KiB at f32, head_dim 64), and
+// fetched into L1 they evicted the block being read (Zen 4, 1B q4_0 at depth 4096, decode: f32
+// cache 38.0 tok/s into L1, 45.2 into L2).
 class Ahead {
  public:
   Ahead() = default;
@@ -213,7 +216,7 @@ class Ahead {
     if (p_ == 0) return;
     const size_t end = std::min(bytes_, (i + 1) * per_step_);
     for (size_t off = i * per_step_; off < end; off += 64)
-      __builtin_prefetch(reinterpret_cast<const void*>(p_ + off), 0, 3);
+      __builtin_prefetch(reinterpret_cast<const void*>(p_ + off), 0, 1);
   }
 
  private:

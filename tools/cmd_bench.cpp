@@ -105,6 +105,9 @@ int cmd_bench(const Args& args) {
   depth = std::max<int64_t>(depth, 0);
 
   SessionOptions options = session_args.session_options();
+  // At depth the cache is allocated whole at start, as llama.cpp's is: a ring that grew while a
+  // run is timed (at a power-of-two depth, by the first decoded token) would time its copy.
+  if (depth > 0) options.reserve_kv_cache = true;
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   // The machine first, before the model is mapped: the bandwidth test's buffer is gone by then,
   // so the peak RSS of the run is the model's.
