@@ -113,39 +113,33 @@ inline Batch exp_batch(Batch x) {
 // (upper half of the lanes with the lower half). The max is max(a, b) = a > b ? a : b, what
 // vmaxps computes lane by lane (b when either is NaN, b for -0 and +0).
 
-struct AddOp {
-  static float f(float a, float b) { return a + b; }
+// kMax false: a + b; true: max(a, b). In scalar code, on 128 and 256-bit registers and on the
+// set's batch.
+template <bool kMax>
+struct TreeOp {
+  static float f(float a, float b) {
+    if constexpr (kMax) return a > b ? a : b;
+    return a + b;
+  }
 #if defined(__SSE2__)
   static __m128 f(__m128 a, __m128 b) {
+    if constexpr (kMax) return _mm_max_ps(a, b);
     return _mm_add_ps(a, b);
   }
 #endif
 #if defined(__AVX__)
   static __m256 f(__m256 a, __m256 b) {
+    if constexpr (kMax) return _mm256_max_ps(a, b);
     return _mm256_add_ps(a, b);
   }
 #endif
   static Batch f(Batch a, Batch b) {
+    if constexpr (kMax) return xsimd::select(a > b, a, b);
     return a + b;
   }
 };
-
-struct MaxOp {
-  static float f(float a, float b) { return a > b ? a : b; }
-#if defined(__SSE2__)
-  static __m128 f(__m128 a, __m128 b) {
-    return _mm_max_ps(a, b);
-  }
-#endif
-#if defined(__AVX__)
-  static __m256 f(__m256 a, __m256 b) {
-    return _mm256_max_ps(a, b);
-  }
-#endif
-  static Batch f(Batch a, Batch b) {
-    return xsimd::select(a > b, a, b);
-  }
-};
+using AddOp = TreeOp<false>;
+using MaxOp = TreeOp<true>;
 
 template <class Op>
 inline float tree_scalar(const float* s) {
