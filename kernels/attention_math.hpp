@@ -107,25 +107,101 @@ inline Batch exp_batch(Batch x) {
   return xsimd::select(low, Batch(0.0f), y * two_to_the(t));
 }
 
-// The sum of a block's kKVBlock values by halving: s[i] += s[i + h] for h = 16, 8, 4, 2, 1. The
-// same tree whatever the vector width: the batches of a block are first added pairwise (batch
-// i with batch i + half), then the lanes of the last batch.
-inline float tree_sum_scalar(const float* s) {
+// Sums and maxima over a block's kKVBlock values by halving: t[i] = op(t[i], t[i + h]) for
+// h = 16, 8, 4, 2, 1. The same tree whatever the vector width: the batches of a block are first
+// combined pairwise (batch i with batch i + half), then the lanes of the last batch, in registers
+// (upper half of the lanes with the lower half). The max is max(a, b) = a > b ? a : b, what
+// vmaxps computes lane by lane (b when either is NaN, b for -0 and +0).
+
+// kMax false: a + b; true: max(a, b). In scalar code, on 128 and 256-bit registers and on the
+// set's batch.
+template <bool kMax>
+struct TreeOp {
+  static float f(float a, float b) {
+    if constexpr (kMax) return a > b ? a : b;
+    return a + b;
+  }
+#if defined(__SSE2__)
+  static __m128 f(__m128 a, __m128 b) {
+    if constexpr (kMax) return _mm_max_ps(a, b);
+    return _mm_add_ps(a, b);
+  }
+#endif
+#if defined(__AVX__)
+  static __m256 f(__m256 a, __m256 b) {
+    if constexpr (kMax) return _mm256_max_ps(a, b);
+    return _mm256_add_ps(a, b);
+  }
+#endif
+  static Batch f(Batch a, Batch b) {
+    if constexpr (kMax) return xsimd::select(a > b, a, b);
+    return a + b;
+  }
+};
+using AddOp = TreeOp<false>;
+using MaxOp = TreeOp<true>;
+
+template <class Op>
+inline float tree_scalar(const float* s) {
   float t[kKVBlock];
   std::memcpy(t, s, sizeof t);
   for (size_t h = kKVBlock / 2; h >= 1; h /= 2)
-    for (size_t i = 0; i < h; ++i) t[i] = t[i] + t[i + h];
+    for (size_t i = 0; i < h; ++i) t[i] = Op::f(t[i], t[i + h]);
   return t[0];
 }
 
-inline float tree_sum_batches(Batch* b) {
-  for (size_t h = kBlockBatches / 2; h >= 1; h /= 2)
-    for (size_t i = 0; i < h; ++i) b[i] = b[i] + b[i + h];
+inline float tree_sum_scalar(const float* s) {
+  return tree_scalar<AddOp>(s);
+}
+inline float tree_max_scalar(const float* s) {
+  return tree_scalar<MaxOp>(s);
+}
+
+#if defined(__SSE2__)
+template <class Op>
+inline float lanes_tree_128(__m128 x) {
+  x = Op::f(x, _mm_movehl_ps(x, x));                            // lanes 0, 1 with 2, 3
+  x = Op::f(x, _mm_shuffle_ps(x, x, _MM_SHUFFLE(1, 1, 1, 1)));  // lane 0 with 1
+  return _mm_cvtss_f32(x);
+}
+#endif
+#if defined(__AVX__)
+template <class Op>
+inline float lanes_tree_256(__m256 x) {
+  return lanes_tree_128<Op>(Op::f(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1)));
+}
+#endif
+
+// The lanes of one batch.
+template <class Op>
+inline float lanes_tree(Batch b) {
+#if defined(BRISE_AVX512)
+  static_assert(kWidth == 16);
+  // The masked (zeroing) extracts: GCC 12 warns about the undefined register of the plain ones.
+  const __m512 x = b;
+  return lanes_tree_256<Op>(
+      Op::f(_mm512_maskz_extractf32x8_ps(0xFF, x, 0), _mm512_maskz_extractf32x8_ps(0xFF, x, 1)));
+#elif defined(__AVX__)
+  static_assert(kWidth == 8);
+  return lanes_tree_256<Op>(b);
+#elif defined(__SSE2__)
+  static_assert(kWidth == 4);
+  return lanes_tree_128<Op>(b);
+#else
   alignas(64) float t[kWidth];
-  b[0].store_aligned(t);
+  b.store_aligned(t);
   for (size_t h = kWidth / 2; h >= 1; h /= 2)
-    for (size_t i = 0; i < h; ++i) t[i] = t[i] + t[i + h];
+    for (size_t i = 0; i < h; ++i) t[i] = Op::f(t[i], t[i + h]);
   return t[0];
+#endif
+}
+
+// The block's kBlockBatches batches (b is overwritten).
+template <class Op>
+inline float tree_batches(Batch* b) {
+  for (size_t h = kBlockBatches / 2; h >= 1; h /= 2)
+    for (size_t i = 0; i < h; ++i) b[i] = Op::f(b[i], b[i + h]);
+  return lanes_tree<Op>(b[0]);
 }
 
 }  // namespace brise::kernels::BRISE_ISA::attention_math

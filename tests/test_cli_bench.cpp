@@ -79,6 +79,21 @@ TEST_F(CliBench, JsonAndTextNameTheDepth) {
   const auto empty = run("-p 8 -n 3 -t 1 --json --no-roofline");
   ASSERT_EQ(empty.status, 0) << empty.err;
   EXPECT_EQ(test::parse_json(empty.out).at("depth"), 0);
+
+  // -p 0 times decode only: no prefill figure, in JSON or text.
+  const auto decode_only = run("-d 40 -p 0 -n 3 -t 1 --json --no-roofline");
+  ASSERT_EQ(decode_only.status, 0) << decode_only.err;
+  const auto d = test::parse_json(decode_only.out);
+  EXPECT_EQ(d.at("prompt_tokens"), 0);
+  EXPECT_TRUE(d.at("prefill_tok_s").is_null()) << decode_only.out;
+  EXPECT_TRUE(d.at("flop_fraction").is_null()) << decode_only.out;
+  EXPECT_GT(d.at("decode_tok_s").get<double>(), 0.0);
+  const auto decode_text = run("-d 40 -p 0 -n 3 -t 1 --no-roofline");
+  ASSERT_EQ(decode_text.status, 0) << decode_text.err;
+  EXPECT_NE(decode_text.out.find("prefill  not timed (-p 0)"), std::string::npos)
+      << decode_text.out;
+  EXPECT_NE(decode_text.out.find("decode   3 tokens at depth 40 in"), std::string::npos)
+      << decode_text.out;
 }
 
 TEST_F(CliBench, RooflineIsMeasuredUnlessLeftOut) {

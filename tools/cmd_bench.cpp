@@ -72,7 +72,8 @@ int cmd_bench(const Args& args) {
       "(bytes of weights read per token x tok/s) as a fraction of this machine's read\n"
       "bandwidth, which it measures first (--no-roofline: speeds only). With -d N both are "
       "measured after N tokens\n"
-      "already in the cache (prefilled untimed before each), as llama-bench's -d.\n"
+      "already in the cache (prefilled untimed before each), as llama-bench's -d; -p 0\n"
+      "times decode only (one fill of the cache where -d is deep).\n"
       "With --sweep, as ik_llama.cpp's llama-sweep-bench, one session walks the context in\n"
       "steps of -p tokens: at each depth N_KV = 0, STEP, 2 STEP, ... while N_KV + STEP + N\n"
       "<= C it times decoding N tokens (then forgotten) and prefilling the next STEP tokens,\n"
@@ -80,7 +81,7 @@ int cmd_bench(const Args& args) {
       "with gnuplot (FILE.png, beside it FILE.gp and FILE.dat).");
   session_args.add_to(p);
   p.option("-p,--prompt-tokens", &n_prompt, "N",
-           "prompt tokens to prefill; with --sweep the step (default 512)", 1, 1 << 20);
+           "prompt tokens to prefill, 0 for none; with --sweep the step (default 512)", 0, 1 << 20);
   p.option("-n,--decode-tokens", &n_decode, "N",
            "tokens to decode; with --sweep at each step (default 128)", 1, 1 << 20);
   p.option("-d,--depth", &depth, "N",
@@ -99,10 +100,14 @@ int cmd_bench(const Args& args) {
   if (!plot.empty() && !sweep) throw UsageError("--plot draws a --sweep: give --sweep with it");
   if (no_roofline && sweep)
     throw UsageError("--no-roofline is for a single run: --sweep measures the read bandwidth only");
+  if (sweep && n_prompt == 0) throw UsageError("--sweep steps by -p tokens: -p must be at least 1");
   if (sweep) return run_bench_sweep({session_args, n_prompt, n_decode, json, plot});
   depth = std::max<int64_t>(depth, 0);
 
   SessionOptions options = session_args.session_options();
+  // At depth the cache is allocated whole at start, as llama.cpp's is: a ring that grew while a
+  // run is timed (at a power-of-two depth, by the first decoded token) would time its copy.
+  if (depth > 0) options.reserve_kv_cache = true;
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   // The machine first, before the model is mapped: the bandwidth test's buffer is gone by then,
   // so the peak RSS of the run is the model's.
@@ -138,7 +143,7 @@ int cmd_bench(const Args& args) {
     session.prefill(context);
   };
 
-  warm_up(session, prompt[0], line);
+  warm_up(session, n_prompt > 0 ? prompt[0] : tokens.next(), line);
 
   // The weights themselves, read as fast as this machine reads them where they are held.
   std::optional<double> weights_read_bw;
@@ -147,9 +152,13 @@ int cmd_bench(const Args& args) {
     weights_read_bw = measure_region_read_gbs(weight_regions(*model), threads, 2);
   }
 
-  fill_to_depth("prefill");
-  line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
-  const double prefill_s = time_prefill(session, prompt);
+  // -p 0: no prefill timed, and so no fill of the cache for it.
+  double prefill_s = 0;
+  if (n_prompt > 0) {
+    fill_to_depth("prefill");
+    line.update("prefill of " + std::to_string(n_prompt) + " tokens...", true);
+    prefill_s = time_prefill(session, prompt);
+  }
 
   // Decode from the depth (an empty cache by default), as llama-bench's tgN does: the same work
   // as the peer's figure (after the prompt, attention over its positions would add to every token).
@@ -157,7 +166,8 @@ int cmd_bench(const Args& args) {
   const double decode_s = time_decode(session, n_decode, tokens, line);
   line.finish();
 
-  const double prefill_tok_s = n_prompt / prefill_s;
+  const bool timed_prefill = n_prompt > 0;
+  const double prefill_tok_s = timed_prefill ? n_prompt / prefill_s : 0.0;
   const double decode_tok_s = n_decode / decode_s;
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
   const double decode_gb_s = decode_bandwidth_gb_s(*model, decode_tok_s);
@@ -187,13 +197,14 @@ int cmd_bench(const Args& args) {
                      {"depth", depth},
                      {"prompt_tokens", n_prompt},
                      {"decode_tokens", n_decode},
-                     {"prefill_tok_s", prefill_tok_s},
-                     {"prefill_gflop_s", prefill_gflop_s},
+                     {"prefill_tok_s", timed_prefill ? nlohmann::json(prefill_tok_s) : nullptr},
+                     {"prefill_gflop_s", timed_prefill ? nlohmann::json(prefill_gflop_s) : nullptr},
                      {"fma_peak_gflop_s", value_or_null(fma_peak)},
                      {"int8_peak_gop_s", value_or_null(int8_peak)},
                      {"int8_share", int8_share},
                      {"peak_gop_s", value_or_null(peak)},
-                     {"flop_fraction", fraction_or_null(prefill_gflop_s, peak)},
+                     {"flop_fraction", timed_prefill ? fraction_or_null(prefill_gflop_s, peak)
+                                                     : nlohmann::json(nullptr)},
                      {"decode_tok_s", decode_tok_s},
                      {"decode_gb_s", decode_gb_s},
                      {"weight_bytes_per_token", bytes_per_token},
@@ -216,10 +227,14 @@ int cmd_bench(const Args& args) {
   // A multiply-add is 2 operations whether it is a float FMA or an int8 product.
   const std::string at_depth = depth > 0 ? " at depth " + std::to_string(depth) : std::string();
   const char* peak_name = int8_share == 0 ? "FMA" : int8_share == 1 ? "int8" : "FMA/int8";
-  std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s",
-              static_cast<long long>(n_prompt), at_depth.c_str(), prefill_s, prefill_tok_s,
-              prefill_gflop_s, int8_share == 0 ? "GFLOP/s" : "GOP/s");
-  if (peak) std::printf(" (%.0f%% of the %s peak)", 100.0 * prefill_gflop_s / *peak, peak_name);
+  if (timed_prefill) {
+    std::printf("prefill  %lld tokens%s in %.2f s: %.2f tok/s, %.1f %s",
+                static_cast<long long>(n_prompt), at_depth.c_str(), prefill_s, prefill_tok_s,
+                prefill_gflop_s, int8_share == 0 ? "GFLOP/s" : "GOP/s");
+    if (peak) std::printf(" (%.0f%% of the %s peak)", 100.0 * prefill_gflop_s / *peak, peak_name);
+  } else {
+    std::printf("prefill  not timed (-p 0)");
+  }
   std::printf("\ndecode   %lld tokens%s in %.2f s: %.2f tok/s, %.1f GB/s",
               static_cast<long long>(n_decode), at_depth.c_str(), decode_s, decode_tok_s,
               decode_gb_s);
