@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bench/support/roofline_counters.hpp"
+#include "engine/runtime/huge_pages.hpp"
 #include "engine/runtime/parallel_ops.hpp"
 #include "kernels/kernel_set.hpp"
 #include "kernels/matmul.hpp"
@@ -68,8 +69,11 @@ struct FreeDeleter {
 };
 using Buffer = std::unique_ptr<uint8_t, FreeDeleter>;
 
+// On 2 MiB pages from 2 MiB on, as the engine holds its matrices (engine/runtime/huge_pages.hpp):
+// on 4 KiB pages a hardware prefetcher stops at every page, and the figures of a codec that reads
+// its block out of order would understate the engine.
 Buffer allocate(size_t bytes) {
-  return Buffer(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  return Buffer(static_cast<uint8_t*>(brise::allocate_on_huge_pages(bytes)));
 }
 
 // `copies` copies of one random weight matrix, as the forward pass holds it (packed, but for the

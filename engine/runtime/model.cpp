@@ -2,8 +2,6 @@
 
 #include <omp.h>
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +12,7 @@
 #include "brise/error.hpp"
 #include "brise/gguf.hpp"
 #include "engine/gguf/tensor_encoding.hpp"
+#include "engine/runtime/huge_pages.hpp"
 #include "engine/runtime/model_weights.hpp"
 #include "kernels/kernel_set.hpp"
 
@@ -59,18 +58,10 @@ const float* norm(const gguf::File& file, const std::string& name, uint32_t dim,
   return reinterpret_cast<const float*>(t.data);
 }
 
-// Memory for a matrix's copy: decode streams every byte of it once per token, and on 2 MiB pages
-// (where the kernel grants them) the stream crosses 512 times fewer pages than on the mapping's
-// 4 KiB ones, so fewer TLB misses stall the prefetches.
+// Memory for a matrix's copy, on 2 MiB pages (huge_pages.hpp).
 std::byte* matrix_memory(size_t bytes, ModelWeights& weights) {
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t align = bytes >= kHugePage ? kHugePage : 64;
-  const size_t size = (bytes + align - 1) / align * align;
-  void* dst = std::aligned_alloc(align, size);
+  void* dst = allocate_on_huge_pages(bytes);
   if (!dst) throw Error("out of memory copying a " + std::to_string(bytes) + "-byte matrix");
-#ifdef MADV_HUGEPAGE
-  if (align == kHugePage) ::madvise(dst, size, MADV_HUGEPAGE);  // a hint; no error if refused
-#endif
   weights.packed.emplace_back(static_cast<std::byte*>(dst));
   return static_cast<std::byte*>(dst);
 }
