@@ -13,11 +13,22 @@ namespace brise {
 
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
-// std::aligned_alloc of at least `bytes` (free it with std::free), aligned to a 2 MiB page and
-// advised onto such pages from 2 MiB on, to 64 bytes below; nullptr when out of memory.
+// The alignment of allocate_on_huge_pages(bytes): a 2 MiB page from 2 MiB on, 64 bytes below.
+inline size_t huge_page_alignment(size_t bytes) {
+  return bytes >= kHugePageBytes ? kHugePageBytes : 64;
+}
+// The bytes allocate_on_huge_pages(bytes) allocates: `bytes` rounded up to its alignment.
+inline size_t huge_page_allocation_bytes(size_t bytes) {
+  const size_t align = huge_page_alignment(bytes);
+  return (bytes + align - 1) / align * align;
+}
+
+// std::aligned_alloc of huge_page_allocation_bytes(bytes) (free it with std::free), aligned to a
+// 2 MiB page and advised onto such pages from 2 MiB on, to 64 bytes below; nullptr when out of
+// memory.
 inline void* allocate_on_huge_pages(size_t bytes) {
-  const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : 64;
-  const size_t size = (bytes + align - 1) / align * align;
+  const size_t align = huge_page_alignment(bytes);
+  const size_t size = huge_page_allocation_bytes(bytes);
   void* p = std::aligned_alloc(align, size);
 #ifdef MADV_HUGEPAGE
   if (p && align == kHugePageBytes)

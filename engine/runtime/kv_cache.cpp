@@ -1,13 +1,12 @@
 #include "engine/runtime/kv_cache.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "engine/gguf/tensor_encoding.hpp"
+#include "engine/runtime/huge_pages.hpp"
 
 namespace brise {
 
@@ -19,15 +18,10 @@ void BlockBuffer::grow(size_t bytes) {
   if (bytes <= size_) return;
   // Decode at depth reads every block of the ring once per token: on 2 MiB pages (where the
   // kernel grants them) it crosses 512 times fewer pages than on 4 KiB ones, and so walks the
-  // page tables that much less often (the matrices' reason too, engine/runtime/model.cpp).
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t align = bytes >= kHugePage ? kHugePage : 64;
-  const size_t rounded = (bytes + align - 1) / align * align;
-  auto* p = static_cast<std::byte*>(std::aligned_alloc(align, rounded));
+  // page tables that much less often (the matrices' reason too, huge_pages.hpp).
+  const size_t rounded = huge_page_allocation_bytes(bytes);
+  auto* p = static_cast<std::byte*>(allocate_on_huge_pages(bytes));
   if (!p) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);  // a hint; no error if refused
-#endif
   if (size_) std::memcpy(p, data_.get(), size_);
   std::memset(p + size_, 0, rounded - size_);
   data_.reset(p);
