@@ -34,7 +34,8 @@ int cmd_perplexity(const Args& args) {
   p.option("--save-logits", &save_logits, "FILE",
            "write every scored position's log-probabilities (the base of a KL divergence)");
   p.option("--kl-divergence-base", &kl_base, "FILE",
-           "compare with a base model's log-probabilities from --save-logits");
+           "compare with a base model's log-probabilities from --save-logits (or from\n"
+           "      llama-perplexity --kl-divergence-base FILE without --kl-divergence)");
   p.flag("--json", &json,
          "print one JSON object: ppl, ppl_err, chunks, tokens (and kld_mean, kld_err, "
          "kld_median,\n      kld_p99, kld_max, top1_agreement, ppl_ratio with a base)");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "brise/error.hpp"
@@ -12,10 +13,19 @@
 namespace brise {
 namespace {
 
-// The base file: "BRISEKL1", then u32 context, vocab, chunks, first; then per chunk its
+// brise's base file: "BRISEKL1", then u32 context, vocab, chunks, first; then per chunk its
 // `context` token ids (i32, BOS first) and (context - 1 - first) rows of `vocab` f32
 // log-probabilities, little-endian.
 constexpr char kMagic[8] = {'B', 'R', 'I', 'S', 'E', 'K', 'L', '1'};
+// llama-perplexity's base file (--kl-divergence-base F without --kl-divergence): "_logits_", i32
+// n_ctx, n_vocab, n_chunk, the n_chunk x n_ctx token ids of the text (the first of each chunk as
+// the text has it, not BOS), then per chunk (n_ctx - 1 - n_ctx/2) rows of nv = 2*((n_vocab+1)/2)
+// + 4 u16: two f32 (scale, min_log_prob) and n_vocab codes q, log-prob = scale*q + min_log_prob
+// (16-bit: each value is rounded to ~1/65535 of the row's range, up to 16 nats).
+constexpr char kLlamaMagic[8] = {'_', 'l', 'o', 'g', 'i', 't', 's', '_'};
+// llama.cpp leaves base log-probabilities at or below -16 out of the KL divergence's sum; brise
+// does the same on its files so that both engines are measured alike against them.
+constexpr float kLlamaLogProbFloor = -16.f;
 
 struct BaseHeader {
   uint32_t context, vocab, chunks, first;
@@ -26,41 +36,132 @@ std::span<const std::byte> bytes_of(const T* p, size_t n) {
   return {reinterpret_cast<const std::byte*>(p), n * sizeof(T)};
 }
 
+// Reads either file chunk by chunk; a file that does not match this run (context, vocabulary,
+// too few chunks, other tokens) or is truncated or malformed is a brise::Error.
 class BaseReader {
  public:
   BaseReader(const std::filesystem::path& path, const BaseHeader& expected) : path_(path) {
     in_.open(path, std::ios::binary);
     if (!in_) throw Error("cannot open the KL divergence base file " + path.string());
     char magic[8];
-    BaseHeader h{};
-    if (!in_.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0)
-      throw Error(path.string() + " is not a brise log-probability file (made by --save-logits)");
-    read(&h, 1);
+    if (!in_.read(magic, 8)) throw not_a_base_file();
+    if (std::memcmp(magic, kMagic, 8) == 0) {
+      read(&header_, 1);
+    } else if (std::memcmp(magic, kLlamaMagic, 8) == 0) {
+      llama_ = true;
+      read_llama_header();
+    } else {
+      throw not_a_base_file();
+    }
     const auto mismatch = [&](const char* what, uint32_t got, uint32_t want) {
       return Error(path.string() + ": its " + what + " is " + std::to_string(got) +
                    ", this run's " + std::to_string(want) +
                    " (the base must be made with the same text, context "
                    "and tokenizer)");
     };
+    const BaseHeader& h = header_;
     if (h.context != expected.context) throw mismatch("context", h.context, expected.context);
     if (h.vocab != expected.vocab) throw mismatch("vocabulary", h.vocab, expected.vocab);
     if (h.chunks < expected.chunks) throw mismatch("chunk count", h.chunks, expected.chunks);
     if (h.first != expected.first) throw mismatch("first scored position", h.first, expected.first);
-    header_ = h;
+    if (llama_) check_llama_size();
   }
 
-  // The next chunk: its tokens must equal `tokens`; fills `logp` [scored][vocab].
-  void next_chunk(std::span<const int32_t> tokens, std::vector<float>& logp, uint32_t chunk) {
-    std::vector<int32_t> ids(header_.context);
-    read(ids.data(), ids.size());
-    if (!std::equal(ids.begin(), ids.end(), tokens.begin()))
+  // Below this a base log-probability adds nothing to the KL divergence (llama.cpp's rule on
+  // its own files; brise's f32 files count every entry).
+  float log_prob_floor() const {
+    return llama_ ? kLlamaLogProbFloor : -std::numeric_limits<float>::infinity();
+  }
+
+  // The next chunk: `text` is the chunk as the text has it, `fed` with BOS first; the file's
+  // tokens must equal them. Fills `logp` [scored][vocab].
+  void next_chunk(std::span<const int32_t> text, std::span<const int32_t> fed,
+                  std::vector<float>& logp, uint32_t chunk) {
+    const auto want = llama_ ? text : fed;
+    bool same = true;
+    if (llama_) {
+      same =
+          std::equal(want.begin(), want.end(), llama_tokens_.begin() + size_t{chunk} * want.size());
+    } else {
+      std::vector<int32_t> ids(header_.context);
+      read(ids.data(), ids.size());
+      same = std::equal(ids.begin(), ids.end(), want.begin());
+    }
+    if (!same)
       throw Error(path_.string() + ": chunk " + std::to_string(chunk) +
                   " holds other tokens than this run's (another text or tokenizer)");
-    logp.resize(size_t{header_.context - 1 - header_.first} * header_.vocab);
-    read(logp.data(), logp.size());
+    const size_t rows = header_.context - 1 - header_.first;
+    logp.resize(rows * header_.vocab);
+    if (llama_) {
+      read_llama_rows(logp, rows, chunk);
+    } else {
+      read(logp.data(), logp.size());
+    }
   }
 
  private:
+  Error not_a_base_file() const {
+    return Error(path_.string() +
+                 " is not a brise log-probability file (made by --save-logits) nor "
+                 "llama-perplexity's (made by --kl-divergence-base without --kl-divergence)");
+  }
+
+  void read_llama_header() {
+    int32_t n[3];  // n_ctx, n_vocab, n_chunk
+    read(n, 3);
+    for (int i = 0; i < 3; ++i)
+      if (n[i] <= 0)
+        throw Error(path_.string() + ": llama-perplexity header holds a non-positive " +
+                    (i == 0   ? "context"
+                     : i == 1 ? "vocabulary size"
+                              : "chunk count") +
+                    " (" + std::to_string(n[i]) + ")");
+    header_ = {static_cast<uint32_t>(n[0]), static_cast<uint32_t>(n[1]),
+               static_cast<uint32_t>(n[2]), static_cast<uint32_t>(n[0]) / 2};
+  }
+
+  // Called once the header matches the run (so the sizes are the run's, not the file's whim):
+  // the file must hold exactly what its header announces, then its tokens are read.
+  void check_llama_size() {
+    const uint64_t ctx = header_.context, chunks = header_.chunks;
+    row_codes_ = 2 * ((uint64_t{header_.vocab} + 1) / 2) + 4;
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path_, ec);
+    if (ec) throw Error("cannot read the size of " + path_.string());
+    // A chunk count beyond what the file could hold is caught before it can overflow `want`.
+    const uint64_t chunk_bytes = ctx * 4 + (ctx - 1 - header_.first) * row_codes_ * 2;
+    const uint64_t want =
+        chunks <= size / chunk_bytes ? 8 + 12 + chunks * chunk_bytes : ~uint64_t{0};
+    if (size < want)
+      throw Error(path_.string() + " is truncated: its header announces " + std::to_string(chunks) +
+                  " chunks of " + std::to_string(ctx) + " tokens, more than its " +
+                  std::to_string(size) + " bytes hold");
+    if (size > want)
+      throw Error(path_.string() + " holds " + std::to_string(size - want) +
+                  " bytes more than its header announces (not a llama-perplexity base file)");
+    llama_tokens_.resize(chunks * ctx);
+    read(llama_tokens_.data(), llama_tokens_.size());
+  }
+
+  void read_llama_rows(std::vector<float>& logp, size_t rows, uint32_t chunk) {
+    codes_.resize(rows * row_codes_);
+    read(codes_.data(), codes_.size());
+    const size_t vocab = header_.vocab;
+    for (size_t r = 0; r < rows; ++r) {
+      const uint16_t* row = &codes_[r * row_codes_];
+      float scale, min_log_prob;
+      std::memcpy(&scale, row, 4);
+      std::memcpy(&min_log_prob, row + 2, 4);
+      if (!std::isfinite(scale) || !std::isfinite(min_log_prob) || scale < 0)
+        throw Error(path_.string() + ": chunk " + std::to_string(chunk) + " row " +
+                    std::to_string(r) + " holds a malformed scale or minimum (" +
+                    std::to_string(scale) + ", " + std::to_string(min_log_prob) + ")");
+      float* out = &logp[r * vocab];
+      for (size_t v = 0; v < vocab; ++v)
+        out[v] = scale * static_cast<float>(row[4 + v]) + min_log_prob;
+    }
+  }
+
   template <class T>
   void read(T* p, size_t n) {
     if (!in_.read(reinterpret_cast<char*>(p), static_cast<std::streamsize>(n * sizeof(T))))
@@ -69,6 +170,10 @@ class BaseReader {
   std::filesystem::path path_;
   std::ifstream in_;
   BaseHeader header_{};
+  bool llama_ = false;
+  uint64_t row_codes_ = 0;
+  std::vector<int32_t> llama_tokens_;
+  std::vector<uint16_t> codes_;
 };
 
 // log-softmax of one row in double: logp[v] = l[v] - max - log(sum exp(l - max)).
@@ -83,12 +188,15 @@ double log_sum_exp(const float* logits, size_t vocab, float& max_out, size_t& ar
   return std::log(sum);
 }
 
+// Interpolated between the two nearest ranks, as llama-perplexity does (its median is the mean
+// of the two middle values of an even count), so both engines' figures are read alike.
 double percentile(std::vector<float> v, double q) {
   if (v.empty()) return 0;
-  const size_t k =
-      std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5));
-  std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(k), v.end());
-  return v[k];
+  std::sort(v.begin(), v.end());
+  const double at = q * static_cast<double>(v.size() - 1);
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(at));
+  const double frac = at - static_cast<double>(k);
+  return (1 - frac) * v[k] + frac * v[std::min(k + 1, v.size() - 1)];
 }
 
 }  // namespace
@@ -121,6 +229,7 @@ PerplexityResult perplexity(const std::shared_ptr<const Model>& model,
   }
   std::optional<BaseReader> base;
   if (options.kl_base) base.emplace(*options.kl_base, header);
+  const float floor = base ? base->log_prob_floor() : 0.f;
 
   double nll = 0, nll2 = 0, base_nll = 0, kld_sum = 0, kld_sum2 = 0;
   uint64_t count = 0, same_top = 0;
@@ -129,7 +238,7 @@ PerplexityResult perplexity(const std::shared_ptr<const Model>& model,
   for (uint32_t c = 0; c < n_chunks; ++c) {
     std::copy_n(tokens.begin() + size_t{c} * ctx, ctx, chunk.begin());
     chunk[0] = bos;
-    if (base) base->next_chunk(chunk, base_logp, c);
+    if (base) base->next_chunk(tokens.subspan(size_t{c} * ctx, ctx), chunk, base_logp, c);
     if (save) save->write(bytes_of(chunk.data(), chunk.size()));
     session.reset();
     session.prefill_all_logits(chunk, [&](size_t j, std::span<const float> logits) {
@@ -153,6 +262,7 @@ PerplexityResult perplexity(const std::shared_ptr<const Model>& model,
         size_t base_top = 0;
         for (size_t k = 0; k < vocab; ++k) {
           if (b[k] > b[base_top]) base_top = k;
+          if (!(b[k] > floor)) continue;
           const double lp = static_cast<double>(logits[k]) - mx - lse;
           kld += std::exp(static_cast<double>(b[k])) * (static_cast<double>(b[k]) - lp);
         }

@@ -29,8 +29,11 @@ struct PerplexityOptions {
   // written here, with the chunks' tokens, for a later run's KL divergence. Written to a
   // temporary file renamed at the end.
   std::optional<std::filesystem::path> save_base;
-  // --kl-divergence-base: a file written by save_base on the same text, tokenizer and context;
-  // read chunk by chunk, so a long text never needs its logits in memory.
+  // --kl-divergence-base: a file written by save_base on the same text, tokenizer and context,
+  // or llama-perplexity's base file (`--kl-divergence-base F` without --kl-divergence: 16-bit
+  // log-probabilities, told apart by its header; with it the KL divergence leaves out base
+  // log-probabilities <= -16 as llama.cpp does); read chunk by chunk, so a long text never needs
+  // its logits in memory.
   std::optional<std::filesystem::path> kl_base;
 };
 
