@@ -23,8 +23,9 @@ constexpr char kMagic[8] = {'B', 'R', 'I', 'S', 'E', 'K', 'L', '1'};
 // + 4 u16: two f32 (scale, min_log_prob) and n_vocab codes q, log-prob = scale*q + min_log_prob
 // (16-bit: each value is rounded to ~1/65535 of the row's range, up to 16 nats).
 constexpr char kLlamaMagic[8] = {'_', 'l', 'o', 'g', 'i', 't', 's', '_'};
-// llama.cpp leaves base log-probabilities at or below -16 out of the KL divergence's sum; brise
-// does the same on its files so that both engines are measured alike against them.
+// llama.cpp leaves base log-probabilities at or below -16 out of the KL divergence's sum on its
+// files; brise applies the same rule when it reads one, so that both engines are measured alike
+// against it (on brise's own f32 files every entry counts).
 constexpr float kLlamaLogProbFloor = -16.f;
 
 struct BaseHeader {
